@@ -1,0 +1,16 @@
+//! The Alpine apk formats, byte for byte.
+//!
+//! See `shared/docs/apk-format.md` for the formats themselves. This crate owns every byte
+//! of an apk v2 package, an `APKINDEX.tar.gz` and an installed database, plus apk's
+//! version ordering, dependency atoms and the one path-safety primitive every extraction
+//! goes through. It never prints: progress goes through callers.
+#![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
+
+pub mod checksum;
+pub mod gzip;
+pub mod keys;
+pub mod package;
+pub mod pkginfo;
+pub mod sign;
+pub mod signed;
+pub mod tar;

@@ -1,0 +1,5 @@
+//! Integration tests of the `apk` library against the reference fixtures made by the real
+//! apk-tools 2.14 and abuild 3.17.
+
+mod fixtures;
+mod package;
