@@ -64,6 +64,44 @@ pub fn compress(data: &[u8], level: u32) -> Vec<u8> {
     w.finish().expect("write to Vec")
 }
 
+/// One gzip member of a multi-member file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Offset of the member's first byte in the input.
+    pub offset: usize,
+    /// Compressed length, header and trailer included.
+    pub len: usize,
+    /// Decompressed content.
+    pub data: Vec<u8>,
+}
+
+/// Splits concatenated gzip members, inflating each, with at most `max_out` bytes of
+/// output in total (a decompression bomb stops there with `InvalidData`).
+pub fn inflate_members(input: &[u8], max_out: u64) -> io::Result<Vec<Member>> {
+    use std::io::Read as _;
+    let mut members = Vec::new();
+    let mut rest = input;
+    let mut budget = max_out;
+    while !rest.is_empty() {
+        let offset = input.len() - rest.len();
+        let mut data = Vec::new();
+        let mut decoder = flate2::bufread::GzDecoder::new(&mut rest).take(budget + 1);
+        decoder
+            .read_to_end(&mut data)
+            .map_err(|e| io::Error::new(e.kind(), format!("gzip member at byte {offset}: {e}")))?;
+        if data.len() as u64 > budget {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more than {max_out} bytes after decompression (a decompression bomb?)"),
+            ));
+        }
+        budget -= data.len() as u64;
+        let len = input.len() - rest.len() - offset;
+        members.push(Member { offset, len, data });
+    }
+    Ok(members)
+}
+
 struct Job {
     seq: u64,
     dict: Vec<u8>,

@@ -8,9 +8,11 @@
 
 pub mod checksum;
 pub mod gzip;
+pub mod index;
 pub mod keys;
 pub mod package;
 pub mod pkginfo;
 pub mod sign;
 pub mod signed;
 pub mod tar;
+pub mod version;

@@ -2,4 +2,5 @@
 //! apk-tools 2.14 and abuild 3.17.
 
 mod fixtures;
+mod index;
 mod package;
