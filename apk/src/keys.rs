@@ -522,6 +522,15 @@ impl Keyring {
                     continue;
                 }
             }
+            // abuild keeps the private key beside its `.pub` (and `abuild.conf`): a keys
+            // directory that is also the abuild user directory is normal, not a warning.
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.ends_with(".rsa") || name == "abuild.conf" {
+                continue;
+            }
             match PublicKey::load(&path) {
                 Ok(key) if key.format() == PublicKeyFormat::Pkcs1 => {
                     warnings.push(KeyError::Pkcs1PublicKey { path });

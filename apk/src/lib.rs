@@ -6,12 +6,14 @@
 //! goes through. It never prints: progress goes through callers.
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 
+pub mod atomic;
 pub mod checksum;
 pub mod gzip;
 pub mod index;
 pub mod keys;
 pub mod package;
 pub mod pkginfo;
+pub mod rootfs;
 pub mod sign;
 pub mod signed;
 pub mod tar;

@@ -1,0 +1,129 @@
+//! `apkbuild index`: `apk index` + `abuild-sign` in one step. With `--index OLD`, packages
+//! whose file name and size match an entry of the old index are not read again.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use apk::index::{ApkIndex, IndexEntry, SignedIndex};
+use apk::package::{Package, ReadLimits};
+use apk::sign::SignatureType;
+
+use crate::env::Env;
+
+/// Arguments of `apkbuild index`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Packages to index.
+    #[arg(required = true)]
+    pub packages: Vec<PathBuf>,
+    /// Where to write the index.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Sign with this private key (like abuild-sign); unsigned if absent.
+    #[arg(long = "sign", value_name = "KEY")]
+    pub key: Option<PathBuf>,
+    /// Signature type.
+    #[arg(short = 't', long = "type", default_value = "rsa")]
+    pub kind: SignatureType,
+    /// DESCRIPTION text (abuild: `"$repo $(git describe)"`).
+    #[arg(short, long)]
+    pub description: Option<String>,
+    /// Reuse entries of this index for unchanged packages.
+    #[arg(short = 'x', long = "index", value_name = "FILE")]
+    pub old_index: Option<PathBuf>,
+    /// Write this arch in `A:` (abuild rewrites `noarch` to the repository's arch).
+    #[arg(long, value_name = "ARCH")]
+    pub rewrite_arch: Option<String>,
+    /// Also verify every package's signature against these keys (repeatable).
+    #[arg(long = "keys-dir", value_name = "DIR")]
+    pub keys_dirs: Vec<PathBuf>,
+}
+
+/// Runs `apkbuild index`.
+pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
+    let keys = if args.keys_dirs.is_empty() {
+        None
+    } else {
+        Some(super::load_keyring(&args.keys_dirs, env)?)
+    };
+    let old = match &args.old_index {
+        Some(p) if p.exists() => Some(SignedIndex::open(p)?.index),
+        _ => None,
+    };
+    let key = args
+        .key
+        .as_ref()
+        .map(|k| crate::keyconf::load_privkey(Some(k), env))
+        .transpose()?;
+    let mut index = ApkIndex {
+        description: args.description.clone(),
+        packages: Vec::new(),
+    };
+    let (mut reused, mut read) = (0, 0);
+    for path in &args.packages {
+        let size = fs_err::metadata(path)?.len();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let cached = old.as_ref().and_then(|o| {
+            o.packages
+                .iter()
+                .find(|e| e.file_name() == name && e.file_size == size)
+        });
+        let mut entry = match (cached, &keys) {
+            (Some(e), None) => {
+                reused += 1;
+                e.clone()
+            }
+            _ => {
+                read += 1;
+                let pkg = Package::open(path, ReadLimits::default())?;
+                match &keys {
+                    Some(k) => pkg.verify(k).map(|_| ()),
+                    None => pkg.verify_contents(),
+                }
+                .with_context(|| format!("refusing to index `{}`", path.display()))?;
+                IndexEntry::from_package(&pkg)
+            }
+        };
+        if let Some(arch) = &args.rewrite_arch {
+            entry.arch.clone_from(arch);
+        }
+        if let Some(prev) = index.upsert(entry) {
+            bail!(
+                "`{}`: {}-{} is listed twice",
+                path.display(),
+                prev.name,
+                prev.version
+            );
+        }
+    }
+    let mtime = env.source_date_or(
+        index
+            .packages
+            .iter()
+            .map(|p| p.build_time)
+            .max()
+            .unwrap_or_default(),
+    );
+    let signers: Vec<(&dyn apk::sign::Signer, SignatureType)> = match &key {
+        Some(k) => vec![(k, args.kind)],
+        None => Vec::new(),
+    };
+    let bytes = index.to_bytes(&signers, mtime)?;
+    apk::atomic::write_atomic(&args.output, &bytes)
+        .with_context(|| format!("failed to write `{}`", args.output.display()))?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}: {} packages ({read} read, {reused} reused){}",
+        args.output.display(),
+        index.packages.len(),
+        key.as_ref()
+            .map(|k| format!(", signed by {}", apk::sign::Signer::key_name(k)))
+            .unwrap_or_default()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

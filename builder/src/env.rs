@@ -1,0 +1,63 @@
+//! Every environment variable `apkbuild` reads, in one place (read once at start-up and
+//! passed down; library code never calls `std::env::var`).
+
+use std::path::PathBuf;
+
+/// The environment as `apkbuild` sees it.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    /// `SOURCE_DATE_EPOCH`: time stamp of everything written (reproducible builds).
+    pub source_date_epoch: Option<u64>,
+    /// `PACKAGER`: `Name <email>`, used for key names and `.PKGINFO packager`.
+    pub packager: Option<String>,
+    /// `PACKAGER_PRIVKEY`: the signing key (as in abuild.conf).
+    pub packager_privkey: Option<PathBuf>,
+    /// `ABUILD_USERDIR`: where abuild keeps keys and abuild.conf.
+    pub abuild_userdir: Option<PathBuf>,
+    /// `XDG_CONFIG_HOME`, for the default `ABUILD_USERDIR`.
+    pub xdg_config_home: Option<PathBuf>,
+    /// `HOME`.
+    pub home: Option<PathBuf>,
+    /// `USER`: last resort for the key e-mail, as abuild-keygen does.
+    pub user: Option<String>,
+}
+
+impl Env {
+    /// Reads the process environment.
+    pub fn from_process() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self {
+            source_date_epoch: var("SOURCE_DATE_EPOCH").and_then(|v| v.trim().parse().ok()),
+            packager: var("PACKAGER"),
+            packager_privkey: var("PACKAGER_PRIVKEY").map(PathBuf::from),
+            abuild_userdir: var("ABUILD_USERDIR").map(PathBuf::from),
+            xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
+            home: var("HOME").map(PathBuf::from),
+            user: var("USER"),
+        }
+    }
+
+    /// abuild's user directory: `$ABUILD_USERDIR`, else `~/.abuild` if it exists, else
+    /// `${XDG_CONFIG_HOME:-~/.config}/abuild`.
+    pub fn abuild_userdir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.abuild_userdir {
+            return Some(dir.clone());
+        }
+        let home = self.home.as_ref()?;
+        let legacy = home.join(".abuild");
+        if legacy.is_dir() {
+            return Some(legacy);
+        }
+        Some(
+            self.xdg_config_home
+                .clone()
+                .unwrap_or_else(|| home.join(".config"))
+                .join("abuild"),
+        )
+    }
+
+    /// `SOURCE_DATE_EPOCH` or `fallback`.
+    pub fn source_date_or(&self, fallback: u64) -> u64 {
+        self.source_date_epoch.unwrap_or(fallback)
+    }
+}
