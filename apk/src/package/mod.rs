@@ -4,12 +4,14 @@
 //! apart, keeping the exact compressed control bytes (what the signature and the index `C:`
 //! cover) and hashing the data member as it streams (what `datahash` covers).
 
+pub mod extract;
 pub mod read;
 pub mod tree;
 pub mod write;
 
 use std::path::PathBuf;
 
+pub use extract::extract;
 pub use read::{DataVisitor, FileRecord, Package, ReadLimits, SignatureEntry};
 pub use tree::{TreeEntry, TreeOptions, scan_tree};
 pub use write::{PackageWriter, Script, WrittenPackage};
@@ -212,9 +214,6 @@ pub fn check_data_name(name: &str) -> Result<(), String> {
     if name.chars().any(char::is_control) {
         return Err("control character in name".into());
     }
-    if name.starts_with('.') {
-        return Err("starts with `.` (apk skips such entries)".into());
-    }
     for part in name.split('/') {
         if part == ".." {
             return Err("`..` component".into());
@@ -222,6 +221,9 @@ pub fn check_data_name(name: &str) -> Result<(), String> {
         if part == "." {
             return Err("`.` component".into());
         }
+    }
+    if name.starts_with('.') {
+        return Err("starts with `.` (apk skips such entries)".into());
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use flate2::bufread::GzDecoder;
 use sha1::Digest as _;
 
-use super::{Member, PackageError, check_data_name};
+use super::{Member, PackageError};
 use crate::checksum::Checksum;
 use crate::keys::Keyring;
 use crate::pkginfo::PkgInfo;
@@ -140,12 +140,10 @@ impl Package {
                 actual,
             });
         }
+        let mut links = std::collections::HashSet::new();
         for rec in &self.files {
             let e = &rec.entry;
-            check_data_name(&e.path).map_err(|reason| PackageError::UnsafeEntry {
-                path: e.path.clone(),
-                reason,
-            })?;
+            super::extract::check_entry(e, &mut links)?;
             if let Some(actual) = rec.actual_sha1 {
                 let recorded =
                     e.checksum_sha1
@@ -342,17 +340,19 @@ fn member_error(e: crate::tar::TarError, member: Member, offset: u64) -> Package
     }
 }
 
+/// The error for a decompression limit reached while reading `member`, if `source` is one.
+pub(crate) fn limit_error(source: &io::Error, member: Member) -> Option<PackageError> {
+    let limit = source.get_ref()?.downcast_ref::<LimitHit>()?.0;
+    Some(PackageError::TooLarge {
+        what: format!("uncompressed {member} member"),
+        limit,
+        hint: "the package is corrupt or a decompression bomb; raise the limit only for a trusted package",
+    })
+}
+
 fn io_to_package(source: io::Error, member: Member, offset: u64) -> PackageError {
-    if let Some(limit) = source
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<LimitHit>())
-        .map(|l| l.0)
-    {
-        return PackageError::TooLarge {
-            what: format!("uncompressed {member} member"),
-            limit,
-            hint: "the package is corrupt or a decompression bomb; raise the limit only for a trusted package",
-        };
+    if let Some(e) = limit_error(&source, member) {
+        return e;
     }
     PackageError::Gzip {
         member,

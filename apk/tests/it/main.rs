@@ -2,5 +2,6 @@
 //! apk-tools 2.14 and abuild 3.17.
 
 mod fixtures;
+mod hostile;
 mod index;
 mod package;
