@@ -4,15 +4,22 @@
 //! of an apk v2 package, an `APKINDEX.tar.gz` and an installed database, plus apk's
 //! version ordering, dependency atoms and the one path-safety primitive every extraction
 //! goes through. It never prints: progress goes through callers.
+//!
+//! - formats: [`tar`], [`gzip`], [`pkginfo`], [`package`], [`index`], [`checksum`]
+//! - trust: [`keys`], [`sign`], [`signed`]
+//! - semantics: [`version`], [`dep`], [`resolve`]
+//! - filesystem: [`rootfs`] (path safety), [`atomic`] (crash-safe writes)
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 
 pub mod atomic;
 pub mod checksum;
+pub mod dep;
 pub mod gzip;
 pub mod index;
 pub mod keys;
 pub mod package;
 pub mod pkginfo;
+pub mod resolve;
 pub mod rootfs;
 pub mod sign;
 pub mod signed;

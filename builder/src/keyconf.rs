@@ -18,10 +18,10 @@ pub fn privkey_path(explicit: Option<&PathBuf>, env: &Env) -> anyhow::Result<Pat
     }
     if let Some(dir) = env.abuild_userdir() {
         let conf = dir.join("abuild.conf");
-        if let Ok(text) = fs_err::read_to_string(&conf) {
-            if let Some(p) = conf_privkey(&text) {
-                return Ok(PathBuf::from(p));
-            }
+        if let Ok(text) = fs_err::read_to_string(&conf)
+            && let Some(p) = conf_privkey(&text)
+        {
+            return Ok(PathBuf::from(p));
         }
     }
     bail!(

@@ -43,7 +43,7 @@ pub enum Command {
     /// Generate an RSA signing key pair, named like abuild-keygen does.
     Keygen(commands::keygen::Args),
     /// Package a directory tree as a signed .apk (abuild's create_apks for a ready tree).
-    Pack(commands::pack::Args),
+    Pack(Box<commands::pack::Args>),
     /// Sign (or re-sign) packages and APKINDEX files.
     Sign(commands::sign::Args),
     /// Verify signatures, datahash and every file checksum of packages and indexes.

@@ -226,9 +226,8 @@ pub fn read_with(
                 hint: "signature and control members are small; this is not an apk package",
             });
         }
-        let raw = match std::mem::replace(&mut tap.mode, TapMode::Off) {
-            TapMode::Capture(raw) => raw,
-            _ => unreachable!("tap mode set above"),
+        let TapMode::Capture(raw) = std::mem::replace(&mut tap.mode, TapMode::Off) else {
+            unreachable!("tap mode set above")
         };
         check_gzip_header(&raw, member_kind, offset, &mut header_issues);
         let entries = read_small_tar(&inflated, member_kind)?;
@@ -390,7 +389,7 @@ fn inflate_member<R: BufRead>(
 
 /// Reads all entries of a small in-memory tar (signature or control member).
 fn read_small_tar(data: &[u8], member: Member) -> Result<Vec<(Entry, Vec<u8>)>, PackageError> {
-    if data.len() % 512 != 0 {
+    if !data.len().is_multiple_of(512) {
         return Err(PackageError::Format(format!(
             "{member} member is {} bytes, not a multiple of 512",
             data.len()

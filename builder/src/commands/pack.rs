@@ -126,10 +126,10 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
     if info.origin.is_empty() {
         info.origin.clone_from(&info.pkgname);
     }
-    if let Some(p) = &env.packager {
-        if info.packager.is_empty() {
-            info.packager.clone_from(p);
-        }
+    if let Some(p) = &env.packager
+        && info.packager.is_empty()
+    {
+        info.packager.clone_from(p);
     }
     info.builddate = source_date;
 

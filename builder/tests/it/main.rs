@@ -1,0 +1,3 @@
+//! `apkbuild` driven as a user would: the real binary in temporary directories.
+
+mod cli;
