@@ -5,3 +5,4 @@ mod fixtures;
 mod hostile;
 mod index;
 mod package;
+mod never_panics;
