@@ -350,6 +350,21 @@ mod tests {
         }
     }
 
+    /// Guards the pinned backend: if any dependency switches flate2 to C zlib (or zlib-rs
+    /// changes its output), package and index bytes change, and this digest with them.
+    #[test]
+    fn golden_digest_of_a_fixed_input() {
+        use sha2::Digest as _;
+        let data = sample(3 * BLOCK_SIZE + 4321);
+        let digest = hex::encode(sha2::Sha256::digest(compress(&data, 9)));
+        assert_eq!(
+            digest, GOLDEN,
+            "gzip output changed: check `cargo tree -e features -i flate2`"
+        );
+    }
+
+    const GOLDEN: &str = "9dbed96e92403ae3056c75af889ac6be0d99b188438ef045239fe179dbd97abf";
+
     #[test]
     fn threads_do_not_change_bytes() {
         let data = sample(5 * BLOCK_SIZE + 12345);

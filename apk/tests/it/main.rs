@@ -4,5 +4,5 @@
 mod fixtures;
 mod hostile;
 mod index;
-mod package;
 mod never_panics;
+mod package;
