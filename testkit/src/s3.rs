@@ -79,10 +79,12 @@ impl S3Server {
             .tempdir()
             .map_err(|e| format!("temporary directory: {e}"))?;
         let log = root.path().join(".server.log");
-        let log_file = std::fs::File::create(&log).map_err(|e| format!("{e}"))?;
+        let log_file = fs_err::File::create(&log)
+            .map_err(|e| format!("{e}"))?
+            .into_file();
         let log_err = log_file.try_clone().map_err(|e| format!("{e}"))?;
         let data = root.path().join("data");
-        std::fs::create_dir(&data).map_err(|e| format!("{e}"))?;
+        fs_err::create_dir(&data).map_err(|e| format!("{e}"))?;
         let mut child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -100,7 +102,7 @@ impl S3Server {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let mut out = String::new();
-                let _ = std::fs::File::open(&log).and_then(|mut f| f.read_to_string(&mut out));
+                let _ = fs_err::File::open(&log).and_then(|mut f| f.read_to_string(&mut out));
                 return Err(format!("s3s-fs exited ({status}) before answering: {out}"));
             }
             if Instant::now() > deadline {
@@ -141,7 +143,7 @@ impl S3Server {
 
     /// Creates a bucket (a directory under the data root).
     pub fn create_bucket(&self, name: &str) {
-        std::fs::create_dir_all(self.data_dir().join(name)).expect("create bucket directory");
+        fs_err::create_dir_all(self.data_dir().join(name)).expect("create bucket directory");
     }
 
     /// The environment an AWS client needs: credentials, region and endpoint.
