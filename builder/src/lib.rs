@@ -2,6 +2,7 @@
 //! arguments and a `run` function. Environment variables read anywhere are listed in
 //! [`env`].
 
+pub mod apkbuild;
 pub mod commands;
 pub mod env;
 pub mod keyconf;
@@ -52,6 +53,8 @@ pub enum Command {
     Index(commands::index::Args),
     /// Show what is inside a package or an index.
     Inspect(commands::inspect::Args),
+    /// Print a recipe's evaluated metadata and the packages it builds.
+    Info(commands::info::Args),
 }
 
 /// Runs a parsed command line.
@@ -64,5 +67,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => commands::verify::run(&args, &env),
         Command::Index(args) => commands::index::run(&args, &env),
         Command::Inspect(args) => commands::inspect::run(&args, &env),
+        Command::Info(args) => commands::info::run(&args, &env),
     }
 }

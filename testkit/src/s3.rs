@@ -58,7 +58,7 @@ impl S3Server {
     pub fn start() -> Result<Self, String> {
         let bin = binary().ok_or_else(|| {
             "s3s-fs not found (PATH, ~/.cargo/bin, $S3S_FS): run ci/setup, which does \
-             `cargo install s3s-fs --version 0.14.1 --locked`"
+             `cargo install s3s-fs --version 0.14.1 --locked --features binary`"
                 .to_string()
         })?;
         let mut last_err = String::new();

@@ -1,6 +1,7 @@
 //! One module per subcommand: `Args` (clap) and `run`.
 
 pub mod index;
+pub mod info;
 pub mod inspect;
 pub mod keygen;
 pub mod pack;
