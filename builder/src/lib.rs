@@ -3,9 +3,15 @@
 //! [`env`].
 
 pub mod apkbuild;
+pub mod build;
+pub mod cache;
 pub mod commands;
 pub mod env;
 pub mod keyconf;
+pub mod report;
+pub mod tree;
+
+pub use report::Reporter;
 
 use std::process::ExitCode;
 
@@ -55,11 +61,22 @@ pub enum Command {
     Inspect(commands::inspect::Args),
     /// Print a recipe's evaluated metadata and the packages it builds.
     Info(commands::info::Args),
+    /// Rewrite a recipe's sha512sums from its sources (abuild checksum).
+    Checksum(commands::checksum::Args),
+    /// Build one recipe into $REPODEST/<repo>/<arch> and update its signed index (abuild -r).
+    Build(Box<commands::build::Args>),
+    /// Build every recipe under directories, in dependency order.
+    BuildAll(Box<commands::build_all::Args>),
+    /// Print the build order of recipe trees, or a GitLab child pipeline (--gitlab).
+    Graph(commands::graph::Args),
+    /// Generate the Ed25519 key pair that signs cache entries.
+    CacheKeygen(commands::cache_keygen::Args),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let env = env::Env::from_process();
+    let quiet = cli.quiet;
     match cli.command {
         Command::Keygen(args) => commands::keygen::run(&args, &env),
         Command::Pack(args) => commands::pack::run(&args, &env),
@@ -68,5 +85,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index(args) => commands::index::run(&args, &env),
         Command::Inspect(args) => commands::inspect::run(&args, &env),
         Command::Info(args) => commands::info::run(&args, &env),
+        Command::Checksum(args) => commands::checksum::run(&args, &env, quiet),
+        Command::Build(args) => commands::build::run(&args, &env, quiet),
+        Command::BuildAll(args) => commands::build_all::run(&args, &env, quiet),
+        Command::Graph(args) => commands::graph::run(&args, &env),
+        Command::CacheKeygen(args) => commands::cache_keygen::run(&args, &env),
     }
 }
