@@ -15,8 +15,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
-use object_store::{ObjectStore, ObjectStoreExt as _};
 use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt as _};
 use sha2::{Digest as _, Sha256};
 
 /// Where the cache lives and how to reach it.
@@ -86,7 +86,10 @@ impl Cache {
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 let mut b = object_store::aws::AmazonS3Builder::new().with_bucket_name(bucket);
                 for (k, v) in &cfg.aws_env {
-                    if let Ok(key) = k.to_ascii_lowercase().parse::<object_store::aws::AmazonS3ConfigKey>() {
+                    if let Ok(key) = k
+                        .to_ascii_lowercase()
+                        .parse::<object_store::aws::AmazonS3ConfigKey>()
+                    {
                         b = b.with_config(key, v);
                     }
                 }
@@ -97,7 +100,10 @@ impl Cache {
                         .with_virtual_hosted_style_request(false);
                 }
                 let s3 = b.build().with_context(|| {
-                    format!("cannot use the S3 cache `{}` (check AWS_* variables and --s3-endpoint)", cfg.location)
+                    format!(
+                        "cannot use the S3 cache `{}` (check AWS_* variables and --s3-endpoint)",
+                        cfg.location
+                    )
                 })?;
                 (Arc::new(s3), ObjPath::from(prefix), cfg.location.clone())
             } else {
@@ -113,8 +119,9 @@ impl Cache {
             );
         };
         let pem = fs_err::read_to_string(pubkey)?;
-        let verifier = VerifyingKey::from_public_key_pem(&pem)
-            .map_err(|e| anyhow::anyhow!("`{}`: not an Ed25519 public key: {e}", pubkey.display()))?;
+        let verifier = VerifyingKey::from_public_key_pem(&pem).map_err(|e| {
+            anyhow::anyhow!("`{}`: not an Ed25519 public key: {e}", pubkey.display())
+        })?;
         let signer = match &cfg.signing_key {
             Some(p) => {
                 let pem = fs_err::read_to_string(p)?;
@@ -223,7 +230,10 @@ impl Cache {
                 return Ok(Lookup::Miss(format!("{} is missing", f.file)));
             };
             if hex::encode(Sha256::digest(&bytes)) != f.sha256 {
-                return Ok(Lookup::Miss(format!("{} is corrupt (checksum mismatch)", f.file)));
+                return Ok(Lookup::Miss(format!(
+                    "{} is corrupt (checksum mismatch)",
+                    f.file
+                )));
             }
             files.push((f.file.clone(), bytes));
         }
@@ -255,7 +265,10 @@ impl Cache {
         }
         let manifest = serde_json::to_vec_pretty(&m)?;
         let sig = signer.sign(&manifest);
-        self.put(&format!("packages/{key}/manifest.sig"), hex::encode(sig.to_bytes()).as_bytes())?;
+        self.put(
+            &format!("packages/{key}/manifest.sig"),
+            hex::encode(sig.to_bytes()).as_bytes(),
+        )?;
         self.put(&format!("packages/{key}/manifest.json"), &manifest)?;
         Ok(())
     }

@@ -52,7 +52,10 @@ impl Reporter for Stderr {
             return;
         }
         if self.tty {
-            let mut bar = self.bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut bar = self
+                .bar
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let b = bar.get_or_insert_with(|| {
                 let b = indicatif::ProgressBar::new(total.unwrap_or(0));
                 b.set_message(what.to_string());
@@ -65,7 +68,10 @@ impl Reporter for Stderr {
             }
         } else {
             // Plain lines, one per 4 MiB and at the end.
-            let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut last = self
+                .last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let done_mib = done >> 22;
             if done_mib != *last || total == Some(done) {
                 *last = done_mib;

@@ -127,14 +127,22 @@ pub fn gitlab_yaml(ordered: &[(Recipe, Vec<usize>)], base: &Path) -> String {
          variables:\n  REPODEST: \"$CI_PROJECT_DIR/packages\"\n",
     );
     for (r, needs) in ordered {
-        let dir = r.dir.strip_prefix(base).unwrap_or(&r.dir).display().to_string();
+        let dir = r
+            .dir
+            .strip_prefix(base)
+            .unwrap_or(&r.dir)
+            .display()
+            .to_string();
         y.push_str(&format!("\n{}:\n  stage: build\n", q(&job_name(r))));
         if needs.is_empty() {
             y.push_str("  needs: []\n");
         } else {
             y.push_str("  needs:\n");
             for &n in needs {
-                y.push_str(&format!("    - job: {}\n      artifacts: true\n", q(&job_name(&ordered[n].0))));
+                y.push_str(&format!(
+                    "    - job: {}\n      artifacts: true\n",
+                    q(&job_name(&ordered[n].0))
+                ));
             }
         }
         y.push_str(&format!(

@@ -80,7 +80,12 @@ fn maintainer(recipe: &Recipe) -> String {
 /// Builds one recipe.
 pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow::Result<Outcome> {
     if !recipe.builds_for(&opts.carch) {
-        reporter.info(&format!("{}: not built for {} (arch=\"{}\")", recipe.pkgname(), opts.carch, recipe.var("arch")));
+        reporter.info(&format!(
+            "{}: not built for {} (arch=\"{}\")",
+            recipe.pkgname(),
+            opts.carch,
+            recipe.var("arch")
+        ));
         return Ok(Outcome::Skipped);
     }
     let name = recipe.pkgname().to_string();
@@ -109,12 +114,15 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
                     &key[..16],
                     cache.describe()
                 ));
-                let paths = install_files(recipe, opts, &out_dir, files)?;
+                let paths = install_files(recipe, opts, &out_dir, &files)?;
                 let _ = fs_err::remove_dir_all(&work);
                 return Ok(Outcome::Cached(paths));
             }
             Lookup::Miss(why) => {
-                reporter.info(&format!("{name}: cache miss {} ({why}): building", &key[..16]));
+                reporter.info(&format!(
+                    "{name}: cache miss {} ({why}): building",
+                    &key[..16]
+                ));
             }
         }
     }
@@ -125,12 +133,17 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
         install_sysroot(&deps, &sysroot)?;
         reporter.info(&format!(
             "{name}: build dependencies from the repository: {}",
-            deps.iter().map(|d| format!("{}-{}", d.1.name, d.1.version)).collect::<Vec<_>>().join(" ")
+            deps.iter()
+                .map(|d| format!("{}-{}", d.1.name, d.1.version))
+                .collect::<Vec<_>>()
+                .join(" ")
         ));
         ctx.exports.extend(sysroot_exports(&sysroot));
     }
-    ctx.exports.push(("SOURCE_DATE_EPOCH".into(), opts.source_date.to_string()));
-    ctx.exports.push(("CFLAGS".into(), "-Os -fstack-clash-protection".into()));
+    ctx.exports
+        .push(("SOURCE_DATE_EPOCH".into(), opts.source_date.to_string()));
+    ctx.exports
+        .push(("CFLAGS".into(), "-Os -fstack-clash-protection".into()));
     ctx.exports.extend(opts.exports.iter().cloned());
 
     if opts.sandbox {
@@ -155,7 +168,10 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
         reporter.info(&format!("{name}: check() skipped (options=\"!check\")"));
     }
     if !recipe.functions.contains("package") {
-        bail!("{}: no package() function: define one that installs into \"$pkgdir\"", recipe.path.display());
+        bail!(
+            "{}: no package() function: define one that installs into \"$pkgdir\"",
+            recipe.path.display()
+        );
     }
     run(
         "package",
@@ -182,7 +198,7 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
     }
 
     let files = package_all(recipe, opts, &ctx, reporter)?;
-    let paths = install_files(recipe, opts, &out_dir, files.clone())?;
+    let paths = install_files(recipe, opts, &out_dir, &files)?;
     if let Some(cache) = &opts.cache
         && cache.writable()
     {
@@ -222,14 +238,20 @@ fn cache_key(
         let e = e?;
         if e.file_type().is_file() {
             let rel = e.path().strip_prefix(&recipe.dir)?.display().to_string();
-            inputs.push((format!("file:{rel}"), hex::encode(Sha256::digest(fs_err::read(e.path())?))));
+            inputs.push((
+                format!("file:{rel}"),
+                hex::encode(Sha256::digest(fs_err::read(e.path())?)),
+            ));
         }
     }
     for (file, sum) in recipe.sha512sums() {
         inputs.push((format!("source:{file}"), sum));
     }
     for (_, d) in deps {
-        inputs.push((format!("dep:{}", d.name), format!("{} C:{}", d.version, d.checksum)));
+        inputs.push((
+            format!("dep:{}", d.name),
+            format!("{} C:{}", d.version, d.checksum),
+        ));
     }
     let mut h = Sha256::new();
     for (k, v) in &inputs {
@@ -266,9 +288,15 @@ fn sysroot_exports(sysroot: &Path) -> Vec<(String, String)> {
         ("LIBRARY_PATH".into(), format!("{s}/usr/lib:{s}/lib")),
         ("LD_LIBRARY_PATH".into(), format!("{s}/usr/lib:{s}/lib")),
         ("LDFLAGS".into(), format!("-Wl,-rpath-link,{s}/usr/lib")),
-        ("PKG_CONFIG_PATH".into(), format!("{s}/usr/lib/pkgconfig:{s}/usr/share/pkgconfig")),
+        (
+            "PKG_CONFIG_PATH".into(),
+            format!("{s}/usr/lib/pkgconfig:{s}/usr/share/pkgconfig"),
+        ),
         ("PKG_CONFIG_SYSROOT_DIR".into(), s.to_string()),
-        ("PATH".into(), format!("{s}/usr/bin:{s}/bin:{}", crate::apkbuild::CLEAN_PATH)),
+        (
+            "PATH".into(),
+            format!("{s}/usr/bin:{s}/bin:{}", crate::apkbuild::CLEAN_PATH),
+        ),
     ]
 }
 
@@ -297,7 +325,10 @@ fn package_all(
     let fullver = recipe.full_version();
     let base = ctx.pkgbasedir();
     let mut metas: BTreeMap<String, (BTreeMap<String, String>, String)> = BTreeMap::new();
-    metas.insert(recipe.pkgname().to_string(), (recipe.vars.clone(), recipe.pkgarch()));
+    metas.insert(
+        recipe.pkgname().to_string(),
+        (recipe.vars.clone(), recipe.pkgarch()),
+    );
     for sub in recipe.subpackages() {
         let meta = read_meta(&base.join(format!(".meta-{}", sub.name)))?;
         metas.insert(sub.name.clone(), (meta, sub.arch.clone()));
@@ -312,7 +343,10 @@ fn package_all(
                 reporter.info(&format!("{name}: stripped {n} ELF files"));
             }
         }
-        traced.insert(name.clone(), (dir.clone(), tracedeps::trace(&dir, &fullver)?));
+        traced.insert(
+            name.clone(),
+            (dir.clone(), tracedeps::trace(&dir, &fullver)?),
+        );
     }
     let trace = !recipe.has_option("!tracedeps");
     let auto = tracedeps::auto_depends(&traced);
@@ -342,7 +376,10 @@ fn package_all(
             install_if: words(&v("install_if")),
             provider_priority: v("provider_priority").parse().ok(),
             replaces_priority: v("replaces_priority").parse().ok(),
-            generator: Some(format!("Generated by apkbuild {}", env!("CARGO_PKG_VERSION"))),
+            generator: Some(format!(
+                "Generated by apkbuild {}",
+                env!("CARGO_PKG_VERSION")
+            )),
             ..PkgInfo::default()
         };
         let (dir, t) = &traced[&name];
@@ -364,7 +401,10 @@ fn package_all(
                 scripts.push(Script {
                     name: format!(".{kind}"),
                     content: fs_err::read(recipe.dir.join(file)).with_context(|| {
-                        format!("{}: install script `{file}` (install=)", recipe.path.display())
+                        format!(
+                            "{}: install script `{file}` (install=)",
+                            recipe.path.display()
+                        )
                     })?,
                 });
             }
@@ -376,7 +416,11 @@ fn package_all(
                     name: ".trigger".into(),
                     content: fs_err::read(recipe.dir.join(file))?,
                 });
-                info.triggers = dirs.split(':').filter(|d| !d.is_empty()).map(str::to_string).collect();
+                info.triggers = dirs
+                    .split(':')
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+                    .collect();
             }
         }
         scripts.sort_by_key(|s| apk::package::SCRIPT_NAMES.iter().position(|n| *n == s.name));
@@ -390,7 +434,11 @@ fn package_all(
             writer.write(&entries, &mut buf)?;
             buf.flush()?;
         }
-        reporter.info(&format!("{name}: {} ({} bytes)", info.file_name(), bytes.len()));
+        reporter.info(&format!(
+            "{name}: {} ({} bytes)",
+            info.file_name(),
+            bytes.len()
+        ));
         out.push((info.file_name(), bytes));
     }
     Ok(out)
@@ -402,12 +450,12 @@ fn install_files(
     recipe: &Recipe,
     opts: &Options,
     out_dir: &Path,
-    files: Vec<(String, Vec<u8>)>,
+    files: &[(String, Vec<u8>)],
 ) -> anyhow::Result<Vec<PathBuf>> {
     fs_err::create_dir_all(out_dir)?;
     let mut entries = Vec::new();
     let mut pending = Vec::new();
-    for (name, bytes) in &files {
+    for (name, bytes) in files {
         let pkg = Package::read(&bytes[..], ReadLimits::default())
             .with_context(|| format!("package `{name}` is unreadable"))?;
         let mut e = IndexEntry::from_package(&pkg);
@@ -425,6 +473,12 @@ fn install_files(
         f.commit()?;
         paths.push(path);
     }
-    repo::update_index(out_dir, &recipe.repo(), entries, &opts.key, opts.source_date)?;
+    repo::update_index(
+        out_dir,
+        &recipe.repo(),
+        entries,
+        &opts.key,
+        opts.source_date,
+    )?;
     Ok(paths)
 }

@@ -62,8 +62,24 @@ pub struct Runner {
 /// Checks that bubblewrap can create a user namespace with uid 0 and no network.
 pub fn preflight() -> Result<(), PhaseError> {
     let out = Command::new("bwrap")
-        .args(["--unshare-user", "--uid", "0", "--gid", "0", "--unshare-net"])
-        .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"])
+        .args([
+            "--unshare-user",
+            "--uid",
+            "0",
+            "--gid",
+            "0",
+            "--unshare-net",
+        ])
+        .args([
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "true",
+        ])
         .stdin(Stdio::null())
         .output();
     match out {
@@ -97,12 +113,19 @@ impl Runner {
         let mut cmd = if self.sandbox {
             let mut c = Command::new("bwrap");
             c.args(["--unshare-user", "--uid", "0", "--gid", "0"])
-                .args(["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--die-with-parent"]);
+                .args([
+                    "--unshare-ipc",
+                    "--unshare-pid",
+                    "--unshare-uts",
+                    "--die-with-parent",
+                ]);
             if !self.net {
                 c.arg("--unshare-net");
             }
             c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
                 .args(["--tmpfs", "/tmp"]);
+            // The recipe may live under /tmp, hidden by the tmpfs: show it again, read-only.
+            c.arg("--ro-bind").arg(&ctx.startdir).arg(&ctx.startdir);
             for w in std::iter::once(&ctx.work).chain(&self.writable) {
                 c.arg("--bind").arg(w).arg(w);
             }
@@ -116,7 +139,9 @@ impl Runner {
         } else {
             ctx.command(&script)
         };
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         let stderr = child.stderr.take();
         // bwrap's own errors go to stderr; the script's output (2>&1) to stdout.

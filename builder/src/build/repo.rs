@@ -74,14 +74,11 @@ pub fn find_provider<'a>(
     entries: &'a [(PathBuf, IndexEntry)],
     name: &str,
 ) -> Option<&'a (PathBuf, IndexEntry)> {
-    entries
-        .iter()
-        .find(|(_, e)| e.name == name)
-        .or_else(|| {
-            entries
-                .iter()
-                .find(|(_, e)| e.provides.iter().any(|p| atom_name(p) == name))
-        })
+    entries.iter().find(|(_, e)| e.name == name).or_else(|| {
+        entries
+            .iter()
+            .find(|(_, e)| e.provides.iter().any(|p| atom_name(p) == name))
+    })
 }
 
 /// The packages to install for building with `names`: those the repository has, and

@@ -49,7 +49,10 @@ pub fn fetch(
                 fs_err::copy(&local, &dest)?;
             }
             Some(url) => {
-                let expected = sums.iter().find(|(n, _)| n == &src.file_name).map(|(_, s)| s);
+                let expected = sums
+                    .iter()
+                    .find(|(n, _)| n == &src.file_name)
+                    .map(|(_, s)| s);
                 let cached = match (cache, expected) {
                     (Some(c), Some(sum)) => c.get_source(sum)?,
                     _ => None,
@@ -76,7 +79,10 @@ pub fn fetch(
 
 fn check_plain_name(name: &str, recipe: &Recipe) -> anyhow::Result<()> {
     let p = Path::new(name);
-    if name.is_empty() || p.components().count() != 1 || !matches!(p.components().next(), Some(Component::Normal(_))) {
+    if name.is_empty()
+        || p.components().count() != 1
+        || !matches!(p.components().next(), Some(Component::Normal(_)))
+    {
         bail!(
             "{}: source file name `{name}` must be a plain file name (no `/` or `..`)",
             recipe.path.display()

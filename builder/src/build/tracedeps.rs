@@ -64,8 +64,7 @@ pub fn strip(root: &Path) -> anyhow::Result<usize> {
         }
         let path = root.join(&rel);
         let name = rel.to_string_lossy();
-        if name.ends_with(".o") || name.ends_with(".a") || name.ends_with(".ko") || !is_elf(&path)
-        {
+        if name.ends_with(".o") || name.ends_with(".a") || name.ends_with(".ko") || !is_elf(&path) {
             continue;
         }
         let bytes = fs_err::read(&path)?;
@@ -122,18 +121,15 @@ pub fn trace(root: &Path, fullver: &str) -> anyhow::Result<Traced> {
         }
         // cmd: any executable (file or symlink) directly in a bin directory.
         if parent.as_deref().is_some_and(|p| BIN_DIRS.contains(&p))
-            && (md.file_type().is_symlink() || (md.is_file() && md.permissions().mode() & 0o111 != 0))
+            && (md.file_type().is_symlink()
+                || (md.is_file() && md.permissions().mode() & 0o111 != 0))
         {
             t.provides.insert(format!("cmd:{name}={fullver}"));
         }
         if !md.is_file() {
             continue;
         }
-        if name.ends_with(".pc")
-            && parent
-                .as_deref()
-                .is_some_and(|p| p.ends_with("pkgconfig"))
-        {
+        if name.ends_with(".pc") && parent.as_deref().is_some_and(|p| p.ends_with("pkgconfig")) {
             let text = fs_err::read_to_string(&path).unwrap_or_default();
             let module = name.trim_end_matches(".pc").to_string();
             let ver = pc_field(&text, "Version").unwrap_or_else(|| "0".into());
@@ -160,10 +156,7 @@ pub fn trace(root: &Path, fullver: &str) -> anyhow::Result<Traced> {
         }
         if let Some(soname) = elf.soname {
             // abuild: the version is what follows `.so.` in the file name, else 0.
-            let sover = name
-                .split_once(".so.")
-                .map_or("0", |(_, v)| v)
-                .to_string();
+            let sover = name.split_once(".so.").map_or("0", |(_, v)| v).to_string();
             t.provides.insert(format!("so:{soname}={sover}"));
             t.sonames.insert(soname.to_string());
         }
@@ -258,6 +251,9 @@ mod tests {
 
     #[test]
     fn pc_requires_drop_versions() {
-        assert_eq!(pc_modules("glib-2.0 >= 2.50, zlib"), vec!["glib-2.0", "zlib"]);
+        assert_eq!(
+            pc_modules("glib-2.0 >= 2.50, zlib"),
+            vec!["glib-2.0", "zlib"]
+        );
     }
 }

@@ -73,7 +73,10 @@ impl BuildArgs {
                 s3_endpoint: self.s3_endpoint.clone(),
                 aws_env: env.aws.clone(),
                 signing_key: self.cache_key.clone().or_else(|| env.cache_key.clone()),
-                public_key: self.cache_pubkey.clone().or_else(|| env.cache_pubkey.clone()),
+                public_key: self
+                    .cache_pubkey
+                    .clone()
+                    .or_else(|| env.cache_pubkey.clone()),
             };
             if cfg.s3_endpoint.is_none() {
                 cfg.s3_endpoint = env
@@ -100,7 +103,9 @@ impl BuildArgs {
             packager: env.packager.clone(),
             cache,
             work_root: std::path::absolute(
-                self.workdir.clone().unwrap_or_else(|| cache_dir.join("work")),
+                self.workdir
+                    .clone()
+                    .unwrap_or_else(|| cache_dir.join("work")),
             )?,
             keep_work: self.keep_work,
             exports: env.sccache.clone(),

@@ -66,7 +66,15 @@ pub fn run(args: &Args, env: &Env, quiet: bool) -> anyhow::Result<ExitCode> {
         "{} recipes: {n_built} built, {n_cached} from the cache, {} failed{}",
         ordered.len(),
         failed.len(),
-        if failed.is_empty() { String::new() } else { format!(" ({})", failed.join(", ")) }
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", failed.join(", "))
+        }
     ));
-    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

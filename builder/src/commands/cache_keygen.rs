@@ -20,7 +20,10 @@ pub struct Args {
 pub fn run(args: &Args, _env: &Env) -> anyhow::Result<ExitCode> {
     let (k, p) = (args.dir.join("cache.key"), args.dir.join("cache.pub"));
     if k.exists() || p.exists() {
-        bail!("`{}` already holds a cache key: remove it first to make a new one", args.dir.display());
+        bail!(
+            "`{}` already holds a cache key: remove it first to make a new one",
+            args.dir.display()
+        );
     }
     let (private, public) = crate::cache::generate_keypair()?;
     fs_err::create_dir_all(&args.dir)?;

@@ -47,18 +47,28 @@ pub fn replace_sums(text: &str, block: &str) -> String {
 /// Runs `apkbuild checksum`.
 pub fn run(args: &Args, _env: &Env, quiet: bool) -> anyhow::Result<ExitCode> {
     let recipe = Recipe::load(&args.dir, std::env::consts::ARCH)?;
-    let tmp = tempfile::Builder::new().prefix("apkbuild-checksum-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("apkbuild-checksum-")
+        .tempdir()?;
     let reporter = crate::report::Stderr::new(quiet);
     let fetched = sources::fetch(&recipe, tmp.path(), None, &reporter)?;
     let mut block = String::from("sha512sums=\"\n");
     for (src, path) in &fetched {
-        block.push_str(&format!("{}  {}\n", sources::sha512_file(path)?, src.file_name));
+        block.push_str(&format!(
+            "{}  {}\n",
+            sources::sha512_file(path)?,
+            src.file_name
+        ));
     }
     block.push_str("\"\n");
     let text = replace_sums(&recipe.text, &block);
     apk::atomic::write_atomic(&recipe.path, text.as_bytes())?;
     if !quiet {
-        eprintln!(">>> {}: updated sha512sums ({} sources)", recipe.path.display(), fetched.len());
+        eprintln!(
+            ">>> {}: updated sha512sums ({} sources)",
+            recipe.path.display(),
+            fetched.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -74,6 +84,9 @@ mod tests {
             replace_sums(t, "sha512sums=\"\nnew  x\n\"\n"),
             "pkgname=a\nfoo() { :; }\n\nsha512sums=\"\nnew  x\n\"\n"
         );
-        assert_eq!(replace_sums("a=1\nsha512sums=\"x  y\"\n", "S\n"), "a=1\n\nS\n");
+        assert_eq!(
+            replace_sums("a=1\nsha512sums=\"x  y\"\n", "S\n"),
+            "a=1\n\nS\n"
+        );
     }
 }

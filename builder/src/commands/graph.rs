@@ -48,7 +48,11 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
             "{}/{}{}",
             r.repo(),
             r.pkgname(),
-            if needs.is_empty() { String::new() } else { format!(": {}", needs.join(" ")) }
+            if needs.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", needs.join(" "))
+            }
         )?;
     }
     Ok(ExitCode::SUCCESS)
