@@ -466,3 +466,175 @@ fn tarball_with_dotdot_entries_is_refused() {
         "leaves the source directory",
     );
 }
+
+#[test]
+fn same_inputs_and_source_date_give_the_same_bytes() {
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    build_all(home.path(), &tree, &home.path().join("a"), &["--no-cache"]).success();
+    build_all(home.path(), &tree, &home.path().join("b"), &["--no-cache"]).success();
+    let (a, b) = (
+        snapshot(&home.path().join("a")),
+        snapshot(&home.path().join("b")),
+    );
+    assert_eq!(a.len(), 7, "six packages and the index");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn graph_orders_the_tree_and_writes_a_gitlab_child_pipeline() {
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    apkbuild(home.path())
+        .arg("graph")
+        .arg(&tree)
+        .assert()
+        .success()
+        .stdout("main/hello-sh\nmain/libgreet\nmain/greet: libgreet\nmain/motd\n");
+    let out = apkbuild(home.path())
+        .args(["graph", "--gitlab"])
+        .arg(&tree)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let yaml = String::from_utf8(out).unwrap();
+    assert!(yaml.contains("\"build:main/greet\":\n  stage: build\n  needs:\n    - job: \"build:main/libgreet\"\n      artifacts: true\n"), "{yaml}");
+    assert!(
+        yaml.contains("\"build:main/libgreet\":\n  stage: build\n  needs: []\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("apkbuild build \"recipes/main/greet\""),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn info_prints_variables_subpackages_and_file_names() {
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    let out = apkbuild(home.path())
+        .args(["info", "--json"])
+        .arg(tree.join("main/libgreet"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["variables"]["pkgname"], "libgreet");
+    assert_eq!(v["variables"]["license"], "MIT");
+    assert_eq!(v["repo"], "main");
+    assert_eq!(v["subpackages"][0]["name"], "libgreet-dev");
+    assert_eq!(v["subpackages"][0]["func"], "dev");
+    assert_eq!(v["subpackages"][1]["func"], "doc");
+    assert_eq!(
+        v["packages"],
+        serde_json::json!([
+            "libgreet-1.0.0-r0.apk",
+            "libgreet-dev-1.0.0-r0.apk",
+            "libgreet-doc-1.0.0-r0.apk"
+        ])
+    );
+    apkbuild(home.path())
+        .arg("info")
+        .arg(tree.join("main/hello-sh"))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("install=\"hello-sh.pre-install\"")
+                .and(predicate::str::contains("hello-sh-0.3-r1.apk")),
+        );
+}
+
+#[test]
+fn checksum_rewrites_sha512sums_so_the_build_passes() {
+    let home = testkit::tempdir();
+    let dir = bad_recipe(
+        home.path(),
+        &format!(
+            "{HEAD}source=\"data.txt\"\npackage() {{ install -Dm644 \"$srcdir\"/data.txt \"$pkgdir\"/usr/share/bad/data.txt; }}\nsha512sums=\"\n{}  data.txt\n\"\n",
+            "ab".repeat(64)
+        ),
+        &[("data.txt", b"x\n")],
+    );
+    apkbuild(home.path())
+        .arg("checksum")
+        .arg(&dir)
+        .assert()
+        .success();
+    let text = fs_err::read_to_string(dir.join("APKBUILD")).unwrap();
+    let sum = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha512::digest(b"x\n"))
+    };
+    assert!(
+        text.ends_with(&format!("sha512sums=\"\n{sum}  data.txt\n\"\n")),
+        "{text}"
+    );
+    assert_eq!(text.matches("sha512sums=").count(), 1, "{text}");
+    let mut cmd = apkbuild(home.path());
+    cmd.arg("build")
+        .arg(&dir)
+        .arg("--repodest")
+        .arg(home.path().join("p"))
+        .arg("--no-cache")
+        .args(sandbox_flag());
+    cmd.assert()
+        .success()
+        .stdout(predicate::str::contains("bad-1.0-r0.apk"));
+}
+
+#[test]
+fn missing_sandbox_is_explained_before_any_phase_runs() {
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    // No bwrap on this PATH: the preflight must say what is missing and how to proceed.
+    apkbuild(home.path())
+        .env("PATH", "/nonexistent")
+        .arg("build")
+        .arg(tree.join("main/motd"))
+        .arg("--repodest")
+        .arg(home.path().join("p"))
+        .arg("--no-cache")
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("`bwrap` is not installed")
+                .and(predicate::str::contains("--no-sandbox")),
+        );
+}
+
+#[test]
+fn sandbox_keeps_the_recipe_directory_read_only_and_package_runs_as_root() {
+    if sandbox_flag().is_some() {
+        eprintln!("SKIPPED: bwrap cannot create a user namespace here");
+        return;
+    }
+    fails_leaving_repo_unchanged(
+        "write outside",
+        &format!(
+            "{HEAD}build() {{ touch \"$startdir\"/written-by-build; }}\npackage() {{ mkdir -p \"$pkgdir\"; }}\n"
+        ),
+        &[],
+        "build() failed",
+    );
+    let home = testkit::tempdir();
+    let dir = bad_recipe(
+        home.path(),
+        &format!(
+            "{HEAD}package() {{ mkdir -p \"$pkgdir\"/etc; echo x > \"$pkgdir\"/etc/x; chown 0:0 \"$pkgdir\"/etc/x; [ \"$(id -u)\" = 0 ]; }}\n"
+        ),
+        &[],
+    );
+    apkbuild(home.path())
+        .arg("build")
+        .arg(&dir)
+        .arg("--repodest")
+        .arg(home.path().join("p"))
+        .arg("--no-cache")
+        .assert()
+        .success();
+}
