@@ -197,8 +197,14 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
         )?;
     }
 
+    let started = std::time::Instant::now();
     let files = package_all(recipe, opts, &ctx, reporter)?;
     let paths = install_files(recipe, opts, &out_dir, &files)?;
+    reporter.info(&format!(
+        "{name}: packaged, signed and indexed {} packages in {:.3} s",
+        files.len(),
+        started.elapsed().as_secs_f64()
+    ));
     if let Some(cache) = &opts.cache
         && cache.writable()
     {
