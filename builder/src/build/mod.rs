@@ -97,13 +97,11 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
     fs_err::create_dir_all(work.join("tmp"))?;
     let mut ctx = Context::new(&recipe.dir, &work, &opts.carch);
 
-    reporter.info(&format!("{name}: fetching sources"));
-    let fetched = sources::fetch(recipe, &ctx.srcdir(), opts.cache.as_ref(), reporter)?;
-    sources::verify(recipe, &fetched)?;
-
     let repo_entries = repo::all_entries(&opts.repodest, &opts.carch)?;
     let check = !recipe.has_option("!check");
     let deps = repo::closure(&repo_entries, &recipe.build_dependencies(check));
+    // The key needs no download: remote sources enter it through their sha512sums, which
+    // the build that stored the entry verified.
     let (key, inputs) = cache_key(recipe, opts, &deps)?;
 
     if let Some(cache) = &opts.cache {
@@ -127,6 +125,9 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
         }
     }
 
+    reporter.info(&format!("{name}: fetching sources"));
+    let fetched = sources::fetch(recipe, &ctx.srcdir(), opts.cache.as_ref(), reporter)?;
+    sources::verify(recipe, &fetched)?;
     sources::unpack(&fetched, &ctx.srcdir())?;
     if !deps.is_empty() {
         let sysroot = work.join("sysroot");
