@@ -315,6 +315,36 @@ mod tests {
         assert!(!link_stays_inside(Path::new("a"), Path::new("/etc/passwd")));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn safe_paths_never_leave(parts in proptest::collection::vec("(\\.\\.|\\.|/|[a-z]{1,3})", 0..8)) {
+            let name = parts.join("/");
+            if let Ok(p) = safe_rel(Path::new(&name)) {
+                proptest::prop_assert!(p.components().all(|c| matches!(c, Component::Normal(_))));
+            }
+        }
+
+        #[test]
+        fn accepted_links_stay_inside(
+            link in proptest::collection::vec("[a-z]{1,3}", 1..5),
+            target in proptest::collection::vec("(\\.\\.|\\.|[a-z]{1,3})", 1..8),
+        ) {
+            let link = link.join("/");
+            let target = target.join("/");
+            if link_stays_inside(Path::new(&link), Path::new(&target)) {
+                let mut depth = 0i64;
+                for c in Path::new(&link).parent().unwrap().join(&target).components() {
+                    match c {
+                        Component::ParentDir => depth -= 1,
+                        Component::Normal(_) => depth += 1,
+                        _ => {}
+                    }
+                    proptest::prop_assert!(depth >= 0);
+                }
+            }
+        }
+    }
+
     #[test]
     fn archive_names() {
         assert_eq!(archive_kind("x-1.tar.gz"), Some(Archive::Gz));

@@ -36,12 +36,12 @@ pub fn replace_sums(text: &str, block: &str) -> String {
         out.push_str(line);
         out.push('\n');
     }
-    while out.ends_with("\n\n") {
-        out.pop();
+    let body = out.trim_end_matches('\n');
+    if body.is_empty() {
+        block.to_string()
+    } else {
+        format!("{body}\n\n{block}")
     }
-    out.push('\n');
-    out.push_str(block);
-    out
 }
 
 /// Runs `apkbuild checksum`.
@@ -76,6 +76,19 @@ pub fn run(args: &Args, _env: &Env, quiet: bool) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn replacing_is_idempotent_and_leaves_one_block(
+            lines in proptest::collection::vec("(sha512sums=\"|[a-z =\"]{0,12}|\")", 0..12),
+        ) {
+            let text = lines.join("\n");
+            let block = "sha512sums=\"\nab  f\n\"\n";
+            let once = replace_sums(&text, block);
+            proptest::prop_assert!(once.ends_with(block));
+            proptest::prop_assert_eq!(replace_sums(&once, block), once.clone());
+        }
+    }
 
     #[test]
     fn replaces_the_block() {
