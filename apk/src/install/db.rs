@@ -510,7 +510,7 @@ mod tests {
         };
         assert_eq!(db.render_installed(), text);
         assert_eq!(db.render_world(), "world\n");
-        assert_eq!(db.packages[0].dirs[5].acl.mode, 0o750);
+        assert_eq!(db.packages[0].dirs[7].acl.mode, 0o750);
     }
 
     #[test]
