@@ -1,20 +1,852 @@
-//! The transaction: world change → resolution → fetch and verify → extract → database.
+//! The transaction: world change → indexes → resolution → removals, then installs and
+//! upgrades in dependency order → triggers → database (apk-format.md §3.5, §4).
 
+use std::collections::{HashMap, HashSet};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
+use super::db::{InstalledDb, InstalledPackage};
+use super::fetch::{index_cache_name, index_url, package_cache_name, package_url};
+use super::owners::Owners;
+use super::report::Event;
+use super::repos::Repositories;
+use super::script::{ScriptJob, ScriptKind, ScriptOutcome};
+use super::unpack::{UnpackContext, unpack};
 use super::{InstallError, InstallOptions, InstallReport};
-use crate::dep::Dependency;
+use crate::checksum::Checksum;
+use crate::dep::{Dependency, Op, Provide};
+use crate::index::{IndexEntry, SignedIndex};
+use crate::resolve::{Candidate, InstalledPackage as ResolverInstalled, resolve};
+use crate::rootfs::RootDir;
 
 /// What the caller asks for.
+#[derive(Clone, Copy)]
 pub(super) enum Change<'a> {
     Add(&'a [Dependency]),
     Del(&'a [String]),
 }
 
+/// Where a candidate comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    /// `entries[i]`.
+    Index(usize),
+    /// An installed package no repository has.
+    Installed,
+    /// The `--virtual` package being created.
+    Virtual,
+}
+
+fn parse_atom(text: &str) -> Result<Dependency, InstallError> {
+    text.parse()
+        .map_err(|e: crate::dep::DepError| InstallError::BadAtom {
+            atom: text.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+fn parse_deps(words: &[String]) -> Vec<Dependency> {
+    words.iter().filter_map(|w| w.parse().ok()).collect()
+}
+
+fn candidate(entry: &IndexEntry, repo_priority: u32) -> Candidate {
+    Candidate {
+        name: entry.name.clone(),
+        version: entry.version.clone(),
+        depends: parse_deps(&entry.depends),
+        provides: entry
+            .provides
+            .iter()
+            .filter_map(|p| Provide::parse_list(p).ok())
+            .flatten()
+            .collect(),
+        provider_priority: entry.provider_priority,
+        install_if: parse_deps(&entry.install_if),
+        repo_priority,
+    }
+}
+
+/// Replaces the world atom for the same name, or appends (apk's `apk_deps_add`).
+fn world_add(world: &mut Vec<Dependency>, dep: Dependency) {
+    match world.iter_mut().find(|d| d.name == dep.name) {
+        Some(slot) => *slot = dep,
+        None => world.push(dep),
+    }
+}
+
+/// `%Y%m%d.%H%M%S` of a Unix time, as apk names virtual packages.
+fn virtual_version(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}.{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn virtual_package(
+    spec: &str,
+    atoms: &[Dependency],
+    source_date: u64,
+) -> Result<(InstalledPackage, Dependency), InstallError> {
+    let bad = || InstallError::BadAtom {
+        atom: spec.to_owned(),
+        reason: "bad package specifier for --virtual: use NAME or NAME=VERSION".into(),
+    };
+    let mut dep = parse_atom(spec)?;
+    if dep.conflict || dep.tag.is_some() {
+        return Err(bad());
+    }
+    let version = match &dep.constraint {
+        None => virtual_version(source_date),
+        Some(c) if c.op == Op::Eq => c.version.clone(),
+        Some(_) => return Err(bad()),
+    };
+    dep = parse_atom(&format!("{}={version}", dep.name))?;
+    let mut entry = IndexEntry::empty();
+    // apk hashes its pid in; we keep it reproducible: name, NUL, version.
+    let mut seed = dep.name.clone().into_bytes();
+    seed.push(0);
+    seed.extend_from_slice(version.as_bytes());
+    entry.checksum = Checksum::sha1_of(&seed);
+    entry.name = dep.name.clone();
+    entry.version = version;
+    entry.arch = "noarch".into();
+    entry.description = "virtual meta package".into();
+    entry.depends = atoms.iter().map(ToString::to_string).collect();
+    Ok((InstalledPackage::new(entry), dep))
+}
+
+/// `apk --initdb`'s skeleton, minus device nodes (the container runtime provides `/dev`).
+fn initdb(root: &RootDir, arch: &str) -> Result<(), InstallError> {
+    for (dir, mode) in [
+        ("etc/apk", 0o755),
+        ("lib/apk/db", 0o755),
+        ("var/cache/apk", 0o755),
+        ("var/cache/misc", 0o755),
+    ] {
+        root.create_dir_all(dir, mode)?;
+    }
+    if !root.exists("tmp")? {
+        root.create_dir_all("tmp", 0o755)?;
+        root.set_mode("tmp", 0o1777)?;
+    }
+    if !root.exists("etc/apk/arch")? {
+        super::db::write_in_root(root, "etc/apk", "arch", format!("{arch}\n").as_bytes())?;
+    }
+    if !root.exists("lib/apk/db/lock")? {
+        drop(root.create_file("lib/apk/db/lock", 0o600)?);
+    }
+    Ok(())
+}
+
+struct Fetched {
+    entries: Vec<(IndexEntry, usize)>,
+}
+
+fn is_local(url: &str) -> bool {
+    super::LocalFetcher::local_path(url).is_some()
+}
+
+/// Reads every repository's index, verifying its signature.
+fn load_indexes(
+    repos: &Repositories,
+    opts: &InstallOptions,
+    report: &mut InstallReport,
+) -> Result<Fetched, InstallError> {
+    let mut entries = Vec::new();
+    for (ri, repo) in repos.repos.iter().enumerate() {
+        let url = index_url(&repo.url, &repos.arch);
+        let cache = opts
+            .cache_dir
+            .as_ref()
+            .filter(|_| !is_local(&url))
+            .map(|d| d.join(index_cache_name(&url)));
+        let cached = cache.clone().filter(|p| !opts.update_cache && p.is_file());
+        opts.reporter.event(Event::FetchIndex {
+            url: &url,
+            cached: cached.is_some(),
+        });
+        let bytes = match &cached {
+            Some(path) => fs_err::read(path).map_err(|source| InstallError::Io {
+                path: path.clone(),
+                source,
+            })?,
+            None => {
+                let mut bytes = Vec::new();
+                opts.fetcher
+                    .open(&url)?
+                    .take(crate::index::MAX_INDEX_SIZE)
+                    .read_to_end(&mut bytes)
+                    .map_err(|source| super::FetchError::Io {
+                        url: url.clone(),
+                        source,
+                    })?;
+                bytes
+            }
+        };
+        let index = SignedIndex::parse(&bytes).map_err(|e| InstallError::Index {
+            repository: repo.url.clone(),
+            source: Box::new(e),
+        })?;
+        if let Err(e) = index.verify(&repos.keys) {
+            if !opts.allow_untrusted {
+                return Err(InstallError::Untrusted {
+                    repository: repo.url.clone(),
+                    reason: e.to_string(),
+                });
+            }
+            let msg = format!(
+                "{}: UNTRUSTED signature, used anyway (--allow-untrusted)",
+                repo.url
+            );
+            opts.reporter.event(Event::Warning(&msg));
+            report.warnings.push(msg);
+        }
+        // Only write the cache once the index verified (or was explicitly allowed).
+        if let Some(path) = cache.filter(|_| cached.is_none()) {
+            if let Some(dir) = path.parent() {
+                fs_err::create_dir_all(dir).map_err(|source| InstallError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            crate::atomic::write_atomic(&path, &bytes).map_err(|source| InstallError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        entries.extend(index.index.packages.into_iter().map(|e| (e, ri)));
+    }
+    Ok(Fetched { entries })
+}
+
+/// Removal order: a package before the packages it depends on.
+fn removal_order(pkgs: &[&InstalledPackage]) -> Vec<usize> {
+    let names: Vec<HashSet<String>> = pkgs
+        .iter()
+        .map(|p| {
+            let mut s: HashSet<String> = p
+                .entry
+                .provides
+                .iter()
+                .map(|x| x.split('=').next().unwrap_or(x).to_owned())
+                .collect();
+            s.insert(p.entry.name.clone());
+            s
+        })
+        .collect();
+    let deps: Vec<Vec<usize>> = pkgs
+        .iter()
+        .map(|p| {
+            parse_deps(&p.entry.depends)
+                .iter()
+                .filter(|d| !d.conflict)
+                .flat_map(|d| {
+                    names
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, n)| n.contains(&d.name))
+                        .map(|(j, _)| j)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .collect();
+    // Post-order DFS gives dependencies first; reversed, dependents first.
+    let mut state = vec![0u8; pkgs.len()];
+    let mut out = Vec::new();
+    fn visit(i: usize, deps: &[Vec<usize>], state: &mut [u8], out: &mut Vec<usize>) {
+        if state[i] != 0 {
+            return;
+        }
+        state[i] = 1;
+        for &j in &deps[i] {
+            visit(j, deps, state, out);
+        }
+        out.push(i);
+    }
+    for i in 0..pkgs.len() {
+        visit(i, &deps, &mut state, &mut out);
+    }
+    out.reverse();
+    out
+}
+
+/// Minimal `fnmatch` for trigger globs: `*` and `?` (not crossing nothing special).
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+struct Runner<'o, 'a> {
+    opts: &'o InstallOptions<'a>,
+    root: &'o Path,
+}
+
+impl Runner<'_, '_> {
+    fn script(
+        &self,
+        report: &mut InstallReport,
+        pkg: &mut InstalledPackage,
+        kind: ScriptKind,
+        args: &[String],
+    ) {
+        let Some((_, script)) = pkg.scripts.iter().find(|(k, _)| *k == kind) else {
+            return;
+        };
+        let job = ScriptJob {
+            root: self.root,
+            name: &pkg.entry.name,
+            version: &pkg.entry.version,
+            kind,
+            script,
+            args,
+        };
+        let outcome = self.opts.scripts.run(&job);
+        self.record(report, pkg, kind, outcome);
+    }
+
+    fn record(
+        &self,
+        report: &mut InstallReport,
+        pkg: &mut InstalledPackage,
+        kind: ScriptKind,
+        outcome: ScriptOutcome,
+    ) {
+        if matches!(outcome, ScriptOutcome::Failed(_)) {
+            pkg.mark('s');
+            let msg = format!("{}.{kind}: script exited with error ({outcome})", pkg.id());
+            report.warnings.push(msg);
+        }
+        let text = outcome.to_string();
+        self.opts.reporter.event(Event::Script {
+            package: &pkg.id(),
+            kind: kind.as_str(),
+            outcome: &text,
+        });
+        report.scripts.push((pkg.id(), kind, outcome));
+    }
+}
+
+/// Removes `paths` (files), then `dirs` deepest first when empty and unlisted by `keep`.
+fn remove_paths(root: &RootDir, files: &[String], dirs: &[String], keep: &HashSet<String>) {
+    for f in files {
+        let _ = root.remove(f);
+    }
+    let mut dirs: Vec<&String> = dirs.iter().filter(|d| !keep.contains(*d)).collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.len()));
+    for d in dirs {
+        // Only succeeds when empty, which is what apk does with its directory refcounts.
+        let _ = root.remove(d);
+    }
+}
+
 pub(super) fn run(
-    _root: &Path,
-    _change: Change<'_>,
-    _opts: &InstallOptions,
+    root_path: &Path,
+    change: Change<'_>,
+    opts: &InstallOptions,
 ) -> Result<InstallReport, InstallError> {
-    Ok(InstallReport::default())
+    let root = RootDir::open(root_path)?;
+    let mut report = InstallReport::default();
+    let repos = Repositories::load(&root, &opts.repositories)?;
+    let mut db = match InstalledDb::read(&root)? {
+        Some(db) => db,
+        None if opts.initdb => {
+            initdb(&root, &repos.arch)?;
+            InstalledDb::default()
+        }
+        None => {
+            return Err(InstallError::NoDatabase {
+                root: root_path.to_path_buf(),
+            });
+        }
+    };
+    let mut world: Vec<Dependency> = db
+        .world
+        .iter()
+        .map(|w| parse_atom(w))
+        .collect::<Result<_, _>>()?;
+    let mut virtual_pkg = None;
+    let mut deleted = Vec::new();
+    match change {
+        Change::Add(request) => match &opts.virtual_name {
+            Some(spec) => {
+                let (pkg, dep) = virtual_package(spec, request, opts.source_date)?;
+                world_add(&mut world, dep);
+                virtual_pkg = Some(pkg);
+            }
+            None => {
+                for dep in request {
+                    world_add(&mut world, dep.clone());
+                }
+            }
+        },
+        Change::Del(names) => {
+            for name in names {
+                let before = world.len();
+                world.retain(|d| &d.name != name);
+                if world.len() == before {
+                    let msg = format!("{name}: not in world, nothing to remove");
+                    opts.reporter.event(Event::Warning(&msg));
+                    report.warnings.push(msg);
+                }
+                deleted.push(name.clone());
+            }
+        }
+    }
+
+    let fetched = match change {
+        Change::Add(_) => load_indexes(&repos, opts, &mut report)?,
+        Change::Del(_) => Fetched {
+            entries: Vec::new(),
+        },
+    };
+
+    // Candidates: indexes (first repository wins a name-version), the installed packages
+    // no repository has, and the virtual package.
+    let pinned_tags: HashSet<(String, String)> = world
+        .iter()
+        .filter_map(|d| d.tag.clone().map(|t| (d.name.clone(), t)))
+        .collect();
+    let mut candidates = Vec::new();
+    let mut sources = Vec::new();
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for (i, (entry, ri)) in fetched.entries.iter().enumerate() {
+        if let Some(tag) = &repos.repos[*ri].tag
+            && !pinned_tags.contains(&(entry.name.clone(), tag.clone()))
+        {
+            continue;
+        }
+        let key = (entry.name.clone(), entry.version.clone());
+        if seen.contains_key(&key) {
+            continue;
+        }
+        seen.insert(key, candidates.len());
+        candidates.push(candidate(entry, *ri as u32));
+        sources.push(Source::Index(i));
+    }
+    for p in &db.packages {
+        if virtual_pkg
+            .as_ref()
+            .is_some_and(|v: &InstalledPackage| v.entry.name == p.entry.name)
+        {
+            continue;
+        }
+        let key = (p.entry.name.clone(), p.entry.version.clone());
+        if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry(key) {
+            slot.insert(candidates.len());
+            candidates.push(candidate(&p.entry, u32::MAX));
+            sources.push(Source::Installed);
+        }
+    }
+    if let Some(v) = &virtual_pkg {
+        candidates.push(candidate(&v.entry, 0));
+        sources.push(Source::Virtual);
+    }
+    let installed: Vec<ResolverInstalled> = db
+        .packages
+        .iter()
+        .map(|p| ResolverInstalled {
+            name: p.entry.name.clone(),
+            version: p.entry.version.clone(),
+        })
+        .collect();
+    let resolution = resolve(&candidates, &installed, &world).map_err(|e| {
+        if repos.repos.is_empty() && matches!(change, Change::Add(_)) {
+            InstallError::NoRepositories
+        } else {
+            InstallError::Resolve(Box::new(e))
+        }
+    })?;
+
+    // The plan.
+    let selected: HashSet<&str> = resolution
+        .install
+        .iter()
+        .map(|&i| candidates[i].name.as_str())
+        .collect();
+    for name in &deleted {
+        if selected.contains(name.as_str()) {
+            let msg = format!("{name}: still required by other world entries, not removed");
+            opts.reporter.event(Event::Warning(&msg));
+            report.warnings.push(msg);
+        }
+    }
+    let removed: Vec<usize> = (0..db.packages.len())
+        .filter(|&i| !selected.contains(db.packages[i].entry.name.as_str()))
+        .collect();
+    let mut steps = Vec::new(); // (candidate index, position of the old version in db)
+    for &ci in &resolution.install {
+        let cand = &candidates[ci];
+        let old = db.packages.iter().position(|p| p.entry.name == cand.name);
+        let keep = match (sources[ci], old) {
+            (Source::Installed, _) => true,
+            (Source::Index(e), Some(o)) => {
+                let entry = &fetched.entries[e].0;
+                let p = &db.packages[o];
+                p.entry.version == entry.version && p.entry.checksum == entry.checksum
+            }
+            (Source::Virtual, Some(o)) => {
+                db.packages[o].entry.version == cand.version
+                    && db.packages[o].entry.depends
+                        == virtual_pkg
+                            .as_ref()
+                            .map(|v| v.entry.depends.clone())
+                            .unwrap_or_default()
+            }
+            (_, None) => false,
+        };
+        if !keep {
+            steps.push(ci);
+        }
+    }
+    let total = removed.len() + steps.len();
+    let mut step = 0;
+    let runner = Runner {
+        opts,
+        root: root_path,
+    };
+    let mut changed_dirs: HashSet<String> = HashSet::new();
+
+    // Removals, dependents first.
+    let removed_pkgs: Vec<&InstalledPackage> = removed.iter().map(|&i| &db.packages[i]).collect();
+    let order: Vec<usize> = removal_order(&removed_pkgs)
+        .into_iter()
+        .map(|k| removed[k])
+        .collect();
+    let mut gone = HashSet::new();
+    for i in order {
+        step += 1;
+        let mut pkg = db.packages[i].clone();
+        opts.reporter.event(Event::Step {
+            index: step,
+            total,
+            action: "Purging",
+            name: &pkg.entry.name,
+            version: &pkg.entry.version,
+        });
+        let args = vec![pkg.entry.version.clone()];
+        runner.script(&mut report, &mut pkg, ScriptKind::PreDeinstall, &args);
+        let keep: HashSet<String> = db
+            .packages
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i && !gone.contains(j))
+            .flat_map(|(_, p)| p.dirs.iter().map(|d| d.path.clone()))
+            .collect();
+        let files: Vec<String> = pkg.file_paths().collect();
+        let dirs: Vec<String> = pkg.dirs.iter().map(|d| d.path.clone()).collect();
+        remove_paths(&root, &files, &dirs, &keep);
+        changed_dirs.extend(dirs);
+        runner.script(&mut report, &mut pkg, ScriptKind::PostDeinstall, &args);
+        report
+            .removed
+            .push((pkg.entry.name.clone(), pkg.entry.version.clone()));
+        gone.insert(i);
+    }
+    let mut kept = Vec::new();
+    for (i, p) in std::mem::take(&mut db.packages).into_iter().enumerate() {
+        if !gone.contains(&i) {
+            kept.push(p);
+        }
+    }
+    db.packages = kept;
+
+    // Installs and upgrades, dependencies first.
+    for ci in steps {
+        step += 1;
+        let cand = &candidates[ci];
+        let old_pos = db.packages.iter().position(|p| p.entry.name == cand.name);
+        let old = old_pos.map(|o| db.packages[o].clone());
+        let action = match &old {
+            None => "Installing",
+            Some(o) => match crate::version::compare(&cand.version, &o.entry.version) {
+                std::cmp::Ordering::Less => "Downgrading",
+                std::cmp::Ordering::Equal => "Replacing",
+                std::cmp::Ordering::Greater => "Upgrading",
+            },
+        };
+        opts.reporter.event(Event::Step {
+            index: step,
+            total,
+            action,
+            name: &cand.name,
+            version: &cand.version,
+        });
+        let (pre, post, args) = match &old {
+            None => (
+                ScriptKind::PreInstall,
+                ScriptKind::PostInstall,
+                vec![cand.version.clone()],
+            ),
+            Some(o) => (
+                ScriptKind::PreUpgrade,
+                ScriptKind::PostUpgrade,
+                vec![cand.version.clone(), o.entry.version.clone()],
+            ),
+        };
+        let mut pkg = match sources[ci] {
+            Source::Virtual => {
+                let mut v = virtual_pkg.clone().expect("virtual source has a package");
+                v.tag = None;
+                v
+            }
+            Source::Installed => unreachable!("installed candidates are kept"),
+            Source::Index(e) => {
+                let (entry, ri) = &fetched.entries[e];
+                let repo = &repos.repos[*ri];
+                let others: Vec<InstalledPackage> = db
+                    .packages
+                    .iter()
+                    .filter(|p| p.entry.name != cand.name)
+                    .cloned()
+                    .collect();
+                let mut owned = HashMap::new();
+                for (j, p) in others.iter().enumerate() {
+                    for path in p.file_paths() {
+                        owned.insert(path, j);
+                    }
+                }
+                let previous: HashSet<String> = old
+                    .as_ref()
+                    .map(|o| o.file_paths().collect())
+                    .unwrap_or_default();
+                let owners = Owners::load(&root);
+                let url = package_url(&repo.url, &entry.arch, &entry.name, &entry.version);
+                let cx = UnpackContext {
+                    root: &root,
+                    apply: &opts.apply,
+                    owners: &owners,
+                    installed: &others,
+                    owned: &owned,
+                    name: &entry.name,
+                    version: &entry.version,
+                    origin: &entry.origin,
+                    expected: entry.checksum,
+                    url: &url,
+                    previous: &previous,
+                    pre: Some((pre, args.clone())),
+                    runner: opts.scripts,
+                };
+                opts.reporter.event(Event::FetchPackage {
+                    name: &entry.name,
+                    version: &entry.version,
+                    size: entry.file_size,
+                });
+                let unpacked = fetch_and_unpack(&cx, opts, entry)?;
+                let mut pkg = InstalledPackage::new(entry.clone());
+                pkg.replaces = unpacked.info.replaces.clone();
+                pkg.replaces_priority = unpacked.info.replaces_priority.unwrap_or(0);
+                pkg.tag = repo.tag.clone();
+                pkg.flags = unpacked.flags.clone();
+                pkg.dirs = unpacked.dirs;
+                pkg.triggers = unpacked.info.triggers.clone();
+                pkg.scripts = unpacked
+                    .scripts
+                    .iter()
+                    .filter_map(|(n, c)| ScriptKind::parse(n).map(|k| (k, c.clone())))
+                    .collect();
+                if let Some((kind, outcome)) = unpacked.pre_outcome {
+                    runner.record(&mut report, &mut pkg, kind, outcome);
+                }
+                // Files taken over leave their former owners' records.
+                for (path, j) in &unpacked.taken {
+                    let former = &others[*j];
+                    if let Some(p) = db
+                        .packages
+                        .iter_mut()
+                        .find(|p| p.entry.name == former.entry.name)
+                    {
+                        let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
+                        for d in p.dirs.iter_mut().filter(|d| d.path == dir) {
+                            d.files.retain(|f| f.name != base);
+                        }
+                    }
+                }
+                // An upgrade removes what the old version had and the new one does not.
+                if let Some(o) = &old {
+                    let now: HashSet<String> = pkg.file_paths().collect();
+                    let stale: Vec<String> = o.file_paths().filter(|p| !now.contains(p)).collect();
+                    let mut keep: HashSet<String> =
+                        pkg.dirs.iter().map(|d| d.path.clone()).collect();
+                    keep.extend(
+                        others
+                            .iter()
+                            .flat_map(|p| p.dirs.iter().map(|d| d.path.clone())),
+                    );
+                    let dirs: Vec<String> = o.dirs.iter().map(|d| d.path.clone()).collect();
+                    remove_paths(&root, &stale, &dirs, &keep);
+                }
+                pkg
+            }
+        };
+        changed_dirs.extend(pkg.dirs.iter().map(|d| d.path.clone()));
+        runner.script(&mut report, &mut pkg, post, &args);
+        match &old {
+            None => report
+                .installed
+                .push((pkg.entry.name.clone(), pkg.entry.version.clone())),
+            Some(o) => report.upgraded.push((
+                pkg.entry.name.clone(),
+                o.entry.version.clone(),
+                pkg.entry.version.clone(),
+            )),
+        }
+        match old_pos {
+            Some(o) => db.packages[o] = pkg,
+            None => db.packages.push(pkg),
+        }
+    }
+
+    // Triggers: every package whose globs match a directory this run changed.
+    if total > 0 {
+        let mut changed: Vec<String> = changed_dirs.into_iter().map(|d| format!("/{d}")).collect();
+        changed.sort();
+        for i in 0..db.packages.len() {
+            let globs = db.packages[i].triggers.clone();
+            let matched: Vec<String> = changed
+                .iter()
+                .filter(|d| globs.iter().any(|g| g.starts_with('/') && glob_match(g, d)))
+                .cloned()
+                .collect();
+            if !matched.is_empty() {
+                let mut pkg = db.packages[i].clone();
+                runner.script(&mut report, &mut pkg, ScriptKind::Trigger, &matched);
+                db.packages[i] = pkg;
+            }
+        }
+    }
+
+    db.world = world.iter().map(ToString::to_string).collect();
+    db.sort();
+    db.write(&root)?;
+    report.world = db.render_world().lines().map(str::to_owned).collect();
+    Ok(report)
+}
+
+/// Opens the package (cache first), unpacks it, and caches it once it verified.
+fn fetch_and_unpack(
+    cx: &UnpackContext<'_>,
+    opts: &InstallOptions,
+    entry: &IndexEntry,
+) -> Result<super::unpack::Unpacked, InstallError> {
+    let cache = opts
+        .cache_dir
+        .as_ref()
+        .filter(|_| !is_local(cx.url))
+        .map(|d| {
+            d.join(package_cache_name(
+                &entry.name,
+                &entry.version,
+                &entry.checksum,
+            ))
+        });
+    if let Some(path) = cache.as_ref().filter(|p| p.is_file()) {
+        let file = fs_err::File::open(path).map_err(|source| InstallError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        return unpack(cx, BufReader::with_capacity(256 << 10, file));
+    }
+    let input = opts.fetcher.open(cx.url)?;
+    let Some(path) = cache else {
+        return unpack(cx, BufReader::with_capacity(256 << 10, input));
+    };
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir).map_err(|source| InstallError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let io_err = |source| InstallError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = crate::atomic::AtomicFile::create(&path).map_err(io_err)?;
+    let mut tee = Tee {
+        inner: input,
+        copy: file,
+        error: None,
+    };
+    let unpacked = unpack(cx, BufReader::with_capacity(256 << 10, &mut tee))?;
+    if let Some(e) = tee.error {
+        return Err(io_err(e));
+    }
+    tee.copy.flush().map_err(io_err)?;
+    tee.copy.commit().map_err(io_err)?;
+    Ok(unpacked)
+}
+
+/// Copies what is read into the cache file.
+struct Tee {
+    inner: Box<dyn Read>,
+    copy: crate::atomic::AtomicFile,
+    error: Option<std::io::Error>,
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.error.is_none()
+            && let Err(e) = self.copy.write_all(&buf[..n])
+        {
+            self.error = Some(e);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_versions_are_utc_dates() {
+        assert_eq!(virtual_version(0), "19700101.000000");
+        assert_eq!(virtual_version(1_700_000_000), "20231114.221320");
+        assert_eq!(virtual_version(951_782_400), "20000229.000000");
+    }
+
+    #[test]
+    fn trigger_globs() {
+        assert!(glob_match("/usr/share/fonts/*", "/usr/share/fonts/misc"));
+        assert!(!glob_match("/usr/share/fonts/*", "/usr/share/icons"));
+        assert!(glob_match(
+            "/usr/lib/gdk-pixbuf-?.0/*",
+            "/usr/lib/gdk-pixbuf-2.0/loaders"
+        ));
+    }
 }

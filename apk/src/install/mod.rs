@@ -10,8 +10,6 @@
 //! `lib/apk/db/{installed,scripts.tar,triggers}` and `etc/apk/world` atomically, so a real
 //! `apk` in the image sees exactly what was installed.
 
-#![allow(dead_code)] // the engine lands in the next commits
-
 mod db;
 mod engine;
 mod fetch;

@@ -1,1 +1,421 @@
-//! Fetching, verifying and extracting one package.
+//! Verifying and extracting one package into the root (apk-format.md §1.6, §4.1, §4.8).
+//!
+//! The package streams once: the control member is checked against the index `C:` before
+//! any data is written (so a package that is not the indexed one never touches the root),
+//! each file's content is hashed while it is written and compared with its
+//! `APK-TOOLS.checksum.SHA1`, and `datahash` is checked at the end. On any failure the
+//! entries this package newly created are removed again. File ownership conflicts follow
+//! apk 2.14's `apk_db_install_archive_entry`: same name, same origin or `replaces` take over,
+//! a `replaces` of the current owner with a higher priority keeps its file, anything else is
+//! an error.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufRead, Read};
+
+use sha1::Digest as _;
+
+use super::InstallError;
+use super::db::{Acl, InstalledDir, InstalledFile, InstalledPackage, q1, xattr_digest};
+use super::owners::Owners;
+use super::script::{ScriptJob, ScriptKind, ScriptOutcome, ScriptRunner};
+use crate::checksum::Checksum;
+use crate::dep::Dependency;
+use crate::package::PackageError;
+use crate::package::extract::check_entry;
+use crate::package::read::{DataVisitor, Package, ReadLimits, read_with};
+use crate::pkginfo::PkgInfo;
+use crate::rootfs::{Applied, ApplyOptions, EntryKind, EntryMeta, RootDir};
+use crate::tar::{Entry, EntryType};
+
+/// What the installer knows when a package is unpacked.
+pub(super) struct UnpackContext<'a> {
+    pub root: &'a RootDir,
+    pub apply: &'a ApplyOptions,
+    pub owners: &'a Owners,
+    /// Installed packages other than the one being replaced.
+    pub installed: &'a [InstalledPackage],
+    /// Non-directory path → index into `installed` of its owner.
+    pub owned: &'a HashMap<String, usize>,
+    /// The index entry: name, version, `C:`.
+    pub name: &'a str,
+    pub version: &'a str,
+    pub origin: &'a str,
+    pub expected: Checksum,
+    pub url: &'a str,
+    /// Paths the old version of this package owned (an upgrade overwrites them freely).
+    pub previous: &'a HashSet<String>,
+    /// The script to run once the identity is verified, before data: pre-install or
+    /// pre-upgrade, with its arguments.
+    pub pre: Option<(ScriptKind, Vec<String>)>,
+    pub runner: &'a dyn ScriptRunner,
+}
+
+/// A package after extraction.
+pub(super) struct Unpacked {
+    pub info: PkgInfo,
+    pub scripts: Vec<(String, Vec<u8>)>,
+    pub dirs: Vec<InstalledDir>,
+    /// Paths taken over from other packages: (path, index of the former owner).
+    pub taken: Vec<(String, usize)>,
+    /// `f:` flags to set (`x` when xattrs could not be applied).
+    pub flags: String,
+    /// What became of the pre-install/pre-upgrade script, if the package has one.
+    pub pre_outcome: Option<(ScriptKind, ScriptOutcome)>,
+}
+
+struct Visitor<'a, 'b> {
+    cx: &'b UnpackContext<'a>,
+    links: HashSet<String>,
+    dirs: Vec<InstalledDir>,
+    dir_index: HashMap<String, usize>,
+    /// Non-directory paths this package created where nothing was before.
+    created: Vec<String>,
+    /// Regular-file digests by path, for hard links.
+    digests: HashMap<String, Option<String>>,
+    taken: Vec<(String, usize)>,
+    flags: String,
+    failure: Option<InstallError>,
+    my_replaces: Option<(Vec<Dependency>, u32)>,
+    pre_outcome: Option<(ScriptKind, ScriptOutcome)>,
+}
+
+/// Stops the stream with `err`, kept for the caller to report precisely.
+fn abort(v: &mut Visitor<'_, '_>, err: InstallError) -> PackageError {
+    let text = err.to_string();
+    v.failure = Some(err);
+    PackageError::Format(text)
+}
+
+struct HashingReader<'r> {
+    inner: &'r mut dyn Read,
+    hash: sha1::Sha1,
+}
+
+impl Read for HashingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+impl Visitor<'_, '_> {
+    fn dir(&mut self, path: &str) -> &mut InstalledDir {
+        let i = match self.dir_index.get(path) {
+            Some(&i) => i,
+            None => {
+                self.dirs.push(InstalledDir {
+                    path: path.to_owned(),
+                    acl: Acl {
+                        uid: 0,
+                        gid: 0,
+                        mode: 0o755,
+                        xattr: None,
+                    },
+                    files: Vec::new(),
+                });
+                self.dir_index.insert(path.to_owned(), self.dirs.len() - 1);
+                self.dirs.len() - 1
+            }
+        };
+        &mut self.dirs[i]
+    }
+
+    /// apk's ownership rules; `Ok(false)` = keep the other package's file, skip ours.
+    fn may_write(&mut self, path: &str) -> Result<bool, InstallError> {
+        if self.cx.previous.contains(path) {
+            return Ok(true);
+        }
+        let Some(&owner_idx) = self.cx.owned.get(path) else {
+            return Ok(true);
+        };
+        let owner = &self.cx.installed[owner_idx];
+        if owner.entry.name == self.cx.name
+            || (!self.cx.origin.is_empty() && owner.entry.origin == self.cx.origin)
+        {
+            self.taken.push((path.to_owned(), owner_idx));
+            return Ok(true);
+        }
+        let materialized = |deps: &[String], name: &str, version: &str| {
+            deps.iter()
+                .filter_map(|d| d.parse::<Dependency>().ok())
+                .any(|d| d.matches(name, version))
+        };
+        let owner_prio = if materialized(&owner.replaces, self.cx.name, self.cx.version) {
+            i64::from(owner.replaces_priority)
+        } else {
+            -1
+        };
+        let (mine, my_prio) = self.my_replaces.clone().unwrap_or_default();
+        let pkg_prio = if mine
+            .iter()
+            .any(|d| d.matches(&owner.entry.name, &owner.entry.version))
+        {
+            i64::from(my_prio)
+        } else {
+            -1
+        };
+        if owner_prio > pkg_prio {
+            return Ok(false);
+        }
+        if pkg_prio >= 0 {
+            self.taken.push((path.to_owned(), owner_idx));
+            return Ok(true);
+        }
+        Err(InstallError::FileConflict {
+            name: self.cx.name.to_owned(),
+            version: self.cx.version.to_owned(),
+            path: path.to_owned(),
+            owner: owner.id(),
+            owner_name: owner.entry.name.clone(),
+        })
+    }
+}
+
+impl DataVisitor for Visitor<'_, '_> {
+    fn control(
+        &mut self,
+        control: &[u8],
+        info: &PkgInfo,
+        scripts: &[(String, Vec<u8>)],
+    ) -> Result<(), PackageError> {
+        let actual = Checksum::sha1_of(control);
+        if actual != self.cx.expected {
+            return Err(abort(
+                self,
+                InstallError::NotIndexed {
+                    name: self.cx.name.to_owned(),
+                    version: self.cx.version.to_owned(),
+                    url: self.cx.url.to_owned(),
+                    expected: self.cx.expected.to_string(),
+                    actual: actual.to_string(),
+                },
+            ));
+        }
+        if info.datahash.is_empty() {
+            return Err(PackageError::NoDataHash);
+        }
+        let replaces = info
+            .replaces
+            .iter()
+            .filter_map(|d| d.parse::<Dependency>().ok())
+            .collect();
+        self.my_replaces = Some((replaces, info.replaces_priority.unwrap_or(0)));
+        // The identity is verified: the pre-install script is the indexed package's own.
+        if let Some((kind, args)) = &self.cx.pre
+            && let Some((_, script)) = scripts
+                .iter()
+                .find(|(n, _)| ScriptKind::parse(n) == Some(*kind))
+        {
+            let job = ScriptJob {
+                root: self.cx.root.path(),
+                name: self.cx.name,
+                version: self.cx.version,
+                kind: *kind,
+                script,
+                args,
+            };
+            self.pre_outcome = Some((*kind, self.cx.runner.run(&job)));
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> Result<(), PackageError> {
+        let (dir, base) = split(&entry.path);
+        // What apk skips silently (§1.6): top-level dot names and `.keep_*` placeholders.
+        let dotted =
+            entry.path.starts_with('.') && !entry.path.starts_with("../") && entry.path != "..";
+        if dotted || base.starts_with(".keep_") {
+            return Ok(());
+        }
+        // Everything else that is not a plain relative name is hostile: refuse.
+        check_entry(entry, &mut self.links)?;
+        let uid = self.cx.owners.uid(&entry.uname, entry.uid);
+        let gid = self.cx.owners.gid(&entry.gname, entry.gid);
+        let mode = entry.mode & 0o7777;
+        if entry.kind == EntryType::Dir {
+            let meta = EntryMeta {
+                path: entry.path.clone(),
+                kind: EntryKind::Dir,
+                mode,
+                uid,
+                gid,
+                mtime: i64::try_from(entry.mtime).unwrap_or(i64::MAX),
+            };
+            let applied = self
+                .cx
+                .root
+                .apply(&meta, &mut io::empty(), self.cx.apply)
+                .map_err(|e| unsafe_entry(entry, &e))?;
+            let xattr = self.set_xattrs(entry, applied);
+            let d = self.dir(&entry.path);
+            d.acl = Acl {
+                uid,
+                gid,
+                mode,
+                xattr,
+            };
+            return Ok(());
+        }
+        match self.may_write(&entry.path) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => return Err(abort(self, e)),
+        }
+        let existed = self
+            .cx
+            .root
+            .exists(&entry.path)
+            .map_err(|e| unsafe_entry(entry, &e))?;
+        let kind = match entry.kind {
+            EntryType::File => EntryKind::File,
+            EntryType::Dir => unreachable!("handled above"),
+            EntryType::Symlink => EntryKind::Symlink(entry.link.clone()),
+            EntryType::HardLink => EntryKind::HardLink(entry.link.clone()),
+            EntryType::CharDevice => EntryKind::CharDevice {
+                major: entry.dev.0,
+                minor: entry.dev.1,
+            },
+            EntryType::BlockDevice => EntryKind::BlockDevice {
+                major: entry.dev.0,
+                minor: entry.dev.1,
+            },
+            EntryType::Fifo => EntryKind::Fifo,
+        };
+        let meta = EntryMeta {
+            path: entry.path.clone(),
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime: i64::try_from(entry.mtime).unwrap_or(i64::MAX),
+        };
+        let mut hashing = HashingReader {
+            inner: content,
+            hash: sha1::Sha1::new(),
+        };
+        let result = self.cx.root.apply(&meta, &mut hashing, self.cx.apply);
+        if !existed {
+            self.created.push(entry.path.clone());
+        }
+        let applied = result.map_err(|e| {
+            e.io_error()
+                .and_then(|io| crate::package::read::limit_error(io, crate::package::Member::Data))
+                .unwrap_or_else(|| unsafe_entry(entry, &e))
+        })?;
+        let actual: Option<[u8; 20]> = match entry.kind {
+            EntryType::File => Some(hashing.hash.finalize().into()),
+            EntryType::Symlink => Some(Checksum::sha1_of(entry.link.as_bytes()).0),
+            _ => None,
+        };
+        if let (Some(actual), Some(recorded)) = (actual, entry.checksum_sha1)
+            && actual != recorded
+        {
+            return Err(PackageError::FileChecksum {
+                path: entry.path.clone(),
+                expected: hex::encode(recorded),
+                actual: hex::encode(actual),
+            });
+        }
+        let digest = match entry.kind {
+            EntryType::HardLink => self.digests.get(&entry.link).cloned().flatten(),
+            _ => entry.checksum_sha1.or(actual).map(|s| q1(&s)),
+        };
+        if entry.kind == EntryType::File {
+            self.digests.insert(entry.path.clone(), digest.clone());
+        }
+        let xattr = self.set_xattrs(entry, applied);
+        let file = InstalledFile {
+            name: base.to_owned(),
+            acl: Acl {
+                uid,
+                gid,
+                mode,
+                xattr,
+            },
+            digest,
+        };
+        self.dir(dir).files.push(file);
+        Ok(())
+    }
+}
+
+impl Visitor<'_, '_> {
+    fn set_xattrs(&mut self, entry: &Entry, applied: Applied) -> Option<String> {
+        if entry.xattrs.is_empty() || applied != Applied::Created {
+            return None;
+        }
+        for (name, value) in &entry.xattrs {
+            if self.cx.root.set_xattr(&entry.path, name, value).is_err()
+                && !self.flags.contains('x')
+            {
+                // As apk: a filesystem without xattrs marks the package, not fails it.
+                self.flags.push('x');
+            }
+        }
+        xattr_digest(&entry.xattrs)
+    }
+}
+
+fn unsafe_entry(entry: &Entry, e: &crate::rootfs::RootfsError) -> PackageError {
+    PackageError::UnsafeEntry {
+        path: entry.path.clone(),
+        reason: e.to_string(),
+    }
+}
+
+/// Streams the package from `input` into the root. On error, what it created is removed.
+pub(super) fn unpack(
+    cx: &UnpackContext<'_>,
+    input: impl BufRead,
+) -> Result<Unpacked, InstallError> {
+    let mut v = Visitor {
+        cx,
+        links: HashSet::new(),
+        dirs: Vec::new(),
+        dir_index: HashMap::new(),
+        created: Vec::new(),
+        digests: HashMap::new(),
+        taken: Vec::new(),
+        flags: String::new(),
+        failure: None,
+        my_replaces: None,
+        pre_outcome: None,
+    };
+    let result: Result<Package, PackageError> = read_with(input, ReadLimits::default(), &mut v)
+        .and_then(|pkg| {
+            let actual = hex::encode(pkg.data_sha256);
+            if pkg.info.datahash.eq_ignore_ascii_case(&actual) {
+                Ok(pkg)
+            } else {
+                Err(PackageError::DataHash {
+                    expected: pkg.info.datahash.clone(),
+                    actual,
+                })
+            }
+        });
+    match result {
+        Ok(pkg) => Ok(Unpacked {
+            info: pkg.info,
+            scripts: pkg.scripts,
+            dirs: v.dirs,
+            taken: v.taken,
+            flags: v.flags,
+            pre_outcome: v.pre_outcome,
+        }),
+        Err(err) => {
+            for path in v.created.iter().rev() {
+                let _ = cx.root.remove(path);
+            }
+            Err(v.failure.take().unwrap_or_else(|| InstallError::Package {
+                name: cx.name.to_owned(),
+                version: cx.version.to_owned(),
+                source: Box::new(err),
+            }))
+        }
+    }
+}
