@@ -156,8 +156,10 @@ struct Fetched {
     entries: Vec<(IndexEntry, usize)>,
 }
 
+/// Plain paths are not cached (apk caches remote repositories only); `file://` URLs are,
+/// like any URL.
 fn is_local(url: &str) -> bool {
-    super::LocalFetcher::local_path(url).is_some()
+    !url.contains("://")
 }
 
 /// Reads every repository's index, verifying its signature.

@@ -179,13 +179,11 @@ pub enum InstallError {
     Resolve(Box<crate::resolve::ResolveError>),
     /// A package file was not the one the index lists.
     #[error(
-        "{name}-{version}: package from `{url}` is not the indexed one (index C:{expected}, file C:{actual}); refresh the index (-U) or fix the repository"
+        "{package}: package from `{url}` is not the indexed one (index C:{expected}, file C:{actual}); refresh the index (-U) or fix the repository"
     )]
     NotIndexed {
-        /// Package name.
-        name: String,
-        /// Package version.
-        version: String,
+        /// `name-version`.
+        package: String,
         /// Where it came from.
         url: String,
         /// The index's `C:`.
@@ -194,24 +192,20 @@ pub enum InstallError {
         actual: String,
     },
     /// A package failed to read, verify or extract; files it wrote were removed again.
-    #[error("{name}-{version}: {source}")]
+    #[error("{package}: {source}")]
     Package {
-        /// Package name.
-        name: String,
-        /// Package version.
-        version: String,
+        /// `name-version`.
+        package: String,
         /// What went wrong.
         source: Box<crate::package::PackageError>,
     },
     /// Two packages own the same path and neither `replaces` the other.
     #[error(
-        "{name}-{version}: trying to overwrite {path} owned by {owner}; add `replaces=\"{owner_name}\"` to the package or remove {owner_name} first"
+        "{package}: trying to overwrite {path} owned by {owner}; add `replaces=\"{owner_name}\"` to the package or remove {owner_name} first"
     )]
     FileConflict {
-        /// The package being installed.
-        name: String,
-        /// Its version.
-        version: String,
+        /// `name-version` of the package being installed.
+        package: String,
         /// The path.
         path: String,
         /// `name-version` of the current owner.

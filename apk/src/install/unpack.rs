@@ -167,8 +167,7 @@ impl Visitor<'_, '_> {
             return Ok(true);
         }
         Err(InstallError::FileConflict {
-            name: self.cx.name.to_owned(),
-            version: self.cx.version.to_owned(),
+            package: format!("{}-{}", self.cx.name, self.cx.version),
             path: path.to_owned(),
             owner: owner.id(),
             owner_name: owner.entry.name.clone(),
@@ -188,8 +187,7 @@ impl DataVisitor for Visitor<'_, '_> {
             return Err(abort(
                 self,
                 InstallError::NotIndexed {
-                    name: self.cx.name.to_owned(),
-                    version: self.cx.version.to_owned(),
+                    package: format!("{}-{}", self.cx.name, self.cx.version),
                     url: self.cx.url.to_owned(),
                     expected: self.cx.expected.to_string(),
                     actual: actual.to_string(),
@@ -412,8 +410,7 @@ pub(super) fn unpack(
                 let _ = cx.root.remove(path);
             }
             Err(v.failure.take().unwrap_or_else(|| InstallError::Package {
-                name: cx.name.to_owned(),
-                version: cx.version.to_owned(),
+                package: format!("{}-{}", cx.name, cx.version),
                 source: Box::new(err),
             }))
         }

@@ -4,5 +4,6 @@
 mod fixtures;
 mod hostile;
 mod index;
+mod install;
 mod never_panics;
 mod package;
