@@ -5,5 +5,6 @@ mod fixtures;
 mod hostile;
 mod index;
 mod install;
+mod installed;
 mod never_panics;
 mod package;
