@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
-use super::db::{InstalledDb, InstalledPackage};
 use super::fetch::{index_cache_name, index_url, package_cache_name, package_url};
 use super::owners::Owners;
 use super::report::Event;
@@ -16,6 +15,7 @@ use super::{InstallError, InstallOptions, InstallReport};
 use crate::checksum::Checksum;
 use crate::dep::{Dependency, Op, Provide};
 use crate::index::{IndexEntry, SignedIndex};
+use crate::installed::{InstalledPackage, InstalledState, Script, ScriptType, ScriptsDb};
 use crate::resolve::{Candidate, InstalledPackage as ResolverInstalled, resolve};
 use crate::rootfs::RootDir;
 
@@ -129,27 +129,26 @@ fn virtual_package(
     Ok((InstalledPackage::new(entry), dep))
 }
 
-/// `apk --initdb`'s skeleton, minus device nodes (the container runtime provides `/dev`).
-fn initdb(root: &RootDir, arch: &str) -> Result<(), InstallError> {
-    for (dir, mode) in [
-        ("etc/apk", 0o755),
-        ("lib/apk/db", 0o755),
-        ("var/cache/apk", 0o755),
-        ("var/cache/misc", 0o755),
-    ] {
-        root.create_dir_all(dir, mode)?;
-    }
-    if !root.exists("tmp")? {
-        root.create_dir_all("tmp", 0o755)?;
-        root.set_mode("tmp", 0o1777)?;
-    }
-    if !root.exists("etc/apk/arch")? {
-        super::db::write_in_root(root, "etc/apk", "arch", format!("{arch}\n").as_bytes())?;
-    }
-    if !root.exists("lib/apk/db/lock")? {
-        drop(root.create_file("lib/apk/db/lock", 0o600)?);
-    }
-    Ok(())
+/// `name-version`.
+fn id(p: &InstalledPackage) -> String {
+    format!("{}-{}", p.entry.name, p.entry.version)
+}
+
+/// Every non-directory path `p` owns, relative to the root.
+fn file_paths(p: &InstalledPackage) -> impl Iterator<Item = String> + '_ {
+    p.dirs.iter().flat_map(|d| {
+        d.files.iter().map(move |f| {
+            if d.path.is_empty() {
+                f.name.clone()
+            } else {
+                format!("{}/{}", d.path, f.name)
+            }
+        })
+    })
+}
+
+fn script_type(kind: ScriptKind) -> Option<ScriptType> {
+    ScriptType::from_name(kind.as_str())
 }
 
 struct Fetched {
@@ -319,14 +318,20 @@ struct Runner<'o, 'a> {
 }
 
 impl Runner<'_, '_> {
+    /// Runs `kind` of `pkg` if the package has that script.
     fn script(
         &self,
         report: &mut InstallReport,
         pkg: &mut InstalledPackage,
+        scripts: &ScriptsDb,
         kind: ScriptKind,
         args: &[String],
     ) {
-        let Some((_, script)) = pkg.scripts.iter().find(|(k, _)| *k == kind) else {
+        let Some(script) = scripts
+            .scripts
+            .iter()
+            .find(|s| s.checksum == pkg.entry.checksum && Some(s.kind) == script_type(kind))
+        else {
             return;
         };
         let job = ScriptJob {
@@ -334,7 +339,7 @@ impl Runner<'_, '_> {
             name: &pkg.entry.name,
             version: &pkg.entry.version,
             kind,
-            script,
+            script: &script.content,
             args,
         };
         let outcome = self.opts.scripts.run(&job);
@@ -349,17 +354,17 @@ impl Runner<'_, '_> {
         outcome: ScriptOutcome,
     ) {
         if matches!(outcome, ScriptOutcome::Failed(_)) {
-            pkg.mark('s');
-            let msg = format!("{}.{kind}: script exited with error ({outcome})", pkg.id());
+            pkg.set_flag('s');
+            let msg = format!("{}.{kind}: script exited with error ({outcome})", id(pkg));
             report.warnings.push(msg);
         }
         let text = outcome.to_string();
         self.opts.reporter.event(Event::Script {
-            package: &pkg.id(),
+            package: &id(pkg),
             kind: kind.as_str(),
             outcome: &text,
         });
-        report.scripts.push((pkg.id(), kind, outcome));
+        report.scripts.push((id(pkg), kind, outcome));
     }
 }
 
@@ -376,6 +381,31 @@ fn remove_paths(root: &RootDir, files: &[String], dirs: &[String], keep: &HashSe
     }
 }
 
+/// Reads the root's installed state, creating it first with `initdb`.
+fn load_state(
+    root_path: &Path,
+    arch: &str,
+    opts: &InstallOptions,
+) -> Result<InstalledState, InstallError> {
+    match InstalledState::load(root_path) {
+        Ok(state) => Ok(state),
+        Err(crate::installed::InstalledError::NotInitialized { .. }) if opts.initdb => {
+            crate::installed::init_db(root_path, arch).map_err(db_error)?;
+            InstalledState::load(root_path).map_err(db_error)
+        }
+        Err(crate::installed::InstalledError::NotInitialized { .. }) => {
+            Err(InstallError::NoDatabase {
+                root: root_path.to_path_buf(),
+            })
+        }
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+fn db_error(e: crate::installed::InstalledError) -> InstallError {
+    InstallError::Database(Box::new(e))
+}
+
 pub(super) fn run(
     root_path: &Path,
     change: Change<'_>,
@@ -384,20 +414,10 @@ pub(super) fn run(
     let root = RootDir::open(root_path)?;
     let mut report = InstallReport::default();
     let repos = Repositories::load(&root, &opts.repositories)?;
-    let mut db = match InstalledDb::read(&root)? {
-        Some(db) => db,
-        None if opts.initdb => {
-            initdb(&root, &repos.arch)?;
-            InstalledDb::default()
-        }
-        None => {
-            return Err(InstallError::NoDatabase {
-                root: root_path.to_path_buf(),
-            });
-        }
-    };
-    let mut world: Vec<Dependency> = db
+    let mut state = load_state(root_path, &repos.arch, opts)?;
+    let mut world: Vec<Dependency> = state
         .world
+        .atoms
         .iter()
         .map(|w| parse_atom(w))
         .collect::<Result<_, _>>()?;
@@ -460,7 +480,7 @@ pub(super) fn run(
         candidates.push(candidate(entry, *ri as u32));
         sources.push(Source::Index(i));
     }
-    for p in &db.packages {
+    for p in &state.db.packages {
         if virtual_pkg
             .as_ref()
             .is_some_and(|v: &InstalledPackage| v.entry.name == p.entry.name)
@@ -478,7 +498,8 @@ pub(super) fn run(
         candidates.push(candidate(&v.entry, 0));
         sources.push(Source::Virtual);
     }
-    let installed: Vec<ResolverInstalled> = db
+    let installed: Vec<ResolverInstalled> = state
+        .db
         .packages
         .iter()
         .map(|p| ResolverInstalled {
@@ -507,27 +528,26 @@ pub(super) fn run(
             report.warnings.push(msg);
         }
     }
-    let removed: Vec<usize> = (0..db.packages.len())
-        .filter(|&i| !selected.contains(db.packages[i].entry.name.as_str()))
+    let removed: Vec<InstalledPackage> = state
+        .db
+        .packages
+        .iter()
+        .filter(|p| !selected.contains(p.entry.name.as_str()))
+        .cloned()
         .collect();
-    let mut steps = Vec::new(); // (candidate index, position of the old version in db)
+    let mut steps = Vec::new();
     for &ci in &resolution.install {
         let cand = &candidates[ci];
-        let old = db.packages.iter().position(|p| p.entry.name == cand.name);
+        let old = state.db.get(&cand.name);
         let keep = match (sources[ci], old) {
             (Source::Installed, _) => true,
-            (Source::Index(e), Some(o)) => {
+            (Source::Index(e), Some(p)) => {
                 let entry = &fetched.entries[e].0;
-                let p = &db.packages[o];
                 p.entry.version == entry.version && p.entry.checksum == entry.checksum
             }
-            (Source::Virtual, Some(o)) => {
-                db.packages[o].entry.version == cand.version
-                    && db.packages[o].entry.depends
-                        == virtual_pkg
-                            .as_ref()
-                            .map(|v| v.entry.depends.clone())
-                            .unwrap_or_default()
+            (Source::Virtual, Some(p)) => {
+                p.entry.version == cand.version
+                    && Some(&p.entry.depends) == virtual_pkg.as_ref().map(|v| &v.entry.depends)
             }
             (_, None) => false,
         };
@@ -544,15 +564,10 @@ pub(super) fn run(
     let mut changed_dirs: HashSet<String> = HashSet::new();
 
     // Removals, dependents first.
-    let removed_pkgs: Vec<&InstalledPackage> = removed.iter().map(|&i| &db.packages[i]).collect();
-    let order: Vec<usize> = removal_order(&removed_pkgs)
-        .into_iter()
-        .map(|k| removed[k])
-        .collect();
-    let mut gone = HashSet::new();
-    for i in order {
+    let removed_refs: Vec<&InstalledPackage> = removed.iter().collect();
+    for k in removal_order(&removed_refs) {
         step += 1;
-        let mut pkg = db.packages[i].clone();
+        let mut pkg = removed[k].clone();
         opts.reporter.event(Event::Step {
             index: step,
             total,
@@ -561,38 +576,42 @@ pub(super) fn run(
             version: &pkg.entry.version,
         });
         let args = vec![pkg.entry.version.clone()];
-        runner.script(&mut report, &mut pkg, ScriptKind::PreDeinstall, &args);
-        let keep: HashSet<String> = db
+        runner.script(
+            &mut report,
+            &mut pkg,
+            &state.scripts,
+            ScriptKind::PreDeinstall,
+            &args,
+        );
+        let keep: HashSet<String> = state
+            .db
             .packages
             .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i && !gone.contains(j))
-            .flat_map(|(_, p)| p.dirs.iter().map(|d| d.path.clone()))
+            .filter(|p| p.entry.name != pkg.entry.name)
+            .flat_map(|p| p.dirs.iter().map(|d| d.path.clone()))
             .collect();
-        let files: Vec<String> = pkg.file_paths().collect();
+        let files: Vec<String> = file_paths(&pkg).collect();
         let dirs: Vec<String> = pkg.dirs.iter().map(|d| d.path.clone()).collect();
         remove_paths(&root, &files, &dirs, &keep);
         changed_dirs.extend(dirs);
-        runner.script(&mut report, &mut pkg, ScriptKind::PostDeinstall, &args);
+        runner.script(
+            &mut report,
+            &mut pkg,
+            &state.scripts,
+            ScriptKind::PostDeinstall,
+            &args,
+        );
+        state.remove(&pkg.entry.name);
         report
             .removed
             .push((pkg.entry.name.clone(), pkg.entry.version.clone()));
-        gone.insert(i);
     }
-    let mut kept = Vec::new();
-    for (i, p) in std::mem::take(&mut db.packages).into_iter().enumerate() {
-        if !gone.contains(&i) {
-            kept.push(p);
-        }
-    }
-    db.packages = kept;
 
     // Installs and upgrades, dependencies first.
     for ci in steps {
         step += 1;
         let cand = &candidates[ci];
-        let old_pos = db.packages.iter().position(|p| p.entry.name == cand.name);
-        let old = old_pos.map(|o| db.packages[o].clone());
+        let old = state.db.get(&cand.name).cloned();
         let action = match &old {
             None => "Installing",
             Some(o) => match crate::version::compare(&cand.version, &o.entry.version) {
@@ -620,103 +639,33 @@ pub(super) fn run(
                 vec![cand.version.clone(), o.entry.version.clone()],
             ),
         };
-        let mut pkg = match sources[ci] {
-            Source::Virtual => {
-                let mut v = virtual_pkg.clone().expect("virtual source has a package");
-                v.tag = None;
-                v
-            }
+        let (mut pkg, scripts, globs) = match sources[ci] {
+            Source::Virtual => (
+                virtual_pkg.clone().expect("virtual source has a package"),
+                Vec::new(),
+                Vec::new(),
+            ),
             Source::Installed => unreachable!("installed candidates are kept"),
             Source::Index(e) => {
                 let (entry, ri) = &fetched.entries[e];
-                let repo = &repos.repos[*ri];
-                let others: Vec<InstalledPackage> = db
-                    .packages
-                    .iter()
-                    .filter(|p| p.entry.name != cand.name)
-                    .cloned()
-                    .collect();
-                let mut owned = HashMap::new();
-                for (j, p) in others.iter().enumerate() {
-                    for path in p.file_paths() {
-                        owned.insert(path, j);
-                    }
-                }
-                let previous: HashSet<String> = old
-                    .as_ref()
-                    .map(|o| o.file_paths().collect())
-                    .unwrap_or_default();
-                let owners = Owners::load(&root);
-                let url = package_url(&repo.url, &entry.arch, &entry.name, &entry.version);
-                let cx = UnpackContext {
-                    root: &root,
-                    apply: &opts.apply,
-                    owners: &owners,
-                    installed: &others,
-                    owned: &owned,
-                    name: &entry.name,
-                    version: &entry.version,
-                    origin: &entry.origin,
-                    expected: entry.checksum,
-                    url: &url,
-                    previous: &previous,
-                    pre: Some((pre, args.clone())),
-                    runner: opts.scripts,
-                };
-                opts.reporter.event(Event::FetchPackage {
-                    name: &entry.name,
-                    version: &entry.version,
-                    size: entry.file_size,
-                });
-                let unpacked = fetch_and_unpack(&cx, opts, entry)?;
-                let mut pkg = InstalledPackage::new(entry.clone());
-                pkg.replaces = unpacked.info.replaces.clone();
-                pkg.replaces_priority = unpacked.info.replaces_priority.unwrap_or(0);
-                pkg.tag = repo.tag.clone();
-                pkg.flags = unpacked.flags.clone();
-                pkg.dirs = unpacked.dirs;
-                pkg.triggers = unpacked.info.triggers.clone();
-                pkg.scripts = unpacked
-                    .scripts
-                    .iter()
-                    .filter_map(|(n, c)| ScriptKind::parse(n).map(|k| (k, c.clone())))
-                    .collect();
-                if let Some((kind, outcome)) = unpacked.pre_outcome {
-                    runner.record(&mut report, &mut pkg, kind, outcome);
-                }
-                // Files taken over leave their former owners' records.
-                for (path, j) in &unpacked.taken {
-                    let former = &others[*j];
-                    if let Some(p) = db
-                        .packages
-                        .iter_mut()
-                        .find(|p| p.entry.name == former.entry.name)
-                    {
-                        let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
-                        for d in p.dirs.iter_mut().filter(|d| d.path == dir) {
-                            d.files.retain(|f| f.name != base);
-                        }
-                    }
-                }
-                // An upgrade removes what the old version had and the new one does not.
-                if let Some(o) = &old {
-                    let now: HashSet<String> = pkg.file_paths().collect();
-                    let stale: Vec<String> = o.file_paths().filter(|p| !now.contains(p)).collect();
-                    let mut keep: HashSet<String> =
-                        pkg.dirs.iter().map(|d| d.path.clone()).collect();
-                    keep.extend(
-                        others
-                            .iter()
-                            .flat_map(|p| p.dirs.iter().map(|d| d.path.clone())),
-                    );
-                    let dirs: Vec<String> = o.dirs.iter().map(|d| d.path.clone()).collect();
-                    remove_paths(&root, &stale, &dirs, &keep);
-                }
-                pkg
+                install_one(
+                    &root,
+                    &mut state,
+                    entry,
+                    &repos.repos[*ri],
+                    old.as_ref(),
+                    (pre, &args),
+                    opts,
+                    &runner,
+                    &mut report,
+                )?
             }
         };
         changed_dirs.extend(pkg.dirs.iter().map(|d| d.path.clone()));
-        runner.script(&mut report, &mut pkg, post, &args);
+        let scripts_db = ScriptsDb {
+            scripts: scripts.clone(),
+        };
+        runner.script(&mut report, &mut pkg, &scripts_db, post, &args);
         match &old {
             None => report
                 .installed
@@ -727,36 +676,141 @@ pub(super) fn run(
                 pkg.entry.version.clone(),
             )),
         }
-        match old_pos {
-            Some(o) => db.packages[o] = pkg,
-            None => db.packages.push(pkg),
-        }
+        state.install(pkg, scripts, globs);
     }
 
     // Triggers: every package whose globs match a directory this run changed.
     if total > 0 {
         let mut changed: Vec<String> = changed_dirs.into_iter().map(|d| format!("/{d}")).collect();
         changed.sort();
-        for i in 0..db.packages.len() {
-            let globs = db.packages[i].triggers.clone();
+        for t in state.triggers.entries.clone() {
             let matched: Vec<String> = changed
                 .iter()
-                .filter(|d| globs.iter().any(|g| g.starts_with('/') && glob_match(g, d)))
+                .filter(|d| {
+                    t.globs
+                        .iter()
+                        .any(|g| g.starts_with('/') && glob_match(g, d))
+                })
                 .cloned()
                 .collect();
-            if !matched.is_empty() {
-                let mut pkg = db.packages[i].clone();
-                runner.script(&mut report, &mut pkg, ScriptKind::Trigger, &matched);
-                db.packages[i] = pkg;
+            if matched.is_empty() {
+                continue;
+            }
+            if let Some(i) = state
+                .db
+                .packages
+                .iter()
+                .position(|p| p.entry.checksum == t.checksum)
+            {
+                let mut pkg = state.db.packages[i].clone();
+                runner.script(
+                    &mut report,
+                    &mut pkg,
+                    &state.scripts,
+                    ScriptKind::Trigger,
+                    &matched,
+                );
+                state.db.packages[i] = pkg;
             }
         }
     }
 
-    db.world = world.iter().map(ToString::to_string).collect();
-    db.sort();
-    db.write(&root)?;
-    report.world = db.render_world().lines().map(str::to_owned).collect();
+    state.world.atoms = world.iter().map(ToString::to_string).collect();
+    state.write(root_path).map_err(db_error)?;
+    report.world = state.world.render().lines().map(str::to_owned).collect();
     Ok(report)
+}
+
+/// Fetches, verifies and extracts one package from a repository; returns its database
+/// block, scripts and trigger globs (not yet recorded in `state`).
+#[allow(clippy::too_many_arguments)]
+fn install_one(
+    root: &RootDir,
+    state: &mut InstalledState,
+    entry: &IndexEntry,
+    repo: &super::Repository,
+    old: Option<&InstalledPackage>,
+    (pre, args): (ScriptKind, &[String]),
+    opts: &InstallOptions,
+    runner: &Runner<'_, '_>,
+    report: &mut InstallReport,
+) -> Result<(InstalledPackage, Vec<Script>, Vec<String>), InstallError> {
+    let others: Vec<InstalledPackage> = state
+        .db
+        .packages
+        .iter()
+        .filter(|p| p.entry.name != entry.name)
+        .cloned()
+        .collect();
+    let mut owned = HashMap::new();
+    for (j, p) in others.iter().enumerate() {
+        for path in file_paths(p) {
+            owned.insert(path, j);
+        }
+    }
+    let previous: HashSet<String> = old.map(|o| file_paths(o).collect()).unwrap_or_default();
+    let owners = Owners::load(root);
+    let url = package_url(&repo.url, &entry.arch, &entry.name, &entry.version);
+    let cx = UnpackContext {
+        root,
+        apply: &opts.apply,
+        owners: &owners,
+        installed: &others,
+        owned: &owned,
+        name: &entry.name,
+        version: &entry.version,
+        origin: &entry.origin,
+        expected: entry.checksum,
+        url: &url,
+        previous: &previous,
+        pre: Some((pre, args.to_vec())),
+        runner: opts.scripts,
+    };
+    opts.reporter.event(Event::FetchPackage {
+        name: &entry.name,
+        version: &entry.version,
+        size: entry.file_size,
+    });
+    let unpacked = fetch_and_unpack(&cx, opts, entry)?;
+    let mut pkg = InstalledPackage::new(entry.clone());
+    pkg.replaces = unpacked.info.replaces.clone();
+    pkg.replaces_priority = unpacked.info.replaces_priority.filter(|&q| q != 0);
+    pkg.repo_tag = repo.tag.clone();
+    pkg.flags = unpacked.flags.clone();
+    pkg.dirs = unpacked.dirs;
+    if let Some((kind, outcome)) = unpacked.pre_outcome {
+        runner.record(report, &mut pkg, kind, outcome);
+    }
+    // Files taken over leave their former owners' records.
+    for (path, j) in &unpacked.taken {
+        let former = &others[*j].entry.name;
+        if let Some(p) = state
+            .db
+            .packages
+            .iter_mut()
+            .find(|p| &p.entry.name == former)
+        {
+            let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
+            for d in p.dirs.iter_mut().filter(|d| d.path == dir) {
+                d.files.retain(|f| f.name != base);
+            }
+        }
+    }
+    // An upgrade removes what the old version had and the new one does not.
+    if let Some(o) = old {
+        let now: HashSet<String> = file_paths(&pkg).collect();
+        let stale: Vec<String> = file_paths(o).filter(|p| !now.contains(p)).collect();
+        let mut keep: HashSet<String> = pkg.dirs.iter().map(|d| d.path.clone()).collect();
+        keep.extend(
+            others
+                .iter()
+                .flat_map(|p| p.dirs.iter().map(|d| d.path.clone())),
+        );
+        let dirs: Vec<String> = o.dirs.iter().map(|d| d.path.clone()).collect();
+        remove_paths(root, &stale, &dirs, &keep);
+    }
+    let scripts = Script::for_package(entry, &unpacked.scripts);
+    Ok((pkg, scripts, unpacked.info.triggers.clone()))
 }
 
 /// Opens the package (cache first), unpacks it, and caches it once it verified.

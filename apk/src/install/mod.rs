@@ -10,7 +10,6 @@
 //! `lib/apk/db/{installed,scripts.tar,triggers}` and `etc/apk/world` atomically, so a real
 //! `apk` in the image sees exactly what was installed.
 
-mod db;
 mod engine;
 mod fetch;
 mod owners;
@@ -21,7 +20,6 @@ mod unpack;
 
 use std::path::{Path, PathBuf};
 
-pub use db::{InstalledDb, InstalledDir, InstalledFile, InstalledPackage};
 pub use fetch::{
     FetchError, Fetcher, LocalFetcher, index_cache_name, index_url, package_cache_name, package_url,
 };
@@ -213,16 +211,9 @@ pub enum InstallError {
         /// Name of the current owner.
         owner_name: String,
     },
-    /// The installed database of the root is unreadable.
-    #[error("`{}` line {line}: {reason}; repair or remove the database", path.display())]
-    Database {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The installed database of the root is unreadable or cannot be written.
+    #[error("installed database: {0}; repair or remove it")]
+    Database(Box<crate::installed::InstalledError>),
     /// The root has no database and `initdb` is off.
     #[error(
         "`{}` has no apk database (lib/apk/db/installed, etc/apk/world); pass --initdb to create one",

@@ -15,11 +15,11 @@ use std::io::{self, BufRead, Read};
 use sha1::Digest as _;
 
 use super::InstallError;
-use super::db::{Acl, InstalledDir, InstalledFile, InstalledPackage, q1, xattr_digest};
 use super::owners::Owners;
 use super::script::{ScriptJob, ScriptKind, ScriptOutcome, ScriptRunner};
 use crate::checksum::Checksum;
 use crate::dep::Dependency;
+use crate::installed::{Acl, InstalledDir, InstalledFile, InstalledPackage, xattr_digest};
 use crate::package::PackageError;
 use crate::package::extract::check_entry;
 use crate::package::read::{DataVisitor, Package, ReadLimits, read_with};
@@ -71,7 +71,7 @@ struct Visitor<'a, 'b> {
     /// Non-directory paths this package created where nothing was before.
     created: Vec<String>,
     /// Regular-file digests by path, for hard links.
-    digests: HashMap<String, Option<String>>,
+    digests: HashMap<String, Option<Checksum>>,
     taken: Vec<(String, usize)>,
     flags: String,
     failure: Option<InstallError>,
@@ -110,12 +110,7 @@ impl Visitor<'_, '_> {
             None => {
                 self.dirs.push(InstalledDir {
                     path: path.to_owned(),
-                    acl: Acl {
-                        uid: 0,
-                        gid: 0,
-                        mode: 0o755,
-                        xattr: None,
-                    },
+                    acl: None,
                     files: Vec::new(),
                 });
                 self.dir_index.insert(path.to_owned(), self.dirs.len() - 1);
@@ -146,7 +141,7 @@ impl Visitor<'_, '_> {
                 .any(|d| d.matches(name, version))
         };
         let owner_prio = if materialized(&owner.replaces, self.cx.name, self.cx.version) {
-            i64::from(owner.replaces_priority)
+            i64::from(owner.replaces_priority.unwrap_or(0))
         } else {
             -1
         };
@@ -169,7 +164,7 @@ impl Visitor<'_, '_> {
         Err(InstallError::FileConflict {
             package: format!("{}-{}", self.cx.name, self.cx.version),
             path: path.to_owned(),
-            owner: owner.id(),
+            owner: format!("{}-{}", owner.entry.name, owner.entry.version),
             owner_name: owner.entry.name.clone(),
         })
     }
@@ -249,14 +244,15 @@ impl DataVisitor for Visitor<'_, '_> {
                 .root
                 .apply(&meta, &mut io::empty(), self.cx.apply)
                 .map_err(|e| unsafe_entry(entry, &e))?;
-            let xattr = self.set_xattrs(entry, applied);
+            let xattr_digest = self.set_xattrs(entry, applied);
             let d = self.dir(&entry.path);
             d.acl = Acl {
                 uid,
                 gid,
                 mode,
-                xattr,
-            };
+                xattr_digest,
+            }
+            .unless_default(Acl::DEFAULT_DIR);
             return Ok(());
         }
         match self.may_write(&entry.path) {
@@ -320,21 +316,22 @@ impl DataVisitor for Visitor<'_, '_> {
             });
         }
         let digest = match entry.kind {
-            EntryType::HardLink => self.digests.get(&entry.link).cloned().flatten(),
-            _ => entry.checksum_sha1.or(actual).map(|s| q1(&s)),
+            EntryType::HardLink => self.digests.get(&entry.link).copied().flatten(),
+            _ => entry.checksum_sha1.or(actual).map(Checksum),
         };
         if entry.kind == EntryType::File {
-            self.digests.insert(entry.path.clone(), digest.clone());
+            self.digests.insert(entry.path.clone(), digest);
         }
-        let xattr = self.set_xattrs(entry, applied);
+        let xattr_digest = self.set_xattrs(entry, applied);
         let file = InstalledFile {
             name: base.to_owned(),
             acl: Acl {
                 uid,
                 gid,
                 mode,
-                xattr,
-            },
+                xattr_digest,
+            }
+            .unless_default(Acl::DEFAULT_FILE),
             digest,
         };
         self.dir(dir).files.push(file);
@@ -343,7 +340,7 @@ impl DataVisitor for Visitor<'_, '_> {
 }
 
 impl Visitor<'_, '_> {
-    fn set_xattrs(&mut self, entry: &Entry, applied: Applied) -> Option<String> {
+    fn set_xattrs(&mut self, entry: &Entry, applied: Applied) -> Option<Checksum> {
         if entry.xattrs.is_empty() || applied != Applied::Created {
             return None;
         }
