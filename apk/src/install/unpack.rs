@@ -2,8 +2,9 @@
 //!
 //! The package streams once: the control member is checked against the index `C:` before
 //! any data is written (so a package that is not the indexed one never touches the root),
-//! each file's content is hashed while it is written and compared with its
-//! `APK-TOOLS.checksum.SHA1`, and `datahash` is checked at the end. On any failure the
+//! and `datahash` (SHA-256 of the whole data member, named by the verified control member)
+//! is checked at the end, which covers every file and its `APK-TOOLS.checksum.SHA1`; a
+//! symlink's recorded checksum is compared with its target on the way. On any failure the
 //! entries this package newly created are removed again. File ownership conflicts follow
 //! apk 2.14's `apk_db_install_archive_entry`: same name, same origin or `replaces` take over,
 //! a `replaces` of the current owner with a higher priority keeps its file, anything else is
@@ -86,15 +87,18 @@ fn abort(v: &mut Visitor<'_, '_>, err: InstallError) -> PackageError {
     PackageError::Format(text)
 }
 
+/// Hashes content on its way to the root, when the entry carries no checksum of its own.
 struct HashingReader<'r> {
     inner: &'r mut dyn Read,
-    hash: sha1::Sha1,
+    hash: Option<sha1::Sha1>,
 }
 
 impl Read for HashingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
+        if let Some(h) = &mut self.hash {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -260,11 +264,9 @@ impl DataVisitor for Visitor<'_, '_> {
             Ok(false) => return Ok(()),
             Err(e) => return Err(abort(self, e)),
         }
-        let existed = self
-            .cx
-            .root
-            .exists(&entry.path)
-            .map_err(|e| unsafe_entry(entry, &e))?;
+        // Paths no package owned are ours to remove again if the package fails.
+        let new_path =
+            !self.cx.previous.contains(&entry.path) && !self.cx.owned.contains_key(&entry.path);
         let kind = match entry.kind {
             EntryType::File => EntryKind::File,
             EntryType::Dir => unreachable!("handled above"),
@@ -288,12 +290,15 @@ impl DataVisitor for Visitor<'_, '_> {
             gid,
             mtime: i64::try_from(entry.mtime).unwrap_or(i64::MAX),
         };
+        // A recorded checksum is covered by `datahash`, verified once the stream ends; only
+        // entries without one are hashed, to fill `Z:` as apk does.
         let mut hashing = HashingReader {
             inner: content,
-            hash: sha1::Sha1::new(),
+            hash: (entry.kind == EntryType::File && entry.checksum_sha1.is_none())
+                .then(sha1::Sha1::new),
         };
         let result = self.cx.root.apply(&meta, &mut hashing, self.cx.apply);
-        if !existed {
+        if new_path {
             self.created.push(entry.path.clone());
         }
         let applied = result.map_err(|e| {
@@ -302,7 +307,7 @@ impl DataVisitor for Visitor<'_, '_> {
                 .unwrap_or_else(|| unsafe_entry(entry, &e))
         })?;
         let actual: Option<[u8; 20]> = match entry.kind {
-            EntryType::File => Some(hashing.hash.finalize().into()),
+            EntryType::File => hashing.hash.map(|h| h.finalize().into()),
             EntryType::Symlink => Some(Checksum::sha1_of(entry.link.as_bytes()).0),
             _ => None,
         };
