@@ -467,6 +467,10 @@ pub(super) fn run(
     let mut sources = Vec::new();
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     for (i, (entry, ri)) in fetched.entries.iter().enumerate() {
+        // As 3.x's `apk_db_arch_compatible`: another architecture is not installable.
+        if !(entry.arch.is_empty() || entry.arch == repos.arch || entry.arch == "noarch") {
+            continue;
+        }
         if let Some(tag) = &repos.repos[*ri].tag
             && !pinned_tags.contains(&(entry.name.clone(), tag.clone()))
         {

@@ -201,6 +201,21 @@ fn load_host_keys(dir: &Path) -> Result<Keyring, InstallError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_line_parses_without_panicking(line in "\\PC{0,80}") {
+            let _ = Repository::parse_line(&line);
+        }
+
+        #[test]
+        fn tagged_lines_round_trip(tag in "[a-z][a-z0-9-]{0,10}", url in "[a-z]{1,8}://[a-z0-9./-]{1,30}") {
+            let repo = Repository::parse_line(&format!("@{tag} {url}")).unwrap();
+            prop_assert_eq!(repo.tag.as_deref(), Some(tag.as_str()));
+            prop_assert_eq!(repo.url, url);
+        }
+    }
 
     #[test]
     fn repository_lines() {

@@ -599,3 +599,30 @@ fn the_fixture_world_gives_apks_own_database_byte_for_byte() {
         );
     }
 }
+
+#[test]
+fn tagged_repositories_serve_only_pinned_names() {
+    let env = base_env();
+    env.repo.write_index(true);
+    let mut edge = RepoBuilder::new(&env._tmp.path().join("edge"));
+    edge.add(&PkgSpec::new("shiny", "0.1-r0").file("usr/bin/shiny", "s\n"));
+    edge.add(&PkgSpec::new("other-arch", "1-r0").file("usr/bin/o", "o\n"));
+    for e in &mut edge.index.packages {
+        if e.name == "other-arch" {
+            e.arch = "aarch64".into();
+        }
+    }
+    edge.write_index(true);
+    let mut opts = env.opts();
+    opts.repositories
+        .extra
+        .push(format!("@edge {}", edge.dir.display()));
+    let err = env.add_with("shiny", &opts).unwrap_err().to_string();
+    assert!(err.contains("shiny"), "{err}");
+    env.add_with("shiny@edge", &opts).unwrap();
+    assert!(env.exists("usr/bin/shiny"));
+    assert!(env.read("lib/apk/db/installed").contains("s:edge\n"));
+    assert_eq!(env.read("etc/apk/world"), "shiny@edge\n");
+    // A package of another architecture is never installable.
+    assert!(env.add_with("other-arch@edge", &opts).is_err());
+}
