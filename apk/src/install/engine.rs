@@ -768,7 +768,6 @@ fn install_one(
         url: &url,
         previous: &previous,
         pre: Some((pre, args.to_vec())),
-        runner: opts.scripts,
     };
     opts.reporter.event(Event::FetchPackage {
         name: &entry.name,
@@ -839,11 +838,11 @@ fn fetch_and_unpack(
             path: path.clone(),
             source,
         })?;
-        return unpack(cx, BufReader::with_capacity(256 << 10, file));
+        return unpack(cx, BufReader::with_capacity(256 << 10, file), opts.scripts);
     }
     let input = opts.fetcher.open(cx.url)?;
     let Some(path) = cache else {
-        return unpack(cx, BufReader::with_capacity(256 << 10, input));
+        return unpack(cx, BufReader::with_capacity(256 << 10, input), opts.scripts);
     };
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir).map_err(|source| InstallError::Io {
@@ -861,7 +860,11 @@ fn fetch_and_unpack(
         copy: file,
         error: None,
     };
-    let unpacked = unpack(cx, BufReader::with_capacity(256 << 10, &mut tee))?;
+    let unpacked = unpack(
+        cx,
+        BufReader::with_capacity(256 << 10, &mut tee),
+        opts.scripts,
+    )?;
     if let Some(e) = tee.error {
         return Err(io_err(e));
     }

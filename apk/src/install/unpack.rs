@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, Read};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use sha1::Digest as _;
 
@@ -23,7 +24,7 @@ use crate::dep::Dependency;
 use crate::installed::{Acl, InstalledDir, InstalledFile, InstalledPackage, xattr_digest};
 use crate::package::PackageError;
 use crate::package::extract::check_entry;
-use crate::package::read::{DataVisitor, Package, ReadLimits, read_with};
+use crate::package::read::{DataVisitor, ReadLimits, read_with};
 use crate::pkginfo::PkgInfo;
 use crate::rootfs::{Applied, ApplyOptions, EntryKind, EntryMeta, RootDir};
 use crate::tar::{Entry, EntryType};
@@ -48,7 +49,6 @@ pub(super) struct UnpackContext<'a> {
     /// The script to run once the identity is verified, before data: pre-install or
     /// pre-upgrade, with its arguments.
     pub pre: Option<(ScriptKind, Vec<String>)>,
-    pub runner: &'a dyn ScriptRunner,
 }
 
 /// A package after extraction.
@@ -77,7 +77,6 @@ struct Visitor<'a, 'b> {
     flags: String,
     failure: Option<InstallError>,
     my_replaces: Option<(Vec<Dependency>, u32)>,
-    pre_outcome: Option<(ScriptKind, ScriptOutcome)>,
 }
 
 /// Stops the stream with `err`, kept for the caller to report precisely.
@@ -175,52 +174,6 @@ impl Visitor<'_, '_> {
 }
 
 impl DataVisitor for Visitor<'_, '_> {
-    fn control(
-        &mut self,
-        control: &[u8],
-        info: &PkgInfo,
-        scripts: &[(String, Vec<u8>)],
-    ) -> Result<(), PackageError> {
-        let actual = Checksum::sha1_of(control);
-        if actual != self.cx.expected {
-            return Err(abort(
-                self,
-                InstallError::NotIndexed {
-                    package: format!("{}-{}", self.cx.name, self.cx.version),
-                    url: self.cx.url.to_owned(),
-                    expected: self.cx.expected.to_string(),
-                    actual: actual.to_string(),
-                },
-            ));
-        }
-        if info.datahash.is_empty() {
-            return Err(PackageError::NoDataHash);
-        }
-        let replaces = info
-            .replaces
-            .iter()
-            .filter_map(|d| d.parse::<Dependency>().ok())
-            .collect();
-        self.my_replaces = Some((replaces, info.replaces_priority.unwrap_or(0)));
-        // The identity is verified: the pre-install script is the indexed package's own.
-        if let Some((kind, args)) = &self.cx.pre
-            && let Some((_, script)) = scripts
-                .iter()
-                .find(|(n, _)| ScriptKind::parse(n) == Some(*kind))
-        {
-            let job = ScriptJob {
-                root: self.cx.root.path(),
-                name: self.cx.name,
-                version: self.cx.version,
-                kind: *kind,
-                script,
-                args,
-            };
-            self.pre_outcome = Some((*kind, self.cx.runner.run(&job)));
-        }
-        Ok(())
-    }
-
     fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> Result<(), PackageError> {
         let (dir, base) = split(&entry.path);
         // What apk skips silently (§1.6): top-level dot names and `.keep_*` placeholders.
@@ -368,36 +321,225 @@ fn unsafe_entry(entry: &Entry, e: &crate::rootfs::RootfsError) -> PackageError {
     }
 }
 
-/// Streams the package from `input` into the root. On error, what it created is removed.
+/// What the reading thread hands to the writing thread.
+enum Msg {
+    /// The control member verified: the package's own `replaces`.
+    Start(Vec<Dependency>, u32),
+    /// A data entry; for regular files, `Chunk`s of its content follow, then `End`.
+    Entry(Box<Entry>),
+    Chunk(Vec<u8>),
+    End,
+}
+
+/// Chunks in flight between the threads: bounds memory to about 4 MiB.
+const CHANNEL_DEPTH: usize = 64;
+const CHUNK: usize = 64 << 10;
+
+/// The reading side: verifies the control member, runs the pre-script, and forwards the
+/// data entries to the writer.
+struct Forwarder<'a, 'b> {
+    cx: &'b UnpackContext<'a>,
+    runner: &'b dyn ScriptRunner,
+    tx: Option<SyncSender<Msg>>,
+    failure: Option<InstallError>,
+    pre_outcome: Option<(ScriptKind, ScriptOutcome)>,
+}
+
+/// The writer stopped (it keeps its own error); stop reading.
+fn stopped() -> PackageError {
+    PackageError::Format("extraction stopped".into())
+}
+
+impl Forwarder<'_, '_> {
+    fn send(&self, msg: Msg) -> Result<(), PackageError> {
+        let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        tx.send(msg).map_err(|_| stopped())
+    }
+}
+
+impl DataVisitor for Forwarder<'_, '_> {
+    fn control(
+        &mut self,
+        control: &[u8],
+        info: &PkgInfo,
+        scripts: &[(String, Vec<u8>)],
+    ) -> Result<(), PackageError> {
+        let actual = Checksum::sha1_of(control);
+        if actual != self.cx.expected {
+            let err = InstallError::NotIndexed {
+                package: format!("{}-{}", self.cx.name, self.cx.version),
+                url: self.cx.url.to_owned(),
+                expected: self.cx.expected.to_string(),
+                actual: actual.to_string(),
+            };
+            let text = err.to_string();
+            self.failure = Some(err);
+            return Err(PackageError::Format(text));
+        }
+        if info.datahash.is_empty() {
+            return Err(PackageError::NoDataHash);
+        }
+        // The identity is verified: the pre-install script is the indexed package's own.
+        if let Some((kind, args)) = &self.cx.pre
+            && let Some((_, script)) = scripts
+                .iter()
+                .find(|(n, _)| ScriptKind::parse(n) == Some(*kind))
+        {
+            let job = ScriptJob {
+                root: self.cx.root.path(),
+                name: self.cx.name,
+                version: self.cx.version,
+                kind: *kind,
+                script,
+                args,
+            };
+            self.pre_outcome = Some((*kind, self.runner.run(&job)));
+        }
+        let replaces = info
+            .replaces
+            .iter()
+            .filter_map(|d| d.parse::<Dependency>().ok())
+            .collect();
+        self.send(Msg::Start(replaces, info.replaces_priority.unwrap_or(0)))
+    }
+
+    fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> Result<(), PackageError> {
+        self.send(Msg::Entry(Box::new(entry.clone())))?;
+        if entry.kind == EntryType::File {
+            loop {
+                let mut buf = vec![0; CHUNK];
+                let n = read_full(content, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                self.send(Msg::Chunk(buf))?;
+            }
+        }
+        self.send(Msg::End)
+    }
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The content of the current entry, as the writer receives it.
+struct ChannelReader<'r> {
+    rx: &'r Receiver<Msg>,
+    chunk: Vec<u8>,
+    pos: usize,
+    ended: bool,
+}
+
+impl Read for ChannelReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Msg::Chunk(c)) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Ok(Msg::End) | Err(_) => self.ended = true,
+                Ok(_) => {
+                    return Err(io::Error::other("entry stream out of step"));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The writing side: applies entries as they arrive; stops at the first error.
+fn write_entries(v: &mut Visitor<'_, '_>, rx: &Receiver<Msg>) -> Result<(), PackageError> {
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Start(replaces, prio) => v.my_replaces = Some((replaces, prio)),
+            Msg::Entry(entry) => {
+                let mut content = ChannelReader {
+                    rx,
+                    chunk: Vec::new(),
+                    pos: 0,
+                    ended: false,
+                };
+                v.entry(&entry, &mut content)?;
+                io::copy(&mut content, &mut io::sink())?;
+            }
+            Msg::Chunk(_) | Msg::End => {
+                return Err(PackageError::Format("entry stream out of step".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Streams the package from `input` into the root: this thread inflates and verifies while
+/// a second one writes, so decompression and file creation overlap. On error, what the
+/// package created is removed.
 pub(super) fn unpack(
     cx: &UnpackContext<'_>,
     input: impl BufRead,
+    runner: &dyn ScriptRunner,
 ) -> Result<Unpacked, InstallError> {
-    let mut v = Visitor {
+    let (tx, rx) = sync_channel(CHANNEL_DEPTH);
+    let mut fwd = Forwarder {
         cx,
-        links: HashSet::new(),
-        dirs: Vec::new(),
-        dir_index: HashMap::new(),
-        created: Vec::new(),
-        digests: HashMap::new(),
-        taken: Vec::new(),
-        flags: String::new(),
+        runner,
+        tx: Some(tx),
         failure: None,
-        my_replaces: None,
         pre_outcome: None,
     };
-    let result: Result<Package, PackageError> = read_with(input, ReadLimits::default(), &mut v)
-        .and_then(|pkg| {
-            let actual = hex::encode(pkg.data_sha256);
-            if pkg.info.datahash.eq_ignore_ascii_case(&actual) {
-                Ok(pkg)
-            } else {
-                Err(PackageError::DataHash {
-                    expected: pkg.info.datahash.clone(),
-                    actual,
-                })
-            }
+    let (read, mut v, written) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut v = Visitor {
+                cx,
+                links: HashSet::new(),
+                dirs: Vec::new(),
+                dir_index: HashMap::new(),
+                created: Vec::new(),
+                digests: HashMap::new(),
+                taken: Vec::new(),
+                flags: String::new(),
+                failure: None,
+                my_replaces: None,
+            };
+            let written = write_entries(&mut v, &rx);
+            // Dropping the receiver makes the reader stop at its next send.
+            drop(rx);
+            (v, written)
         });
+        let read = read_with(input, ReadLimits::default(), &mut fwd);
+        // The writer ends once it has everything.
+        fwd.tx = None;
+        let (v, written) = writer.join().expect("writer thread panicked");
+        (read, v, written)
+    });
+    let result = written.and(read).and_then(|pkg| {
+        let actual = hex::encode(pkg.data_sha256);
+        if pkg.info.datahash.eq_ignore_ascii_case(&actual) {
+            Ok(pkg)
+        } else {
+            Err(PackageError::DataHash {
+                expected: pkg.info.datahash.clone(),
+                actual,
+            })
+        }
+    });
     match result {
         Ok(pkg) => Ok(Unpacked {
             info: pkg.info,
@@ -405,16 +547,20 @@ pub(super) fn unpack(
             dirs: v.dirs,
             taken: v.taken,
             flags: v.flags,
-            pre_outcome: v.pre_outcome,
+            pre_outcome: fwd.pre_outcome,
         }),
         Err(err) => {
             for path in v.created.iter().rev() {
                 let _ = cx.root.remove(path);
             }
-            Err(v.failure.take().unwrap_or_else(|| InstallError::Package {
-                package: format!("{}-{}", cx.name, cx.version),
-                source: Box::new(err),
-            }))
+            Err(fwd
+                .failure
+                .take()
+                .or_else(|| v.failure.take())
+                .unwrap_or_else(|| InstallError::Package {
+                    package: format!("{}-{}", cx.name, cx.version),
+                    source: Box::new(err),
+                }))
         }
     }
 }
