@@ -382,14 +382,10 @@ fn remove_paths(root: &RootDir, files: &[String], dirs: &[String], keep: &HashSe
 }
 
 /// Reads the root's installed state, creating it first with `initdb`.
-fn load_state(
-    root_path: &Path,
-    arch: &str,
-    opts: &InstallOptions,
-) -> Result<InstalledState, InstallError> {
+fn load_state(root_path: &Path, arch: &str, initdb: bool) -> Result<InstalledState, InstallError> {
     match InstalledState::load(root_path) {
         Ok(state) => Ok(state),
-        Err(crate::installed::InstalledError::NotInitialized { .. }) if opts.initdb => {
+        Err(crate::installed::InstalledError::NotInitialized { .. }) if initdb => {
             crate::installed::init_db(root_path, arch).map_err(db_error)?;
             InstalledState::load(root_path).map_err(db_error)
         }
@@ -414,7 +410,9 @@ pub(super) fn run(
     let root = RootDir::open(root_path)?;
     let mut report = InstallReport::default();
     let repos = Repositories::load(&root, &opts.repositories)?;
-    let mut state = load_state(root_path, &repos.arch, opts)?;
+    // `apk del` never creates a database; `apk add` does with `initdb`.
+    let initdb = opts.initdb && matches!(change, Change::Add(_));
+    let mut state = load_state(root_path, &repos.arch, initdb)?;
     let mut world: Vec<Dependency> = state
         .world
         .atoms

@@ -336,6 +336,14 @@ fn del_removes_files_and_updates_world() {
 }
 
 #[test]
+fn del_on_a_root_without_database_fails_and_creates_nothing() {
+    let env = Env::new();
+    let err = install::del(&env.root, &["x".into()], &env.opts()).unwrap_err();
+    assert!(matches!(err, InstallError::NoDatabase { .. }), "{err}");
+    assert_eq!(fs_err::read_dir(&env.root).unwrap().count(), 0);
+}
+
+#[test]
 fn virtual_packages_group_atoms_like_apk() {
     let mut env = base_env();
     env.repo
