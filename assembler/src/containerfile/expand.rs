@@ -483,7 +483,8 @@ fn trim_suffix(value: &str, pat: &[Pat], greedy: bool) -> String {
     value.to_owned()
 }
 
-/// `${v/pat/repl}`: leftmost match, longest (buildkit uses a greedy regex).
+/// `${v/pat/repl}`: leftmost match, longest (buildkit uses a greedy regex); an empty
+/// pattern matches the empty string, as an empty Go regexp does.
 fn replace(value: &str, pat: &[Pat], replacement: &str, all: bool) -> String {
     let chars: Vec<char> = value.chars().collect();
     let mut out = String::new();
@@ -491,15 +492,16 @@ fn replace(value: &str, pat: &[Pat], replacement: &str, all: bool) -> String {
     while i <= chars.len() {
         let found = (i..=chars.len())
             .rev()
-            .find(|&e| matches(pat, &chars[i..e]) && (e > i || !pat.is_empty()));
+            .find(|&e| matches(pat, &chars[i..e]));
         match found {
-            Some(e) if !(e == i && pat.is_empty()) => {
+            Some(e) => {
                 out.push_str(replacement);
                 if !all {
                     out.extend(&chars[e..]);
                     return out;
                 }
                 if e == i {
+                    // An empty match: keep the next character and move on.
                     if let Some(c) = chars.get(i) {
                         out.push(*c);
                     }
@@ -508,7 +510,7 @@ fn replace(value: &str, pat: &[Pat], replacement: &str, all: bool) -> String {
                     i = e;
                 }
             }
-            _ => {
+            None => {
                 if let Some(c) = chars.get(i) {
                     out.push(*c);
                 }

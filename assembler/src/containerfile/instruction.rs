@@ -432,15 +432,27 @@ fn parse_copy(cx: &Ctx<'_>, rest: &str, offset: usize) -> Result<Kind, ParseErro
             ));
         }
         _ => {
+            // Heredoc words (and the delimiter of `<< EOF`) are not sources.
             let here: Vec<usize> = heredoc_words(rest, cx.escape)
+                .unwrap_or_default()
                 .into_iter()
                 .map(|(o, _)| o)
                 .collect();
-            raw_words(rest, cx.escape)
-                .into_iter()
-                .filter(|(s, _)| !here.contains(s))
-                .map(|(s, e)| rest[s..e].to_owned())
-                .collect()
+            let mut skip_next = false;
+            let mut out = Vec::new();
+            for (s, e) in raw_words(rest, cx.escape) {
+                let w = &rest[s..e];
+                if std::mem::take(&mut skip_next) {
+                    continue;
+                }
+                if here.contains(&s) {
+                    skip_next = w.trim_start_matches(|c: char| c.is_ascii_digit()) == "<<"
+                        || w.trim_start_matches(|c: char| c.is_ascii_digit()) == "<<-";
+                    continue;
+                }
+                out.push(w.to_owned());
+            }
+            out
         }
     };
     if words.is_empty() || (words.len() < 2 && heredocs.is_empty()) {

@@ -231,7 +231,18 @@ pub(crate) fn lex(source: &str, path: &Path) -> Result<Lexed, ParseError> {
         i += 1;
         let upper = raw.keyword.to_ascii_uppercase();
         if matches!(upper.as_str(), "RUN" | "COPY" | "ADD") {
-            for (offset, spec) in heredoc_words(raw.args(), escape) {
+            let words = heredoc_words(raw.args(), escape).map_err(|offset| {
+                raw.error(
+                    path,
+                    ParseErrorKind::BadArguments {
+                        instruction: upper.clone(),
+                    },
+                    raw.args_start + offset,
+                    "unterminated quote in a heredoc delimiter".to_owned(),
+                    Some("close the quote: `<<'EOF'` or `<<\"EOF\"`".to_owned()),
+                )
+            })?;
+            for (offset, spec) in words {
                 let offset = raw.args_start + offset;
                 let mut content = String::new();
                 let mut done = false;
@@ -349,25 +360,35 @@ pub(crate) fn dequote(word: &str, escape: char) -> String {
     out
 }
 
-/// Heredoc words (`<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF`) in the arguments, with their
-/// byte offsets; bodies are filled in by the caller.
-pub(crate) fn heredoc_words(args: &str, escape: char) -> Vec<(usize, Heredoc)> {
+/// Heredoc words (`<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF`, `<< EOF`) in the arguments,
+/// with their byte offsets; bodies are filled in by the caller. A word with an
+/// unterminated quote (`<<'EOF`) is an error, as in buildkit.
+pub(crate) fn heredoc_words(args: &str, escape: char) -> Result<Vec<(usize, Heredoc)>, usize> {
     let mut out = Vec::new();
-    for (start, end) in raw_words(args, escape) {
+    let words = raw_words(args, escape);
+    let mut i = 0;
+    while i < words.len() {
+        let (start, end) = words[i];
+        i += 1;
         let word = &args[start..end];
         let digits = word.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
         let Some(rest) = word[digits..].strip_prefix("<<") else {
             continue;
         };
-        let (strip_tabs, rest) = match rest.strip_prefix('-') {
+        let (strip_tabs, mut rest) = match rest.strip_prefix('-') {
             Some(r) => (true, r),
             None => (false, rest),
         };
+        // `<< EOF`: the delimiter is the next word.
+        if rest.is_empty() && i < words.len() {
+            rest = &args[words[i].0..words[i].1];
+            i += 1;
+        }
         if rest.is_empty() || rest.contains('<') {
             continue;
         }
-        let delimiter = dequote(rest, escape);
-        if delimiter.is_empty() || delimiter.contains(char::is_whitespace) {
+        let (delimiter, expand) = dequote_delimiter(rest, escape).ok_or(start)?;
+        if delimiter.is_empty() {
             continue;
         }
         out.push((
@@ -375,13 +396,36 @@ pub(crate) fn heredoc_words(args: &str, escape: char) -> Vec<(usize, Heredoc)> {
             Heredoc {
                 delimiter,
                 content: String::new(),
-                expand: !rest.contains(['"', '\'']),
+                expand,
                 strip_tabs,
                 fd: word[..digits].parse().ok(),
             },
         ));
     }
-    out
+    Ok(out)
+}
+
+/// Remove quotes and escapes from a heredoc delimiter; the body is expanded only when
+/// no (unescaped) quote appears. `None` for an unterminated quote.
+fn dequote_delimiter(word: &str, escape: char) -> Option<(String, bool)> {
+    let mut out = String::new();
+    let mut expand = true;
+    let mut quote: Option<char> = None;
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some('"') if c == escape => out.push(chars.next()?),
+            Some(_) => out.push(c),
+            None if c == escape => out.push(chars.next()?),
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                expand = false;
+            }
+            None => out.push(c),
+        }
+    }
+    quote.is_none().then_some((out, expand))
 }
 
 impl RawInstruction {
@@ -396,14 +440,13 @@ impl RawInstruction {
             .find(|c: char| !c.is_whitespace())
             .map_or(logical.len(), |n| kw_len + n);
         let (line, column) = self.position(start);
-        let segments = self
-            .segments
-            .iter()
-            .filter(|(s, _, _)| *s > start)
-            .map(|&(s, l, c)| (s - start, l, c))
-            .collect::<Vec<_>>();
-        let mut all = vec![(0, line, column)];
-        all.extend(segments);
+        let mut segments = vec![(0, line, column)];
+        segments.extend(
+            self.segments
+                .iter()
+                .filter(|(s, _, _)| *s > start)
+                .map(|&(s, l, c)| (s - start, l, c)),
+        );
         Some(RawInstruction {
             keyword: logical[..kw_len].to_owned(),
             logical: logical.to_owned(),
@@ -413,7 +456,7 @@ impl RawInstruction {
             end_line: self.end_line,
             text: self.text.clone(),
             heredocs: Vec::new(),
-            segments: all,
+            segments,
             source_lines: self.source_lines.clone(),
         })
     }
