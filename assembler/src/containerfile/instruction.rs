@@ -198,8 +198,8 @@ pub(crate) fn build(
         )?),
         "WORKDIR" => Kind::Workdir(non_empty(&cx, rest, "`WORKDIR /app`")?),
         "STOPSIGNAL" => Kind::StopSignal(non_empty(&cx, rest, "`STOPSIGNAL SIGTERM`")?),
-        "SHELL" => match json_array(rest) {
-            Some(Ok(v)) if !v.is_empty() => Kind::Shell(v),
+        "SHELL" => match maybe_json(&cx, rest, rest_offset)? {
+            Some(v) if !v.is_empty() => Kind::Shell(v),
             _ => {
                 return Err(cx.bad_json(
                     rest_offset,
@@ -222,8 +222,8 @@ pub(crate) fn build(
             }
         }
         "VOLUME" => {
-            let vols = match json_array(rest) {
-                Some(Ok(v)) => v,
+            let vols = match maybe_json(&cx, rest, rest_offset)? {
+                Some(v) => v,
                 _ => words_non_empty(&cx, rest, "`VOLUME /data` or `VOLUME [\"/data\"]`")?,
             };
             if vols.is_empty() || vols.iter().any(|v| v.trim().is_empty()) {
@@ -357,31 +357,47 @@ fn skip_blanks(s: &str, from: usize) -> usize {
         .map_or(s.len(), |n| from + n)
 }
 
-/// Parse `[ "a", "b" ]`: `None` if the text is not meant as JSON (no leading `[`),
-/// `Some(Err)` if it starts like JSON but does not parse as an array of strings.
-fn json_array(rest: &str) -> Option<Result<Vec<String>, String>> {
+/// The JSON form of an argument list (buildkit's `parseJSON`): `Ok(None)` when the
+/// text is not JSON, so the caller falls back to the shell/whitespace form as Docker
+/// does. Errors: a JSON array with non-string elements (Docker refuses it too), and text
+/// starting with `["` that does not parse (Docker would silently fall back and run a
+/// broken exec form through the shell; refusing it saves a confusing build failure).
+fn maybe_json(cx: &Ctx<'_>, rest: &str, offset: usize) -> Result<Option<Vec<String>>, ParseError> {
     if !rest.starts_with('[') {
-        return None;
+        return Ok(None);
     }
-    Some(serde_json::from_str::<Vec<String>>(rest).map_err(|e| e.to_string()))
-}
-
-/// Exec form when the arguments are a JSON array of strings; shell form otherwise, as
-/// Docker does. Text starting with `["` that fails to parse is almost certainly a broken
-/// exec form (Docker would silently run it through the shell): refuse it.
-fn command_form(cx: &Ctx<'_>, rest: &str, offset: usize) -> Result<CommandForm, ParseError> {
-    match json_array(rest) {
-        Some(Ok(v)) => Ok(CommandForm::Exec(v)),
-        Some(Err(e)) if rest.starts_with("[\"") => {
-            let hint = if rest.trim_end().ends_with(']') {
-                "the exec form is a JSON array of double-quoted strings: [\"executable\", \"arg\"]"
+    match serde_json::from_str::<Vec<serde_json::Value>>(rest) {
+        Ok(values) => values
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => Ok(s),
+                _ => Err(cx.bad_json(
+                    offset,
+                    "when using JSON array syntax, arrays must be comprised of strings only"
+                        .to_owned(),
+                    "quote every element: [\"sleep\", \"10\"]",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Err(e) if rest.starts_with("[\"") => {
+            let hint = if rest.ends_with(']') {
+                "a JSON array of double-quoted strings: [\"executable\", \"arg\"]"
             } else {
                 "missing `]` at the end of the JSON array: [\"executable\", \"arg\"]"
             };
-            Err(cx.bad_json(offset, format!("invalid JSON exec form: {e}"), hint))
+            Err(cx.bad_json(offset, format!("invalid JSON array: {e}"), hint))
         }
-        _ => Ok(CommandForm::Shell(rest.to_owned())),
+        Err(_) => Ok(None),
     }
+}
+
+/// Exec form when the arguments are a JSON array of strings; shell form otherwise.
+fn command_form(cx: &Ctx<'_>, rest: &str, offset: usize) -> Result<CommandForm, ParseError> {
+    Ok(match maybe_json(cx, rest, offset)? {
+        Some(v) => CommandForm::Exec(v),
+        None => CommandForm::Shell(rest.to_owned()),
+    })
 }
 
 fn parse_from(cx: &Ctx<'_>, rest: &str, offset: usize) -> Result<Kind, ParseError> {
@@ -422,16 +438,9 @@ fn parse_from(cx: &Ctx<'_>, rest: &str, offset: usize) -> Result<Kind, ParseErro
 
 fn parse_copy(cx: &Ctx<'_>, rest: &str, offset: usize) -> Result<Kind, ParseError> {
     let heredocs = cx.raw.heredocs.clone();
-    let mut words: Vec<String> = match json_array(rest) {
-        Some(Ok(v)) => v,
-        Some(Err(e)) if rest.starts_with("[\"") => {
-            return Err(cx.bad_json(
-                offset,
-                format!("invalid JSON form: {e}"),
-                "write `[\"src\", \"dest\"]` with double-quoted strings",
-            ));
-        }
-        _ => {
+    let mut words: Vec<String> = match maybe_json(cx, rest, offset)? {
+        Some(v) => v,
+        None => {
             // Heredoc words (and the delimiter of `<< EOF`) are not sources.
             let here: Vec<usize> = heredoc_words(rest, cx.escape)
                 .unwrap_or_default()

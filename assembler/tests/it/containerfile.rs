@@ -125,8 +125,12 @@ mod parser {
                 heredocs: vec![]
             }
         );
-        // Valid JSON that is not all strings falls back to the shell form, as Docker.
-        assert_eq!(one("CMD [1, 2]"), Kind::Cmd(shell("[1, 2]")));
+        // Invalid JSON falls back to the shell form, as Docker.
+        assert_eq!(one("CMD [a, b]"), Kind::Cmd(shell("[a, b]")));
+        assert_eq!(one("CMD ['a']"), Kind::Cmd(shell("['a']")));
+        // A JSON array of non-strings is an error, as in Docker.
+        let e = err("FROM a\nCMD [\"sleep\", 10]\n");
+        assert!(e.message.contains("strings only"), "{e}");
         assert_eq!(one("CMD []"), Kind::Cmd(exec(&[])));
         assert_eq!(
             one("ENTRYPOINT [\"/bin/app\"]"),
@@ -759,6 +763,7 @@ help: COPY takes --from, --chown, --chmod, --link, --parents, --exclude"
         );
         assert_eq!((e.line, e.column), (2, 5));
         assert!(e.to_string().contains(" --> Containerfile:2:5"), "{e}");
+        assert!(e.message.starts_with("invalid JSON array: "), "{e}");
     }
 
     #[test]
