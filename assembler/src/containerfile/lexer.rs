@@ -183,6 +183,7 @@ pub(crate) fn lex(source: &str, path: &Path) -> Result<Lexed, ParseError> {
         let mut segments = vec![(0, i + 1, lead + 1)];
         let mut source_lines = vec![(i + 1, first.to_owned())];
         let mut piece = trimmed;
+        let mut empty_continuation_noted = false;
         loop {
             let body = piece.trim_end_matches(is_blank);
             if let Some(stripped) = body.strip_suffix(escape) {
@@ -192,6 +193,16 @@ pub(crate) fn lex(source: &str, path: &Path) -> Result<Lexed, ParseError> {
                 while i < n_lines {
                     let t = lines[i].trim_start();
                     if t.is_empty() || t.starts_with('#') {
+                        if t.is_empty() && !empty_continuation_noted {
+                            // buildkit warns that these will become errors.
+                            empty_continuation_noted = true;
+                            notes.push(format!(
+                                "{}:{}: empty continuation line (Docker warns these will become \
+                                 errors; remove it or the escape before it)",
+                                path.display(),
+                                i + 1
+                            ));
+                        }
                         i += 1;
                     } else {
                         break;
