@@ -16,6 +16,7 @@ pub mod apk;
 pub mod args;
 mod error;
 pub mod expand;
+mod expanded;
 mod instruction;
 mod lexer;
 
@@ -25,6 +26,7 @@ pub use apk::{ApkAction, ApkCommand, detect_apk};
 pub use args::{BuildArgs, Platform, StageArgs};
 pub use error::{ParseError, ParseErrorKind};
 pub use expand::{ExpandError, Vars, expand_word, expand_words};
+pub use expanded::expand_heredoc;
 
 /// A parsed Containerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
