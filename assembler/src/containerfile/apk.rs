@@ -264,3 +264,31 @@ fn split_shell(text: &str) -> Option<Vec<Vec<String>>> {
     }
     Some(commands)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_splitting() {
+        let s = |t| split_shell(t);
+        assert_eq!(
+            s("apk update&&apk add 'a b' \"c\\\"d\" e\\ f"),
+            Some(vec![
+                vec!["apk".to_owned(), "update".to_owned()],
+                vec![
+                    "apk".to_owned(),
+                    "add".to_owned(),
+                    "a b".to_owned(),
+                    "c\"d".to_owned(),
+                    "e f".to_owned()
+                ]
+            ])
+        );
+        assert_eq!(s("a | b"), None);
+        assert_eq!(s("a & b"), None);
+        assert_eq!(s("a && && b"), None);
+        assert_eq!(s("x~y"), Some(vec![vec!["x~y".to_owned()]]));
+        assert_eq!(s("~x"), None);
+    }
+}

@@ -165,3 +165,34 @@ pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances_and_suggestions() {
+        assert_eq!(edit_distance("RUNN", "RUN"), 1);
+        assert_eq!(edit_distance("FORM", "FROM"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(suggest("cpoy", &["COPY", "CMD"]), Some("COPY"));
+        assert_eq!(suggest("workdri", &["WORKDIR"]), Some("WORKDIR"));
+        assert_eq!(suggest("banana", &["RUN", "COPY"]), None);
+    }
+
+    #[test]
+    fn snippet_at_end_of_line_and_after_unicode() {
+        let e = ParseError::new(
+            Path::new("f"),
+            ParseErrorKind::NoStage,
+            1,
+            4,
+            "ÉÉÉ".to_owned(),
+            "m".to_owned(),
+            None,
+        );
+        assert!(e.render().contains("1 | ÉÉÉ"), "{}", e.render());
+        assert_eq!(byte_offset("ÉÉÉ", 2), 2);
+        assert_eq!(byte_offset("ab", 9), 2);
+    }
+}

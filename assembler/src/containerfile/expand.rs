@@ -520,3 +520,22 @@ fn replace(value: &str, pat: &[Pat], replacement: &str, all: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        let p = |s| parse_pattern(s, '\\');
+        assert!(matches(&p("a*c"), &['a', 'b', 'b', 'c']));
+        assert!(matches(&p("a?c"), &['a', 'b', 'c']));
+        assert!(!matches(&p("a\\*c"), &['a', 'b', 'c']));
+        assert_eq!(trim_prefix("aXbXc", &p("*X"), false), "bXc");
+        assert_eq!(trim_prefix("aXbXc", &p("*X"), true), "c");
+        assert_eq!(trim_suffix("aXbXc", &p("X*"), false), "aXb");
+        assert_eq!(trim_suffix("aXbXc", &p("X*"), true), "a");
+        assert_eq!(replace("abab", &p("b"), "_", true), "a_a_");
+        assert_eq!(replace("ab", &p(""), "_", true), "_a_b_");
+    }
+}

@@ -663,3 +663,24 @@ fn parse_onbuild(cx: &Ctx<'_>, notes: &mut Vec<String>) -> Result<Kind, ParseErr
     let inner = build(&sub, cx.escape, cx.path, notes)?;
     Ok(Kind::Onbuild(Box::new(inner)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        let d = |s| parse_go_duration(s);
+        assert_eq!(d("0"), Some(Duration::ZERO));
+        assert_eq!(d("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(d("1h2m3s"), Some(Duration::from_secs(3723)));
+        assert_eq!(d("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(d("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(d("10us"), Some(Duration::from_micros(10)));
+        assert_eq!(d("5"), None);
+        assert_eq!(d(""), None);
+        assert_eq!(d("s"), None);
+        assert_eq!(d("-1s"), None);
+        assert_eq!(d("1d"), None);
+    }
+}

@@ -472,3 +472,58 @@ impl RawInstruction {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str, esc: char) -> Vec<&str> {
+        raw_words(s, esc)
+            .into_iter()
+            .map(|(a, b)| &s[a..b])
+            .collect()
+    }
+
+    #[test]
+    fn raw_words_keep_quotes_and_escapes() {
+        assert_eq!(words("a  b\tc", '\\'), ["a", "b", "c"]);
+        assert_eq!(
+            words("a=\"x y\" b='p q' c=d\\ e", '\\'),
+            ["a=\"x y\"", "b='p q'", "c=d\\ e"]
+        );
+        assert_eq!(words("'a\\' b", '\\'), ["'a\\'", "b"]);
+        assert_eq!(words("a` b", '`'), ["a` b"]);
+        assert_eq!(words("", '\\'), Vec::<&str>::new());
+        assert_eq!(words("é ü", '\\'), ["é", "ü"]);
+    }
+
+    #[test]
+    fn dequote_removes_quotes_only() {
+        assert_eq!(dequote("--mount=\"a b\"", '\\'), "--mount=a b");
+        assert_eq!(dequote("'$x'\\ y", '\\'), "$x y");
+        assert_eq!(dequote("\"a\\tb\\\"\"", '\\'), "a\\tb\"");
+    }
+
+    #[test]
+    fn directives() {
+        assert_eq!(directive("# escape=`"), Some(("escape".into(), "`".into())));
+        assert_eq!(
+            directive("#Syntax = x/y:1  "),
+            Some(("syntax".into(), "x/y:1".into()))
+        );
+        assert_eq!(directive("# not a directive"), None);
+        assert_eq!(directive("# 1x=y"), None);
+        assert_eq!(directive("# a="), None);
+        assert_eq!(directive("FROM a"), None);
+    }
+
+    #[test]
+    fn positions_map_back_through_continuations() {
+        let lexed = lex("FROM a\n  RUN x \\\n# c\n   yy\n", Path::new("f")).unwrap();
+        let run = &lexed.instructions[1];
+        assert_eq!(run.logical, "RUN x    yy");
+        assert_eq!(run.position(0), (2, 3));
+        let y = run.logical.find('y').unwrap();
+        assert_eq!(run.position(y), (4, 4));
+    }
+}
