@@ -182,6 +182,50 @@ pub struct Heredoc {
     pub fd: Option<u32>,
 }
 
+/// What a RUN with heredocs executes, following buildkit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunScript<'a> {
+    /// `RUN <<EOF` alone: the body is the script. Docker runs it as a file with the
+    /// SHELL, or directly when it starts with `#!`.
+    Body(&'a Heredoc),
+    /// A command using heredocs (`RUN python3 <<EOF`): the command line followed by each
+    /// body and its terminator, to run with SHELL's `-c` (the shell does the redirects).
+    Shell(String),
+}
+
+impl Kind {
+    /// For a shell-form RUN with heredocs, what to execute; `None` otherwise.
+    pub fn run_script(&self) -> Option<RunScript<'_>> {
+        let Kind::Run {
+            command: CommandForm::Shell(cmd),
+            heredocs,
+        } = self
+        else {
+            return None;
+        };
+        let first = heredocs.first()?;
+        let lone = heredocs.len() == 1 && {
+            let c = cmd.trim_start_matches(|c: char| c.is_ascii_digit());
+            c.strip_prefix("<<")
+                .map(|r| r.strip_prefix('-').unwrap_or(r).trim_start())
+                .is_some_and(|r| !r.contains(char::is_whitespace) || r.starts_with(['"', '\'']))
+                && first.fd.is_none()
+        };
+        if lone {
+            return Some(RunScript::Body(first));
+        }
+        let mut script = cmd.clone();
+        script.push('\n');
+        for h in heredocs {
+            script.push_str(&h.content);
+            script.push_str(&h.delimiter);
+            script.push('\n');
+        }
+        Some(RunScript::Shell(script))
+    }
+}
+
 /// An ARG declaration `NAME[=default]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

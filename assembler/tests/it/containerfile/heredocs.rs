@@ -145,3 +145,30 @@ fn unterminated_heredoc() {
     );
     assert_eq!((e.line, e.column), (2, 5));
 }
+
+#[test]
+fn run_scripts() {
+    use assembler::containerfile::RunScript;
+    let k = one("RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF");
+    let Some(RunScript::Body(h)) = k.run_script() else {
+        panic!("{k:?}")
+    };
+    assert_eq!(h.content, "#!/usr/bin/env python3\nprint(1)\n");
+    assert!(matches!(
+        one("RUN <<- 'E F'\nx\nE F").run_script(),
+        Some(RunScript::Body(_))
+    ));
+    let k = one("RUN python3 - <<'PY' && cat <<-EOF\nprint($HOME)\nPY\n\tdone\n\tEOF");
+    assert_eq!(
+        k.run_script(),
+        Some(RunScript::Shell(
+            "python3 - <<'PY' && cat <<-EOF\nprint($HOME)\nPY\ndone\nEOF\n".to_owned()
+        ))
+    );
+    assert!(matches!(
+        one("RUN <<A <<B\na\nA\nb\nB").run_script(),
+        Some(RunScript::Shell(_))
+    ));
+    assert_eq!(one("RUN echo hi").run_script(), None);
+    assert_eq!(one("COPY <<EOF /x\nEOF").run_script(), None);
+}
