@@ -19,6 +19,7 @@ pub mod expand;
 mod expanded;
 mod instruction;
 mod lexer;
+mod stages;
 
 use std::path::Path;
 

@@ -504,3 +504,17 @@ fn structure_errors() {
     let e = err("FROM a\nVOLUME [\"\"]\n");
     assert!(e.message.contains("empty"), "{e}");
 }
+
+#[test]
+fn needed_stages_follow_from_copy_and_mounts() {
+    let cf = p(
+        "ARG S=tools\nFROM alpine AS base\nFROM base AS tools\nFROM alpine AS broken\nRUN false\nFROM scratch AS mounts\nFROM alpine AS final\nCOPY --from=${S} /x /x\nRUN --mount=type=bind,from=mounts,target=/m true\nCOPY --from=docker.io/library/busybox /bin/busybox /bin/\nFROM final\nCOPY --from=0 /a /a\n",
+    );
+    let resolve = |s: &str| s.replace("${S}", "tools");
+    assert_eq!(cf.needed_stages(4, &resolve), [0, 1, 3, 4]);
+    assert_eq!(cf.needed_stages(5, &resolve), [0, 1, 3, 4, 5]);
+    assert_eq!(cf.needed_stages(2, &resolve), [2]);
+    // FROM only sees earlier stages: a later stage of the same name is not a dependency.
+    let cf = p("FROM b AS a\nFROM alpine AS b\n");
+    assert_eq!(cf.needed_stages(0, &|s: &str| s.to_owned()), [0]);
+}
