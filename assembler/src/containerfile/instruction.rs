@@ -247,6 +247,7 @@ pub(crate) fn build(
             column: raw.column,
             end_line: raw.end_line,
             text: raw.text.clone(),
+            logical: raw.logical.clone(),
         },
     })
 }

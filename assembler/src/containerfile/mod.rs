@@ -158,6 +158,9 @@ pub struct Span {
     pub end_line: usize,
     /// The original source lines `line..=end_line`, joined with `\n`.
     pub text: String,
+    /// The instruction on one line as Docker shows it in `Step N/M : …`: continuations
+    /// joined, comment lines dropped, heredoc bodies left out.
+    pub logical: String,
 }
 
 /// Exec form (`["a", "b"]`, run without a shell) or shell form (run with SHELL).

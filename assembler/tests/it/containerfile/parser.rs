@@ -518,3 +518,12 @@ fn needed_stages_follow_from_copy_and_mounts() {
     let cf = p("FROM b AS a\nFROM alpine AS b\n");
     assert_eq!(cf.needed_stages(0, &|s: &str| s.to_owned()), [0]);
 }
+
+#[test]
+fn logical_line_for_step_messages() {
+    let cf = p("FROM a\nRUN apk add \\\n  # c\n  curl\nCOPY <<EOF /x\nbody\nEOF\n");
+    let i = &cf.stages[0].instructions;
+    assert_eq!(i[0].span.logical, "RUN apk add   curl");
+    assert_eq!(i[1].span.logical, "COPY <<EOF /x");
+    assert_eq!(cf.stages[0].from.span.logical, "FROM a");
+}
