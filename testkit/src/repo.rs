@@ -50,6 +50,8 @@ pub struct PkgSpec {
     pub owners: Vec<(String, String, String)>,
     /// Control scripts (`.post-install` …).
     pub scripts: Vec<(String, Vec<u8>)>,
+    /// Extended attributes per path: (path, name, value).
+    pub xattrs: Vec<(String, String, Vec<u8>)>,
 }
 
 impl PkgSpec {
@@ -156,6 +158,12 @@ impl RepoBuilder {
                 header.uname = u.clone();
                 header.gname = g.clone();
             }
+            header.xattrs = spec
+                .xattrs
+                .iter()
+                .filter(|(p, _, _)| p == &path)
+                .map(|(_, n, v)| (n.clone(), v.clone()))
+                .collect();
             let mut source = None;
             match node {
                 Node::Dir(mode) => {

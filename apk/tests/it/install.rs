@@ -634,3 +634,35 @@ fn tagged_repositories_serve_only_pinned_names() {
     // A package of another architecture is never installable.
     assert!(env.add_with("other-arch@edge", &opts).is_err());
 }
+
+#[test]
+fn xattrs_are_applied_and_recorded() {
+    let mut env = Env::new();
+    let mut spec = PkgSpec::new("caps", "1-r0").file("usr/bin/ping", "p\n");
+    spec.xattrs.push((
+        "usr/bin/ping".into(),
+        "user.apk-test".into(),
+        b"on".to_vec(),
+    ));
+    env.repo.add(&spec);
+    env.repo.write_index(true);
+    env.add("caps").unwrap();
+    let installed = env.read("lib/apk/db/installed");
+    let digest = apk::installed::xattr_digest(&[("user.apk-test".into(), b"on".to_vec())])
+        .unwrap()
+        .to_string();
+    let mut value = [0u8; 8];
+    match rustix::fs::getxattr(&env.root.join("usr/bin/ping"), "user.apk-test", &mut value) {
+        Ok(n) => {
+            assert_eq!(&value[..n], b"on");
+            assert!(
+                installed.contains(&format!("R:ping\na:0:0:755:{digest}\n")),
+                "{installed}"
+            );
+        }
+        Err(e) => {
+            // A filesystem without user xattrs: apk marks the package `f:x`, and so do we.
+            assert!(installed.contains("f:x\n"), "{e}: {installed}");
+        }
+    }
+}
