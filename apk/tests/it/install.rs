@@ -652,7 +652,7 @@ fn xattrs_are_applied_and_recorded() {
         .unwrap()
         .to_string();
     let mut value = [0u8; 8];
-    match rustix::fs::getxattr(&env.root.join("usr/bin/ping"), "user.apk-test", &mut value) {
+    match rustix::fs::getxattr(env.root.join("usr/bin/ping"), "user.apk-test", &mut value) {
         Ok(n) => {
             assert_eq!(&value[..n], b"on");
             assert!(
