@@ -666,3 +666,37 @@ fn xattrs_are_applied_and_recorded() {
         }
     }
 }
+
+#[test]
+fn the_same_inputs_give_the_same_database_bytes() {
+    let env = base_env();
+    env.repo.write_index(true);
+    let mut opts = env.opts();
+    opts.virtual_name = Some(".deps".into());
+    let roots: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let root = env._tmp.path().join(format!("repro{i}"));
+            fs_err::create_dir_all(&root).unwrap();
+            install::add(
+                &root,
+                &Dependency::parse_list("busybox alpine-baselayout").unwrap(),
+                &opts,
+            )
+            .unwrap();
+            root
+        })
+        .collect();
+    for rel in [
+        "lib/apk/db/installed",
+        "lib/apk/db/scripts.tar",
+        "lib/apk/db/triggers",
+        "etc/apk/world",
+        "bin/busybox",
+    ] {
+        assert_eq!(
+            fs_err::read(roots[0].join(rel)).unwrap(),
+            fs_err::read(roots[1].join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+}
