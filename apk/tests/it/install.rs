@@ -700,3 +700,78 @@ fn the_same_inputs_give_the_same_database_bytes() {
         );
     }
 }
+
+/// Records what would run, in order, and reports success.
+#[derive(Default)]
+struct Recorder(std::cell::RefCell<Vec<String>>);
+
+impl ScriptRunner for Recorder {
+    fn run(&self, job: &ScriptJob<'_>) -> ScriptOutcome {
+        assert!(job.script.starts_with(b"#!"));
+        self.0
+            .borrow_mut()
+            .push(format!("{} {}", job.exec_name(), job.args.join(" ")));
+        ScriptOutcome::Succeeded
+    }
+}
+
+#[test]
+fn scripts_and_triggers_run_in_apks_order_with_apks_arguments() {
+    let mut env = Env::new();
+    let mut fonts = PkgSpec::new("fontconfig", "2.15-r0")
+        .file("usr/bin/fc-cache", "f\n")
+        .script(".trigger", "#!/bin/sh\nfc-cache\n");
+    fonts.triggers.push("/usr/share/fonts/*".into());
+    env.repo.add(&fonts);
+    for v in ["1.0-r0", "2.0-r0"] {
+        env.repo.add(
+            &PkgSpec::new("font-x", v)
+                .file("usr/share/fonts/x/x.ttf", v)
+                .script(".pre-install", "#!/bin/sh\n")
+                .script(".post-install", "#!/bin/sh\n")
+                .script(".pre-upgrade", "#!/bin/sh\n")
+                .script(".post-upgrade", "#!/bin/sh\n")
+                .script(".pre-deinstall", "#!/bin/sh\n")
+                .script(".post-deinstall", "#!/bin/sh\n"),
+        );
+    }
+    env.repo.write_index(true);
+    let recorder = Recorder::default();
+    let mut opts = env.opts();
+    opts.scripts = &recorder;
+    env.add_with("fontconfig font-x=1.0-r0", &opts).unwrap();
+    env.add_with("font-x=2.0-r0", &opts).unwrap();
+    let names: Vec<String> = ["font-x"].iter().map(|s| (*s).to_owned()).collect();
+    install::del(&env.root, &names, &opts).unwrap();
+    assert_eq!(
+        recorder.0.borrow().as_slice(),
+        [
+            "font-x-1.0-r0.pre-install 1.0-r0",
+            "font-x-1.0-r0.post-install 1.0-r0",
+            "fontconfig-2.15-r0.trigger /usr/share/fonts/x",
+            "font-x-2.0-r0.pre-upgrade 2.0-r0 1.0-r0",
+            "font-x-2.0-r0.post-upgrade 2.0-r0 1.0-r0",
+            "fontconfig-2.15-r0.trigger /usr/share/fonts/x",
+            "font-x-2.0-r0.pre-deinstall 2.0-r0",
+            "font-x-2.0-r0.post-deinstall 2.0-r0",
+            "fontconfig-2.15-r0.trigger /usr/share/fonts/x",
+        ]
+    );
+    let triggers = env.read("lib/apk/db/triggers");
+    assert!(triggers.ends_with(" /usr/share/fonts/*\n"), "{triggers}");
+}
+
+#[test]
+fn packages_of_the_same_origin_share_files() {
+    let mut env = Env::new();
+    let mut a = PkgSpec::new("lib-a", "1-r0").file("usr/share/common/x", "a\n");
+    a.origin = "src".into();
+    let mut b = PkgSpec::new("lib-b", "1-r0").file("usr/share/common/x", "b\n");
+    b.origin = "src".into();
+    env.repo.add(&a);
+    env.repo.add(&b);
+    env.repo.write_index(true);
+    env.add("lib-a").unwrap();
+    env.add("lib-b").unwrap();
+    assert_eq!(env.read("usr/share/common/x"), "b\n");
+}
