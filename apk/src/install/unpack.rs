@@ -406,9 +406,13 @@ impl DataVisitor for Forwarder<'_, '_> {
     fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> Result<(), PackageError> {
         self.send(Msg::Entry(Box::new(entry.clone())))?;
         if entry.kind == EntryType::File {
+            let mut remaining = entry.size;
             loop {
-                let mut buf = vec![0; CHUNK];
+                // Sized to the entry: most files are far smaller than a chunk. The reader
+                // bounds what it yields by the header size, so this never under-reads.
+                let mut buf = vec![0; usize::try_from(remaining).unwrap_or(CHUNK).clamp(1, CHUNK)];
                 let n = read_full(content, &mut buf)?;
+                remaining = remaining.saturating_sub(n as u64);
                 if n == 0 {
                     break;
                 }
