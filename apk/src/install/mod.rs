@@ -9,6 +9,24 @@
 //! versions owned, run scripts through a [`ScriptRunner`], and finally write
 //! `lib/apk/db/{installed,scripts.tar,triggers}` and `etc/apk/world` atomically, so a real
 //! `apk` in the image sees exactly what was installed.
+//!
+//! ```no_run
+//! use apk::dep::Dependency;
+//! use apk::install::{self, InstallOptions};
+//!
+//! // `RUN apk add --no-cache -X /srv/repo --keys-dir /srv/keys busybox`, no scripts run.
+//! let mut opts = InstallOptions::local();
+//! opts.repositories.extra = vec!["/srv/repo".into()];
+//! opts.repositories.keys_dir = Some("/srv/keys".into());
+//! opts.source_date = 1_700_000_000;
+//! let atoms = Dependency::parse_list("busybox")?;
+//! let report = install::add("/tmp/rootfs".as_ref(), &atoms, &opts)?;
+//! assert!(report.installed.iter().any(|(name, _)| name == "busybox"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Programs supply their own [`Fetcher`] for `http(s)://` repositories, a [`ScriptRunner`]
+//! that runs scripts sandboxed inside the root, and a [`Reporter`] for progress.
 
 mod engine;
 mod fetch;
