@@ -2,21 +2,21 @@
 //! upgrades in dependency order → triggers → database (apk-format.md §3.5, §4).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
-use super::fetch::{index_cache_name, index_url, package_cache_name, package_url};
+use super::fetch::package_url;
 use super::owners::Owners;
 use super::report::Event;
 use super::repos::Repositories;
 use super::script::{ScriptJob, ScriptKind, ScriptOutcome};
-use super::unpack::{UnpackContext, unpack};
+use super::source::{Fetched, fetch_and_unpack, load_indexes};
+use super::unpack::UnpackContext;
+use super::world::{candidate, parse_atom, parse_deps, virtual_package, world_add};
 use super::{InstallError, InstallOptions, InstallReport};
-use crate::checksum::Checksum;
-use crate::dep::{Dependency, Op, Provide};
-use crate::index::{IndexEntry, SignedIndex};
+use crate::dep::Dependency;
+use crate::index::IndexEntry;
 use crate::installed::{InstalledPackage, InstalledState, Script, ScriptType, ScriptsDb};
-use crate::resolve::{Candidate, InstalledPackage as ResolverInstalled, resolve};
+use crate::resolve::{InstalledPackage as ResolverInstalled, resolve};
 use crate::rootfs::RootDir;
 
 /// What the caller asks for.
@@ -35,98 +35,6 @@ enum Source {
     Installed,
     /// The `--virtual` package being created.
     Virtual,
-}
-
-fn parse_atom(text: &str) -> Result<Dependency, InstallError> {
-    text.parse()
-        .map_err(|e: crate::dep::DepError| InstallError::BadAtom {
-            atom: text.to_owned(),
-            reason: e.to_string(),
-        })
-}
-
-fn parse_deps(words: &[String]) -> Vec<Dependency> {
-    words.iter().filter_map(|w| w.parse().ok()).collect()
-}
-
-fn candidate(entry: &IndexEntry, repo_priority: u32) -> Candidate {
-    Candidate {
-        name: entry.name.clone(),
-        version: entry.version.clone(),
-        depends: parse_deps(&entry.depends),
-        provides: entry
-            .provides
-            .iter()
-            .filter_map(|p| Provide::parse_list(p).ok())
-            .flatten()
-            .collect(),
-        provider_priority: entry.provider_priority,
-        install_if: parse_deps(&entry.install_if),
-        repo_priority,
-    }
-}
-
-/// Replaces the world atom for the same name, or appends (apk's `apk_deps_add`).
-fn world_add(world: &mut Vec<Dependency>, dep: Dependency) {
-    match world.iter_mut().find(|d| d.name == dep.name) {
-        Some(slot) => *slot = dep,
-        None => world.push(dep),
-    }
-}
-
-/// `%Y%m%d.%H%M%S` of a Unix time, as apk names virtual packages.
-fn virtual_version(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}.{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn virtual_package(
-    spec: &str,
-    atoms: &[Dependency],
-    source_date: u64,
-) -> Result<(InstalledPackage, Dependency), InstallError> {
-    let bad = || InstallError::BadAtom {
-        atom: spec.to_owned(),
-        reason: "bad package specifier for --virtual: use NAME or NAME=VERSION".into(),
-    };
-    let mut dep = parse_atom(spec)?;
-    if dep.conflict || dep.tag.is_some() {
-        return Err(bad());
-    }
-    let version = match &dep.constraint {
-        None => virtual_version(source_date),
-        Some(c) if c.op == Op::Eq => c.version.clone(),
-        Some(_) => return Err(bad()),
-    };
-    dep = parse_atom(&format!("{}={version}", dep.name))?;
-    let mut entry = IndexEntry::empty();
-    // apk hashes its pid in; we keep it reproducible: name, NUL, version.
-    let mut seed = dep.name.clone().into_bytes();
-    seed.push(0);
-    seed.extend_from_slice(version.as_bytes());
-    entry.checksum = Checksum::sha1_of(&seed);
-    entry.name = dep.name.clone();
-    entry.version = version;
-    entry.arch = "noarch".into();
-    entry.description = "virtual meta package".into();
-    entry.depends = atoms.iter().map(ToString::to_string).collect();
-    Ok((InstalledPackage::new(entry), dep))
 }
 
 /// `name-version`.
@@ -149,89 +57,6 @@ fn file_paths(p: &InstalledPackage) -> impl Iterator<Item = String> + '_ {
 
 fn script_type(kind: ScriptKind) -> Option<ScriptType> {
     ScriptType::from_name(kind.as_str())
-}
-
-struct Fetched {
-    entries: Vec<(IndexEntry, usize)>,
-}
-
-/// Plain paths are not cached (apk caches remote repositories only); `file://` URLs are,
-/// like any URL.
-fn is_local(url: &str) -> bool {
-    !url.contains("://")
-}
-
-/// Reads every repository's index, verifying its signature.
-fn load_indexes(
-    repos: &Repositories,
-    opts: &InstallOptions,
-    report: &mut InstallReport,
-) -> Result<Fetched, InstallError> {
-    let mut entries = Vec::new();
-    for (ri, repo) in repos.repos.iter().enumerate() {
-        let url = index_url(&repo.url, &repos.arch);
-        let cache = opts
-            .cache_dir
-            .as_ref()
-            .filter(|_| !is_local(&url))
-            .map(|d| d.join(index_cache_name(&url)));
-        let cached = cache.clone().filter(|p| !opts.update_cache && p.is_file());
-        opts.reporter.event(Event::FetchIndex {
-            url: &url,
-            cached: cached.is_some(),
-        });
-        let bytes = match &cached {
-            Some(path) => fs_err::read(path).map_err(|source| InstallError::Io {
-                path: path.clone(),
-                source,
-            })?,
-            None => {
-                let mut bytes = Vec::new();
-                opts.fetcher
-                    .open(&url)?
-                    .take(crate::index::MAX_INDEX_SIZE)
-                    .read_to_end(&mut bytes)
-                    .map_err(|source| super::FetchError::Io {
-                        url: url.clone(),
-                        source,
-                    })?;
-                bytes
-            }
-        };
-        let index = SignedIndex::parse(&bytes).map_err(|e| InstallError::Index {
-            repository: repo.url.clone(),
-            source: Box::new(e),
-        })?;
-        if let Err(e) = index.verify(&repos.keys) {
-            if !opts.allow_untrusted {
-                return Err(InstallError::Untrusted {
-                    repository: repo.url.clone(),
-                    reason: e.to_string(),
-                });
-            }
-            let msg = format!(
-                "{}: UNTRUSTED signature, used anyway (--allow-untrusted)",
-                repo.url
-            );
-            opts.reporter.event(Event::Warning(&msg));
-            report.warnings.push(msg);
-        }
-        // Only write the cache once the index verified (or was explicitly allowed).
-        if let Some(path) = cache.filter(|_| cached.is_none()) {
-            if let Some(dir) = path.parent() {
-                fs_err::create_dir_all(dir).map_err(|source| InstallError::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-            }
-            crate::atomic::write_atomic(&path, &bytes).map_err(|source| InstallError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        }
-        entries.extend(index.index.packages.into_iter().map(|e| (e, ri)));
-    }
-    Ok(Fetched { entries })
 }
 
 /// Removal order: a package before the packages it depends on.
@@ -814,92 +639,9 @@ fn install_one(
     Ok((pkg, scripts, unpacked.info.triggers.clone()))
 }
 
-/// Opens the package (cache first), unpacks it, and caches it once it verified.
-fn fetch_and_unpack(
-    cx: &UnpackContext<'_>,
-    opts: &InstallOptions,
-    entry: &IndexEntry,
-) -> Result<super::unpack::Unpacked, InstallError> {
-    let cache = opts
-        .cache_dir
-        .as_ref()
-        .filter(|_| !is_local(cx.url))
-        .map(|d| {
-            d.join(package_cache_name(
-                &entry.name,
-                &entry.version,
-                &entry.checksum,
-            ))
-        });
-    if let Some(path) = cache.as_ref().filter(|p| p.is_file()) {
-        let file = fs_err::File::open(path).map_err(|source| InstallError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        return unpack(cx, BufReader::with_capacity(256 << 10, file), opts.scripts);
-    }
-    let input = opts.fetcher.open(cx.url)?;
-    let Some(path) = cache else {
-        return unpack(cx, BufReader::with_capacity(256 << 10, input), opts.scripts);
-    };
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir).map_err(|source| InstallError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    let io_err = |source| InstallError::Io {
-        path: path.clone(),
-        source,
-    };
-    let file = crate::atomic::AtomicFile::create(&path).map_err(io_err)?;
-    let mut tee = Tee {
-        inner: input,
-        copy: file,
-        error: None,
-    };
-    let unpacked = unpack(
-        cx,
-        BufReader::with_capacity(256 << 10, &mut tee),
-        opts.scripts,
-    )?;
-    if let Some(e) = tee.error {
-        return Err(io_err(e));
-    }
-    tee.copy.flush().map_err(io_err)?;
-    tee.copy.commit().map_err(io_err)?;
-    Ok(unpacked)
-}
-
-/// Copies what is read into the cache file.
-struct Tee {
-    inner: Box<dyn Read>,
-    copy: crate::atomic::AtomicFile,
-    error: Option<std::io::Error>,
-}
-
-impl Read for Tee {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if self.error.is_none()
-            && let Err(e) = self.copy.write_all(&buf[..n])
-        {
-            self.error = Some(e);
-        }
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn virtual_versions_are_utc_dates() {
-        assert_eq!(virtual_version(0), "19700101.000000");
-        assert_eq!(virtual_version(1_700_000_000), "20231114.221320");
-        assert_eq!(virtual_version(951_782_400), "20000229.000000");
-    }
 
     #[test]
     fn trigger_globs() {

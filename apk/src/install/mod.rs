@@ -34,7 +34,9 @@ mod owners;
 mod report;
 mod repos;
 mod script;
+mod source;
 mod unpack;
+mod world;
 
 use std::path::{Path, PathBuf};
 
