@@ -60,6 +60,18 @@ pub struct FileRecord {
 pub trait DataVisitor {
     /// Called once per entry, in archive order.
     fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> Result<(), PackageError>;
+
+    /// Called once the control member is read, before the first data entry: lets an
+    /// installer check the package identity (`C:`) and run `pre-install` before anything is
+    /// written.
+    fn control(
+        &mut self,
+        _control: &[u8],
+        _info: &PkgInfo,
+        _scripts: &[(String, Vec<u8>)],
+    ) -> Result<(), PackageError> {
+        Ok(())
+    }
 }
 
 /// A package taken apart.
@@ -266,6 +278,7 @@ pub fn read_with(
         )));
     }
     let info = PkgInfo::parse(&pkginfo_raw)?;
+    visitor.control(&control, &info, &scripts)?;
 
     // Data member, streamed and hashed.
     let data_offset = tap.consumed.get();
@@ -499,6 +512,11 @@ impl<R: BufRead> BufRead for Tap<R> {
     }
 
     fn consume(&mut self, amt: usize) {
+        // `fill_buf` on a non-empty buffer returns it without I/O; with nothing consumed
+        // there is nothing to record, and calling it could start a read.
+        if amt == 0 {
+            return;
+        }
         if let Ok(buf) = self.inner.fill_buf() {
             let taken = &buf[..amt.min(buf.len())];
             match &mut self.mode {
