@@ -727,3 +727,39 @@ fn http_sources_are_downloaded_renamed_and_served_from_the_source_cache() {
         ))
         .stdout(predicate::str::contains("web-1.0-r1.apk"));
 }
+
+#[test]
+fn triggers_go_to_the_control_segment_and_sccache_variables_reach_the_phases() {
+    let home = testkit::tempdir();
+    let dir = bad_recipe(
+        home.path(),
+        &format!(
+            "{HEAD}triggers=\"$pkgname.trigger=/usr/share/bad/*:/usr/lib/bad\"\n\
+             build() {{ [ \"$SCCACHE_BUCKET\" = ci-sccache ] && [ \"$RUSTC_WRAPPER\" = sccache ]; }}\n\
+             package() {{ mkdir -p \"$pkgdir\"/usr/share/bad; }}\n"
+        ),
+        &[("bad.trigger", b"#!/bin/sh\necho triggered \"$@\"\n")],
+    );
+    let repodest = home.path().join("p");
+    let mut cmd = apkbuild(home.path());
+    cmd.arg("build")
+        .arg(&dir)
+        .arg("--repodest")
+        .arg(&repodest)
+        .arg("--no-cache")
+        .args(sandbox_flag())
+        .env("SCCACHE_BUCKET", "ci-sccache")
+        .env("RUSTC_WRAPPER", "sccache");
+    cmd.assert().success();
+    let pkg = apk::package::Package::open(
+        &arch_dir(&repodest).join("bad-1.0-r0.apk"),
+        Default::default(),
+    )
+    .unwrap();
+    assert_eq!(pkg.info.triggers, ["/usr/share/bad/*", "/usr/lib/bad"]);
+    assert!(
+        pkg.scripts
+            .iter()
+            .any(|(n, c)| n == ".trigger" && c.starts_with(b"#!/bin/sh"))
+    );
+}
