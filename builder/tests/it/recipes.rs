@@ -763,3 +763,30 @@ fn triggers_go_to_the_control_segment_and_sccache_variables_reach_the_phases() {
             .any(|(n, c)| n == ".trigger" && c.starts_with(b"#!/bin/sh"))
     );
 }
+
+#[test]
+fn network_is_off_in_the_sandbox_unless_options_net() {
+    if sandbox_flag().is_some() || !Path::new("/bin/bash").exists() {
+        eprintln!("SKIPPED: needs bwrap with user namespaces and /bin/bash");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let recipe = |options: &str| {
+        format!(
+            "{HEAD}options=\"{options}\"\nbuild() {{ /bin/bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}'; }}\n\
+             package() {{ mkdir -p \"$pkgdir\"; }}\n"
+        )
+    };
+    fails_leaving_repo_unchanged("no net", &recipe(""), &[], "build() failed");
+    let home = testkit::tempdir();
+    let dir = bad_recipe(home.path(), &recipe("net"), &[]);
+    apkbuild(home.path())
+        .arg("build")
+        .arg(&dir)
+        .arg("--repodest")
+        .arg(home.path().join("p"))
+        .arg("--no-cache")
+        .assert()
+        .success();
+}
