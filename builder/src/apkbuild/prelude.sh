@@ -66,7 +66,11 @@ default_prepare() {
 
 prepare() { default_prepare; }
 build() { :; }
-check() { :; }
+default_check() {
+	warning "APKBUILD does not run any tests!"
+	msg2 "To fix, either define a check() function, or declare !check in \$options to indicate the package does not have a testsuite."
+}
+check() { default_check; }
 
 # Moves files matching the patterns (relative to $pkgdir) into $subpkgdir.
 amove() {
@@ -100,6 +104,20 @@ default_doc() {
 			mv "$pkgdir/usr/share/$i" "$subpkgdir/usr/share/"
 		fi
 	done
+	# compress man pages (gzip -n: no name or time stamp, reproducible)
+	local mandir="$subpkgdir/usr/share/man" name target
+	if [ -d "$mandir" ]; then
+		find "$mandir" \( -type f -o -type l \) \( -name '*.[0-9n]' -o -name '*.[0-9n][a-z]*' \) \
+			! \( -name '*.gz' -o -name '*.bz2' -o -name '*.xz' \) | sort | while read -r name; do
+			if [ -L "$name" ]; then
+				target=$(readlink "$name")
+				ln -s "$target.gz" "$name.gz"
+			else
+				gzip -n -9 -k "$name"
+			fi
+			rm "$name"
+		done
+	fi
 	rm -f "$subpkgdir/usr/share/info/dir"
 	rmdir "$pkgdir/usr/share" "$pkgdir/usr" 2>/dev/null || :
 	return 0
@@ -137,17 +155,10 @@ default_dev() {
 dev() { default_dev; }
 
 default_openrc() {
-	depends="openrc"
+	depends="$depends_openrc"
 	pkgdesc="$pkgdesc (OpenRC init scripts)"
 	install_if="openrc ${subpkgname%-openrc}=$pkgver-r$pkgrel"
-	local i
-	for i in etc/init.d etc/conf.d; do
-		if [ -d "$pkgdir/$i" ]; then
-			mkdir -p "$subpkgdir/${i%/*}"
-			mv "$pkgdir/$i" "$subpkgdir/$i"
-		fi
-	done
-	return 0
+	amove etc/conf.d etc/init.d etc/user/conf.d etc/user/init.d 2>/dev/null || :
 }
 openrc() { default_openrc; }
 

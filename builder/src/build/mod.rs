@@ -350,13 +350,14 @@ fn package_all(
                 reporter.info(&format!("{name}: stripped {n} ELF files"));
             }
         }
+        let noarch = metas[name].1 == "noarch";
         traced.insert(
             name.clone(),
-            (dir.clone(), tracedeps::trace(&dir, &fullver)?),
+            (dir.clone(), tracedeps::trace(&dir, &fullver, noarch)?),
         );
     }
     let trace = !recipe.has_option("!tracedeps");
-    let auto = tracedeps::auto_depends(&traced);
+    let auto = tracedeps::auto_depends(&traced, &fullver);
     let install = words(recipe.var("install"));
     let triggers = words(recipe.var("triggers"));
     let mut out = Vec::new();
@@ -390,18 +391,6 @@ fn package_all(
             ..PkgInfo::default()
         };
         let (dir, t) = &traced[&name];
-        if trace {
-            for p in &t.provides {
-                if !info.provides.contains(p) {
-                    info.provides.push(p.clone());
-                }
-            }
-            for d in &auto[&name] {
-                if !info.depends.contains(d) {
-                    info.depends.push(d.clone());
-                }
-            }
-        }
         let mut scripts = Vec::new();
         for file in &install {
             if let Some(kind) = file.strip_prefix(&format!("{name}.")) {
@@ -431,6 +420,34 @@ fn package_all(
             }
         }
         scripts.sort_by_key(|s| apk::package::SCRIPT_NAMES.iter().position(|n| *n == s.name));
+        // abuild: a `#!/bin/sh` script makes the package depend on /bin/sh (unless it
+        // already depends on busybox or /bin/sh, or is busybox).
+        let has_sh = |d: &String| {
+            let n = d.split(['<', '>', '=', '~']).next().unwrap_or(d);
+            n == "busybox" || n == "/bin/sh"
+        };
+        if name != "busybox"
+            && !info.depends.iter().any(has_sh)
+            && scripts.iter().any(|s| {
+                s.content
+                    .strip_prefix(b"#!")
+                    .is_some_and(|r| r.trim_ascii_start().starts_with(b"/bin/sh"))
+            })
+        {
+            info.depends.push("/bin/sh".into());
+        }
+        if trace {
+            for p in &t.provides {
+                if !info.provides.contains(p) {
+                    info.provides.push(p.clone());
+                }
+            }
+            for d in &auto[&name] {
+                if !info.depends.contains(d) {
+                    info.depends.push(d.clone());
+                }
+            }
+        }
         let entries = scan_tree(dir, &TreeOptions::new(opts.source_date))?;
         let mut writer = PackageWriter::new(info.clone(), opts.source_date);
         writer.scripts = scripts;

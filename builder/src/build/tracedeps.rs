@@ -11,7 +11,9 @@ use std::process::Command;
 use anyhow::Context as _;
 
 /// Directories whose executables become `cmd:` provides (abuild's list).
-const BIN_DIRS: &[&str] = &["bin", "sbin", "usr/bin", "usr/sbin", "usr/local/bin"];
+const BIN_DIRS: &[&str] = &["bin", "sbin", "usr/bin", "usr/sbin"];
+/// Directories whose shared objects become `so:` provides (abuild's scanelf paths).
+const LIB_DIRS: &[&str] = &["lib", "usr/lib"];
 
 /// What one package's tree provides and needs.
 #[derive(Clone, Debug, Default)]
@@ -28,6 +30,8 @@ pub struct Traced {
     pub pc_provides: BTreeSet<String>,
     /// Targets of symlinks (absolute inside the package root) that are not in this tree.
     pub dangling_links: BTreeSet<PathBuf>,
+    /// Has `usr/lib/pkgconfig` or `usr/share/pkgconfig` (abuild then depends on pkgconfig).
+    pub has_pkgconfig_dir: bool,
 }
 
 fn is_elf(path: &Path) -> bool {
@@ -98,9 +102,14 @@ pub fn strip(root: &Path) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// Traces `root` (one package's tree) for a package of version `fullver`.
-pub fn trace(root: &Path, fullver: &str) -> anyhow::Result<Traced> {
-    let mut t = Traced::default();
+/// Traces `root` (one package's tree) for a package of version `fullver`. Like abuild,
+/// shared objects are not scanned in `noarch` packages.
+pub fn trace(root: &Path, fullver: &str, noarch: bool) -> anyhow::Result<Traced> {
+    let mut t = Traced {
+        has_pkgconfig_dir: root.join("usr/lib/pkgconfig").is_dir()
+            || root.join("usr/share/pkgconfig").is_dir(),
+        ..Traced::default()
+    };
     for (rel, md) in files(root) {
         let path = root.join(&rel);
         let name = rel
@@ -121,6 +130,7 @@ pub fn trace(root: &Path, fullver: &str) -> anyhow::Result<Traced> {
         }
         // cmd: any executable (file or symlink) directly in a bin directory.
         if parent.as_deref().is_some_and(|p| BIN_DIRS.contains(&p))
+            && !name.contains('@')
             && (md.file_type().is_symlink()
                 || (md.is_file() && md.permissions().mode() & 0o111 != 0))
         {
@@ -144,17 +154,25 @@ pub fn trace(root: &Path, fullver: &str) -> anyhow::Result<Traced> {
             }
             continue;
         }
-        if !is_elf(&path) {
+        if noarch || !is_elf(&path) {
             continue;
         }
         let bytes = fs_err::read(&path)?;
         let Ok(elf) = goblin::elf::Elf::parse(&bytes) else {
             continue;
         };
-        for lib in &elf.libraries {
-            t.needed.insert((*lib).to_string());
+        let etype = elf.header.e_type;
+        if etype == goblin::elf::header::ET_DYN || etype == goblin::elf::header::ET_EXEC {
+            for lib in &elf.libraries {
+                t.needed.insert((*lib).to_string());
+            }
         }
-        if let Some(soname) = elf.soname {
+        let in_lib_dir = parent.as_deref().is_some_and(|p| LIB_DIRS.contains(&p));
+        let shared_name = name.ends_with(".so") || name.contains(".so.");
+        if in_lib_dir
+            && shared_name
+            && let Some(soname) = elf.soname
+        {
             // abuild: the version is what follows `.so.` in the file name, else 0.
             let sover = name.split_once(".so.").map_or("0", |(_, v)| v).to_string();
             t.provides.insert(format!("so:{soname}={sover}"));
@@ -208,39 +226,37 @@ fn pc_modules(req: &str) -> Vec<String> {
     out
 }
 
-/// The automatic dependencies of each package of one build, given every package's traced
-/// tree: a soname or pc module provided by a sibling becomes a dependency on the sibling by
-/// name, as abuild does; anything else becomes `so:`/`pc:`.
-pub fn auto_depends(traced: &BTreeMap<String, (PathBuf, Traced)>) -> BTreeMap<String, Vec<String>> {
+/// The automatic dependencies of each package of one build, named as abuild names them:
+/// `so:NAME` and `pc:NAME` for what the ELF files and `.pc` files need (whether a sibling or
+/// another package provides it), `SIBLING=VERSION` for a symlink into a sibling's files,
+/// and `pkgconfig` for a package shipping a pkgconfig directory.
+pub fn auto_depends(
+    traced: &BTreeMap<String, (PathBuf, Traced)>,
+    fullver: &str,
+) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for (name, (_, t)) in traced {
-        let mut deps: Vec<String> = Vec::new();
-        let mut push = |d: String| {
-            if !deps.contains(&d) && d != *name {
-                deps.push(d);
-            }
-        };
-        for so in &t.needed {
-            match traced.iter().find(|(_, (_, o))| o.sonames.contains(so)) {
-                Some((sib, _)) => push(sib.clone()),
-                None => push(format!("so:{so}")),
-            }
-        }
-        for m in &t.pc_requires {
-            match traced.iter().find(|(_, (_, o))| o.pc_provides.contains(m)) {
-                Some((sib, _)) => push(sib.clone()),
-                None => push(format!("pc:{m}")),
-            }
-        }
+        let mut links = BTreeSet::new();
         for target in &t.dangling_links {
-            if let Some((sib, _)) = traced
+            let owners: Vec<&String> = traced
                 .iter()
-                .find(|(_, (root, _))| root.join(target).symlink_metadata().is_ok())
+                .filter(|(_, (root, _))| root.join(target).symlink_metadata().is_ok())
+                .map(|(n, _)| n)
+                .collect();
+            // abuild ignores a target found in several packages: it cannot tell which.
+            if let [sib] = owners.as_slice()
+                && *sib != name
             {
-                push(sib.clone());
+                links.insert(format!("{sib}={fullver}"));
             }
         }
-        out.insert(name.clone(), deps);
+        let mut auto = BTreeSet::new();
+        if t.has_pkgconfig_dir {
+            auto.insert("pkgconfig".to_string());
+        }
+        auto.extend(t.needed.iter().map(|so| format!("so:{so}")));
+        auto.extend(t.pc_requires.iter().map(|m| format!("pc:{m}")));
+        out.insert(name.clone(), links.into_iter().chain(auto).collect());
     }
     out
 }

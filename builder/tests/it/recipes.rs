@@ -137,7 +137,10 @@ fn example_tree_builds_verifies_and_resolves_through_so_and_cmd() {
             .provides
             .contains(&"so:libgreet.so.1=1.0.0".to_string())
     );
-    assert_eq!(get("libgreet-dev").depends, vec!["libgreet".to_string()]);
+    assert_eq!(
+        get("libgreet-dev").depends,
+        ["libgreet=1.0.0-r0", "pkgconfig"]
+    );
     assert!(
         get("libgreet-dev")
             .provides
