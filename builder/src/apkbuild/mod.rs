@@ -137,7 +137,12 @@ impl Recipe {
             script::dump_vars_fn(),
             script::probe_functions(&probe)
         );
-        let out = ctx.eval(&path, &body)?;
+        let out = ctx.eval(&path, &body).map_err(|e| match e {
+            RecipeError::Shell { message } => RecipeError::Shell {
+                message: with_snippet(&message, &path, &text),
+            },
+            other => other,
+        })?;
         let mut vars = BTreeMap::new();
         let mut functions = BTreeSet::new();
         for record in out.split('\x1e').filter(|r| !r.is_empty()) {
@@ -406,9 +411,41 @@ pub fn shell_message(stderr: &str) -> String {
     lines.join("\n")
 }
 
+/// Adds the offending APKBUILD line under a `FILE:LINE: message` from the shell.
+fn with_snippet(message: &str, path: &Path, text: &str) -> String {
+    let prefix = format!("{}:", path.display());
+    let line_no = message.lines().find_map(|l| {
+        l.strip_prefix(&prefix)?
+            .split(':')
+            .next()?
+            .parse::<usize>()
+            .ok()
+    });
+    match line_no.and_then(|n| Some((n, text.lines().nth(n.checked_sub(1)?)?))) {
+        Some((n, line)) => {
+            let w = n.to_string().len();
+            format!("{message}\n{:w$} |\n{n} | {line}\n{:w$} |", "", "")
+        }
+        None => message.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syntax_errors_show_the_line() {
+        let text = "a=1\nif x; then\n";
+        assert_eq!(
+            with_snippet(
+                "/r/APKBUILD:2: Syntax error",
+                Path::new("/r/APKBUILD"),
+                text
+            ),
+            "/r/APKBUILD:2: Syntax error\n  |\n2 | if x; then\n  |"
+        );
+    }
 
     #[test]
     fn split_defaults_follow_abuild() {

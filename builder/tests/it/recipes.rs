@@ -417,7 +417,7 @@ fn syntax_error_reports_file_and_line() {
         "syntax",
         &format!("{HEAD}build() {{\n  if true; then\n}}\n"),
         &[],
-        "APKBUILD:10: Syntax error: \"}\" unexpected",
+        "APKBUILD:10: Syntax error: \"}\" unexpected\n   |\n10 | }\n   |",
     );
 }
 
