@@ -5,7 +5,6 @@
 use std::io::{Read, Write as _};
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context as _, bail};
 use apk::rootfs::RootDir;
 use sha2::{Digest as _, Sha512};
 
@@ -13,8 +12,108 @@ use crate::Reporter;
 use crate::apkbuild::{Recipe, Source};
 use crate::cache::Cache;
 
+/// Why sources cannot be fetched, verified or unpacked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// A local source is not beside the APKBUILD.
+    #[error("{}: source `{spec}`: no such file beside the APKBUILD ({})", apkbuild.display(), expected.display())]
+    MissingLocal {
+        /// The APKBUILD.
+        apkbuild: PathBuf,
+        /// The `source` entry.
+        spec: String,
+        /// Where it was looked for.
+        expected: PathBuf,
+    },
+    /// A source file name with a directory part.
+    #[error("{}: source file name `{name}` must be a plain file name (no `/` or `..`)", apkbuild.display())]
+    BadName {
+        /// The APKBUILD.
+        apkbuild: PathBuf,
+        /// The file name.
+        name: String,
+    },
+    /// A download failed every attempt.
+    #[error("{}: failed to fetch `{url}` ({attempts} attempts): {reason}", apkbuild.display())]
+    Fetch {
+        /// The APKBUILD.
+        apkbuild: PathBuf,
+        /// The URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error, with its causes.
+        reason: String,
+    },
+    /// A source has no sha512sums line.
+    #[error("{}: no sha512sums entry for `{file}`: run `apkbuild checksum {}` to record it", apkbuild.display(), dir.display())]
+    NoChecksum {
+        /// The APKBUILD.
+        apkbuild: PathBuf,
+        /// The source file name.
+        file: String,
+        /// The recipe directory (for the command to run).
+        dir: PathBuf,
+    },
+    /// A source does not match its sha512sums line.
+    #[error(
+        "{}: sha512 of `{file}` does not match sha512sums (expected {}…, got {}…): if the new \
+         file is intended, run `apkbuild checksum {}`",
+        apkbuild.display(), &expected[..expected.len().min(16)], &actual[..actual.len().min(16)], dir.display()
+    )]
+    Mismatch {
+        /// The APKBUILD.
+        apkbuild: PathBuf,
+        /// The source file name.
+        file: String,
+        /// sha512 recorded.
+        expected: String,
+        /// sha512 found.
+        actual: String,
+        /// The recipe directory (for the command to run).
+        dir: PathBuf,
+    },
+    /// An archive entry that would land outside `$srcdir`.
+    #[error("refusing to unpack `{archive}`: entry `{}` {problem}", entry.display())]
+    UnsafeEntry {
+        /// The archive's file name.
+        archive: String,
+        /// The entry.
+        entry: PathBuf,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// An archive that cannot be read or written out.
+    #[error("failed to unpack `{archive}`: {reason}")]
+    Unpack {
+        /// The archive's file name.
+        archive: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The source cache failed.
+    #[error("source cache: {0}")]
+    Cache(String),
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 /// Hex SHA-512 of a file.
-pub fn sha512_file(path: &Path) -> anyhow::Result<String> {
+pub fn sha512_file(path: &Path) -> Result<String, SourceError> {
     let mut f = fs_err::File::open(path)?;
     let mut h = Sha512::new();
     std::io::copy(&mut f, &mut h)?;
@@ -28,7 +127,7 @@ pub fn fetch(
     srcdir: &Path,
     cache: Option<&Cache>,
     reporter: &dyn Reporter,
-) -> anyhow::Result<Vec<(Source, PathBuf)>> {
+) -> Result<Vec<(Source, PathBuf)>, SourceError> {
     fs_err::create_dir_all(srcdir)?;
     let sums = recipe.sha512sums();
     let mut out = Vec::new();
@@ -39,12 +138,11 @@ pub fn fetch(
             None => {
                 let local = recipe.dir.join(&src.file_name);
                 if !local.is_file() {
-                    bail!(
-                        "{}: source `{}`: no such file beside the APKBUILD ({})",
-                        recipe.path.display(),
-                        src.spec,
-                        local.display()
-                    );
+                    return Err(SourceError::MissingLocal {
+                        apkbuild: recipe.path.clone(),
+                        spec: src.spec.clone(),
+                        expected: local,
+                    });
                 }
                 fs_err::copy(&local, &dest)?;
             }
@@ -54,20 +152,28 @@ pub fn fetch(
                     .find(|(n, _)| n == &src.file_name)
                     .map(|(_, s)| s);
                 let cached = match (cache, expected) {
-                    (Some(c), Some(sum)) => c.get_source(sum)?,
+                    (Some(c), Some(sum)) => c
+                        .get_source(sum)
+                        .map_err(|e| SourceError::Cache(format!("{e:#}")))?,
                     _ => None,
                 };
                 if let Some(bytes) = cached {
                     reporter.info(&format!("{}: from the source cache", src.file_name));
                     apk::atomic::write_atomic(&dest, &bytes)?;
                 } else {
-                    download(url, &dest, reporter).with_context(|| {
-                        format!("{}: failed to fetch `{url}`", recipe.path.display())
+                    download(url, &dest, reporter).map_err(|(attempts, reason)| {
+                        SourceError::Fetch {
+                            apkbuild: recipe.path.clone(),
+                            url: url.clone(),
+                            attempts,
+                            reason,
+                        }
                     })?;
                     if let (Some(c), Some(sum)) = (cache, expected)
                         && sha512_file(&dest)? == *sum
                     {
-                        c.put_source(sum, &fs_err::read(&dest)?)?;
+                        c.put_source(sum, &fs_err::read(&dest)?)
+                            .map_err(|e| SourceError::Cache(format!("{e:#}")))?;
                     }
                 }
             }
@@ -77,39 +183,41 @@ pub fn fetch(
     Ok(out)
 }
 
-fn check_plain_name(name: &str, recipe: &Recipe) -> anyhow::Result<()> {
+fn check_plain_name(name: &str, recipe: &Recipe) -> Result<(), SourceError> {
     let p = Path::new(name);
     if name.is_empty()
         || p.components().count() != 1
         || !matches!(p.components().next(), Some(Component::Normal(_)))
     {
-        bail!(
-            "{}: source file name `{name}` must be a plain file name (no `/` or `..`)",
-            recipe.path.display()
-        );
+        return Err(SourceError::BadName {
+            apkbuild: recipe.path.clone(),
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
 
-/// Downloads `url` to `dest` (atomically), with three attempts.
-fn download(url: &str, dest: &Path, reporter: &dyn Reporter) -> anyhow::Result<()> {
+/// Downloads `url` to `dest` (atomically), with three attempts; on failure the number of
+/// attempts and the last error.
+fn download(url: &str, dest: &Path, reporter: &dyn Reporter) -> Result<(), (u32, String)> {
     let client = reqwest::blocking::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(15))
         .timeout(std::time::Duration::from_secs(600))
         .user_agent(concat!("apkbuild/", env!("CARGO_PKG_VERSION")))
-        .build()?;
-    let mut last = None;
-    for attempt in 1..=3 {
+        .build()
+        .map_err(|e| (0, chain(&e)))?;
+    let mut last = String::new();
+    for attempt in 1..=3u32 {
         if attempt > 1 {
-            std::thread::sleep(std::time::Duration::from_millis(500 * attempt));
+            std::thread::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)));
             reporter.info(&format!("retrying {url} (attempt {attempt} of 3)"));
         }
         match try_download(&client, url, dest, reporter) {
             Ok(()) => return Ok(()),
-            Err(e) => last = Some(e),
+            Err(e) => last = chain(e.as_ref()),
         }
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("download failed")))
+    Err((3, last))
 }
 
 fn try_download(
@@ -117,7 +225,7 @@ fn try_download(
     url: &str,
     dest: &Path,
     reporter: &dyn Reporter,
-) -> anyhow::Result<()> {
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut resp = client.get(url).send()?.error_for_status()?;
     let total = resp.content_length();
     let mut file = apk::atomic::AtomicFile::create(dest)?.with_mode(0o644);
@@ -137,28 +245,25 @@ fn try_download(
 }
 
 /// Checks every source against `sha512sums`.
-pub fn verify(recipe: &Recipe, fetched: &[(Source, PathBuf)]) -> anyhow::Result<()> {
+pub fn verify(recipe: &Recipe, fetched: &[(Source, PathBuf)]) -> Result<(), SourceError> {
     let sums = recipe.sha512sums();
     for (src, path) in fetched {
         let Some((_, expected)) = sums.iter().find(|(n, _)| n == &src.file_name) else {
-            bail!(
-                "{}: no sha512sums entry for `{}`: run `apkbuild checksum {}` to record it",
-                recipe.path.display(),
-                src.file_name,
-                recipe.dir.display()
-            );
+            return Err(SourceError::NoChecksum {
+                apkbuild: recipe.path.clone(),
+                file: src.file_name.clone(),
+                dir: recipe.dir.clone(),
+            });
         };
         let actual = sha512_file(path)?;
         if &actual != expected {
-            bail!(
-                "{}: sha512 of `{}` does not match sha512sums (expected {}…, got {}…): if the \
-                 new file is intended, run `apkbuild checksum {}`",
-                recipe.path.display(),
-                src.file_name,
-                &expected[..expected.len().min(16)],
-                &actual[..16],
-                recipe.dir.display()
-            );
+            return Err(SourceError::Mismatch {
+                apkbuild: recipe.path.clone(),
+                file: src.file_name.clone(),
+                expected: expected.clone(),
+                actual,
+                dir: recipe.dir.clone(),
+            });
         }
     }
     Ok(())
@@ -198,8 +303,11 @@ pub fn archive_kind(name: &str) -> Option<Archive> {
 }
 
 /// Unpacks every archive source into `srcdir`.
-pub fn unpack(fetched: &[(Source, PathBuf)], srcdir: &Path) -> anyhow::Result<()> {
-    let root = RootDir::open(srcdir)?;
+pub fn unpack(fetched: &[(Source, PathBuf)], srcdir: &Path) -> Result<(), SourceError> {
+    let root = RootDir::open(srcdir).map_err(|e| SourceError::Unpack {
+        archive: srcdir.display().to_string(),
+        reason: e.to_string(),
+    })?;
     for (src, path) in fetched {
         let Some(kind) = archive_kind(&src.file_name) else {
             continue;
@@ -212,23 +320,48 @@ pub fn unpack(fetched: &[(Source, PathBuf)], srcdir: &Path) -> anyhow::Result<()
             Archive::Bz2 => Box::new(bzip2::read::MultiBzDecoder::new(file)),
             Archive::Zst => Box::new(zstd::stream::read::Decoder::new(file)?),
         };
-        unpack_tar(reader, &root)
-            .with_context(|| format!("refusing to unpack `{}`", src.file_name))?;
+        unpack_tar(reader, &root).map_err(|e| match e {
+            Unsafe::Entry(entry, problem) => SourceError::UnsafeEntry {
+                archive: src.file_name.clone(),
+                entry,
+                problem,
+            },
+            Unsafe::Other(reason) => SourceError::Unpack {
+                archive: src.file_name.clone(),
+                reason,
+            },
+        })?;
     }
     Ok(())
 }
 
+/// What went wrong inside one archive.
+enum Unsafe {
+    /// An entry that would leave the root: (entry, why).
+    Entry(PathBuf, &'static str),
+    /// Anything else.
+    Other(String),
+}
+
+impl<E: std::error::Error> From<E> for Unsafe {
+    fn from(e: E) -> Self {
+        Unsafe::Other(chain(&e))
+    }
+}
+
 /// A relative path with only normal components, or an error naming the entry.
-fn safe_rel(name: &Path) -> anyhow::Result<PathBuf> {
+fn safe_rel(name: &Path) -> Result<PathBuf, Unsafe> {
     let mut out = PathBuf::new();
     for c in name.components() {
         match c {
             Component::Normal(p) => out.push(p),
             Component::CurDir => {}
-            _ => bail!(
-                "entry `{}` leaves the source directory (absolute or `..`)",
-                name.display()
-            ),
+            _ => {
+                return Err(Unsafe::Entry(
+                    name.to_path_buf(),
+                    "leaves the source directory (absolute or `..`)",
+                ));
+            }
         }
     }
     Ok(out)
@@ -253,7 +386,7 @@ fn link_stays_inside(link: &Path, target: &Path) -> bool {
     true
 }
 
-fn unpack_tar(reader: impl Read, root: &RootDir) -> anyhow::Result<()> {
+fn unpack_tar(reader: impl Read, root: &RootDir) -> Result<(), Unsafe> {
     let mut ar = tar::Archive::new(reader);
     for entry in ar.entries()? {
         let mut entry = entry?;
@@ -278,21 +411,20 @@ fn unpack_tar(reader: impl Read, root: &RootDir) -> anyhow::Result<()> {
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()?
-                    .context("symlink without a target")?
+                    .ok_or_else(|| Unsafe::Entry(rel.clone(), "is a symlink without a target"))?
                     .into_owned();
                 if !link_stays_inside(&rel, &target) {
-                    bail!(
-                        "symlink `{}` -> `{}` points outside the source directory",
-                        rel.display(),
-                        target.display()
-                    );
+                    return Err(Unsafe::Entry(
+                        rel,
+                        "is a symlink pointing outside the source directory",
+                    ));
                 }
                 root.symlink(&rel, &target)?;
             }
             tar::EntryType::Link => {
                 let target = entry
                     .link_name()?
-                    .context("hard link without a target")?
+                    .ok_or_else(|| Unsafe::Entry(rel.clone(), "is a hard link without a target"))?
                     .into_owned();
                 root.hard_link(&rel, safe_rel(&target)?)?;
             }
