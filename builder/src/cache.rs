@@ -12,12 +12,70 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use sha2::{Digest as _, Sha256};
+
+/// Why the cache cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The S3 settings do not make a client.
+    #[error(
+        "cannot use the S3 cache `{location}` (check the AWS_* variables and --s3-endpoint): {source}"
+    )]
+    S3Config {
+        /// `s3://…`.
+        location: String,
+        /// object_store's reason.
+        source: object_store::Error,
+    },
+    /// No public key to verify entries against.
+    #[error(
+        "the cache `{location}` has no public key configured: pass --cache-pubkey FILE (make a \
+         pair with `apkbuild cache-keygen DIR`) or --no-cache"
+    )]
+    NoPublicKey {
+        /// The cache.
+        location: String,
+    },
+    /// A key file that is not what it should be.
+    #[error("`{}`: not an Ed25519 {kind} key in PEM: {reason}", path.display())]
+    BadKey {
+        /// The file.
+        path: PathBuf,
+        /// `public` or `private`.
+        kind: &'static str,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// The signing key is not the pair of the public key.
+    #[error("cache signing key `{}` does not match the cache public key `{}`: use the two halves of one `apkbuild cache-keygen` pair", signing.display(), public.display())]
+    KeyMismatch {
+        /// Private key file.
+        signing: PathBuf,
+        /// Public key file.
+        public: PathBuf,
+    },
+    /// A store operation failed.
+    #[error("cache {op} `{path}`: {source}")]
+    Store {
+        /// `read` or `write`.
+        op: &'static str,
+        /// Object path.
+        path: String,
+        /// object_store's reason.
+        source: object_store::Error,
+    },
+    /// Key encoding failed.
+    #[error("encoding the cache key: {0}")]
+    Encode(String),
+    /// I/O (runtime, local files).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 /// Where the cache lives and how to reach it.
 #[derive(Clone, Debug, Default)]
@@ -77,7 +135,7 @@ pub struct Cache {
 impl Cache {
     /// Opens the cache. Without a public key there is nothing to trust: an error says how
     /// to make one (`apkbuild cache-keygen`).
-    pub fn open(cfg: &CacheConfig) -> anyhow::Result<Self> {
+    pub fn open(cfg: &CacheConfig) -> Result<Self, CacheError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -99,41 +157,45 @@ impl Cache {
                         .with_allow_http(ep.starts_with("http://"))
                         .with_virtual_hosted_style_request(false);
                 }
-                let s3 = b.build().with_context(|| {
-                    format!(
-                        "cannot use the S3 cache `{}` (check AWS_* variables and --s3-endpoint)",
-                        cfg.location
-                    )
+                let s3 = b.build().map_err(|source| CacheError::S3Config {
+                    location: cfg.location.clone(),
+                    source,
                 })?;
                 (Arc::new(s3), ObjPath::from(prefix), cfg.location.clone())
             } else {
                 let dir = Path::new(&cfg.location);
                 fs_err::create_dir_all(dir)?;
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(
+                    |source| CacheError::Store {
+                        op: "open",
+                        path: dir.display().to_string(),
+                        source,
+                    },
+                )?;
                 (Arc::new(fs), ObjPath::from(""), dir.display().to_string())
             };
         let Some(pubkey) = &cfg.public_key else {
-            bail!(
-                "the cache `{what}` has no public key configured: pass --cache-pubkey FILE \
-                 (make a pair with `apkbuild cache-keygen DIR`) or --no-cache"
-            );
+            return Err(CacheError::NoPublicKey { location: what });
         };
         let pem = fs_err::read_to_string(pubkey)?;
-        let verifier = VerifyingKey::from_public_key_pem(&pem).map_err(|e| {
-            anyhow::anyhow!("`{}`: not an Ed25519 public key: {e}", pubkey.display())
+        let verifier = VerifyingKey::from_public_key_pem(&pem).map_err(|e| CacheError::BadKey {
+            path: pubkey.clone(),
+            kind: "public",
+            reason: e.to_string(),
         })?;
         let signer = match &cfg.signing_key {
             Some(p) => {
                 let pem = fs_err::read_to_string(p)?;
-                let k = SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-                    anyhow::anyhow!("`{}`: not an Ed25519 private key: {e}", p.display())
+                let k = SigningKey::from_pkcs8_pem(&pem).map_err(|e| CacheError::BadKey {
+                    path: p.clone(),
+                    kind: "private",
+                    reason: e.to_string(),
                 })?;
                 if k.verifying_key() != verifier {
-                    bail!(
-                        "cache signing key `{}` does not match the cache public key `{}`",
-                        p.display(),
-                        pubkey.display()
-                    );
+                    return Err(CacheError::KeyMismatch {
+                        signing: p.clone(),
+                        public: pubkey.clone(),
+                    });
                 }
                 Some(k)
             }
@@ -167,27 +229,42 @@ impl Cache {
         }
     }
 
-    fn get(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let path = self.path(rel);
         self.rt.block_on(async {
             match self.store.get(&path).await {
-                Ok(r) => Ok(Some(r.bytes().await?.to_vec())),
+                Ok(r) => match r.bytes().await {
+                    Ok(b) => Ok(Some(b.to_vec())),
+                    Err(source) => Err(CacheError::Store {
+                        op: "read",
+                        path: path.to_string(),
+                        source,
+                    }),
+                },
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(anyhow::Error::new(e).context(format!("cache read `{path}`"))),
+                Err(source) => Err(CacheError::Store {
+                    op: "read",
+                    path: path.to_string(),
+                    source,
+                }),
             }
         })
     }
 
-    fn put(&self, rel: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    fn put(&self, rel: &str, bytes: &[u8]) -> Result<(), CacheError> {
         let path = self.path(rel);
         self.rt
             .block_on(self.store.put(&path, bytes.to_vec().into()))
-            .with_context(|| format!("cache write `{path}`"))?;
+            .map_err(|source| CacheError::Store {
+                op: "write",
+                path: path.to_string(),
+                source,
+            })?;
         Ok(())
     }
 
     /// A source by its sha512, checked.
-    pub fn get_source(&self, sha512: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    pub fn get_source(&self, sha512: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let Some(bytes) = self.get(&format!("sources/{sha512}"))? else {
             return Ok(None);
         };
@@ -196,7 +273,7 @@ impl Cache {
     }
 
     /// Stores a source under its sha512.
-    pub fn put_source(&self, sha512: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    pub fn put_source(&self, sha512: &str, bytes: &[u8]) -> Result<(), CacheError> {
         if !self.writable() {
             return Ok(());
         }
@@ -204,7 +281,7 @@ impl Cache {
     }
 
     /// Looks a package entry up and verifies its signature and every file.
-    pub fn lookup(&self, key: &str) -> anyhow::Result<Lookup> {
+    pub fn lookup(&self, key: &str) -> Result<Lookup, CacheError> {
         let Some(manifest) = self.get(&format!("packages/{key}/manifest.json"))? else {
             return Ok(Lookup::Miss("no entry".into()));
         };
@@ -246,7 +323,7 @@ impl Cache {
         key: &str,
         inputs: Vec<(String, String)>,
         files: &[(String, Vec<u8>)],
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), CacheError> {
         let Some(signer) = &self.signer else {
             return Ok(());
         };
@@ -263,7 +340,8 @@ impl Cache {
                 size: bytes.len() as u64,
             });
         }
-        let manifest = serde_json::to_vec_pretty(&m)?;
+        let manifest =
+            serde_json::to_vec_pretty(&m).map_err(|e| CacheError::Encode(e.to_string()))?;
         let sig = signer.sign(&manifest);
         self.put(
             &format!("packages/{key}/manifest.sig"),
@@ -275,21 +353,21 @@ impl Cache {
 }
 
 /// Generates an Ed25519 pair: (PKCS#8 private PEM, SPKI public PEM).
-pub fn generate_keypair() -> anyhow::Result<(String, String)> {
+pub fn generate_keypair() -> Result<(String, String), CacheError> {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let private = key
         .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("encoding the key: {e}"))?;
+        .map_err(|e| CacheError::Encode(e.to_string()))?;
     let public = key
         .verifying_key()
         .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-        .map_err(|e| anyhow::anyhow!("encoding the key: {e}"))?;
+        .map_err(|e| CacheError::Encode(e.to_string()))?;
     Ok((private.to_string(), public))
 }
 
 /// Makes sure `dir` holds a key pair (`cache.key`, `cache.pub`) and returns their paths:
 /// the local default cache signs its own entries.
-pub fn ensure_local_keypair(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+pub fn ensure_local_keypair(dir: &Path) -> Result<(PathBuf, PathBuf), CacheError> {
     let private = dir.join("cache.key");
     let public = dir.join("cache.pub");
     if !private.exists() || !public.exists() {
