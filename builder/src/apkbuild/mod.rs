@@ -126,7 +126,9 @@ impl Recipe {
             return Err(RecipeError::Missing { dir });
         }
         let text = fs_err::read_to_string(&path)?;
-        let work = dir.join(".apkbuild-eval-unused");
+        // abuild's defaults ($srcdir = $startdir/src, $pkgbasedir = $startdir/pkg), so that
+        // `info` shows what abuild would; builds use their own work directory.
+        let work = dir.clone();
         let ctx = script::Context::new(&dir, &work, carch);
         let probe: Vec<&str> = [
             "prepare", "build", "check", "package", "dev", "doc", "openrc",

@@ -793,3 +793,62 @@ fn network_is_off_in_the_sandbox_unless_options_net() {
         .assert()
         .success();
 }
+
+#[test]
+fn options_nostrip_and_notracedeps_keep_files_and_names_as_they_are() {
+    let home = testkit::tempdir();
+    // A real ELF: the host's `true`, copied into the package.
+    let text = |options: &str| {
+        format!(
+            "{HEAD}arch=\"all\"\noptions=\"!check {options}\"\n\
+             package() {{ install -Dm755 /bin/true \"$pkgdir\"/usr/bin/mytrue; }}\n"
+        )
+    };
+    let build = |options: &str, repo: &str| {
+        let dir = bad_recipe(home.path(), &text(options), &[]);
+        let repodest = home.path().join(repo);
+        let mut cmd = apkbuild(home.path());
+        cmd.arg("build")
+            .arg(&dir)
+            .arg("--repodest")
+            .arg(&repodest)
+            .arg("--no-cache")
+            .args(sandbox_flag());
+        cmd.assert().success();
+        apk::package::Package::open(
+            &arch_dir(&repodest).join("bad-1.0-r0.apk"),
+            Default::default(),
+        )
+        .unwrap()
+    };
+    let size = |p: &apk::package::Package| {
+        p.files
+            .iter()
+            .find(|f| f.entry.path == "usr/bin/mytrue")
+            .unwrap()
+            .entry
+            .size
+    };
+    let traced = build("", "a");
+    assert!(
+        traced
+            .info
+            .provides
+            .contains(&"cmd:mytrue=1.0-r0".to_string())
+    );
+    assert!(
+        traced
+            .info
+            .depends
+            .iter()
+            .any(|d| d.starts_with("so:libc.")),
+        "{:?}",
+        traced.info.depends
+    );
+    let untraced = build("!tracedeps", "b");
+    assert!(untraced.info.provides.is_empty() && untraced.info.depends.is_empty());
+    let unstripped = build("!strip", "c");
+    let original = fs_err::metadata("/bin/true").unwrap().len();
+    assert_eq!(size(&unstripped), original);
+    assert!(size(&traced) <= original);
+}
