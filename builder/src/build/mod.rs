@@ -147,13 +147,17 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
         .push(("CFLAGS".into(), "-Os -fstack-clash-protection".into()));
     ctx.exports.extend(opts.exports.iter().cloned());
 
-    if opts.sandbox {
-        phase::preflight()?;
-    }
+    let sandbox: Box<dyn phase::Sandbox> = if opts.sandbox {
+        Box::new(phase::Bubblewrap {
+            net: recipe.has_option("net"),
+            writable: Vec::new(),
+        })
+    } else {
+        Box::new(phase::Direct)
+    };
+    sandbox.preflight()?;
     let runner = phase::Runner {
-        sandbox: opts.sandbox,
-        net: recipe.has_option("net"),
-        writable: Vec::new(),
+        sandbox: sandbox.as_ref(),
     };
     let cd = "cd \"$builddir\" 2>/dev/null || cd \"$srcdir\"";
     let run = |phase: &str, body: &str| -> anyhow::Result<()> {
@@ -227,7 +231,6 @@ fn cache_key(
     let mut inputs: Vec<(String, String)> = vec![
         ("builder".into(), env!("CARGO_PKG_VERSION").into()),
         ("arch".into(), opts.carch.clone()),
-        ("sandbox".into(), opts.sandbox.to_string()),
         ("signing-key".into(), opts.key.name().to_string()),
         ("packager".into(), opts.packager.clone().unwrap_or_default()),
     ];

@@ -47,16 +47,76 @@ pub enum PhaseError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs phases for one build.
+/// How a phase's shell is started: the seam between the build and its isolation.
+pub trait Sandbox {
+    /// Checks that this sandbox can work here, saying what is missing if not.
+    fn preflight(&self) -> Result<(), PhaseError>;
+    /// A command running `script` under `/bin/sh` with the context's environment.
+    fn command(&self, ctx: &Context, script: &str) -> Command;
+}
+
+/// bubblewrap: a user namespace with uid 0, the file system read-only except the work
+/// directory, a private /tmp, and no network unless `net`.
 #[derive(Clone, Debug)]
-pub struct Runner {
-    /// Use bubblewrap.
-    pub sandbox: bool,
+pub struct Bubblewrap {
     /// Allow network (options="net").
     pub net: bool,
-    /// Extra read-only directories made visible (already visible through `/`; kept for
-    /// clarity when `/` is not bound).
+    /// More writable directories besides the work directory.
     pub writable: Vec<PathBuf>,
+}
+
+/// No isolation: the phases run as the current user, as abuild does.
+#[derive(Clone, Copy, Debug)]
+pub struct Direct;
+
+impl Sandbox for Direct {
+    fn preflight(&self) -> Result<(), PhaseError> {
+        Ok(())
+    }
+
+    fn command(&self, ctx: &Context, script: &str) -> Command {
+        ctx.command(script)
+    }
+}
+
+impl Sandbox for Bubblewrap {
+    fn preflight(&self) -> Result<(), PhaseError> {
+        preflight()
+    }
+
+    fn command(&self, ctx: &Context, script: &str) -> Command {
+        let mut c = Command::new("bwrap");
+        c.args(["--unshare-user", "--uid", "0", "--gid", "0"])
+            .args([
+                "--unshare-ipc",
+                "--unshare-pid",
+                "--unshare-uts",
+                "--die-with-parent",
+            ]);
+        if !self.net {
+            c.arg("--unshare-net");
+        }
+        c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
+            .args(["--tmpfs", "/tmp"]);
+        // The recipe may live under /tmp, hidden by the tmpfs: show it again, read-only.
+        c.arg("--ro-bind").arg(&ctx.startdir).arg(&ctx.startdir);
+        for w in std::iter::once(&ctx.work).chain(&self.writable) {
+            c.arg("--bind").arg(w).arg(w);
+        }
+        c.arg("--chdir").arg(&ctx.startdir);
+        c.arg("--clearenv");
+        for (k, v) in ctx.env() {
+            c.arg("--setenv").arg(k).arg(v);
+        }
+        c.args(["/bin/sh", "-c", script, "apkbuild"]);
+        c
+    }
+}
+
+/// Runs phases for one build.
+pub struct Runner<'a> {
+    /// Where the phases run.
+    pub sandbox: &'a dyn Sandbox,
 }
 
 /// Checks that bubblewrap can create a user namespace with uid 0 and no network.
@@ -99,7 +159,7 @@ pub fn preflight() -> Result<(), PhaseError> {
     }
 }
 
-impl Runner {
+impl Runner<'_> {
     /// Runs `body` (shell code after the APKBUILD is sourced) as phase `phase`.
     pub fn run(
         &self,
@@ -110,35 +170,7 @@ impl Runner {
         reporter: &dyn Reporter,
     ) -> Result<(), PhaseError> {
         let script = ctx.script(apkbuild, &format!("exec 2>&1\nset -e\n{body}"));
-        let mut cmd = if self.sandbox {
-            let mut c = Command::new("bwrap");
-            c.args(["--unshare-user", "--uid", "0", "--gid", "0"])
-                .args([
-                    "--unshare-ipc",
-                    "--unshare-pid",
-                    "--unshare-uts",
-                    "--die-with-parent",
-                ]);
-            if !self.net {
-                c.arg("--unshare-net");
-            }
-            c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
-                .args(["--tmpfs", "/tmp"]);
-            // The recipe may live under /tmp, hidden by the tmpfs: show it again, read-only.
-            c.arg("--ro-bind").arg(&ctx.startdir).arg(&ctx.startdir);
-            for w in std::iter::once(&ctx.work).chain(&self.writable) {
-                c.arg("--bind").arg(w).arg(w);
-            }
-            c.arg("--chdir").arg(&ctx.startdir);
-            c.arg("--clearenv");
-            for (k, v) in ctx.env() {
-                c.arg("--setenv").arg(k).arg(v);
-            }
-            c.args(["/bin/sh", "-c", &script, "apkbuild"]);
-            c
-        } else {
-            ctx.command(&script)
-        };
+        let mut cmd = self.sandbox.command(ctx, &script);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
