@@ -7,6 +7,7 @@ pub mod phase;
 pub mod repo;
 pub mod sources;
 pub mod tracedeps;
+pub mod zip;
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write as _};

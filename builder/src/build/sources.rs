@@ -282,6 +282,8 @@ pub enum Archive {
     Bz2,
     /// `.tar.zst`
     Zst,
+    /// `.zip`
+    Zip,
 }
 
 /// Recognises archives by name, as abuild's `default_unpack` does.
@@ -297,6 +299,8 @@ pub fn archive_kind(name: &str) -> Option<Archive> {
         Some(Archive::Zst)
     } else if n.ends_with(".tar") {
         Some(Archive::Tar)
+    } else if n.ends_with(".zip") {
+        Some(Archive::Zip)
     } else {
         None
     }
@@ -312,15 +316,7 @@ pub fn unpack(fetched: &[(Source, PathBuf)], srcdir: &Path) -> Result<(), Source
         let Some(kind) = archive_kind(&src.file_name) else {
             continue;
         };
-        let file = std::io::BufReader::new(fs_err::File::open(path)?);
-        let reader: Box<dyn Read> = match kind {
-            Archive::Tar => Box::new(file),
-            Archive::Gz => Box::new(flate2::read::MultiGzDecoder::new(file)),
-            Archive::Xz => Box::new(liblzma::read::XzDecoder::new(file)),
-            Archive::Bz2 => Box::new(bzip2::read::MultiBzDecoder::new(file)),
-            Archive::Zst => Box::new(zstd::stream::read::Decoder::new(file)?),
-        };
-        unpack_tar(reader, &root).map_err(|e| match e {
+        let unsafe_err = |e: Unsafe| match e {
             Unsafe::Entry(entry, problem) => SourceError::UnsafeEntry {
                 archive: src.file_name.clone(),
                 entry,
@@ -330,7 +326,21 @@ pub fn unpack(fetched: &[(Source, PathBuf)], srcdir: &Path) -> Result<(), Source
                 archive: src.file_name.clone(),
                 reason,
             },
-        })?;
+        };
+        if kind == Archive::Zip {
+            unpack_zip(&fs_err::read(path)?, &root).map_err(unsafe_err)?;
+            continue;
+        }
+        let file = std::io::BufReader::new(fs_err::File::open(path)?);
+        let reader: Box<dyn Read> = match kind {
+            Archive::Tar => Box::new(file),
+            Archive::Gz => Box::new(flate2::read::MultiGzDecoder::new(file)),
+            Archive::Xz => Box::new(liblzma::read::XzDecoder::new(file)),
+            Archive::Bz2 => Box::new(bzip2::read::MultiBzDecoder::new(file)),
+            Archive::Zst => Box::new(zstd::stream::read::Decoder::new(file)?),
+            Archive::Zip => unreachable!("handled above"),
+        };
+        unpack_tar(reader, &root).map_err(unsafe_err)?;
     }
     Ok(())
 }
@@ -384,6 +394,43 @@ fn link_stays_inside(link: &Path, target: &Path) -> bool {
         }
     }
     true
+}
+
+fn unpack_zip(bytes: &[u8], root: &RootDir) -> Result<(), Unsafe> {
+    let members = super::zip::read(bytes).map_err(Unsafe::Other)?;
+    for m in members {
+        let rel = safe_rel(Path::new(&m.name))?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        if let Some(parent) = rel.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            root.create_dir_all(parent, 0o755)?;
+        }
+        let mode = if m.mode & 0o7777 == 0 {
+            0o644
+        } else {
+            m.mode & 0o7777
+        };
+        if m.is_dir() {
+            root.create_dir_all(&rel, mode | 0o700)?;
+        } else if m.is_symlink() {
+            let target = PathBuf::from(String::from_utf8_lossy(&m.data).into_owned());
+            if !link_stays_inside(&rel, &target) {
+                return Err(Unsafe::Entry(
+                    rel,
+                    "is a symlink pointing outside the source directory",
+                ));
+            }
+            root.symlink(&rel, &target)?;
+        } else {
+            let mut f = root.create_file(&rel, 0o600)?;
+            std::io::Write::write_all(&mut f, &m.data)?;
+            root.set_mode(&rel, mode | 0o600)?;
+        }
+    }
+    Ok(())
 }
 
 fn unpack_tar(reader: impl Read, root: &RootDir) -> Result<(), Unsafe> {

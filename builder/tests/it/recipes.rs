@@ -852,3 +852,80 @@ fn options_nostrip_and_notracedeps_keep_files_and_names_as_they_are() {
     assert_eq!(size(&unstripped), original);
     assert!(size(&traced) <= original);
 }
+
+/// A zip of `files` (relative paths under a temporary root) made by Info-ZIP's `zip -y`.
+fn make_zip(home: &Path, files: &[(&str, &str)], link: Option<(&str, &str)>) -> Vec<u8> {
+    let root = home.join("zip-src");
+    for (p, content) in files {
+        let p = root.join(p);
+        fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+        fs_err::write(p, content).unwrap();
+    }
+    if let Some((l, t)) = link {
+        std::os::unix::fs::symlink(t, root.join(l)).unwrap();
+    }
+    let out = home.join("made.zip");
+    let st = std::process::Command::new("zip")
+        .current_dir(&root)
+        .args(["-q", "-r", "-y", "-X"])
+        .arg(&out)
+        .arg(".")
+        .status()
+        .expect("zip (installed by ci/setup)");
+    assert!(st.success());
+    fs_err::read(out).unwrap()
+}
+
+#[test]
+fn zip_sources_unpack_and_escaping_entries_are_refused() {
+    let home = testkit::tempdir();
+    let big = "deflate me ".repeat(2000);
+    let zip = make_zip(
+        home.path(),
+        &[("bad-1.0/doc/a.txt", "zipped\n"), ("bad-1.0/big.txt", &big)],
+        Some(("bad-1.0/link", "doc/a.txt")),
+    );
+    assert!(zip.len() < big.len() / 4, "big.txt is deflated");
+    let sum = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha512::digest(&zip))
+    };
+    let dir = bad_recipe(
+        home.path(),
+        &format!(
+            "{HEAD}source=\"src.zip\"\npackage() {{ [ -L link ]; [ $(wc -c < big.txt) = 22000 ]; install -Dm644 link \"$pkgdir\"/usr/share/bad/a.txt; }}\nsha512sums=\"{sum}  src.zip\"\n"
+        ),
+        &[("src.zip", &zip)],
+    );
+    let mut cmd = apkbuild(home.path());
+    cmd.arg("build")
+        .arg(&dir)
+        .arg("--repodest")
+        .arg(home.path().join("p"))
+        .arg("--no-cache")
+        .args(sandbox_flag());
+    cmd.assert().success();
+
+    // The same archive with the member renamed `../…` (same length, so offsets hold).
+    let other = testkit::tempdir();
+    let zip = make_zip(other.path(), &[("xx/evil.txt", "x\n")], None);
+    let mut evil = zip.clone();
+    let needle = b"xx/evil.txt";
+    let mut i = 0;
+    while let Some(p) = evil[i..].windows(needle.len()).position(|w| w == needle) {
+        evil[i + p..i + p + 3].copy_from_slice(b"../");
+        i += p + needle.len();
+    }
+    let sum = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha512::digest(&evil))
+    };
+    fails_leaving_repo_unchanged(
+        "zip dotdot",
+        &format!(
+            "{HEAD}source=\"evil.zip\"\npackage() {{ mkdir -p \"$pkgdir\"; }}\nsha512sums=\"{sum}  evil.zip\"\n"
+        ),
+        &[("evil.zip", &evil)],
+        "refusing to unpack `evil.zip`: entry `../evil.txt` leaves the source directory",
+    );
+}
