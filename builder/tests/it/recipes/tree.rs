@@ -231,3 +231,42 @@ fn checksum_rewrites_sha512sums_so_the_build_passes() {
         .success()
         .stdout(predicate::str::contains("bad-1.0-r0.apk"));
 }
+
+#[test]
+fn so_names_order_the_tree_once_the_repository_knows_them() {
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    let repodest = home.path().join("packages");
+    build_all(home.path(), &tree, &repodest, &["--no-cache"]).success();
+    // A recipe that names only the soname it links against.
+    let dir = tree.join("main/greet2");
+    fs_err::create_dir_all(&dir).unwrap();
+    let apkbuild_text = fs_err::read_to_string(tree.join("main/greet/APKBUILD"))
+        .unwrap()
+        .replace("pkgname=greet", "pkgname=greet2")
+        .replace(
+            "makedepends=\"libgreet-dev\"",
+            "makedepends=\"so:libgreet.so.1 pc:greet\"",
+        )
+        .replace("\"$pkgdir\"/usr/bin/greet", "\"$pkgdir\"/usr/bin/greet2");
+    fs_err::write(dir.join("APKBUILD"), apkbuild_text).unwrap();
+    fs_err::copy(tree.join("main/greet/greet.c"), dir.join("greet.c")).unwrap();
+    apkbuild(home.path())
+        .arg("graph")
+        .arg(&tree)
+        .arg("--repodest")
+        .arg(&repodest)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("main/greet2: libgreet\n"));
+    build_all(
+        home.path(),
+        &tree.join("main/greet2"),
+        &repodest,
+        &["--no-cache"],
+    )
+    .success()
+    .stderr(predicate::str::contains(
+        "build dependencies from the repository: libgreet-1.0.0-r0 libgreet-dev-1.0.0-r0",
+    ));
+}
