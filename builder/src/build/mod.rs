@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
 use apk::index::IndexEntry;
 use apk::keys::PrivateKey;
 use apk::package::{Package, PackageWriter, ReadLimits, Script, TreeOptions, scan_tree};
@@ -25,6 +24,90 @@ use crate::Reporter;
 use crate::apkbuild::Recipe;
 use crate::apkbuild::script::{self, Context};
 use crate::cache::{Cache, Lookup};
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The recipe cannot be read.
+    #[error(transparent)]
+    Recipe(#[from] crate::apkbuild::RecipeError),
+    /// Sources cannot be fetched, verified or unpacked.
+    #[error(transparent)]
+    Source(#[from] sources::SourceError),
+    /// A phase failed, or the sandbox cannot run.
+    #[error(transparent)]
+    Phase(#[from] phase::PhaseError),
+    /// The cache failed (a miss is not an error).
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    /// A function the recipe needs is missing.
+    #[error("{}: {problem}", apkbuild.display())]
+    MissingFunction {
+        /// The APKBUILD.
+        apkbuild: PathBuf,
+        /// Which, and what to do.
+        problem: String,
+    },
+    /// A file the recipe names (install script, trigger) cannot be read.
+    #[error("{}: {field}=: `{file}`: {source}", apkbuild.display())]
+    RecipeFile {
+        /// The APKBUILD.
+        apkbuild: PathBuf,
+        /// `install` or `triggers`.
+        field: &'static str,
+        /// The file name.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A package (a build dependency, or one being written) is unusable.
+    #[error("package `{}`: {source}", path.display())]
+    Package {
+        /// The package file or tree.
+        path: PathBuf,
+        /// Why.
+        source: Box<apk::package::PackageError>,
+    },
+    /// The repository index cannot be read or written.
+    #[error("repository index `{}`: {source}", path.display())]
+    Index {
+        /// The index file.
+        path: PathBuf,
+        /// Why.
+        source: Box<apk::index::IndexError>,
+    },
+    /// A directory cannot be opened as a root.
+    #[error("`{}`: {reason}", path.display())]
+    Root {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `strip` failed.
+    #[error("strip `{}`: {reason}", path.display())]
+    Strip {
+        /// The ELF file.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A file of the repository cannot be written.
+    #[error("failed to write `{}`: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Walking a directory.
+    #[error(transparent)]
+    Walk(#[from] walkdir::Error),
+}
 
 /// Everything a build needs besides the recipe.
 pub struct Options {
@@ -79,7 +162,11 @@ fn maintainer(recipe: &Recipe) -> String {
 }
 
 /// Builds one recipe.
-pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow::Result<Outcome> {
+pub fn build(
+    recipe: &Recipe,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Outcome, BuildError> {
     if !recipe.builds_for(&opts.carch) {
         reporter.info(&format!(
             "{}: not built for {} (arch=\"{}\")",
@@ -161,7 +248,7 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
         sandbox: sandbox.as_ref(),
     };
     let cd = "cd \"$builddir\" 2>/dev/null || cd \"$srcdir\"";
-    let run = |phase: &str, body: &str| -> anyhow::Result<()> {
+    let run = |phase: &str, body: &str| -> Result<(), BuildError> {
         reporter.info(&format!("{name}: {phase}()"));
         runner.run(&ctx, &recipe.path, phase, body, reporter)?;
         Ok(())
@@ -174,10 +261,10 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
         reporter.info(&format!("{name}: check() skipped (options=\"!check\")"));
     }
     if !recipe.functions.contains("package") {
-        bail!(
-            "{}: no package() function: define one that installs into \"$pkgdir\"",
-            recipe.path.display()
-        );
+        return Err(BuildError::MissingFunction {
+            apkbuild: recipe.path.clone(),
+            problem: "no package() function: define one that installs into \"$pkgdir\"".into(),
+        });
     }
     run(
         "package",
@@ -185,12 +272,13 @@ pub fn build(recipe: &Recipe, opts: &Options, reporter: &dyn Reporter) -> anyhow
     )?;
     for sub in recipe.subpackages() {
         if !recipe.functions.contains(&sub.func) {
-            bail!(
-                "{}: subpackage {}: split function {}() is not defined",
-                recipe.path.display(),
-                sub.name,
-                sub.func
-            );
+            return Err(BuildError::MissingFunction {
+                apkbuild: recipe.path.clone(),
+                problem: format!(
+                    "subpackage {}: split function {}() is not defined",
+                    sub.name, sub.func
+                ),
+            });
         }
         let q = script::shell_quote(&sub.name);
         run(
@@ -228,7 +316,7 @@ fn cache_key(
     recipe: &Recipe,
     opts: &Options,
     deps: &[&(PathBuf, IndexEntry)],
-) -> anyhow::Result<(String, Vec<(String, String)>)> {
+) -> Result<(String, Vec<(String, String)>), BuildError> {
     let mut inputs: Vec<(String, String)> = vec![
         ("builder".into(), env!("CARGO_PKG_VERSION").into()),
         ("arch".into(), opts.carch.clone()),
@@ -248,7 +336,12 @@ fn cache_key(
     {
         let e = e?;
         if e.file_type().is_file() {
-            let rel = e.path().strip_prefix(&recipe.dir)?.display().to_string();
+            let rel = e
+                .path()
+                .strip_prefix(&recipe.dir)
+                .unwrap_or(e.path())
+                .display()
+                .to_string();
             inputs.push((
                 format!("file:{rel}"),
                 hex::encode(Sha256::digest(fs_err::read(e.path())?)),
@@ -275,9 +368,12 @@ fn cache_key(
 }
 
 /// Extracts the build dependencies into a private root.
-fn install_sysroot(deps: &[&(PathBuf, IndexEntry)], sysroot: &Path) -> anyhow::Result<()> {
+fn install_sysroot(deps: &[&(PathBuf, IndexEntry)], sysroot: &Path) -> Result<(), BuildError> {
     fs_err::create_dir_all(sysroot)?;
-    let root = apk::rootfs::RootDir::open(sysroot)?;
+    let root = apk::rootfs::RootDir::open(sysroot).map_err(|e| BuildError::Root {
+        path: sysroot.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let apply = apk::rootfs::ApplyOptions {
         chown: false,
         devices: apk::rootfs::DevicePolicy::CreateOrSkip,
@@ -285,8 +381,12 @@ fn install_sysroot(deps: &[&(PathBuf, IndexEntry)], sysroot: &Path) -> anyhow::R
     for (dir, e) in deps {
         let path = dir.join(e.file_name());
         let input = std::io::BufReader::new(fs_err::File::open(&path)?);
-        apk::package::extract(input, &root, &apply, ReadLimits::default())
-            .with_context(|| format!("failed to install build dependency `{}`", path.display()))?;
+        apk::package::extract(input, &root, &apply, ReadLimits::default()).map_err(|source| {
+            BuildError::Package {
+                path,
+                source: Box::new(source),
+            }
+        })?;
     }
     Ok(())
 }
@@ -312,7 +412,7 @@ fn sysroot_exports(sysroot: &Path) -> Vec<(String, String)> {
 }
 
 /// Reads the `name SEP value` records a split function left.
-fn read_meta(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+fn read_meta(path: &Path) -> Result<BTreeMap<String, String>, BuildError> {
     let text = fs_err::read_to_string(path)?;
     Ok(text
         .split('\x1e')
@@ -332,7 +432,7 @@ fn package_all(
     opts: &Options,
     ctx: &Context,
     reporter: &dyn Reporter,
-) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
     let fullver = recipe.full_version();
     let base = ctx.pkgbasedir();
     let mut metas: BTreeMap<String, (BTreeMap<String, String>, String)> = BTreeMap::new();
@@ -400,11 +500,13 @@ fn package_all(
             if let Some(kind) = file.strip_prefix(&format!("{name}.")) {
                 scripts.push(Script {
                     name: format!(".{kind}"),
-                    content: fs_err::read(recipe.dir.join(file)).with_context(|| {
-                        format!(
-                            "{}: install script `{file}` (install=)",
-                            recipe.path.display()
-                        )
+                    content: fs_err::read(recipe.dir.join(file)).map_err(|source| {
+                        BuildError::RecipeFile {
+                            apkbuild: recipe.path.clone(),
+                            field: "install",
+                            file: file.clone(),
+                            source,
+                        }
                     })?,
                 });
             }
@@ -452,14 +554,18 @@ fn package_all(
                 }
             }
         }
-        let entries = scan_tree(dir, &TreeOptions::new(opts.source_date))?;
+        let pkg_err = |source| BuildError::Package {
+            path: dir.clone(),
+            source: Box::new(source),
+        };
+        let entries = scan_tree(dir, &TreeOptions::new(opts.source_date)).map_err(pkg_err)?;
         let mut writer = PackageWriter::new(info.clone(), opts.source_date);
         writer.scripts = scripts;
         writer.signers.push((&opts.key, SignatureType::Rsa));
         let mut bytes = Vec::new();
         {
             let mut buf = BufWriter::new(&mut bytes);
-            writer.write(&entries, &mut buf)?;
+            writer.write(&entries, &mut buf).map_err(pkg_err)?;
             buf.flush()?;
         }
         reporter.info(&format!(
@@ -479,13 +585,17 @@ fn install_files(
     opts: &Options,
     out_dir: &Path,
     files: &[(String, Vec<u8>)],
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> Result<Vec<PathBuf>, BuildError> {
     fs_err::create_dir_all(out_dir)?;
     let mut entries = Vec::new();
     let mut pending = Vec::new();
     for (name, bytes) in files {
-        let pkg = Package::read(&bytes[..], ReadLimits::default())
-            .with_context(|| format!("package `{name}` is unreadable"))?;
+        let pkg = Package::read(&bytes[..], ReadLimits::default()).map_err(|source| {
+            BuildError::Package {
+                path: out_dir.join(name),
+                source: Box::new(source),
+            }
+        })?;
         let mut e = IndexEntry::from_package(&pkg);
         if e.arch == "noarch" {
             e.arch.clone_from(&opts.carch);

@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use apk::index::{ApkIndex, IndexEntry, SignedIndex};
 use apk::keys::PrivateKey;
 use apk::sign::SignatureType;
+
+use super::BuildError;
 
 /// `APKINDEX.tar.gz` of an arch directory.
 pub fn index_path(arch_dir: &Path) -> PathBuf {
@@ -15,12 +16,17 @@ pub fn index_path(arch_dir: &Path) -> PathBuf {
 }
 
 /// Reads an arch directory's index (empty if there is none yet).
-pub fn read_index(arch_dir: &Path) -> anyhow::Result<ApkIndex> {
+pub fn read_index(arch_dir: &Path) -> Result<ApkIndex, BuildError> {
     let p = index_path(arch_dir);
     if !p.exists() {
         return Ok(ApkIndex::default());
     }
-    Ok(SignedIndex::open(&p)?.index)
+    Ok(SignedIndex::open(&p)
+        .map_err(|source| BuildError::Index {
+            path: p,
+            source: Box::new(source),
+        })?
+        .index)
 }
 
 /// Replaces the entries of the packages in `entries` (any version of the same name) and
@@ -31,7 +37,7 @@ pub fn update_index(
     entries: Vec<IndexEntry>,
     key: &PrivateKey,
     mtime: u64,
-) -> anyhow::Result<()> {
+) -> Result<(), BuildError> {
     let mut index = read_index(arch_dir)?;
     let names: BTreeSet<String> = entries.iter().map(|e| e.name.clone()).collect();
     index.packages.retain(|e| !names.contains(&e.name));
@@ -39,15 +45,20 @@ pub fn update_index(
         index.upsert(e);
     }
     index.description = Some(repo.to_string());
-    let bytes = index.to_bytes(&[(key, SignatureType::Rsa)], mtime)?;
     let p = index_path(arch_dir);
+    let bytes = index
+        .to_bytes(&[(key, SignatureType::Rsa)], mtime)
+        .map_err(|source| BuildError::Index {
+            path: p.clone(),
+            source: Box::new(source),
+        })?;
     apk::atomic::write_atomic(&p, &bytes)
-        .with_context(|| format!("failed to write `{}`", p.display()))?;
+        .map_err(|source| BuildError::Write { path: p, source })?;
     Ok(())
 }
 
 /// Every package of every repository under `repodest` for `arch`: (arch dir, entry).
-pub fn all_entries(repodest: &Path, arch: &str) -> anyhow::Result<Vec<(PathBuf, IndexEntry)>> {
+pub fn all_entries(repodest: &Path, arch: &str) -> Result<Vec<(PathBuf, IndexEntry)>, BuildError> {
     let mut out = Vec::new();
     let Ok(rd) = fs_err::read_dir(repodest) else {
         return Ok(out);

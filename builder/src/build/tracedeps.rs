@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::Context as _;
+use super::BuildError;
 
 /// Directories whose executables become `cmd:` provides (abuild's list).
 const BIN_DIRS: &[&str] = &["bin", "sbin", "usr/bin", "usr/sbin"];
@@ -60,7 +60,7 @@ fn files(root: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
 
 /// Strips ELF executables and shared objects under `root` with binutils' `strip`, as
 /// abuild's `stripbin` does (`--strip-unneeded` for shared objects).
-pub fn strip(root: &Path) -> anyhow::Result<usize> {
+pub fn strip(root: &Path) -> Result<usize, BuildError> {
     let mut n = 0;
     for (rel, md) in files(root) {
         if !md.is_file() {
@@ -92,10 +92,18 @@ pub fn strip(root: &Path) -> anyhow::Result<usize> {
             .args(opts)
             .arg(&path)
             .status()
-            .context("failed to run `strip` (binutils): install it or set options=\"!strip\"")?;
+            .map_err(|e| BuildError::Strip {
+                path: path.clone(),
+                reason: format!(
+                    "failed to run `strip` ({e}): install binutils or set options=\"!strip\""
+                ),
+            })?;
         fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
         if !status.success() {
-            anyhow::bail!("strip failed on `{}`", path.display());
+            return Err(BuildError::Strip {
+                path,
+                reason: format!("strip exited with {status}"),
+            });
         }
         n += 1;
     }
@@ -104,7 +112,7 @@ pub fn strip(root: &Path) -> anyhow::Result<usize> {
 
 /// Traces `root` (one package's tree) for a package of version `fullver`. Like abuild,
 /// shared objects are not scanned in `noarch` packages.
-pub fn trace(root: &Path, fullver: &str, noarch: bool) -> anyhow::Result<Traced> {
+pub fn trace(root: &Path, fullver: &str, noarch: bool) -> Result<Traced, BuildError> {
     let mut t = Traced {
         has_pkgconfig_dir: root.join("usr/lib/pkgconfig").is_dir()
             || root.join("usr/share/pkgconfig").is_dir(),

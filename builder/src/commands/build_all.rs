@@ -59,7 +59,11 @@ pub fn run(args: &Args, env: &Env, quiet: bool) -> anyhow::Result<ExitCode> {
                 ok[i] = false;
                 failed.push(recipe.pkgname().to_string());
             }
-            Err(e) => return Err(e.context(format!("building {} failed", recipe.pkgname()))),
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("building {} failed", recipe.pkgname()))
+                );
+            }
         }
     }
     reporter.info(&format!(
