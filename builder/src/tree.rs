@@ -6,14 +6,40 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
 use apk::index::IndexEntry;
 
 use crate::apkbuild::Recipe;
 
+/// Why a tree cannot be ordered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TreeError {
+    /// An argument is not a directory.
+    #[error("`{}` is not a directory: pass directories holding recipes", path.display())]
+    NotADirectory {
+        /// The argument.
+        path: PathBuf,
+    },
+    /// Recipes need each other.
+    #[error(
+        "dependency cycle among {}: break it (e.g. a bootstrap recipe without the makedepends)",
+        names.join(", ")
+    )]
+    Cycle {
+        /// The recipes left unordered.
+        names: Vec<String>,
+    },
+    /// Walking a directory.
+    #[error(transparent)]
+    Walk(#[from] walkdir::Error),
+    /// I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 /// Finds recipe directories: `dir` itself if it holds an APKBUILD, else every directory
 /// below it (up to three levels, hidden ones skipped) that does. Sorted, deduplicated.
-pub fn find_recipes(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn find_recipes(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, TreeError> {
     let mut out = BTreeSet::new();
     for dir in dirs {
         if dir.join("APKBUILD").is_file() {
@@ -21,7 +47,7 @@ pub fn find_recipes(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             continue;
         }
         if !dir.is_dir() {
-            bail!("`{}` is not a directory", dir.display());
+            return Err(TreeError::NotADirectory { path: dir.clone() });
         }
         for e in walkdir::WalkDir::new(dir)
             .min_depth(1)
@@ -47,7 +73,7 @@ fn atom_name(atom: &str) -> &str {
 pub fn order(
     recipes: Vec<Recipe>,
     built: &[(PathBuf, IndexEntry)],
-) -> anyhow::Result<Vec<(Recipe, Vec<usize>)>> {
+) -> Result<Vec<(Recipe, Vec<usize>)>, TreeError> {
     // name → recipe index
     let mut provider: BTreeMap<String, usize> = BTreeMap::new();
     for (i, r) in recipes.iter().enumerate() {
@@ -88,11 +114,7 @@ pub fn order(
                 .filter(|&i| !placed[i])
                 .map(|i| recipes[i].pkgname().to_string())
                 .collect();
-            bail!(
-                "dependency cycle among {}: break it (e.g. a bootstrap recipe without the \
-                 makedepends)",
-                stuck.join(", ")
-            );
+            return Err(TreeError::Cycle { names: stuck });
         }
         let next = *ready
             .iter()

@@ -270,3 +270,24 @@ fn so_names_order_the_tree_once_the_repository_knows_them() {
         "build dependencies from the repository: libgreet-1.0.0-r0 libgreet-dev-1.0.0-r0",
     ));
 }
+
+#[test]
+fn a_dependency_cycle_is_named() {
+    let home = testkit::tempdir();
+    for (a, b) in [("aa", "bb"), ("bb", "aa")] {
+        let dir = home.path().join("t/main").join(a);
+        fs_err::create_dir_all(&dir).unwrap();
+        fs_err::write(
+            dir.join("APKBUILD"),
+            HEAD.replace("pkgname=bad", &format!("pkgname={a}"))
+                + &format!("makedepends=\"{b}\"\n"),
+        )
+        .unwrap();
+    }
+    apkbuild(home.path())
+        .arg("graph")
+        .arg(home.path().join("t"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("dependency cycle among aa, bb"));
+}
