@@ -82,3 +82,27 @@ fn network_is_off_in_the_sandbox_unless_options_net() {
         .assert()
         .success();
 }
+
+#[test]
+fn sandboxed_and_direct_builds_give_the_same_bytes() {
+    if sandbox_flag().is_some() {
+        eprintln!("SKIPPED: bwrap cannot create a user namespace here");
+        return;
+    }
+    // The cache key leaves sandboxing out so that runners without user namespaces share
+    // entries with those that have them: that holds only if the bytes are the same.
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    build_all(home.path(), &tree, &home.path().join("a"), &["--no-cache"]).success();
+    build_all(
+        home.path(),
+        &tree,
+        &home.path().join("b"),
+        &["--no-cache", "--no-sandbox"],
+    )
+    .success();
+    assert_eq!(
+        snapshot(&home.path().join("a")),
+        snapshot(&home.path().join("b"))
+    );
+}
