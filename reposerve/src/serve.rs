@@ -1,0 +1,168 @@
+//! `GET`/`HEAD` of the tree: files through tower-http's `ServeDir` (Range, ETag,
+//! Last-Modified, conditional requests), directories as a listing (HTML when the client
+//! accepts it, plain text for curl and scripts).
+//!
+//! Paths are percent-decoded and checked component by component before anything touches
+//! the disk: no `..`, no hidden names (the staging directory is `.tmp`), no control
+//! characters. The lookup itself resolves inside the root (`RESOLVE_IN_ROOT`).
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use tower::ServiceExt as _;
+use tower_http::services::ServeDir;
+
+use crate::AppState;
+use crate::error::AppError;
+
+/// Serves files and listings.
+pub async fn get(State(state): State<AppState>, req: Request) -> Result<Response, AppError> {
+    let raw = req.uri().path().to_string();
+    let decoded = percent_decode(&raw).ok_or_else(not_found)?;
+    let mut rel = Vec::new();
+    for part in decoded.split('/').filter(|p| !p.is_empty()) {
+        if part.starts_with('.') || part.chars().any(|c| c.is_control() || c == '\\') {
+            return Err(not_found());
+        }
+        rel.push(part);
+    }
+    let rel_path: std::path::PathBuf = rel.iter().collect();
+    let root = state.repo.root().to_path_buf();
+    let is_dir = {
+        let rel_path = rel_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let root = apk::rootfs::RootDir::open(&root).ok()?;
+            if rel_path.as_os_str().is_empty() {
+                return Some(true);
+            }
+            root.metadata(&rel_path).ok().map(|m| m.is_dir())
+        })
+        .await
+        .map_err(AppError::internal)?
+        .ok_or_else(not_found)?
+    };
+    if is_dir {
+        if !raw.ends_with('/') {
+            return Ok(Redirect::permanent(&format!("{raw}/")).into_response());
+        }
+        let html = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+        return listing(&state, &rel_path, &decoded, html).await;
+    }
+    let resp = ServeDir::new(state.repo.root())
+        .append_index_html_on_directories(false)
+        .oneshot(req)
+        .await
+        .map_err(AppError::internal)?;
+    let (mut parts, body) = resp.into_parts();
+    if rel
+        .last()
+        .is_some_and(|n| n.ends_with(".apk") || n.ends_with(".tar.gz"))
+    {
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+    }
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+async fn listing(
+    state: &AppState,
+    rel: &std::path::Path,
+    shown: &str,
+    html: bool,
+) -> Result<Response, AppError> {
+    let dir = state.repo.root().join(rel);
+    let mut names = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for e in fs_err::read_dir(&dir)? {
+            let e = e?;
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                names.push(format!("{name}/"));
+            } else if ft.is_file() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::internal)?;
+    names.sort();
+    if !html {
+        let mut body = names.join("\n");
+        body.push('\n');
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response());
+    }
+    let title = escape(shown);
+    let mut body = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n"
+    );
+    if shown != "/" {
+        body.push_str("<li><a href=\"../\">../</a></li>\n");
+    }
+    for n in &names {
+        let n = escape(n);
+        body.push_str(&format!("<li><a href=\"{n}\">{n}</a></li>\n"));
+    }
+    body.push_str("</ul></body></html>\n");
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
+}
+
+fn not_found() -> AppError {
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such file; paths are /<version>/<repo>/<arch>/<file>",
+        "not found",
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Decodes `%XX`; `None` for malformed escapes or non-UTF-8 results.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode() {
+        assert_eq!(percent_decode("/a%2F..%2fb").as_deref(), Some("/a/../b"));
+        assert_eq!(percent_decode("/%zz"), None);
+        assert_eq!(percent_decode("/%2"), None);
+    }
+}
