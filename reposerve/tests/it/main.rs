@@ -1,1 +1,4 @@
-//! Integration tests of the real `reposerve` binary.
+//! Integration tests of the real `reposerve` binary on 127.0.0.1.
+
+mod support;
+mod upload;
