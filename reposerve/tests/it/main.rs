@@ -1,4 +1,5 @@
 //! Integration tests of the real `reposerve` binary on 127.0.0.1.
 
+mod auth;
 mod support;
 mod upload;
