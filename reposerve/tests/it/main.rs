@@ -1,5 +1,6 @@
 //! Integration tests of the real `reposerve` binary on 127.0.0.1.
 
 mod auth;
+mod crash;
 mod support;
 mod upload;
