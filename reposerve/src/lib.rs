@@ -193,9 +193,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Adds `Strict-Transport-Security` (HTTPS listeners only).
-pub fn with_hsts(app: Router, value: String) -> Router {
+pub fn with_hsts(app: Router, value: &str) -> Router {
     let value =
-        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("max-age=31536000"));
+        HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("max-age=31536000"));
     app.layer(middleware::map_response(move |mut resp: Response| {
         let value = value.clone();
         async move {

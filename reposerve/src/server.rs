@@ -43,7 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
         let handle = axum_server::Handle::new();
         let tls_app = match &tls.hsts {
-            Some(h) => with_hsts(app.clone(), h.header_value()),
+            Some(h) => with_hsts(app.clone(), &h.header_value()),
             None => app.clone(),
         };
         for addr in &cli.listen_tls {
@@ -77,7 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 match rustls_cfg.reload_from_pem_file(&crt, &key).await {
                     Ok(()) => tracing::info!("TLS certificate reloaded"),
                     Err(e) => {
-                        tracing::error!("TLS certificate reload failed, keeping the old one: {e}")
+                        tracing::error!("TLS certificate reload failed, keeping the old one: {e}");
                     }
                 }
             }
@@ -92,7 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             for addr in addrs {
                 let app =
-                    Router::new().fallback(move |req: Request| redirect_to_https(req, https_port));
+                    Router::new().fallback(move |req: Request| redirect_to_https(&req, https_port));
                 spawn_plain(&mut tasks, addr, app, stop_rx.clone(), "redirect").await?;
             }
         }
@@ -151,7 +151,7 @@ async fn spawn_plain(
     Ok(())
 }
 
-fn redirect_to_https(req: Request, port: u16) -> std::future::Ready<Response> {
+fn redirect_to_https(req: &Request, port: u16) -> std::future::Ready<Response> {
     let host = req
         .headers()
         .get(header::HOST)

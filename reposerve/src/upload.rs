@@ -47,12 +47,16 @@ async fn handle(state: &AppState, mut multipart: Multipart) -> Result<UploadResp
     let limits = &state.config.limits;
     let (mut version, mut repo, mut arch) = (None, None, None);
     let mut parts: Vec<Part> = Vec::new();
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(&e))?
+    {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "version" | "repo" | "arch" => {
                 let mut value = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
                     value.extend_from_slice(&chunk);
                     if value.len() > 256 {
                         return Err(AppError::bad_request(
@@ -89,7 +93,7 @@ async fn handle(state: &AppState, mut multipart: Multipart) -> Result<UploadResp
                 let (std_file, path) = tmp.into_parts();
                 let mut out = tokio::fs::File::from_std(std_file);
                 let mut size: u64 = 0;
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
                     size += chunk.len() as u64;
                     if size > limits.max_file_bytes {
                         return Err(AppError::new(
@@ -167,7 +171,7 @@ async fn handle(state: &AppState, mut multipart: Multipart) -> Result<UploadResp
     Ok(UploadResponse { accepted })
 }
 
-fn multipart_error(e: MultipartError) -> AppError {
+fn multipart_error(e: &MultipartError) -> AppError {
     let status = e.status();
     let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "too_large"

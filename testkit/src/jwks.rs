@@ -110,7 +110,7 @@ impl JwksServer {
                     }
                     let Ok(conn) = conn else { continue };
                     let body = keys.lock().unwrap().to_string();
-                    if answer(conn, &body) {
+                    if answer(&conn, &body) {
                         fetches.fetch_add(1, Ordering::SeqCst);
                     }
                 }
@@ -152,9 +152,9 @@ impl Drop for JwksServer {
 }
 
 /// Answers one HTTP/1.1 request; true if it was `GET /jwks`.
-fn answer(conn: TcpStream, body: &str) -> bool {
+fn answer(conn: &TcpStream, body: &str) -> bool {
     let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-    let mut reader = BufReader::new(&conn);
+    let mut reader = BufReader::new(conn);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return false;
@@ -173,7 +173,7 @@ fn answer(conn: TcpStream, body: &str) -> bool {
     } else {
         ("404 Not Found", "{}")
     };
-    let mut w = &conn;
+    let mut w = conn;
     let _ = write!(
         w,
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

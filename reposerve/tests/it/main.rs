@@ -2,5 +2,6 @@
 
 mod auth;
 mod crash;
+mod deploy;
 mod support;
 mod upload;

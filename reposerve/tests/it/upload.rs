@@ -166,7 +166,7 @@ fn hostile_uploads_change_nothing() {
     let unsigned = unsigned.build();
     let mut unknown = Pkg::new("unknown", "1.0-r0");
     unknown.signer = Some(
-        apk::keys::generate("stranger@test.invalid", 1024.max(2048), 1_700_000_000)
+        apk::keys::generate("stranger@test.invalid", 2048, 1_700_000_000)
             .unwrap()
             .0,
     );
@@ -261,9 +261,9 @@ fn hostile_uploads_change_nothing() {
     }
 
     // A 2 GiB body, streamed: refused early, nothing allocated, nothing changed.
-    let head = format!(
+    let head =
         "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"huge.apk\"\r\n\r\n"
-    );
+            .to_string();
     let len = 2u64 << 30;
     let body = ZeroBody {
         head: std::io::Cursor::new(head.into_bytes()),
