@@ -41,28 +41,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     tls.key.display()
                 )
             })?;
-        let handle = axum_server::Handle::new();
         let tls_app = match &tls.hsts {
             Some(h) => with_hsts(app.clone(), &h.header_value()),
             None => app.clone(),
         };
+        let mut handles = Vec::new();
         for addr in &cli.listen_tls {
+            let handle = axum_server::Handle::new();
+            handles.push(handle.clone());
             let server = axum_server::bind_rustls(*addr, rustls_cfg.clone()).handle(handle.clone());
             let svc = tls_app.clone().into_make_service();
             tasks.spawn(async move { server.serve(svc).await.context("HTTPS listener failed") });
         }
-        let h = handle.clone();
-        tasks.spawn(async move {
-            if let Some(addr) = h.listening().await {
-                tracing::info!(%addr, "listening (https)");
-            }
-            Ok(())
-        });
+        // The bound addresses (port 0 is resolved here), for the log and the redirect.
+        let mut https_port = None;
+        for handle in &handles {
+            let Some(addr) = handle.listening().await else {
+                // The listener failed to bind; its task reports why.
+                break;
+            };
+            tracing::info!(%addr, "listening (https)");
+            https_port.get_or_insert(addr.port());
+        }
         // Graceful stop of the TLS listeners.
         let mut rx = stop_rx.clone();
         tasks.spawn(async move {
             let _ = rx.wait_for(|s| *s).await;
-            handle.graceful_shutdown(Some(Duration::from_secs(600)));
+            for h in handles {
+                h.graceful_shutdown(Some(Duration::from_secs(600)));
+            }
             Ok(())
         });
         // SIGHUP: reload the certificate (renewed by certbot or similar).
@@ -83,7 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         });
         if let Some(redirect) = &tls.redirect {
-            let https_port = cli.listen_tls.first().map_or(443, SocketAddr::port);
+            let https_port = https_port.unwrap_or(443);
             let addrs: Vec<SocketAddr> = match redirect.protocols {
                 Protocols::Both => vec![SocketAddr::from(([0u16; 8], redirect.port))],
                 Protocols::Ipv4 => vec![SocketAddr::from(([0, 0, 0, 0], redirect.port))],

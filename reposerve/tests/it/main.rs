@@ -4,4 +4,5 @@ mod auth;
 mod crash;
 mod deploy;
 mod support;
+mod tls;
 mod upload;

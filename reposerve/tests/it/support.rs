@@ -128,11 +128,18 @@ pub fn names(idx: &ApkIndex) -> Vec<String> {
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Listener kind → address.
+    pub addrs: std::collections::HashMap<String, SocketAddr>,
     pub log: Arc<Mutex<String>>,
 }
 
 impl Server {
     pub fn start(config: &Path, args: &[&str]) -> Self {
+        Self::start_with(config, args, &["http"])
+    }
+
+    /// Starts and waits until the listeners `kinds` (`http`, `https`, `redirect`) are up.
+    pub fn start_with(config: &Path, args: &[&str], kinds: &[&str]) -> Self {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin!("reposerve"))
             .arg("-c")
             .arg(config)
@@ -155,8 +162,13 @@ impl Server {
                     let Ok(line) = line else { break };
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                         let f = &v["fields"];
-                        if f["message"] == "listening (http)" {
-                            let _ = tx.send(f["addr"].as_str().unwrap_or_default().to_string());
+                        if let Some(kind) = f["message"]
+                            .as_str()
+                            .and_then(|m| m.strip_prefix("listening ("))
+                            .and_then(|m| m.strip_suffix(')'))
+                        {
+                            let addr = f["addr"].as_str().unwrap_or_default().to_string();
+                            let _ = tx.send((kind.to_string(), addr));
                         }
                     }
                     log.lock().unwrap().push_str(&line);
@@ -164,15 +176,25 @@ impl Server {
                 }
             });
         }
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(100));
-            panic!("reposerve did not start:\n{}", log.lock().unwrap());
-        };
+        let mut addrs = std::collections::HashMap::new();
+        while !kinds.iter().all(|k| addrs.contains_key(*k)) {
+            let Ok((kind, addr)) = rx.recv_timeout(Duration::from_secs(60)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("reposerve did not start:\n{}", log.lock().unwrap());
+            };
+            addrs.insert(kind, addr.parse::<SocketAddr>().unwrap());
+        }
+        let addr = addrs
+            .get("http")
+            .or_else(|| addrs.get("https"))
+            .copied()
+            .unwrap();
         Self {
             child,
-            addr: addr.parse().unwrap(),
+            addr,
+            addrs,
             log,
         }
     }
