@@ -246,3 +246,60 @@ async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn app(dir: &std::path::Path) -> Router {
+        let cfg = Config::parse(&format!("dir: {}\n", dir.display()), "t.yaml".as_ref()).unwrap();
+        router(AppState::from_config(cfg, false).unwrap())
+    }
+
+    async fn call(app: Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let resp = app.oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn health_request_id_and_hidden_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let (s, h, b) = call(
+            app.clone(),
+            Request::get("/healthz").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!((s, b.as_str()), (StatusCode::OK, "ok\n"));
+        assert!(h.contains_key("x-request-id"));
+        let (s, _, b) = call(app, Request::get("/.tmp/").body(Body::empty()).unwrap()).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["error"], "not_found");
+    }
+
+    #[tokio::test]
+    async fn upload_without_issuer_is_401_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, h, b) = call(
+            app(dir.path()),
+            Request::post("/upload").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(h["www-authenticate"], "Bearer");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["error"], "unauthorized");
+        assert!(v["hint"].is_string());
+    }
+}
