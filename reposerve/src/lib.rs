@@ -256,8 +256,28 @@ mod tests {
     use super::*;
 
     fn app(dir: &std::path::Path) -> Router {
+        app_mode(dir, false)
+    }
+
+    fn app_mode(dir: &std::path::Path, dev: bool) -> Router {
         let cfg = Config::parse(&format!("dir: {}\n", dir.display()), "t.yaml".as_ref()).unwrap();
-        router(AppState::from_config(cfg, false).unwrap())
+        router(AppState::from_config(cfg, dev).unwrap())
+    }
+
+    #[tokio::test]
+    async fn not_multipart_is_json_400() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _, b) = call(
+            app_mode(dir.path(), true),
+            Request::post("/upload")
+                .header("content-type", "application/octet-stream")
+                .body(Body::from("x"))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["error"], "bad_multipart");
     }
 
     async fn call(app: Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {

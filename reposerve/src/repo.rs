@@ -94,7 +94,24 @@ pub struct Accepted {
     pub replaced: bool,
 }
 
-type IndexSlot = Arc<tokio::sync::Mutex<Option<ApkIndex>>>;
+/// The parsed index and the identity of the file it was read from or written to: if an
+/// operator rewrites the file (say with `apkbuild index`), the stamp differs and the
+/// cache is dropped.
+struct CachedIndex {
+    index: ApkIndex,
+    stamp: Option<Stamp>,
+}
+
+/// (inode, size, mtime) of an index file.
+type Stamp = (u64, u64, Option<std::time::SystemTime>);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = fs_err::metadata(path).ok()?;
+    Some((m.ino(), m.len(), m.modified().ok()))
+}
+
+type IndexSlot = Arc<tokio::sync::Mutex<Option<CachedIndex>>>;
 
 /// The package tree.
 pub struct Repo {
@@ -286,14 +303,19 @@ impl Repo {
         let mut guards = Vec::new();
         for key in by_index.keys() {
             let mut guard = self.slot(key).lock_owned().await;
-            if guard.is_none() {
-                *guard = Some(self.load_index(key).await?);
+            let path = self.root.join(key.rel_dir()).join(INDEX_NAME);
+            let current = stamp(&path);
+            if guard.as_ref().is_none_or(|c| c.stamp != current) {
+                *guard = Some(CachedIndex {
+                    index: self.load_index(key).await?,
+                    stamp: current,
+                });
             }
             guards.push(guard);
         }
         let mut replaced = Vec::new();
         for ((key, items), guard) in by_index.iter().zip(&guards) {
-            let index = guard.as_ref().expect("loaded above");
+            let index = &guard.as_ref().expect("loaded above").index;
             let mut seen = std::collections::HashSet::new();
             for s in items {
                 let (n, v) = (&s.entry.name, &s.entry.version);
@@ -322,7 +344,7 @@ impl Repo {
         let mut replaced = replaced.into_iter();
         for ((key, items), mut guard) in by_index.into_iter().zip(guards) {
             let started = std::time::Instant::now();
-            let mut index = guard.take().expect("loaded above");
+            let mut index = guard.take().expect("loaded above").index;
             let this = Arc::clone(self);
             let signer = signer.clone();
             let result = tokio::task::spawn_blocking(move || {
@@ -334,7 +356,11 @@ impl Repo {
             let (index, key, r) = result;
             match r {
                 Ok(entries) => {
-                    *guard = Some(index);
+                    let path = self.root.join(key.rel_dir()).join(INDEX_NAME);
+                    *guard = Some(CachedIndex {
+                        index,
+                        stamp: stamp(&path),
+                    });
                     metrics.index_update(started.elapsed());
                     for e in entries {
                         let file = e.file_name();

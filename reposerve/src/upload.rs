@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::multipart::MultipartError;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -32,9 +32,17 @@ struct Part {
 /// The handler.
 pub async fn upload(
     State(state): State<AppState>,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<UploadResponse>, AppError> {
-    let result = handle(&state, multipart).await;
+    let result = match multipart {
+        Ok(m) => handle(&state, m).await,
+        Err(e) => Err(AppError::new(
+            e.status(),
+            "bad_multipart",
+            "send multipart/form-data (`curl -F file=@pkg.apk`)",
+            e.body_text(),
+        )),
+    };
     match &result {
         Ok(r) => state.metrics.upload(r.accepted.len()),
         Err(e) => state.metrics.reject(e.error),
