@@ -228,13 +228,44 @@ impl Default for Limits {
     }
 }
 
-/// `storage:`.
+/// `storage:` — `local` (files under `dir`, the default) or `{s3: {...}}`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Storage {
     /// Files under `dir`.
     #[default]
     Local,
+    /// An S3 bucket (`dir` then only holds the staging directory). Index updates are
+    /// conditional writes, so several replicas may share the bucket.
+    S3(S3Config),
+}
+
+/// `storage.s3:`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix inside the bucket (`alpine/` → `alpine/edge/main/x86_64/…`).
+    #[serde(default)]
+    pub prefix: String,
+    /// Region.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Endpoint of an S3-compatible store (`http://127.0.0.1:9000`); AWS when absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Allow a plain-HTTP endpoint.
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
 }
 
 /// A configuration that cannot be used.
@@ -371,6 +402,20 @@ webhooks:
             ClaimRule::Exact(Scalar::Bool(true))
         ));
         assert_eq!(cfg.webhooks["sync"], "/usr/local/bin/sync-mirror");
+        assert_eq!(cfg.storage, Storage::Local);
+    }
+
+    #[test]
+    fn s3_storage_parses() {
+        let text = "storage:\n  s3:\n    bucket: pkgs\n    endpoint: http://127.0.0.1:9000\n    access_key_id: a\n    secret_access_key: b\n    allow_http: true\n";
+        let cfg = Config::parse(text, Path::new("t.yaml")).unwrap();
+        let Storage::S3(s3) = cfg.storage else {
+            panic!("not s3")
+        };
+        assert_eq!(s3.bucket, "pkgs");
+        assert_eq!(s3.region, "us-east-1");
+        let cfg = Config::parse("storage: local\n", Path::new("t.yaml")).unwrap();
+        assert_eq!(cfg.storage, Storage::Local);
     }
 
     #[test]

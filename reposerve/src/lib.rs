@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod repo;
 pub mod serve;
 pub mod server;
+pub mod store;
 pub mod upload;
 pub mod webhooks;
 
@@ -125,6 +126,13 @@ impl AppState {
             config.allow_replace,
             config.limits.max_unpacked_bytes,
         );
+        let repo = match &config.storage {
+            config::Storage::Local => repo,
+            config::Storage::S3(s3) => repo.with_s3(
+                store::S3Store::new(s3)
+                    .with_context(|| format!("failed to set up S3 bucket `{}`", s3.bucket))?,
+            ),
+        };
         repo.prepare()
             .with_context(|| format!("failed to prepare `{}`", config.dir.display()))?;
         let auth = config

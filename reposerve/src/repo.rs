@@ -122,7 +122,11 @@ pub struct Repo {
     allow_replace: bool,
     limits: ReadLimits,
     locks: std::sync::Mutex<HashMap<IndexKey, IndexSlot>>,
+    s3: Option<crate::store::S3Store>,
 }
+
+/// Conditional index writes lost to other replicas before giving up.
+const S3_ATTEMPTS: usize = 20;
 
 /// How a package was refused, for metrics and the client.
 #[derive(Debug)]
@@ -161,7 +165,19 @@ impl Repo {
             allow_replace,
             limits,
             locks: std::sync::Mutex::new(HashMap::new()),
+            s3: None,
         }
+    }
+
+    /// Keeps packages and indexes in S3 instead of under the root.
+    pub fn with_s3(mut self, store: crate::store::S3Store) -> Self {
+        self.s3 = Some(store);
+        self
+    }
+
+    /// The S3 store, when configured.
+    pub fn s3(&self) -> Option<&crate::store::S3Store> {
+        self.s3.as_ref()
     }
 
     /// The served root.
@@ -299,6 +315,9 @@ impl Repo {
         for s in staged {
             by_index.entry(s.target.clone()).or_default().push(s);
         }
+        if self.s3.is_some() {
+            return self.commit_s3(by_index, &signer, metrics).await;
+        }
         // Locks taken in key order: two multi-index requests cannot deadlock.
         let mut guards = Vec::new();
         for key in by_index.keys() {
@@ -316,29 +335,7 @@ impl Repo {
         let mut replaced = Vec::new();
         for ((key, items), guard) in by_index.iter().zip(&guards) {
             let index = &guard.as_ref().expect("loaded above").index;
-            let mut seen = std::collections::HashSet::new();
-            for s in items {
-                let (n, v) = (&s.entry.name, &s.entry.version);
-                if !seen.insert((n, v)) {
-                    return Err(AppError::bad_request(
-                        "duplicate",
-                        format!("{n}-{v} is in the request twice"),
-                    ));
-                }
-                let exists = index.get(n, v).is_some();
-                if exists && !self.allow_replace {
-                    return Err(AppError::new(
-                        StatusCode::CONFLICT,
-                        "conflict",
-                        format!(
-                            "{n}-{v} is already in {}/{}/{}; bump pkgrel to publish a new build",
-                            key.version, key.repo, key.arch
-                        ),
-                        format!("{n}-{v} exists in {key:?}"),
-                    ));
-                }
-                replaced.push(exists);
-            }
+            replaced.extend(self.check_conflicts(key, index, items)?);
         }
         let mut accepted = Vec::new();
         let mut replaced = replaced.into_iter();
@@ -380,6 +377,160 @@ impl Repo {
         Ok(accepted)
     }
 
+    /// Refuses duplicates in the request and (unless replacing is allowed) versions the
+    /// index already has; returns, per item, whether it replaces one.
+    fn check_conflicts(
+        &self,
+        key: &IndexKey,
+        index: &ApkIndex,
+        items: &[Staged],
+    ) -> Result<Vec<bool>, AppError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut replaced = Vec::new();
+        for s in items {
+            let (n, v) = (&s.entry.name, &s.entry.version);
+            if !seen.insert((n, v)) {
+                return Err(AppError::bad_request(
+                    "duplicate",
+                    format!("{n}-{v} is in the request twice"),
+                ));
+            }
+            let exists = index.get(n, v).is_some();
+            if exists && !self.allow_replace {
+                return Err(AppError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!(
+                        "{n}-{v} is already in {}/{}/{}; bump pkgrel to publish a new build",
+                        key.version, key.repo, key.arch
+                    ),
+                    format!("{n}-{v} exists in {key:?}"),
+                ));
+            }
+            replaced.push(exists);
+        }
+        Ok(replaced)
+    }
+
+    /// The S3 flavour of [`Repo::commit`]: packages are put first, then each index is
+    /// replaced by a conditional put, re-read and re-applied when another replica won.
+    async fn commit_s3(
+        self: &Arc<Self>,
+        by_index: BTreeMap<IndexKey, Vec<Staged>>,
+        signer: &PrivateKey,
+        metrics: &crate::metrics::Metrics,
+    ) -> Result<Vec<Accepted>, AppError> {
+        let s3 = self.s3.as_ref().expect("checked by the caller");
+        let rel_of = |key: &IndexKey, name: &str| {
+            format!("{}/{}/{}/{name}", key.version, key.repo, key.arch)
+        };
+        // This replica's own uploads to one index queue here rather than in S3 retries.
+        let mut guards = Vec::new();
+        for key in by_index.keys() {
+            guards.push(self.slot(key).lock_owned().await);
+        }
+        let load = |key: &IndexKey| {
+            let rel = rel_of(key, INDEX_NAME);
+            async move {
+                match s3.get_index(&rel).await.map_err(AppError::internal)? {
+                    None => Ok((ApkIndex::default(), None)),
+                    Some(obj) => {
+                        let bytes = obj.bytes;
+                        let idx = tokio::task::spawn_blocking(move || SignedIndex::parse(&bytes))
+                            .await
+                            .map_err(AppError::internal)?
+                            .map_err(|e| AppError::internal(format!("`{rel}` in S3: {e}")))?;
+                        Ok((idx.index, Some(obj.version)))
+                    }
+                }
+            }
+        };
+        let mut replaced = Vec::new();
+        for (key, items) in &by_index {
+            let (index, _) = load(key).await?;
+            replaced.extend(self.check_conflicts(key, &index, items)?);
+        }
+        for (key, items) in &by_index {
+            for s in items {
+                let bytes = fs_err::read(&s.file).map_err(AppError::internal)?;
+                s3.put_file(&rel_of(key, &s.entry.file_name()), bytes.into())
+                    .await
+                    .map_err(AppError::internal)?;
+            }
+        }
+        let mut accepted = Vec::new();
+        let mut replaced = replaced.into_iter();
+        for (key, items) in by_index {
+            let started = std::time::Instant::now();
+            let mut done = false;
+            for attempt in 0..S3_ATTEMPTS {
+                let (mut index, version) = load(&key).await?;
+                if attempt > 0 {
+                    self.check_conflicts(&key, &index, &items)?;
+                }
+                for s in &items {
+                    index.upsert(s.entry.clone());
+                }
+                let this = Arc::clone(self);
+                let signer = signer.clone();
+                let bytes = tokio::task::spawn_blocking(move || this.render(&index, &signer))
+                    .await
+                    .map_err(AppError::internal)??;
+                match s3
+                    .put_index(&rel_of(&key, INDEX_NAME), bytes, version)
+                    .await
+                {
+                    Ok(()) => {
+                        done = true;
+                        break;
+                    }
+                    Err(crate::store::PutIndexError::Conflict) => {
+                        tracing::info!(?key, attempt, "index changed by another writer; retrying");
+                    }
+                    Err(crate::store::PutIndexError::Other(e)) => {
+                        return Err(AppError::internal(e));
+                    }
+                }
+            }
+            if !done {
+                return Err(AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the index is being updated by other servers; retry",
+                    format!("{key:?}: {S3_ATTEMPTS} conditional writes lost"),
+                ));
+            }
+            metrics.index_update(started.elapsed());
+            for s in items {
+                accepted.push(Accepted {
+                    path: rel_of(&key, &s.entry.file_name()),
+                    name: s.entry.name,
+                    version: s.entry.version,
+                    arch: key.arch.clone(),
+                    replaced: replaced.next().unwrap_or(false),
+                });
+            }
+        }
+        drop(guards);
+        Ok(accepted)
+    }
+
+    /// The signed index bytes (blocking: gzip and RSA).
+    fn render(&self, index: &ApkIndex, signer: &PrivateKey) -> Result<Vec<u8>, AppError> {
+        let mtime = index
+            .packages
+            .iter()
+            .map(|p| p.build_time)
+            .max()
+            .unwrap_or_default();
+        let signers: Vec<(&dyn Signer, SignatureType)> = self
+            .sign_types
+            .iter()
+            .map(|t| (signer as &dyn Signer, *t))
+            .collect();
+        index.to_bytes(&signers, mtime).map_err(AppError::internal)
+    }
+
     async fn load_index(&self, key: &IndexKey) -> Result<ApkIndex, AppError> {
         let path = self.root.join(key.rel_dir()).join(INDEX_NAME);
         tokio::task::spawn_blocking(move || {
@@ -416,20 +567,7 @@ impl Repo {
             updated.upsert(s.entry.clone());
             entries.push(s.entry);
         }
-        let mtime = updated
-            .packages
-            .iter()
-            .map(|p| p.build_time)
-            .max()
-            .unwrap_or_default();
-        let signers: Vec<(&dyn Signer, SignatureType)> = self
-            .sign_types
-            .iter()
-            .map(|t| (signer as &dyn Signer, *t))
-            .collect();
-        let bytes = updated
-            .to_bytes(&signers, mtime)
-            .map_err(AppError::internal)?;
+        let bytes = self.render(&updated, signer)?;
         apk::atomic::write_atomic(&dir.join(INDEX_NAME), &bytes).map_err(AppError::internal)?;
         *index = updated;
         Ok(entries)

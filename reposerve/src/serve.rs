@@ -27,6 +27,10 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Result<Response
         }
         rel.push(part);
     }
+    if let Some(s3) = state.repo.s3() {
+        let (method, headers) = (req.method().clone(), req.headers().clone());
+        return serve_s3(s3, &rel, &raw, &decoded, &method, &headers).await;
+    }
     let rel_path: std::path::PathBuf = rel.iter().collect();
     let root = state.repo.root().to_path_buf();
     let is_dir = {
@@ -46,12 +50,7 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Result<Response
         if !raw.ends_with('/') {
             return Ok(Redirect::permanent(&format!("{raw}/")).into_response());
         }
-        let html = req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"));
-        return listing(&state, &rel_path, &decoded, html).await;
+        return listing(&state, &rel_path, &decoded, wants_html(req.headers())).await;
     }
     let resp = ServeDir::new(state.repo.root())
         .append_index_html_on_directories(false)
@@ -103,10 +102,14 @@ async fn listing(
     .map_err(AppError::internal)?
     .map_err(AppError::internal)?;
     names.sort();
+    Ok(render_listing(&names, shown, html))
+}
+
+fn render_listing(names: &[String], shown: &str, html: bool) -> Response {
     if !html {
         let mut body = names.join("\n");
         body.push('\n');
-        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response());
+        return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
     }
     let title = escape(shown);
     let mut body = format!(
@@ -115,12 +118,114 @@ async fn listing(
     if shown != "/" {
         body.push_str("<li><a href=\"../\">../</a></li>\n");
     }
-    for n in &names {
+    for n in names {
         let n = escape(n);
         body.push_str(&format!("<li><a href=\"{n}\">{n}</a></li>\n"));
     }
     body.push_str("</ul></body></html>\n");
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// Serving from S3: listings from `list_with_delimiter`, files streamed with ETag,
+/// Last-Modified, single ranges and `If-None-Match`.
+async fn serve_s3(
+    s3: &crate::store::S3Store,
+    rel: &[&str],
+    raw: &str,
+    shown: &str,
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+) -> Result<Response, AppError> {
+    use object_store::GetRange;
+    let rel_str = rel.join("/");
+    if rel.is_empty() || raw.ends_with('/') {
+        let names = s3.list(&rel_str).await.map_err(AppError::internal)?;
+        if names.is_empty() && !rel.is_empty() {
+            return Err(not_found());
+        }
+        return Ok(render_listing(&names, shown, wants_html(headers)));
+    }
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(a, b)| {
+            let a: u64 = a.parse().ok()?;
+            if b.is_empty() {
+                Some(GetRange::Offset(a))
+            } else {
+                Some(GetRange::Bounded(a..b.parse::<u64>().ok()?.checked_add(1)?))
+            }
+        });
+    let head = method == axum::http::Method::HEAD;
+    let result = match s3.get(&rel_str, range.clone(), head).await {
+        Ok(r) => r,
+        Err(object_store::Error::NotFound { .. }) => {
+            let below = s3.list(&rel_str).await.unwrap_or_default();
+            if below.is_empty() {
+                return Err(not_found());
+            }
+            return Ok(Redirect::permanent(&format!("{raw}/")).into_response());
+        }
+        Err(e) => return Err(AppError::internal(e)),
+    };
+    let meta = result.meta.clone();
+    let etag = meta.e_tag.clone().unwrap_or_default();
+    let mut builder = Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(
+            header::LAST_MODIFIED,
+            meta.last_modified
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string(),
+        );
+    if !etag.is_empty() {
+        builder = builder.header(header::ETAG, &etag);
+        let matches = headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+        if matches {
+            return builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Body::empty())
+                .map_err(AppError::internal);
+        }
+    }
+    let span = result.range.clone();
+    let status = if range.is_some() {
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            format!(
+                "bytes {}-{}/{}",
+                span.start,
+                span.end.saturating_sub(1),
+                meta.size
+            ),
+        );
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    builder = builder.header(header::CONTENT_LENGTH, span.end - span.start);
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from_stream(result.into_stream())
+    };
+    builder
+        .status(status)
+        .body(body)
+        .map_err(AppError::internal)
 }
 
 fn not_found() -> AppError {

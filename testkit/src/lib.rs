@@ -6,6 +6,7 @@
 //! a clone of this repository tests on its own.
 
 pub mod jwks;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 

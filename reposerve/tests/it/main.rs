@@ -3,6 +3,7 @@
 mod auth;
 mod crash;
 mod deploy;
+mod s3;
 mod support;
 mod tls;
 mod upload;
