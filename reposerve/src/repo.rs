@@ -598,3 +598,32 @@ pub fn classify(err: &PackageError) -> Rejection {
         message: inner.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_segments_are_one_plain_component(v in "\\PC{0,20}") {
+            if check_segment("repo", &v).is_ok() {
+                proptest::prop_assert!(!v.contains('/') && !v.contains('\\'));
+                proptest::prop_assert!(!v.starts_with('.'));
+                proptest::prop_assert!(!v.chars().any(char::is_control));
+                proptest::prop_assert_eq!(Path::new(&v).components().count(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_segments_refused() {
+        for v in [
+            "", ".", "..", "../x", "a/b", ".tmp", "a\u{0}", "a b", "ma\nin",
+        ] {
+            assert!(check_segment("repo", v).is_err(), "{v:?}");
+        }
+        for v in ["edge", "v3.21", "main", "x86_64", "armv7", "my-repo_2"] {
+            assert!(check_segment("repo", v).is_ok(), "{v:?}");
+        }
+    }
+}

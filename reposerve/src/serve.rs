@@ -266,6 +266,15 @@ fn percent_decode(s: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn decode_never_panics_and_inverts_encoding(s in "\\PC*", raw in "[%0-9a-fA-F/.]{0,12}") {
+            let _ = percent_decode(&raw);
+            let encoded: String = s.bytes().map(|b| format!("%{b:02X}")).collect();
+            proptest::prop_assert_eq!(percent_decode(&encoded), Some(s));
+        }
+    }
+
     #[test]
     fn decode() {
         assert_eq!(percent_decode("/a%2F..%2fb").as_deref(), Some("/a/../b"));
