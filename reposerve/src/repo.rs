@@ -616,6 +616,24 @@ mod tests {
     }
 
     #[test]
+    fn index_signed_rsa_and_rsa256_when_configured() {
+        let key_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testkit/fixtures/apk-reference/keys/fixture-test-65a1b2c3.rsa");
+        let key = PrivateKey::load(&key_path).unwrap();
+        let repo = Repo::new("/nonexistent".into(), None, None, true, false, 1 << 20);
+        let bytes = repo.render(&ApkIndex::default(), &key).unwrap();
+        let idx = SignedIndex::parse(&bytes).unwrap();
+        let names: Vec<&str> = idx.signatures.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                ".SIGN.RSA.fixture-test-65a1b2c3.rsa.pub",
+                ".SIGN.RSA256.fixture-test-65a1b2c3.rsa.pub"
+            ]
+        );
+    }
+
+    #[test]
     fn hostile_segments_refused() {
         for v in [
             "", ".", "..", "../x", "a/b", ".tmp", "a\u{0}", "a b", "ma\nin",
