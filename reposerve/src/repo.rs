@@ -197,7 +197,40 @@ impl Repo {
         if tmp.exists() {
             fs_err::remove_dir_all(&tmp)?;
         }
-        fs_err::create_dir_all(&tmp)
+        fs_err::create_dir_all(&tmp)?;
+        self.sweep_index_temps()
+    }
+
+    /// Removes `.APKINDEX.tar.gz.*.tmp` files a crash left in `<version>/<repo>/<arch>/`
+    /// (never served: hidden names are refused; just clutter).
+    fn sweep_index_temps(&self) -> std::io::Result<()> {
+        let subdirs = |dir: &Path| -> std::io::Result<Vec<PathBuf>> {
+            let mut out = Vec::new();
+            for e in fs_err::read_dir(dir)? {
+                let e = e?;
+                let name = e.file_name();
+                if e.file_type()?.is_dir() && !name.to_string_lossy().starts_with('.') {
+                    out.push(e.path());
+                }
+            }
+            Ok(out)
+        };
+        let prefix = format!(".{INDEX_NAME}.");
+        for version in subdirs(&self.root)? {
+            for repo in subdirs(&version)? {
+                for arch in subdirs(&repo)? {
+                    for e in fs_err::read_dir(&arch)? {
+                        let e = e?;
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                            tracing::info!(file = %e.path().display(), "removing a crash leftover");
+                            fs_err::remove_file(e.path())?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether uploads can be accepted at all; the reason if not.

@@ -75,6 +75,15 @@ fn kill9_during_uploads_keeps_index_exact() {
         .unwrap();
     let idx = apk::index::SignedIndex::parse(&bytes).unwrap();
     idx.verify(&testkit::fixture_keyring()).unwrap();
+    let leftovers: Vec<_> = fs_err::read_dir(env.root().join("edge/main/x86_64"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left after restart: {leftovers:?}"
+    );
     let o = outcomes.lock().unwrap();
     assert!(o.refused.is_empty(), "refused: {:?}", o.refused);
     assert!(
