@@ -18,6 +18,8 @@ use crate::{AppState, Cli, router, with_hsts};
 
 /// Runs the server until SIGTERM/SIGINT.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // One process-wide TLS provider for the HTTPS listeners and the JWKS client alike.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = Config::load(&cli.config)?;
     if cli.tls_only && config.tls.is_none() {
         anyhow::bail!(
@@ -31,7 +33,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
 
     if let Some(tls) = &config.tls {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.crt, &tls.key)
             .await
             .with_context(|| {
