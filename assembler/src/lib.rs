@@ -1,1 +1,3 @@
 //! The engine behind `assemble`. Not implemented yet: see the project's open issues.
+
+pub mod containerfile;
