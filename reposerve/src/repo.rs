@@ -485,8 +485,7 @@ impl Repo {
         }
         for (key, items) in &by_index {
             for s in items {
-                let bytes = fs_err::read(&s.file).map_err(AppError::internal)?;
-                s3.put_file(&rel_of(key, &s.entry.file_name()), bytes.into())
+                s3.put_file(&rel_of(key, &s.entry.file_name()), &s.file)
                     .await
                     .map_err(AppError::internal)?;
             }

@@ -15,6 +15,11 @@ use object_store::{
 
 use crate::config::S3Config;
 
+/// Files above this go up as multipart uploads.
+pub const MULTIPART_THRESHOLD: u64 = 16 << 20;
+/// Part size of multipart uploads (S3's minimum is 5 MiB).
+const PART_SIZE: usize = 8 << 20;
+
 /// Why a conditional index write did not happen.
 #[derive(Debug)]
 pub enum PutIndexError {
@@ -83,12 +88,42 @@ impl S3Store {
         }
     }
 
-    /// Uploads a package file.
-    pub async fn put_file(&self, rel: &str, bytes: Bytes) -> Result<(), object_store::Error> {
-        self.store
-            .put(&self.path(rel), PutPayload::from(bytes))
-            .await
-            .map(drop)
+    /// Uploads a package file from disk: one put when small, a multipart upload of
+    /// bounded chunks otherwise, so large packages never sit whole in memory.
+    pub async fn put_file(
+        &self,
+        rel: &str,
+        local: &std::path::Path,
+    ) -> Result<(), object_store::Error> {
+        use tokio::io::AsyncReadExt as _;
+        let io = |e: std::io::Error| object_store::Error::Generic {
+            store: "local staging file",
+            source: Box::new(e),
+        };
+        let path = self.path(rel);
+        let mut file = tokio::fs::File::open(local).await.map_err(io)?;
+        let size = file.metadata().await.map_err(io)?.len();
+        if size <= MULTIPART_THRESHOLD {
+            let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            file.read_to_end(&mut buf).await.map_err(io)?;
+            return self
+                .store
+                .put(&path, PutPayload::from(Bytes::from(buf)))
+                .await
+                .map(drop);
+        }
+        let upload = self.store.put_multipart(&path).await?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut chunk = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut chunk).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(4).await?;
+            writer.write(&chunk[..n]);
+        }
+        writer.finish().await.map(drop)
     }
 
     /// Writes an index if it is still at `prev` (or still absent when `prev` is `None`).

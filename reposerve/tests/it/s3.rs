@@ -85,6 +85,24 @@ fn two_replicas_share_a_bucket_without_losing_updates() {
     let (st, body) = upload(&b, None, Form::new().file("p.apk", &pkgs[0]));
     assert_eq!(st, 409, "{body}");
 
+    // A package over the multipart threshold goes up in parts and comes back whole.
+    let mut big = Pkg::new("bigpkg", "1.0-r0");
+    big.extra_bytes = 20 << 20;
+    let big = big.build();
+    assert!(big.len() as u64 > reposerve::store::MULTIPART_THRESHOLD);
+    let (st, body) = upload(&b, None, Form::new().file("big.apk", &big));
+    assert_eq!(st, 200, "{body}");
+    let got = c
+        .get(a.url("/edge/main/x86_64/bigpkg-1.0-r0.apk"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert!(
+        got.as_ref() == big.as_slice(),
+        "large package differs after the round trip"
+    );
+
     // The compare-and-swap: an index read before another replica's update cannot be
     // written back, and an index cannot be "created" twice.
     let cfg = reposerve::config::S3Config {
@@ -118,5 +136,5 @@ fn two_replicas_share_a_bucket_without_losing_updates() {
     );
     let idx =
         SignedIndex::parse(&rt.block_on(store.get_index(rel)).unwrap().unwrap().bytes).unwrap();
-    assert_eq!(idx.index.packages.len(), n + 1);
+    assert_eq!(idx.index.packages.len(), n + 2);
 }

@@ -234,6 +234,8 @@ pub struct Pkg<'a> {
     pub arch: &'a str,
     pub depends: Vec<String>,
     pub signer: Option<apk::keys::PrivateKey>,
+    /// Size of an extra incompressible file, to make a large package.
+    pub extra_bytes: usize,
 }
 
 impl<'a> Pkg<'a> {
@@ -244,12 +246,26 @@ impl<'a> Pkg<'a> {
             arch: "x86_64",
             depends: Vec::new(),
             signer: Some(testkit::fixture_key()),
+            extra_bytes: 0,
         }
     }
 
     pub fn build(&self) -> Vec<u8> {
         let tree = testkit::tempdir();
         testkit::write_fixture_like_tree(tree.path(), self.name);
+        if self.extra_bytes > 0 {
+            use rand::RngCore as _;
+            let mut data = vec![0u8; self.extra_bytes];
+            rand::thread_rng().fill_bytes(&mut data);
+            fs_err::write(
+                tree.path()
+                    .join("usr/share/doc")
+                    .join(self.name)
+                    .join("blob"),
+                data,
+            )
+            .unwrap();
+        }
         let entries = scan_tree(tree.path(), &TreeOptions::new(1_700_000_000)).unwrap();
         let info = PkgInfo {
             pkgname: self.name.into(),
