@@ -71,6 +71,8 @@ pub enum Command {
     Graph(commands::graph::Args),
     /// Generate the Ed25519 key pair that signs cache entries.
     CacheKeygen(commands::cache_keygen::Args),
+    /// Upload a package tree to a reposerve (`POST /upload`).
+    Deploy(commands::deploy::Args),
 }
 
 /// Runs a parsed command line.
@@ -90,5 +92,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BuildAll(args) => commands::build_all::run(&args, &env, quiet),
         Command::Graph(args) => commands::graph::run(&args, &env),
         Command::CacheKeygen(args) => commands::cache_keygen::run(&args, &env),
+        Command::Deploy(args) => commands::deploy::run(&args, &env),
     }
 }

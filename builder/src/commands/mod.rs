@@ -4,6 +4,7 @@ pub mod build;
 pub mod build_all;
 pub mod cache_keygen;
 pub mod checksum;
+pub mod deploy;
 pub mod graph;
 pub mod index;
 pub mod info;
