@@ -20,6 +20,20 @@ pub struct Env {
     pub home: Option<PathBuf>,
     /// `USER`: last resort for the key e-mail, as abuild-keygen does.
     pub user: Option<String>,
+    /// `REPODEST`: where built packages go (abuild's default `~/packages`).
+    pub repodest: Option<PathBuf>,
+    /// `XDG_CACHE_HOME`, for the default cache directory.
+    pub xdg_cache_home: Option<PathBuf>,
+    /// `APKBUILD_CACHE`: the cache location (`s3://bucket/prefix` or a directory).
+    pub cache: Option<String>,
+    /// `APKBUILD_CACHE_KEY`: Ed25519 private key signing cache entries.
+    pub cache_key: Option<PathBuf>,
+    /// `APKBUILD_CACHE_PUBKEY`: Ed25519 public key cache entries must verify against.
+    pub cache_pubkey: Option<PathBuf>,
+    /// `AWS_*`: S3 credentials, region and endpoint for the S3 cache (name, value).
+    pub aws: Vec<(String, String)>,
+    /// `SCCACHE_*` and `RUSTC_WRAPPER`: exported into build phases when set.
+    pub sccache: Vec<(String, String)>,
 }
 
 impl Env {
@@ -34,6 +48,20 @@ impl Env {
             xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
             home: var("HOME").map(PathBuf::from),
             user: var("USER"),
+            repodest: var("REPODEST").map(PathBuf::from),
+            xdg_cache_home: var("XDG_CACHE_HOME").map(PathBuf::from),
+            cache: var("APKBUILD_CACHE"),
+            cache_key: var("APKBUILD_CACHE_KEY").map(PathBuf::from),
+            cache_pubkey: var("APKBUILD_CACHE_PUBKEY").map(PathBuf::from),
+            aws: std::env::vars()
+                .filter(|(k, v)| k.starts_with("AWS_") && !v.is_empty())
+                .collect(),
+            sccache: std::env::vars()
+                .filter(|(k, v)| {
+                    (k.starts_with("SCCACHE_") || k == "RUSTC_WRAPPER" || k == "CC_WRAPPER")
+                        && !v.is_empty()
+                })
+                .collect(),
         }
     }
 
@@ -54,6 +82,15 @@ impl Env {
                 .unwrap_or_else(|| home.join(".config"))
                 .join("abuild"),
         )
+    }
+
+    /// The user's cache directory for apkbuild: `${XDG_CACHE_HOME:-~/.cache}/apkbuild`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.xdg_cache_home
+            .clone()
+            .or_else(|| self.home.as_ref().map(|h| h.join(".cache")))
+            .unwrap_or_else(|| PathBuf::from(".cache"))
+            .join("apkbuild")
     }
 
     /// `SOURCE_DATE_EPOCH` or `fallback`.

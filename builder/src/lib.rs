@@ -2,9 +2,16 @@
 //! arguments and a `run` function. Environment variables read anywhere are listed in
 //! [`env`].
 
+pub mod apkbuild;
+pub mod build;
+pub mod cache;
 pub mod commands;
 pub mod env;
 pub mod keyconf;
+pub mod report;
+pub mod tree;
+
+pub use report::Reporter;
 
 use std::process::ExitCode;
 
@@ -52,6 +59,18 @@ pub enum Command {
     Index(commands::index::Args),
     /// Show what is inside a package or an index.
     Inspect(commands::inspect::Args),
+    /// Print a recipe's evaluated metadata and the packages it builds.
+    Info(commands::info::Args),
+    /// Rewrite a recipe's sha512sums from its sources (abuild checksum).
+    Checksum(commands::checksum::Args),
+    /// Build one recipe into $REPODEST/<repo>/<arch> and update its signed index (abuild -r).
+    Build(Box<commands::build::Args>),
+    /// Build every recipe under directories, in dependency order.
+    BuildAll(Box<commands::build_all::Args>),
+    /// Print the build order of recipe trees, or a GitLab child pipeline (--gitlab).
+    Graph(commands::graph::Args),
+    /// Generate the Ed25519 key pair that signs cache entries.
+    CacheKeygen(commands::cache_keygen::Args),
     /// Upload a package tree to a reposerve (`POST /upload`).
     Deploy(commands::deploy::Args),
 }
@@ -59,6 +78,7 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let env = env::Env::from_process();
+    let quiet = cli.quiet;
     match cli.command {
         Command::Keygen(args) => commands::keygen::run(&args, &env),
         Command::Pack(args) => commands::pack::run(&args, &env),
@@ -66,6 +86,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => commands::verify::run(&args, &env),
         Command::Index(args) => commands::index::run(&args, &env),
         Command::Inspect(args) => commands::inspect::run(&args, &env),
+        Command::Info(args) => commands::info::run(&args, &env),
+        Command::Checksum(args) => commands::checksum::run(&args, &env, quiet),
+        Command::Build(args) => commands::build::run(&args, &env, quiet),
+        Command::BuildAll(args) => commands::build_all::run(&args, &env, quiet),
+        Command::Graph(args) => commands::graph::run(&args, &env),
+        Command::CacheKeygen(args) => commands::cache_keygen::run(&args, &env),
         Command::Deploy(args) => commands::deploy::run(&args, &env),
     }
 }

@@ -1,7 +1,13 @@
 //! One module per subcommand: `Args` (clap) and `run`.
 
+pub mod build;
+pub mod build_all;
+pub mod cache_keygen;
+pub mod checksum;
 pub mod deploy;
+pub mod graph;
 pub mod index;
+pub mod info;
 pub mod inspect;
 pub mod keygen;
 pub mod pack;

@@ -1,0 +1,108 @@
+//! The bubblewrap sandbox: preflight, read-only recipe directory, root inside, no network.
+
+use super::*;
+use predicates::prelude::*;
+use std::path::Path;
+
+#[test]
+fn missing_sandbox_is_explained_before_any_phase_runs() {
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    // No bwrap on this PATH: the preflight must say what is missing and how to proceed.
+    apkbuild(home.path())
+        .env("PATH", "/nonexistent")
+        .arg("build")
+        .arg(tree.join("main/motd"))
+        .arg("--repodest")
+        .arg(home.path().join("p"))
+        .arg("--no-cache")
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("`bwrap` is not installed")
+                .and(predicate::str::contains("--no-sandbox")),
+        );
+}
+
+#[test]
+fn sandbox_keeps_the_recipe_directory_read_only_and_package_runs_as_root() {
+    if sandbox_flag().is_some() {
+        eprintln!("SKIPPED: bwrap cannot create a user namespace here");
+        return;
+    }
+    fails_leaving_repo_unchanged(
+        "write outside",
+        &format!(
+            "{HEAD}build() {{ touch \"$startdir\"/written-by-build; }}\npackage() {{ mkdir -p \"$pkgdir\"; }}\n"
+        ),
+        &[],
+        "build() failed",
+    );
+    let home = testkit::tempdir();
+    let dir = bad_recipe(
+        home.path(),
+        &format!(
+            "{HEAD}package() {{ mkdir -p \"$pkgdir\"/etc; echo x > \"$pkgdir\"/etc/x; chown 0:0 \"$pkgdir\"/etc/x; [ \"$(id -u)\" = 0 ]; }}\n"
+        ),
+        &[],
+    );
+    apkbuild(home.path())
+        .arg("build")
+        .arg(&dir)
+        .arg("--repodest")
+        .arg(home.path().join("p"))
+        .arg("--no-cache")
+        .assert()
+        .success();
+}
+
+#[test]
+fn network_is_off_in_the_sandbox_unless_options_net() {
+    if sandbox_flag().is_some() || !Path::new("/bin/bash").exists() {
+        eprintln!("SKIPPED: needs bwrap with user namespaces and /bin/bash");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let recipe = |options: &str| {
+        format!(
+            "{HEAD}options=\"{options}\"\nbuild() {{ /bin/bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}'; }}\n\
+             package() {{ mkdir -p \"$pkgdir\"; }}\n"
+        )
+    };
+    fails_leaving_repo_unchanged("no net", &recipe(""), &[], "build() failed");
+    let home = testkit::tempdir();
+    let dir = bad_recipe(home.path(), &recipe("net"), &[]);
+    apkbuild(home.path())
+        .arg("build")
+        .arg(&dir)
+        .arg("--repodest")
+        .arg(home.path().join("p"))
+        .arg("--no-cache")
+        .assert()
+        .success();
+}
+
+#[test]
+fn sandboxed_and_direct_builds_give_the_same_bytes() {
+    if sandbox_flag().is_some() {
+        eprintln!("SKIPPED: bwrap cannot create a user namespace here");
+        return;
+    }
+    // The cache key leaves sandboxing out so that runners without user namespaces share
+    // entries with those that have them: that holds only if the bytes are the same.
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    build_all(home.path(), &tree, &home.path().join("a"), &["--no-cache"]).success();
+    build_all(
+        home.path(),
+        &tree,
+        &home.path().join("b"),
+        &["--no-cache", "--no-sandbox"],
+    )
+    .success();
+    assert_eq!(
+        snapshot(&home.path().join("a")),
+        snapshot(&home.path().join("b"))
+    );
+}
