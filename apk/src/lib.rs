@@ -5,7 +5,7 @@
 //! version ordering, dependency atoms and the one path-safety primitive every extraction
 //! goes through. It never prints: progress goes through callers.
 //!
-//! - formats: [`tar`], [`gzip`], [`pkginfo`], [`package`], [`index`], [`checksum`]
+//! - formats: [`tar`], [`gzip`], [`pkginfo`], [`package`], [`index`], [`installed`], [`checksum`]
 //! - trust: [`keys`], [`sign`], [`signed`]
 //! - semantics: [`version`], [`dep`], [`resolve`]
 //! - filesystem: [`rootfs`] (path safety), [`atomic`] (crash-safe writes)
@@ -16,6 +16,7 @@ pub mod checksum;
 pub mod dep;
 pub mod gzip;
 pub mod index;
+pub mod installed;
 pub mod keys;
 pub mod package;
 pub mod pkginfo;

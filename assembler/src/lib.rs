@@ -1,6 +1,7 @@
 //! The engine behind `assemble`: a Containerfile becomes an image in a local store of
 //! content-addressed snapshots, one per RUN/COPY/ADD, exported as OCI or Docker images.
 //!
+//! - [`containerfile`]: the Containerfile syntax.
 //! - [`store`]: snapshots, tags, the step cache and logs on disk.
 //! - [`layer`]: scanning a root, writing what changed as a layer, applying and squashing layers.
 //! - [`sandbox`]: running commands inside an image root (bubblewrap).
@@ -8,6 +9,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod config;
+pub mod containerfile;
 pub mod layer;
 pub mod sandbox;
 pub mod store;

@@ -499,6 +499,11 @@ impl<R: BufRead> BufRead for Tap<R> {
     }
 
     fn consume(&mut self, amt: usize) {
+        // `fill_buf` on a non-empty buffer returns it without I/O; with nothing consumed
+        // there is nothing to record, and calling it could start a read.
+        if amt == 0 {
+            return;
+        }
         if let Ok(buf) = self.inner.fill_buf() {
             let taken = &buf[..amt.min(buf.len())];
             match &mut self.mode {

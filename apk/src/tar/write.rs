@@ -94,24 +94,30 @@ pub fn write_entry(
 ) -> Result<u64, TarError> {
     let mut written = 0;
     let name = header.ustar_name();
+    if header.link.len() > 100 && flavor != Flavor::Pax {
+        // Checked before anything is written, so a refused entry leaves `out` untouched.
+        return Err(TarError::NameTooLong {
+            name: header.link.clone(),
+            limit: 100,
+        });
+    }
     let mut records: Vec<(String, Vec<u8>)> = Vec::new();
     let (ustar_name, prefix) = match split_ustar_name(&name) {
+        // apk-tools 3.x (`apk_tar_write_entry`) precedes a name that does not fit the
+        // 99 bytes `strlcpy` leaves in the ustar field with a GNU `././@LongLink` entry; the
+        // GNU header has no `prefix` field to split into.
+        _ if flavor == Flavor::Gnu && name.len() >= 100 => {
+            written += write_gnu_long_name(out, header, &name)?;
+            (truncate(&name, 99), String::new())
+        }
         Some(split) => split,
-        None if flavor == Flavor::Pax => {
+        // Only the pax flavour gets here: GNU names of 100 bytes or more took the arm above.
+        None => {
             records.push(("path".into(), name.clone().into_bytes()));
             (truncate(&name, 100), String::new())
         }
-        None => {
-            return Err(TarError::NameTooLong { name, limit: 100 });
-        }
     };
     if header.link.len() > 100 {
-        if flavor != Flavor::Pax {
-            return Err(TarError::NameTooLong {
-                name: header.link.clone(),
-                limit: 100,
-            });
-        }
         records.push(("linkpath".into(), header.link.clone().into_bytes()));
     }
     if flavor == Flavor::Pax {
@@ -163,6 +169,39 @@ pub fn write_entry(
     written += copied;
     written += pad(out, copied)?;
     Ok(written)
+}
+
+/// The longest name [`Flavor::Gnu`] writes through a `././@LongLink` entry. apk-tools puts
+/// the name's length *without* its NUL in the `L` header but writes the NUL too, so a name
+/// whose length is a multiple of 512 would desynchronise every reader; apk's own script names
+/// fit in 255 bytes, so capping below 512 loses nothing.
+pub const MAX_GNU_LONG_NAME: usize = 511;
+
+/// Writes the GNU `L` entry apk-tools 3.x (`apk_tar_write_longname_entry`) emits before a
+/// header whose name is 100 bytes or longer: name `././@LongLink`, the entry's own mode, owner
+/// and mtime, size = name length, then the name, a NUL and padding.
+fn write_gnu_long_name(out: &mut impl Write, header: &Header, name: &str) -> Result<u64, TarError> {
+    if name.len() > MAX_GNU_LONG_NAME {
+        return Err(TarError::NameTooLong {
+            name: name.to_string(),
+            limit: MAX_GNU_LONG_NAME,
+        });
+    }
+    let long = Header {
+        path: "././@LongLink".into(),
+        kind: EntryType::File,
+        size: name.len() as u64,
+        link: String::new(),
+        ..header.clone()
+    };
+    let mut block = encode_header(Flavor::Gnu, &long, &long.path, "")?;
+    block[156] = b'L';
+    finish_checksum(&mut block);
+    out.write_all(&block)?;
+    out.write_all(name.as_bytes())?;
+    out.write_all(&[0])?;
+    let data = name.len() as u64 + 1;
+    Ok(BLOCK as u64 + data + pad(out, data)?)
 }
 
 /// Writes the two zero blocks that end an archive, then zero blocks up to a multiple of
@@ -368,6 +407,35 @@ mod tests {
         assert_eq!(n, "b".repeat(50));
         assert_eq!(p, "a".repeat(120));
         assert!(split_ustar_name(&"c".repeat(101)).is_none());
+    }
+
+    #[test]
+    fn gnu_long_names_get_a_longlink_entry() {
+        let name = format!("{}/{}", "p".repeat(60), "q".repeat(60));
+        let h = Header::file(name.clone(), 0o755, 3, 1_700_000_000);
+        let mut out = Vec::new();
+        let n = write_entry(&mut out, Flavor::Gnu, &h, &mut &b"abc"[..]).unwrap();
+        assert_eq!(n, out.len() as u64);
+        assert_eq!(out.len(), 4 * BLOCK);
+        assert_eq!(&out[..14], b"././@LongLink\0");
+        assert_eq!(out[156], b'L');
+        assert_eq!(&out[124..136], b"000000000171"); // 121 = name without its NUL
+        assert_eq!(&out[100..108], b"0000755\0");
+        assert_eq!(&out[BLOCK..BLOCK + name.len()], name.as_bytes());
+        assert_eq!(out[BLOCK + name.len()], 0);
+        // The real header keeps the first 99 bytes, NUL-terminated, as `strlcpy` does.
+        let hdr = &out[2 * BLOCK..3 * BLOCK];
+        assert_eq!(&hdr[..99], &name.as_bytes()[..99]);
+        assert_eq!(hdr[99], 0);
+        assert_eq!(hdr[156], b'0');
+        // Our reader takes the long name back.
+        let mut r = super::super::TarReader::new(&out[..]);
+        assert_eq!(r.next_entry().unwrap().unwrap().path, name);
+        let too_long = Header::file("x".repeat(512), 0o755, 0, 0);
+        assert!(matches!(
+            write_entry(&mut Vec::new(), Flavor::Gnu, &too_long, &mut io::empty()),
+            Err(TarError::NameTooLong { limit: 511, .. })
+        ));
     }
 
     #[test]

@@ -4,5 +4,6 @@
 mod fixtures;
 mod hostile;
 mod index;
+mod installed;
 mod never_panics;
 mod package;

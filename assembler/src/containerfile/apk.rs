@@ -1,0 +1,294 @@
+//! Recognise a RUN that is only `apk add …` / `apk del …` (optionally after
+//! `apk update &&`), so the engine can install natively instead of running a shell.
+//!
+//! Conservative on purpose: anything the shell would interpret beyond plain words and
+//! `&&` (pipes, redirections such as an unquoted `pkg>=1`, variables, globs, `;`, other
+//! commands, unknown apk options) gives `None`, and the engine runs the command in the
+//! sandbox as written.
+
+use super::CommandForm;
+
+/// What the apk command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApkAction {
+    Add,
+    Del,
+    /// A lone `apk update`: refresh the indexes, install nothing.
+    Update,
+}
+
+/// A recognised `apk` invocation, options gathered over an `apk update && apk add` chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApkCommand {
+    pub action: ApkAction,
+    /// Dependency atoms as written (`curl`, `busybox=1.36.1-r0`, `musl>=1.2`).
+    pub packages: Vec<String>,
+    /// `--virtual NAME` / `-t NAME`: install under a virtual package of that name.
+    pub virtual_name: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `-U`, `--update-cache`, or a preceding `apk update`.
+    pub update: bool,
+    /// `--repository URL` / `-X URL`, in order.
+    pub repositories: Vec<String>,
+    /// `--allow-untrusted`.
+    pub allow_untrusted: bool,
+    /// `--no-scripts`.
+    pub no_scripts: bool,
+    /// `-u`, `--upgrade`: upgrade the named packages if already installed.
+    pub upgrade: bool,
+    /// `-l`, `--latest`.
+    pub latest: bool,
+    /// `--keys-dir DIR`.
+    pub keys_dir: Option<String>,
+    /// `-q`/`--quiet`/`--no-progress` were given (output preference only).
+    pub quiet: bool,
+}
+
+impl ApkCommand {
+    fn new(action: ApkAction) -> Self {
+        Self {
+            action,
+            packages: Vec::new(),
+            virtual_name: None,
+            no_cache: false,
+            update: false,
+            repositories: Vec::new(),
+            allow_untrusted: false,
+            no_scripts: false,
+            upgrade: false,
+            latest: false,
+            keys_dir: None,
+            quiet: false,
+        }
+    }
+}
+
+/// `Some` when the RUN is exactly apk add/del/update commands joined by `&&`.
+pub fn detect_apk(run: &CommandForm) -> Option<ApkCommand> {
+    let commands = match run {
+        CommandForm::Exec(words) => vec![words.clone()],
+        CommandForm::Shell(text) => split_shell(text)?,
+    };
+    let mut updates: Vec<ApkCommand> = Vec::new();
+    let mut main: Option<ApkCommand> = None;
+    for words in commands {
+        let cmd = parse_apk(&words)?;
+        if cmd.action == ApkAction::Update {
+            updates.push(cmd);
+        } else if main.replace(cmd).is_some() {
+            // Two installs/removals in one RUN: leave it to the shell.
+            return None;
+        }
+    }
+    let mut main = match main {
+        Some(m) => m,
+        None => updates.pop()?,
+    };
+    for u in &updates {
+        merge_options(&mut main, u);
+    }
+    main.update |= main.action == ApkAction::Update;
+    Some(main)
+}
+
+/// Options of an `apk update` carry over to the install it precedes (or vice versa).
+fn merge_options(into: &mut ApkCommand, from: &ApkCommand) {
+    into.no_cache |= from.no_cache;
+    into.update |= from.update || from.action == ApkAction::Update;
+    into.allow_untrusted |= from.allow_untrusted;
+    into.quiet |= from.quiet;
+    for r in &from.repositories {
+        if !into.repositories.contains(r) {
+            into.repositories.push(r.clone());
+        }
+    }
+    if into.keys_dir.is_none() {
+        into.keys_dir.clone_from(&from.keys_dir);
+    }
+}
+
+fn parse_apk(words: &[String]) -> Option<ApkCommand> {
+    let (program, args) = words.split_first()?;
+    if !matches!(
+        program.as_str(),
+        "apk" | "/sbin/apk" | "/usr/sbin/apk" | "/bin/apk" | "/usr/bin/apk"
+    ) {
+        return None;
+    }
+    let mut cmd: Option<ApkCommand> = None;
+    let mut opts = ApkCommand::new(ApkAction::Add);
+    let mut packages = Vec::new();
+    let mut iter = args.iter();
+    let mut options_done = false;
+    while let Some(w) = iter.next() {
+        if options_done || !w.starts_with('-') || w == "-" {
+            if cmd.is_none() {
+                cmd = Some(ApkCommand::new(match w.as_str() {
+                    "add" => ApkAction::Add,
+                    "del" => ApkAction::Del,
+                    "update" => ApkAction::Update,
+                    _ => return None,
+                }));
+            } else {
+                packages.push(w.clone());
+            }
+            continue;
+        }
+        let (name, inline) = match w.split_once('=') {
+            Some((n, v)) if w.starts_with("--") => (n, Some(v.to_owned())),
+            _ => (w.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| iter.next().cloned());
+        match name {
+            "--" => options_done = true,
+            "--no-cache" => opts.no_cache = true,
+            "-U" | "--update-cache" => opts.update = true,
+            "--virtual" | "-t" => opts.virtual_name = Some(value()?),
+            "--repository" | "-X" => opts.repositories.push(value()?),
+            "--allow-untrusted" => opts.allow_untrusted = true,
+            "--no-scripts" => opts.no_scripts = true,
+            "-u" | "--upgrade" => opts.upgrade = true,
+            "-l" | "--latest" => opts.latest = true,
+            "--keys-dir" => opts.keys_dir = Some(value()?),
+            "-q" | "--quiet" | "--no-progress" => opts.quiet = true,
+            "-v" | "--verbose" | "--progress" => {}
+            short if short.len() > 2 && !short.starts_with("--") => {
+                // Bundled short options such as `-Uq`.
+                for c in short[1..].chars() {
+                    match c {
+                        'U' => opts.update = true,
+                        'u' => opts.upgrade = true,
+                        'l' => opts.latest = true,
+                        'q' => opts.quiet = true,
+                        'v' => {}
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    let mut cmd = cmd?;
+    let action = cmd.action;
+    opts.action = action;
+    opts.packages = packages;
+    cmd = opts;
+    match action {
+        ApkAction::Update if !cmd.packages.is_empty() => None,
+        ApkAction::Add | ApkAction::Del if cmd.packages.is_empty() => None,
+        ApkAction::Del | ApkAction::Update if cmd.virtual_name.is_some() || cmd.upgrade => None,
+        _ => Some(cmd),
+    }
+}
+
+/// Split a shell command into `&&`-joined simple commands of plain words; `None` for
+/// anything else the shell would interpret.
+fn split_shell(text: &str) -> Option<Vec<Vec<String>>> {
+    let mut commands = vec![Vec::new()];
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    commands.last_mut()?.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '&' => {
+                if chars.next() != Some('&') {
+                    return None;
+                }
+                if in_word {
+                    commands.last_mut()?.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+                if commands.last()?.is_empty() {
+                    return None;
+                }
+                commands.push(Vec::new());
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => word.push(c),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '$' | '`' => return None,
+                        '\\' => match chars.next()? {
+                            c @ ('"' | '\\') => word.push(c),
+                            '$' | '`' => return None,
+                            c => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                        },
+                        c => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next()? {
+                    '\n' => {}
+                    c => word.push(c),
+                }
+            }
+            '|' | ';' | '<' | '>' | '(' | ')' | '$' | '`' | '*' | '?' | '[' | ']' | '{' | '}' => {
+                return None;
+            }
+            '#' | '~' | '!' if !in_word => return None,
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        commands.last_mut()?.push(word);
+    }
+    if commands.iter().any(Vec::is_empty) {
+        return None;
+    }
+    Some(commands)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_splitting() {
+        let s = |t| split_shell(t);
+        assert_eq!(
+            s("apk update&&apk add 'a b' \"c\\\"d\" e\\ f"),
+            Some(vec![
+                vec!["apk".to_owned(), "update".to_owned()],
+                vec![
+                    "apk".to_owned(),
+                    "add".to_owned(),
+                    "a b".to_owned(),
+                    "c\"d".to_owned(),
+                    "e f".to_owned()
+                ]
+            ])
+        );
+        assert_eq!(s("a | b"), None);
+        assert_eq!(s("a & b"), None);
+        assert_eq!(s("a && && b"), None);
+        assert_eq!(s("x~y"), Some(vec![vec!["x~y".to_owned()]]));
+        assert_eq!(s("~x"), None);
+    }
+}

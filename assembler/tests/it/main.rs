@@ -1,0 +1,3 @@
+//! The assembler's integration tests: one binary, one module per area.
+
+mod containerfile;
