@@ -8,8 +8,12 @@
 //! - [`config`]: the image config and its OCI JSON.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod build;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod containerfile;
+pub mod export;
 pub mod layer;
 pub mod sandbox;
 pub mod store;

@@ -1,0 +1,5 @@
+//! One module per subcommand: clap `Args` + `run`.
+
+pub mod build;
+pub mod run;
+pub mod store;

@@ -1,0 +1,371 @@
+//! Outputs: an OCI layout (`oci:DIR`), an OCI archive, a Docker archive, a root directory
+//! or a root tarball, from a snapshot chain.
+//!
+//! Layers: by default the base image's layers plus one squashed layer for everything the
+//! Containerfile did; `squash` gives one layer, `steps` one per snapshot. Layers are
+//! compressed with `apk::gzip` (deterministic, parallel), and the config and manifest are
+//! serialised once and hashed as written: same snapshots + SOURCE_DATE_EPOCH, same digest.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use apk::atomic::write_atomic;
+use apk::gzip::{GzipOptions, GzipWriter};
+use sha2::{Digest, Sha256};
+
+use crate::config::{History, rfc3339};
+use crate::layer;
+use crate::store::{Snapshot, Store};
+
+/// How the image's layers are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerMode {
+    /// Base layers + one for the build.
+    #[default]
+    Default,
+    /// One layer.
+    Squash,
+    /// One layer per snapshot.
+    Steps,
+}
+
+impl std::str::FromStr for LayerMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "default" => Ok(Self::Default),
+            "squash" => Ok(Self::Squash),
+            "steps" => Ok(Self::Steps),
+            other => Err(format!(
+                "unknown layer mode `{other}`; use squash or steps (packages[:BUDGET] is not implemented yet)"
+            )),
+        }
+    }
+}
+
+/// An output destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// `oci:DIR`
+    Oci(PathBuf),
+    /// `oci-archive:FILE`
+    OciArchive(PathBuf),
+    /// `docker-archive:FILE`
+    DockerArchive(PathBuf),
+    /// `rootfs:DIR`
+    Rootfs(PathBuf),
+    /// `rootfs-tar:FILE`
+    RootfsTar(PathBuf),
+}
+
+impl std::str::FromStr for Output {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, path) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}`: expected TYPE:PATH, e.g. oci:out/"))?;
+        let p = PathBuf::from(path);
+        Ok(match kind {
+            "oci" => Self::Oci(p),
+            "oci-archive" => Self::OciArchive(p),
+            "docker-archive" => Self::DockerArchive(p),
+            "rootfs" => Self::Rootfs(p),
+            "rootfs-tar" => Self::RootfsTar(p),
+            _ => {
+                return Err(format!(
+                    "unknown output type `{kind}`; use oci, oci-archive, docker-archive, rootfs or rootfs-tar"
+                ));
+            }
+        })
+    }
+}
+
+/// A blob written into the output.
+struct Blob {
+    digest: String,
+    size: u64,
+}
+
+/// Settings shared by all exports.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Layer cutting.
+    pub layers: LayerMode,
+    /// `created` time (SOURCE_DATE_EPOCH or now).
+    pub created: u64,
+    /// Tag names recorded in the output (`name:tag`).
+    pub tags: Vec<String>,
+}
+
+/// The layers (uncompressed tars) and their history for `top`.
+fn cut(
+    store: &Store,
+    top: &Snapshot,
+    mode: LayerMode,
+    work: &Path,
+) -> anyhow::Result<Vec<(PathBuf, String, String)>> {
+    let chain = store.chain(top)?;
+    let with_layer: Vec<&Snapshot> = chain.iter().filter(|s| s.layer().is_some()).collect();
+    let mut out = Vec::new();
+    let squash = |group: &[&Snapshot], name: &str| -> anyhow::Result<(PathBuf, String, String)> {
+        if let [one] = group {
+            return Ok((
+                one.layer().expect("has a layer"),
+                one.meta.diff_id.clone().unwrap_or_default(),
+                one.meta.created_by.clone(),
+            ));
+        }
+        let path = work.join(name);
+        let paths: Vec<PathBuf> = group.iter().filter_map(|s| s.layer()).collect();
+        let info = layer::squash(&paths, &path)?;
+        let by = group
+            .iter()
+            .map(|s| s.meta.created_by.as_str())
+            .collect::<Vec<_>>()
+            .join(" && ");
+        Ok((path, info.diff_id, by))
+    };
+    match mode {
+        LayerMode::Steps => {
+            for s in &with_layer {
+                out.push(squash(std::slice::from_ref(s), "")?);
+            }
+        }
+        LayerMode::Squash => {
+            if !with_layer.is_empty() {
+                out.push(squash(&with_layer, "squashed.tar")?);
+            }
+        }
+        LayerMode::Default => {
+            let (base, build): (Vec<&Snapshot>, Vec<&Snapshot>) =
+                with_layer.iter().partition(|s| s.meta.base);
+            for s in base {
+                out.push(squash(&[s], "")?);
+            }
+            if !build.is_empty() {
+                out.push(squash(&build, "build.tar")?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn write_blob(dir: &Path, bytes: &[u8]) -> anyhow::Result<Blob> {
+    let hex = hex::encode(Sha256::digest(bytes));
+    fs_err::create_dir_all(dir.join("blobs/sha256"))?;
+    write_atomic(&dir.join("blobs/sha256").join(&hex), bytes)?;
+    Ok(Blob {
+        digest: format!("sha256:{hex}"),
+        size: bytes.len() as u64,
+    })
+}
+
+fn gzip_blob(dir: &Path, tar: &Path) -> anyhow::Result<Blob> {
+    fs_err::create_dir_all(dir.join("blobs/sha256"))?;
+    let tmp = dir.join("blobs/sha256/.layer.tmp");
+    let file = fs_err::File::create(&tmp)?;
+    let hw = layer::HashWriter::new(std::io::BufWriter::new(file));
+    let mut gz = GzipWriter::new(
+        hw,
+        GzipOptions {
+            level: 6,
+            ..GzipOptions::parallel()
+        },
+    );
+    std::io::copy(
+        &mut std::io::BufReader::new(fs_err::File::open(tar)?),
+        &mut gz,
+    )?;
+    let (_, digest, size) = gz.finish()?.finish();
+    let hex = digest.trim_start_matches("sha256:").to_string();
+    fs_err::rename(&tmp, dir.join("blobs/sha256").join(&hex))?;
+    Ok(Blob { digest, size })
+}
+
+/// Writes `top` to `output`.
+pub fn export(
+    store: &Store,
+    top: &Snapshot,
+    output: &Output,
+    opts: &ExportOptions,
+) -> anyhow::Result<()> {
+    let work = store.tempdir("export-")?;
+    match output {
+        Output::Rootfs(dir) => {
+            fs_err::create_dir_all(dir)?;
+            crate::build::materialize(store, top, dir)
+        }
+        Output::RootfsTar(file) => {
+            let root = work.path().join("rootfs");
+            fs_err::create_dir_all(&root)?;
+            crate::build::materialize(store, top, &root)?;
+            let all = layer::scan(&root)?;
+            let tmp = work.path().join("rootfs.tar");
+            layer::write_diff(&root, &layer::Manifest::new(), &all, None, &tmp)?;
+            fs_err::copy(&tmp, file)?;
+            Ok(())
+        }
+        Output::Oci(dir) => write_oci(store, top, dir, opts, work.path()),
+        Output::OciArchive(file) => {
+            let dir = work.path().join("oci");
+            write_oci(store, top, &dir, opts, work.path())?;
+            tar_dir(&dir, file)
+        }
+        Output::DockerArchive(file) => write_docker(store, top, file, opts, work.path()),
+    }
+}
+
+fn config_bytes(top: &Snapshot, layers: &[(PathBuf, String, String)], created: &str) -> Vec<u8> {
+    let mut cfg = top.meta.config.clone();
+    // One history entry per layer (what Docker and podman check), then config-only steps.
+    cfg.history = layers
+        .iter()
+        .map(|(_, _, by)| History {
+            created: created.to_string(),
+            created_by: by.clone(),
+            empty_layer: false,
+        })
+        .collect();
+    let diff_ids: Vec<String> = layers.iter().map(|(_, d, _)| d.clone()).collect();
+    cfg.to_oci_json(
+        &diff_ids,
+        created,
+        &crate::containerfile::Platform::host().arch,
+    )
+}
+
+fn write_oci(
+    store: &Store,
+    top: &Snapshot,
+    dir: &Path,
+    opts: &ExportOptions,
+    work: &Path,
+) -> anyhow::Result<()> {
+    let created = rfc3339(opts.created);
+    let layers = cut(store, top, opts.layers, work)?;
+    fs_err::create_dir_all(dir)?;
+    let mut descs = Vec::new();
+    for (tar, _, _) in &layers {
+        let b = gzip_blob(dir, tar)?;
+        descs.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": b.digest,
+            "size": b.size,
+        }));
+    }
+    let config = write_blob(dir, &config_bytes(top, &layers, &created))?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config.digest,
+            "size": config.size,
+        },
+        "layers": descs,
+    });
+    let m = write_blob(dir, &serde_json::to_vec(&manifest)?)?;
+    let tag = opts
+        .tags
+        .first()
+        .and_then(|t| t.rsplit_once(':').map(|(_, t)| t.to_string()))
+        .unwrap_or_else(|| "latest".into());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": m.digest,
+            "size": m.size,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    write_atomic(
+        &dir.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    write_atomic(&dir.join("index.json"), &serde_json::to_vec(&index)?)?;
+    Ok(())
+}
+
+fn write_docker(
+    store: &Store,
+    top: &Snapshot,
+    file: &Path,
+    opts: &ExportOptions,
+    work: &Path,
+) -> anyhow::Result<()> {
+    let created = rfc3339(opts.created);
+    let layers = cut(store, top, opts.layers, work)?;
+    let cfg = config_bytes(top, &layers, &created);
+    let cfg_hex = hex::encode(Sha256::digest(&cfg));
+    let out = std::io::BufWriter::new(fs_err::File::create(file)?);
+    let mut tar = tar::Builder::new(out);
+    let put = |tar: &mut tar::Builder<_>,
+               name: &str,
+               bytes: &mut dyn std::io::Read,
+               size: u64|
+     -> anyhow::Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(size);
+        h.set_mtime(opts.created);
+        tar.append_data(&mut h, name, bytes)?;
+        Ok(())
+    };
+    put(
+        &mut tar,
+        &format!("{cfg_hex}.json"),
+        &mut &cfg[..],
+        cfg.len() as u64,
+    )?;
+    let mut names = Vec::new();
+    for (path, diff_id, _) in &layers {
+        let name = format!("{}.tar", diff_id.trim_start_matches("sha256:"));
+        let f = fs_err::File::open(path)?;
+        let size = f.metadata()?.len();
+        put(&mut tar, &name, &mut std::io::BufReader::new(f), size)?;
+        names.push(name);
+    }
+    let manifest = serde_json::json!([{
+        "Config": format!("{cfg_hex}.json"),
+        "RepoTags": opts.tags,
+        "Layers": names,
+    }]);
+    let m = serde_json::to_vec(&manifest)?;
+    put(&mut tar, "manifest.json", &mut &m[..], m.len() as u64)?;
+    tar.into_inner()?
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?
+        .sync_all()?;
+    Ok(())
+}
+
+fn tar_dir(dir: &Path, file: &Path) -> anyhow::Result<()> {
+    let out = std::io::BufWriter::new(fs_err::File::create(file)?);
+    let mut tar = tar::Builder::new(out);
+    tar.mode(tar::HeaderMode::Deterministic);
+    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.map(|e| e.path().to_path_buf()))
+        .collect::<Result<_, _>>()?;
+    paths.sort();
+    for p in paths {
+        let rel = p.strip_prefix(dir)?;
+        if p.is_dir() {
+            tar.append_dir(rel, &p)?;
+        } else if p.is_file() {
+            tar.append_path_with_name(&p, rel)?;
+        } else {
+            bail!("unexpected file type at `{}`", p.display());
+        }
+    }
+    tar.into_inner()?
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?
+        .sync_all()
+        .context("failed to sync the archive")?;
+    Ok(())
+}
