@@ -1,0 +1,163 @@
+//! The build engine end to end: snapshots, the :failed tag, the step cache, refusals.
+
+use crate::support::{PRELUDE, Ws, text};
+
+#[test]
+fn failed_step_keeps_a_snapshot_and_the_rebuild_resumes_from_cache() {
+    let Some(ws) = Ws::new() else { return };
+    // Step 4 fails after writing a file.
+    ws.containerfile(&format!(
+        "{PRELUDE}RUN echo partial > /partial && echo failing now && exit 3\nCMD [\"cat\", \"/fixed\"]\n"
+    ));
+    let out = ws.assemble(&["-t", "app:1", "ctx"]);
+    assert!(!out.status.success());
+    let log = text(&out);
+    assert!(log.contains("Step 4/5 : RUN echo partial"), "{log}");
+    assert!(log.contains("failing now"), "live output missing: {log}");
+    let id = log
+        .split("Most recent snapshot is @")
+        .nth(1)
+        .expect("snapshot message")
+        .get(..12)
+        .unwrap()
+        .to_string();
+    assert!(
+        log.contains(&format!("run -it app:failed@{id} /bin/sh")),
+        "{log}"
+    );
+
+    let images = text(&ws.assemble(&["images"]));
+    assert!(
+        images.contains("app:failed") && images.contains(&id),
+        "{images}"
+    );
+    // The partial state is there to look at.
+    let shown = ws.assemble(&["run", &format!("app:failed@{id}"), "cat", "/partial"]);
+    assert!(shown.status.success());
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), "partial\n");
+    // The full output is kept with the snapshot.
+    let logs = text(&ws.assemble(&["logs", &format!("app:failed@{id}")]));
+    assert!(logs.contains("failing now"), "{logs}");
+
+    // Fix step 4: steps 2 and 3 come from the cache.
+    ws.containerfile(&format!(
+        "{PRELUDE}RUN echo fixed > /fixed\nCMD [\"cat\", \"/fixed\"]\n"
+    ));
+    let out = ws.assemble(&["-t", "app:1", "ctx"]);
+    assert!(out.status.success());
+    let log = text(&out);
+    assert_eq!(log.matches("--> Using cache").count(), 2, "{log}");
+    let ran = ws.assemble(&["run", "app:1"]);
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "fixed\n");
+
+    // Any snapshot can be a base.
+    ws.containerfile(&format!("FROM app:failed@{id}\nRUN cat /partial\n"));
+    let out = ws.assemble(&["-t", "onfailed", "ctx"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("partial"));
+
+    // --no-cache runs everything again.
+    ws.containerfile(&format!("{PRELUDE}RUN echo fixed > /fixed\n"));
+    let log = text(&ws.assemble(&["--no-cache", "-t", "app:1", "ctx"]));
+    assert!(!log.contains("Using cache"), "{log}");
+
+    // snapshots lists the chain; rmi + prune free the orphans.
+    let snaps = text(&ws.assemble(&["snapshots", "app:1"]));
+    assert_eq!(
+        snaps.matches("\n@").count() + usize::from(snaps.starts_with('@')),
+        3,
+        "{snaps}"
+    );
+    assert!(
+        ws.assemble(&["rmi", "app:failed", "onfailed:latest"])
+            .status
+            .success()
+    );
+    let pruned = text(&ws.assemble(&["prune"]));
+    assert!(pruned.contains(&format!("Deleted @{id}")), "{pruned}");
+}
+
+#[test]
+fn copy_of_a_context_symlink_pointing_outside_is_refused() {
+    let Some(ws) = Ws::new() else { return };
+    let secret = ws.path("outside-secret");
+    fs_err::write(&secret, "do not copy").unwrap();
+    std::os::unix::fs::symlink(&secret, ws.path("ctx/evil")).unwrap();
+    ws.containerfile(&format!("{PRELUDE}COPY evil /stolen\n"));
+    let out = ws.assemble(&["-t", "evil", "ctx"]);
+    assert!(!out.status.success());
+    let log = text(&out);
+    assert!(
+        log.contains("symlink pointing outside the build context"),
+        "{log}"
+    );
+    assert_eq!(fs_err::read_to_string(&secret).unwrap(), "do not copy");
+    assert!(!text(&ws.assemble(&["images"])).contains("evil"));
+}
+
+#[test]
+fn config_instructions_copy_features_and_multi_stage() {
+    let Some(ws) = Ws::new() else { return };
+    fs_err::create_dir_all(ws.path("ctx/site/sub")).unwrap();
+    fs_err::write(ws.path("ctx/site/index.html"), "<h1>hi</h1>").unwrap();
+    fs_err::write(ws.path("ctx/site/sub/a.txt"), "a").unwrap();
+    fs_err::write(ws.path("ctx/site/secret.key"), "k").unwrap();
+    fs_err::write(ws.path("ctx/.dockerignore"), "site/*.key\n").unwrap();
+    fs_err::write(ws.path("ctx/one.conf"), "1").unwrap();
+    fs_err::write(ws.path("ctx/two.conf"), "2").unwrap();
+    // A tar archive that ADD extracts.
+    let tarball = ws.path("ctx/files.tar");
+    {
+        let mut b = tar::Builder::new(fs_err::File::create(&tarball).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "from-tar.txt", &b"tar"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    let prelude = PRELUDE.replace("FROM scratch", "FROM scratch AS base");
+    ws.containerfile(&format!(
+        "{prelude}\
+FROM scratch AS unused\nRUN this stage is never built\n\
+FROM builder AS never\n\
+FROM scratch AS stage1\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo built > /artifact\"]\n\
+FROM base\n\
+ARG FLAVOUR=plain\nENV APP_HOME=/srv/app FLAVOUR=$FLAVOUR\nWORKDIR $APP_HOME\n\
+COPY site/ ./site/\nCOPY *.conf /etc/app/\nADD files.tar /opt/\n\
+COPY --from=stage1 --chmod=0600 /artifact /artifact\n\
+RUN id -u > /whoami; pwd > /pwd; echo $FLAVOUR > /flavour\n\
+RUN mkdir -m 1777 /tmp\nUSER 1000:1000\nRUN id -u > /tmp/uid\n\
+LABEL org.example.a=b\nMAINTAINER me@example.org\nEXPOSE 8080 53/udp\nVOLUME /data\nSTOPSIGNAL SIGTERM\n\
+HEALTHCHECK --interval=5s CMD [\"true\"]\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"cat /flavour\"]\n"
+    ));
+    // Stage `never` refers to a missing image but is not needed, so it is not built.
+    let out = ws.assemble(&[
+        "--build-arg",
+        "FLAVOUR=spicy",
+        "-t",
+        "cfg",
+        "-o",
+        "rootfs:rootfs",
+        "ctx",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let r = |p: &str| fs_err::read_to_string(ws.path("rootfs").join(p)).unwrap();
+    assert_eq!(r("srv/app/site/index.html"), "<h1>hi</h1>");
+    assert_eq!(r("srv/app/site/sub/a.txt"), "a");
+    assert!(!ws.path("rootfs/srv/app/site/secret.key").exists());
+    assert_eq!(r("etc/app/one.conf") + &r("etc/app/two.conf"), "12");
+    assert_eq!(r("opt/from-tar.txt"), "tar");
+    assert_eq!(r("artifact"), "built\n");
+    assert_eq!(r("whoami"), "0\n");
+    assert_eq!(r("pwd"), "/srv/app\n");
+    assert_eq!(r("flavour"), "spicy\n");
+    assert_eq!(r("tmp/uid"), "1000\n");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs_err::metadata(ws.path("rootfs/artifact"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let ran = ws.assemble(&["run", "cfg"]);
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "spicy\n");
+}
