@@ -414,8 +414,9 @@ fn name_problem(name: &str, rule: NameRule) -> Option<NameProblem> {
         return Some(NameProblem::Empty);
     };
     let provided = matches!(rule, NameRule::Provided);
-    // Paths such as `/bin/sh` are provided names too; everything else starts alphanumeric.
-    if !(first.is_ascii_alphanumeric() || (provided && first == '/')) {
+    // Paths such as `/bin/sh` are provided names too, and `apk add --virtual .build-deps`
+    // puts dot-names in world; package names start alphanumeric.
+    if !(first.is_ascii_alphanumeric() || (provided && matches!(first, '/' | '.'))) {
         return Some(NameProblem::BadStart(first));
     }
     name.chars()

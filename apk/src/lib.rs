@@ -9,6 +9,7 @@
 //! - trust: [`keys`], [`sign`], [`signed`]
 //! - semantics: [`version`], [`dep`], [`resolve`]
 //! - filesystem: [`rootfs`] (path safety), [`atomic`] (crash-safe writes)
+//! - installing: [`install`] (`apk add` / `apk del` into a root, natively)
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 
 pub mod atomic;
@@ -16,6 +17,7 @@ pub mod checksum;
 pub mod dep;
 pub mod gzip;
 pub mod index;
+pub mod install;
 pub mod installed;
 pub mod keys;
 pub mod package;

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use apk::keys::{Keyring, PrivateKey, PublicKey};
 
+pub mod repo;
+
 /// Name of the fixture key pair (the `.SIGN.RSA.` entries refer to the `.pub` name).
 pub const FIXTURE_KEY: &str = "fixture-test-65a1b2c3.rsa";
 

@@ -60,6 +60,18 @@ pub struct FileRecord {
 pub trait DataVisitor {
     /// Called once per entry, in archive order.
     fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> Result<(), PackageError>;
+
+    /// Called once the control member is read, before the first data entry: lets an
+    /// installer check the package identity (`C:`) and run `pre-install` before anything is
+    /// written.
+    fn control(
+        &mut self,
+        _control: &[u8],
+        _info: &PkgInfo,
+        _scripts: &[(String, Vec<u8>)],
+    ) -> Result<(), PackageError> {
+        Ok(())
+    }
 }
 
 /// A package taken apart.
@@ -266,6 +278,7 @@ pub fn read_with(
         )));
     }
     let info = PkgInfo::parse(&pkginfo_raw)?;
+    visitor.control(&control, &info, &scripts)?;
 
     // Data member, streamed and hashed.
     let data_offset = tap.consumed.get();

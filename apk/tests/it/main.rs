@@ -4,6 +4,7 @@
 mod fixtures;
 mod hostile;
 mod index;
+mod install;
 mod installed;
 mod never_panics;
 mod package;
