@@ -15,5 +15,6 @@ pub mod config;
 pub mod containerfile;
 pub mod export;
 pub mod layer;
+pub mod packages;
 pub mod sandbox;
 pub mod store;

@@ -430,6 +430,13 @@ impl Engine<'_> {
                     network: self.opts.network || x.flag("network") == Some("host"),
                     interactive: false,
                 };
+                if x.kind.run_script().is_none()
+                    && let Some(apk) = containerfile::detect_apk(command)
+                {
+                    let failure = self.run_apk(&rootfs, &apk, spec.network, &mut log)?;
+                    let snap = self.snapshot(st, &text, &log)?;
+                    return self.finish_step(st, snap, failure, &key, text);
+                }
                 let reporter = self.reporter;
                 let status = self
                     .sandbox
@@ -448,6 +455,20 @@ impl Engine<'_> {
         };
         let _ = stage;
         let snap = self.snapshot(st, &text, &log)?;
+        self.finish_step(st, snap, failure, &key, text)
+    }
+
+    /// Prints the snapshot; on failure tags it `:failed` and stops the build, else records
+    /// the cache entry and moves the stage on.
+    fn finish_step(
+        &self,
+        st: &mut StageState,
+        snap: Snapshot,
+        failure: Option<String>,
+        key: &str,
+        text: String,
+    ) -> Result<(), BuildError> {
+        use anyhow::Context as _;
         self.reporter
             .line(&format!("--> Snapshot created: @{}", snap.id));
         if let Some(status) = failure {
@@ -464,10 +485,72 @@ impl Engine<'_> {
             });
         }
         self.store
-            .cache_put(&key, &snap.id)
+            .cache_put(key, &snap.id)
             .context("failed to record the step cache")?;
         st.top = Some(snap);
         Ok(())
+    }
+
+    /// `apk add`/`apk del` with our installer; `Some(reason)` when it failed.
+    fn run_apk(
+        &self,
+        rootfs: &Path,
+        cmd: &containerfile::ApkCommand,
+        network: bool,
+        log: &mut Vec<u8>,
+    ) -> anyhow::Result<Option<String>> {
+        use crate::packages::{EventLines, ImageFetcher, SandboxScripts};
+        let buf = std::cell::RefCell::new(std::mem::take(log));
+        let reporter = self.reporter;
+        let out = |b: &[u8]| {
+            reporter.output(b);
+            buf.borrow_mut().extend_from_slice(b);
+        };
+        let fetcher = ImageFetcher::new(rootfs);
+        let scripts = SandboxScripts {
+            sandbox: self.sandbox,
+            output: &out,
+            network,
+        };
+        let events = EventLines(&out);
+        let mut o = apk::install::InstallOptions::new(&fetcher, &scripts, &events);
+        o.repositories.extra = cmd.repositories.clone();
+        // --keys-dir names a directory inside the image, like a real apk run there.
+        o.repositories.keys_dir = cmd
+            .keys_dir
+            .as_ref()
+            .map(|k| rootfs.join(k.trim_start_matches('/')));
+        o.allow_untrusted = cmd.allow_untrusted;
+        o.virtual_name = cmd.virtual_name.clone();
+        o.update_cache = cmd.update;
+        o.source_date = self.opts.source_date.unwrap_or(self.opts.now);
+        o.apply.devices = apk::rootfs::DevicePolicy::CreateOrSkip;
+        let result = match cmd.action {
+            containerfile::ApkAction::Add => {
+                let atoms = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))?;
+                apk::install::add(rootfs, &atoms, &o)
+            }
+            containerfile::ApkAction::Del => apk::install::del(rootfs, &cmd.packages, &o),
+            _ => Ok(apk::install::InstallReport::default()),
+        };
+        let failure = match result {
+            Ok(r) => {
+                out(format!(
+                    "OK: {} installed, {} upgraded, {} removed (native installer)\n",
+                    r.installed.len(),
+                    r.upgraded.len(),
+                    r.removed.len()
+                )
+                .as_bytes());
+                None
+            }
+            Err(e) => {
+                out(format!("ERROR: {e}\n").as_bytes());
+                Some(format!("apk: {e}"))
+            }
+        };
+        *log = buf.into_inner();
+        Ok(failure)
     }
 
     fn snapshot(&self, st: &mut StageState, text: &str, log: &[u8]) -> anyhow::Result<Snapshot> {

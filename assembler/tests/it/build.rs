@@ -161,3 +161,47 @@ HEALTHCHECK --interval=5s CMD [\"true\"]\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD 
     let ran = ws.assemble(&["run", "cfg"]);
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "spicy\n");
 }
+
+#[test]
+fn apk_add_runs_natively_with_scripts_in_the_sandbox() {
+    let Some(ws) = Ws::new() else { return };
+    let fx = testkit::fixtures();
+    let copy_dir = |from: &std::path::Path, to: &std::path::Path| {
+        for e in walkdir::WalkDir::new(from) {
+            let e = e.unwrap();
+            let dest = to.join(e.path().strip_prefix(from).unwrap());
+            if e.file_type().is_dir() {
+                fs_err::create_dir_all(&dest).unwrap();
+            } else {
+                fs_err::copy(e.path(), &dest).unwrap();
+            }
+        }
+    };
+    copy_dir(&fx.join("repo"), &ws.path("ctx/repo"));
+    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
+    let key = format!("{}.pub", testkit::FIXTURE_KEY);
+    fs_err::copy(fx.join("keys").join(&key), ws.path("ctx/keys").join(&key)).unwrap();
+    ws.containerfile(&format!(
+        "{PRELUDE}COPY repo /repo\nCOPY keys /keys\n\
+         RUN apk add --no-cache -X /repo --keys-dir /keys hello\n\
+         RUN apk del hello\n"
+    ));
+    let out = ws.assemble(&["-t", "pk", "ctx"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = text(&out);
+    assert!(log.contains("Installing hello (1.0-r0)"), "{log}");
+    assert!(log.contains("native installer"), "{log}");
+    // The image has a shell, so the post-install script ran inside the sandbox.
+    assert!(log.contains("hello-1.0-r0.post-install: ok"), "{log}");
+    let snaps = text(&ws.assemble(&["snapshots", "pk"]));
+    let install = snaps
+        .lines()
+        .find(|l| l.contains("apk add"))
+        .and_then(|l| l.get(1..13))
+        .unwrap()
+        .to_string();
+    let o = ws.assemble(&["run", &format!("pk@{install}"), "cat", "/etc/apk/world"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello\n");
+    let o = ws.assemble(&["run", "pk", "ls", "/usr/bin"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("hello"));
+}
