@@ -23,6 +23,7 @@ pub struct Cli {
 /// The subcommand names, for [`with_default_command`].
 const SUBCOMMANDS: &[&str] = &[
     "build",
+    "push",
     "images",
     "snapshots",
     "rmi",
@@ -78,6 +79,8 @@ pub enum Command {
     Logs(commands::store::LogsArgs),
     /// Run a command (or a shell) in an image or snapshot.
     Run(commands::run::RunArgs),
+    /// Push an image to a registry (OCI distribution API).
+    Push(commands::push::PushArgs),
     /// Export an image from the store.
     Export(commands::build::ExportArgs),
 }
@@ -91,6 +94,8 @@ pub struct Env {
     pub source_date: Option<u64>,
     /// Current time.
     pub now: u64,
+    /// ASSEMBLE_REGISTRY_USER / ASSEMBLE_REGISTRY_PASSWORD.
+    pub registry_creds: Option<(String, String)>,
 }
 
 /// Runs the parsed command line.
@@ -109,6 +114,7 @@ pub fn run(cli: Cli, env: &Env, reporter: &dyn Reporter) -> anyhow::Result<ExitC
         Command::Prune => commands::store::prune(&store, reporter),
         Command::Logs(a) => commands::store::logs(&store, &a, reporter),
         Command::Run(a) => commands::run::run(&store, &a, env, reporter),
+        Command::Push(a) => commands::push::run(&store, &a, env, reporter),
         Command::Export(a) => commands::build::export(&store, &a, env),
     }
 }

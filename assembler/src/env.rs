@@ -4,6 +4,7 @@
 //! - `XDG_DATA_HOME`, `HOME`: the default store is `$XDG_DATA_HOME/assemble`, else
 //!   `$HOME/.local/share/assemble`.
 //! - `SOURCE_DATE_EPOCH`: clamps layer mtimes and sets `created`, for reproducible images.
+//! - `ASSEMBLE_REGISTRY_USER`, `ASSEMBLE_REGISTRY_PASSWORD`: registry credentials (push, pull).
 //! - `ASSEMBLE_LOG`: tracing filter.
 
 use std::path::PathBuf;
@@ -26,9 +27,17 @@ pub fn load() -> anyhow::Result<assembler::cli::Env> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let registry_creds = match (
+        std::env::var("ASSEMBLE_REGISTRY_USER"),
+        std::env::var("ASSEMBLE_REGISTRY_PASSWORD"),
+    ) {
+        (Ok(u), Ok(p)) if !u.is_empty() => Some((u, p)),
+        _ => None,
+    };
     Ok(assembler::cli::Env {
         default_store,
         source_date,
         now,
+        registry_creds,
     })
 }

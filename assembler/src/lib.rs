@@ -16,5 +16,6 @@ pub mod containerfile;
 pub mod export;
 pub mod layer;
 pub mod packages;
+pub mod registry;
 pub mod sandbox;
 pub mod store;

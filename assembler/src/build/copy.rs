@@ -85,7 +85,7 @@ pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::
             match stage.and_then(|i| e.stages.get(&i)) {
                 Some(s) => (s.rootfs(), Vec::new()),
                 None => {
-                    let top = super::from::resolve_base(e.store, from, &e.opts.context)?
+                    let top = super::from::resolve_base(e.store, from, e.opts)?
                         .with_context(|| format!("line {line}: --from=scratch has no files"))?;
                     let tmp = e.store.tempdir("from-")?;
                     super::from::materialize(e.store, &top, tmp.path())?;

@@ -16,8 +16,9 @@ use crate::store::{ImageRef, Snapshot, SnapshotMeta, Store, StoreError};
 pub fn resolve_base(
     store: &Store,
     image: &str,
-    context: &Path,
+    opts: &super::BuildOptions,
 ) -> anyhow::Result<Option<Snapshot>> {
+    let context = opts.context.as_path();
     if image == "scratch" {
         return Ok(None);
     }
@@ -33,12 +34,25 @@ pub fn resolve_base(
     }
     match store.resolve(&ImageRef::parse(image)) {
         Ok(s) => Ok(Some(s)),
-        Err(StoreError::NotFound { .. }) => bail!(
-            "FROM `{image}`: no such image in the local store `{}`; build or import it first \
-             (pulling from a registry is not implemented yet: use `skopeo copy docker://{image} oci:DIR` \
-             and `FROM oci:DIR`)",
-            store.root().display()
-        ),
+        Err(StoreError::NotFound { .. }) => match crate::registry::Reference::parse(image) {
+            Some(r) => {
+                let reg = crate::registry::Registry::new(
+                    &r.host,
+                    opts.tls_verify,
+                    opts.registry_creds.clone(),
+                )?;
+                let tmp = store.tempdir("pull-")?;
+                let (config, layers) = reg
+                    .pull(&r, tmp.path())
+                    .with_context(|| format!("FROM `{image}`: pulling from the registry failed"))?;
+                import_layers(store, &layers, &config, image).map(Some)
+            }
+            None => bail!(
+                "FROM `{image}`: no such image in the local store `{}`; build it, give `oci:DIR`, \
+                 `docker-archive:FILE` or a registry reference `host[:port]/name:tag`",
+                store.root().display()
+            ),
+        },
         Err(e) => Err(e.into()),
     }
 }

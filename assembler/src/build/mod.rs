@@ -51,6 +51,10 @@ pub struct BuildOptions {
     pub source_date: Option<u64>,
     /// The current time (for `created` without SOURCE_DATE_EPOCH).
     pub now: u64,
+    /// Verify TLS when pulling (false: plain HTTP, for local registries).
+    pub tls_verify: bool,
+    /// Registry user and password.
+    pub registry_creds: Option<(String, String)>,
 }
 
 /// Build errors.
@@ -220,7 +224,7 @@ impl Engine<'_> {
                 let st = self.stages.get(&i).context("stage not built")?;
                 Some(self.finish_config(st)?)
             }
-            None => from::resolve_base(self.store, &image, self.opts.context.as_path())?,
+            None => from::resolve_base(self.store, &image, self.opts)?,
         };
         if let Some(top) = &top {
             from::materialize(self.store, top, &rootfs)?;

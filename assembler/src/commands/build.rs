@@ -40,6 +40,9 @@ pub struct BuildArgs {
     /// Also write the image to TYPE:PATH (oci, oci-archive, docker-archive, rootfs, rootfs-tar); repeatable.
     #[arg(long = "output", short = 'o')]
     pub outputs: Vec<Output>,
+    /// `--tls-verify=false` pulls base images over plain HTTP (local registries).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
     /// The build context.
     pub context: Option<PathBuf>,
 }
@@ -92,6 +95,8 @@ pub fn run(
         network: a.network.as_deref() == Some("host"),
         source_date: env.source_date,
         now: env.now,
+        tls_verify: a.tls_verify,
+        registry_creds: env.registry_creds.clone(),
     };
     let built = match crate::build::build(store, &sandbox, &opts, reporter) {
         Ok(b) => b,

@@ -3,4 +3,5 @@
 mod build;
 mod containerfile;
 mod outputs;
+mod registry;
 mod support;
