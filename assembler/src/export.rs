@@ -263,6 +263,7 @@ fn write_oci(
             "size": config.size,
         },
         "layers": descs,
+        "annotations": annotations(store, top)?,
     });
     let m = write_blob(dir, &serde_json::to_vec(&manifest)?)?;
     let tag = opts
@@ -368,4 +369,50 @@ fn tar_dir(dir: &Path, file: &Path) -> anyhow::Result<()> {
         .sync_all()
         .context("failed to sync the archive")?;
     Ok(())
+}
+
+/// The SBOM-friendly package list: `dev.assemble.packages` = `name=version` per installed
+/// apk package (from the newest `lib/apk/db/installed` in the chain), comma-separated.
+fn annotations(
+    store: &Store,
+    top: &Snapshot,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(db) = installed_db(store, top)? {
+        let mut pkgs = Vec::new();
+        let mut name = None;
+        for line in db.lines() {
+            if let Some(n) = line.strip_prefix("P:") {
+                name = Some(n.to_string());
+            } else if let (Some(v), Some(n)) = (line.strip_prefix("V:"), name.take()) {
+                pkgs.push(format!("{n}={v}"));
+            }
+        }
+        pkgs.sort();
+        out.insert("dev.assemble.packages".to_string(), pkgs.join(","));
+    }
+    Ok(out)
+}
+
+/// The newest `lib/apk/db/installed` in the chain, read from the layers.
+pub fn installed_db(store: &Store, top: &Snapshot) -> anyhow::Result<Option<String>> {
+    use std::io::Read as _;
+    for s in store.chain(top)?.iter().rev() {
+        let Some(l) = s.layer() else { continue };
+        let mut a = tar::Archive::new(std::io::BufReader::new(fs_err::File::open(&l)?));
+        for e in a.entries()? {
+            let mut e = e?;
+            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            let name = name.trim_start_matches("./");
+            if name == "lib/apk/db/.wh.installed" || name == "lib/apk/.wh.db" {
+                return Ok(None);
+            }
+            if name == "lib/apk/db/installed" {
+                let mut text = String::new();
+                e.read_to_string(&mut text)?;
+                return Ok(Some(text));
+            }
+        }
+    }
+    Ok(None)
 }

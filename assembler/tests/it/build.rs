@@ -202,6 +202,18 @@ fn apk_add_runs_natively_with_scripts_in_the_sandbox() {
         .to_string();
     let o = ws.assemble(&["run", &format!("pk@{install}"), "cat", "/etc/apk/world"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello\n");
+    // The package list travels with the image as a manifest annotation (SBOM input).
+    let o = ws.assemble(&["export", &format!("pk@{install}"), "oci:pk-oci"]);
+    assert!(o.status.success());
+    let blobs = ws.path("pk-oci/blobs/sha256");
+    let found = fs_err::read_dir(&blobs).unwrap().any(|e| {
+        fs_err::read(e.unwrap().path())
+            .map(|b| {
+                String::from_utf8_lossy(&b).contains("\"dev.assemble.packages\":\"hello=1.0-r0\"")
+            })
+            .unwrap_or(false)
+    });
+    assert!(found, "no package annotation in the manifest");
     let o = ws.assemble(&["run", "pk", "ls", "/usr/bin"]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("hello"));
 }
