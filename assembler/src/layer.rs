@@ -608,4 +608,55 @@ mod tests {
                 .any(|n| n == "a/b/gone" || n.starts_with("d/"))
         );
     }
+
+    #[test]
+    fn hostile_layers_cannot_reach_outside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs_err::create_dir_all(&root).unwrap();
+        let outside = t.path().join("outside");
+        fs_err::create_dir_all(&outside).unwrap();
+        // A symlink to the outside, then a write through it.
+        let layer = t.path().join("evil.tar");
+        {
+            let mut b = tar::Builder::new(fs_err::File::create(&layer).unwrap());
+            let mut h = header(tar::EntryType::Symlink, 0o777, 0, 0, 0);
+            b.append_link(&mut h, "escape", &outside).unwrap();
+            let mut h = header(tar::EntryType::Regular, 0o644, 0, 0, 0);
+            h.set_size(4);
+            b.append_data(&mut h, "escape/pwned", &b"evil"[..]).unwrap();
+            b.finish().unwrap();
+        }
+        let r = RootDir::open(&root).unwrap();
+        let _ = apply(&r, &layer);
+        assert!(!outside.join("pwned").exists());
+        // `..` names are refused outright.
+        let dotdot = t.path().join("dotdot.tar");
+        {
+            let mut raw = Vec::new();
+            let mut h = header(tar::EntryType::Regular, 0o644, 0, 0, 0);
+            h.set_size(4);
+            h.as_old_mut().name[..9].copy_from_slice(b"../pwned2");
+            h.set_cksum();
+            raw.extend_from_slice(h.as_bytes());
+            raw.extend_from_slice(b"evil");
+            raw.resize(512 * 2, 0);
+            raw.resize(512 * 4, 0);
+            fs_err::write(&dotdot, raw).unwrap();
+        }
+        assert!(matches!(apply(&r, &dotdot), Err(ApplyError::Entry { .. })));
+        assert!(!t.path().join("pwned2").exists());
+        // A whiteout cannot delete through a symlink either.
+        let wh = t.path().join("wh.tar");
+        fs_err::write(outside.join("keep"), "k").unwrap();
+        {
+            let mut b = tar::Builder::new(fs_err::File::create(&wh).unwrap());
+            let mut h = header(tar::EntryType::Regular, 0o600, 0, 0, 0);
+            b.append_data(&mut h, "escape/.wh.keep", std::io::empty())
+                .unwrap();
+            b.finish().unwrap();
+        }
+        let _ = apply(&r, &wh);
+        assert!(outside.join("keep").exists());
+    }
 }

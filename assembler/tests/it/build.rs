@@ -49,6 +49,19 @@ fn failed_step_keeps_a_snapshot_and_the_rebuild_resumes_from_cache() {
     assert_eq!(log.matches("--> Using cache").count(), 2, "{log}");
     let ran = ws.assemble(&["run", "app:1"]);
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "fixed\n");
+    // `run --commit` keeps what the session changed.
+    let c = ws.assemble(&[
+        "run",
+        "--commit",
+        "app:patched",
+        "app:1",
+        "sh",
+        "-c",
+        "echo patched > /fixed",
+    ]);
+    assert!(c.status.success());
+    let ran = ws.assemble(&["run", "app:patched"]);
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "patched\n");
 
     // Any snapshot can be a base.
     ws.containerfile(&format!("FROM app:failed@{id}\nRUN cat /partial\n"));
@@ -69,7 +82,7 @@ fn failed_step_keeps_a_snapshot_and_the_rebuild_resumes_from_cache() {
         "{snaps}"
     );
     assert!(
-        ws.assemble(&["rmi", "app:failed", "onfailed:latest"])
+        ws.assemble(&["rmi", "app:failed", "onfailed:latest", "app:patched"])
             .status
             .success()
     );
