@@ -27,6 +27,9 @@ pub enum LayerMode {
     Squash,
     /// One layer per snapshot.
     Steps,
+    /// Base layers, then one layer per installed apk package (at most BUDGET build layers;
+    /// the packages past the budget share the last one) and one for everything else.
+    Packages(usize),
 }
 
 impl std::str::FromStr for LayerMode {
@@ -36,9 +39,13 @@ impl std::str::FromStr for LayerMode {
             "default" => Ok(Self::Default),
             "squash" => Ok(Self::Squash),
             "steps" => Ok(Self::Steps),
-            other => Err(format!(
-                "unknown layer mode `{other}`; use squash or steps (packages[:BUDGET] is not implemented yet)"
-            )),
+            "packages" => Ok(Self::Packages(50)),
+            other => match other.strip_prefix("packages:").map(str::parse::<usize>) {
+                Some(Ok(n)) if n >= 2 => Ok(Self::Packages(n)),
+                _ => Err(format!(
+                    "unknown layer mode `{other}`; use default, squash, steps or packages[:BUDGET] (BUDGET >= 2)"
+                )),
+            },
         }
     }
 }
@@ -134,6 +141,43 @@ fn cut(
         LayerMode::Squash => {
             if !with_layer.is_empty() {
                 out.push(squash(&with_layer, "squashed.tar")?);
+            }
+        }
+        LayerMode::Packages(budget) => {
+            let (base, build): (Vec<&Snapshot>, Vec<&Snapshot>) =
+                with_layer.iter().partition(|s| s.meta.base);
+            for s in base {
+                out.push(squash(&[s], "")?);
+            }
+            if !build.is_empty() {
+                let merged = work.join("build.tar");
+                let paths: Vec<PathBuf> = build.iter().filter_map(|s| s.layer()).collect();
+                layer::squash(&paths, &merged)?;
+                let owners = package_owners(&installed_db(store, top)?.unwrap_or_default());
+                let names: Vec<String> = {
+                    let mut n: Vec<String> = owners.values().cloned().collect();
+                    n.sort();
+                    n.dedup();
+                    n
+                };
+                let groups = names.len().clamp(1, budget - 1);
+                let index: std::collections::HashMap<&str, usize> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.as_str(), i))
+                    .collect();
+                let assign = |p: &str| owners.get(p).and_then(|n| index.get(n.as_str()).copied());
+                for (i, (path, info)) in layer::split(&merged, groups, &assign, work)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    let by = if i == 0 {
+                        "directories and files of no package".to_string()
+                    } else {
+                        format!("packages layer {i}")
+                    };
+                    out.push((path, info.diff_id, by));
+                }
             }
         }
         LayerMode::Default => {
@@ -415,4 +459,26 @@ pub fn installed_db(store: &Store, top: &Snapshot) -> anyhow::Result<Option<Stri
         }
     }
     Ok(None)
+}
+
+/// File path (no leading `/`) → owning package, from an installed database (`F:` directory
+/// lines followed by `R:` file lines).
+fn package_owners(db: &str) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let (mut pkg, mut dir) = (String::new(), String::new());
+    for line in db.lines() {
+        if let Some(p) = line.strip_prefix("P:") {
+            pkg = p.to_string();
+        } else if let Some(d) = line.strip_prefix("F:") {
+            dir = d.to_string();
+        } else if let Some(f) = line.strip_prefix("R:") {
+            let path = if dir.is_empty() {
+                f.to_string()
+            } else {
+                format!("{dir}/{f}")
+            };
+            out.insert(path, pkg.clone());
+        }
+    }
+    out
 }

@@ -545,6 +545,76 @@ pub fn squash(layers: &[PathBuf], out: &Path) -> io::Result<LayerInfo> {
     })
 }
 
+/// Splits a layer into `groups + 1` layers with the same combined effect: group 0 gets
+/// every directory, whiteout and unassigned entry (so parents always come first), group
+/// `k + 1` the entries `assign` maps to `k`. Each path appears in exactly one output, so the
+/// order of the outputs does not matter for files. Empty outputs are dropped.
+pub fn split(
+    layer: &Path,
+    groups: usize,
+    assign: &dyn Fn(&str) -> Option<usize>,
+    work: &Path,
+) -> io::Result<Vec<(PathBuf, LayerInfo)>> {
+    let mut builders = Vec::new();
+    let mut counts = vec![0usize; groups + 1];
+    for g in 0..=groups {
+        let path = work.join(format!("split-{g}.tar"));
+        let file = io::BufWriter::new(fs_err::File::create(&path)?);
+        builders.push((path, tar::Builder::new(HashWriter::new(file))));
+    }
+    let mut a = tar::Archive::new(io::BufReader::new(fs_err::File::open(layer)?));
+    for e in a.entries()? {
+        let mut e = e?;
+        let name = String::from_utf8_lossy(&e.path_bytes())
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        let mut h = e.header().clone();
+        let g = match h.entry_type() {
+            tar::EntryType::Directory => 0,
+            _ if name
+                .rsplit('/')
+                .next()
+                .is_some_and(|b| b.starts_with(".wh.")) =>
+            {
+                0
+            }
+            _ => assign(&name).map_or(0, |k| k.min(groups - 1) + 1),
+        };
+        let tar = &mut builders[g].1;
+        match h.entry_type() {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = e
+                    .link_name_bytes()
+                    .map(std::borrow::Cow::into_owned)
+                    .unwrap_or_default();
+                let target = PathBuf::from(String::from_utf8_lossy(&target).into_owned());
+                tar.append_link(&mut h, &name, target)?;
+            }
+            _ => tar.append_data(&mut h, &name, &mut e)?,
+        }
+        counts[g] += 1;
+    }
+    let mut out = Vec::new();
+    for ((path, tar), n) in builders.into_iter().zip(counts) {
+        let (buf, diff_id, size) = tar.into_inner()?.finish();
+        buf.into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .sync_all()?;
+        if n > 0 {
+            out.push((
+                path,
+                LayerInfo {
+                    diff_id,
+                    size,
+                    entries: n,
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,6 +227,33 @@ fn apk_add_runs_natively_with_scripts_in_the_sandbox() {
             .unwrap_or(false)
     });
     assert!(found, "no package annotation in the manifest");
+    // --layers=packages: hello's files get a layer of their own, the same in any image.
+    let o = ws.assemble(&[
+        "export",
+        "--layers",
+        "packages:8",
+        &format!("pk@{install}"),
+        "oci:pk-pkgs",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let manifests: Vec<serde_json::Value> = fs_err::read_dir(ws.path("pk-pkgs/blobs/sha256"))
+        .unwrap()
+        .filter_map(|e| serde_json::from_slice(&fs_err::read(e.unwrap().path()).ok()?).ok())
+        .filter(|v: &serde_json::Value| v.get("layers").is_some())
+        .collect();
+    let layers = manifests[0]["layers"].as_array().unwrap().len();
+    assert_eq!(layers, 2, "{manifests:?}");
+    if crate::support::tool("umoci") {
+        let img = format!("{}:latest", ws.path("pk-pkgs").display());
+        let bundle = ws.path("pk-bundle").display().to_string();
+        let o = crate::support::run(
+            "umoci",
+            &["unpack", "--rootless", "--image", &img, &bundle],
+            &[],
+        );
+        assert!(o.status.success());
+        assert!(ws.path("pk-bundle/rootfs/usr/bin/hello").is_file());
+    }
     let o = ws.assemble(&["run", "pk", "ls", "/usr/bin"]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("hello"));
 }
