@@ -29,6 +29,11 @@ pub struct LogsArgs {
     pub image: String,
 }
 
+/// Listings go to stdout (scriptable); progress and errors go through `line` (stderr).
+fn say(r: &dyn Reporter, s: &str) {
+    r.output(format!("{s}\n").as_bytes());
+}
+
 fn size(n: u64) -> String {
     match n {
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
@@ -39,16 +44,16 @@ fn size(n: u64) -> String {
 
 /// Lists tags.
 pub fn images(store: &Store, r: &dyn Reporter) -> anyhow::Result<ExitCode> {
-    r.line(&format!(
-        "{:<40} {:<14} {:>10}",
-        "IMAGE", "SNAPSHOT", "SIZE"
-    ));
+    say(
+        r,
+        &format!("{:<40} {:<14} {:>10}", "IMAGE", "SNAPSHOT", "SIZE"),
+    );
     for (tag, id) in store.tags()? {
         let total: u64 = match store.snapshot(&id) {
             Ok(s) => store.chain(&s)?.iter().map(|s| s.meta.size).sum(),
             Err(_) => 0,
         };
-        r.line(&format!("{tag:<40} @{id:<13} {:>10}", size(total)));
+        say(r, &format!("{tag:<40} @{id:<13} {:>10}", size(total)));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -57,12 +62,10 @@ pub fn images(store: &Store, r: &dyn Reporter) -> anyhow::Result<ExitCode> {
 pub fn snapshots(store: &Store, a: &SnapshotsArgs, r: &dyn Reporter) -> anyhow::Result<ExitCode> {
     let top = store.resolve(&ImageRef::parse(&a.image))?;
     for s in store.chain(&top)?.iter().rev() {
-        r.line(&format!(
-            "@{} {:>10}  {}",
-            s.id,
-            size(s.meta.size),
-            s.meta.created_by
-        ));
+        say(
+            r,
+            &format!("@{} {:>10}  {}", s.id, size(s.meta.size), s.meta.created_by),
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -72,7 +75,7 @@ pub fn rmi(store: &Store, a: &RmiArgs, r: &dyn Reporter) -> anyhow::Result<ExitC
     let mut code = ExitCode::SUCCESS;
     for i in &a.images {
         if store.remove_tag(i)? {
-            r.line(&format!("Untagged {}", crate::store::normalize_tag(i)));
+            say(r, &format!("Untagged {}", crate::store::normalize_tag(i)));
         } else {
             r.line(&format!("error: no image `{i}`; see `assemble images`"));
             code = ExitCode::FAILURE;
@@ -85,9 +88,9 @@ pub fn rmi(store: &Store, a: &RmiArgs, r: &dyn Reporter) -> anyhow::Result<ExitC
 pub fn prune(store: &Store, r: &dyn Reporter) -> anyhow::Result<ExitCode> {
     let removed = store.prune()?;
     for id in &removed {
-        r.line(&format!("Deleted @{id}"));
+        say(r, &format!("Deleted @{id}"));
     }
-    r.line(&format!("{} snapshot(s) removed", removed.len()));
+    say(r, &format!("{} snapshot(s) removed", removed.len()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -105,7 +108,7 @@ pub fn logs(store: &Store, a: &LogsArgs, r: &dyn Reporter) -> anyhow::Result<Exi
         if log.is_empty() && s.meta.base {
             continue;
         }
-        r.line(&format!("==> @{} {}", s.id, s.meta.created_by));
+        say(r, &format!("==> @{} {}", s.id, s.meta.created_by));
         r.output(&log);
     }
     Ok(ExitCode::SUCCESS)
