@@ -257,3 +257,46 @@ fn apk_add_runs_natively_with_scripts_in_the_sandbox() {
     let o = ws.assemble(&["run", "pk", "ls", "/usr/bin"]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("hello"));
 }
+
+/// A one-file HTTP server on 127.0.0.1 (a thread of the test, answering until dropped).
+fn serve(body: &'static [u8]) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(body);
+        }
+    });
+    format!("http://{addr}/files/tool.txt")
+}
+
+#[test]
+fn add_url_checks_the_checksum() {
+    use sha2::Digest as _;
+    let Some(ws) = Ws::new() else { return };
+    let body: &'static [u8] = b"downloaded\n";
+    let url = serve(body);
+    let sum = hex::encode(sha2::Sha256::digest(body));
+    ws.containerfile(&format!(
+        "{PRELUDE}ADD --checksum=sha256:{sum} {url} /opt/\nRUN cat /opt/tool.txt\n"
+    ));
+    let out = ws.assemble(&["-t", "dl", "ctx"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("downloaded"));
+    let bad = "0".repeat(64);
+    ws.containerfile(&format!(
+        "{PRELUDE}ADD --checksum=sha256:{bad} {url} /opt/\n"
+    ));
+    let out = ws.assemble(&["-t", "dl", "ctx"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("checksum mismatch"), "{}", text(&out));
+}
