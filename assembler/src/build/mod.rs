@@ -369,7 +369,11 @@ impl Engine<'_> {
         let mut key = Sha256::new();
         key.update(st.top.as_ref().map_or("scratch", |t| t.id.as_str()));
         key.update([0]);
-        key.update(serde_json::to_vec(&st.config).map_err(anyhow::Error::from)?);
+        // The config without its history: history carries creation times, which must not
+        // defeat the cache when SOURCE_DATE_EPOCH is unset.
+        let mut keyed = st.config.clone();
+        keyed.history.clear();
+        key.update(serde_json::to_vec(&keyed).map_err(anyhow::Error::from)?);
         key.update([0]);
         key.update(format!("{:?}{:?}", x.kind, x.flags));
         let copy_plan = match &x.kind {

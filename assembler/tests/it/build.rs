@@ -300,3 +300,13 @@ fn add_url_checks_the_checksum() {
     assert!(!out.status.success());
     assert!(text(&out).contains("checksum mismatch"), "{}", text(&out));
 }
+
+#[test]
+fn the_cache_works_without_source_date_epoch() {
+    let Some(ws) = Ws::new() else { return };
+    ws.containerfile(&format!("{PRELUDE}ENV A=1\nRUN echo hi > /x\n"));
+    assert!(ws.assemble_env(&["-t", "c", "ctx"], None).status.success());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let log = text(&ws.assemble_env(&["-t", "c", "ctx"], None));
+    assert_eq!(log.matches("--> Using cache").count(), 3, "{log}");
+}

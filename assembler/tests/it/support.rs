@@ -42,10 +42,18 @@ impl Ws {
 
     /// Runs `assemble --store <ws>/store ARGS` with SOURCE_DATE_EPOCH set.
     pub fn assemble(&self, args: &[&str]) -> Output {
-        let out = Command::cargo_bin("assemble")
-            .unwrap()
+        self.assemble_env(args, Some("1700000000"))
+    }
+
+    /// As [`Ws::assemble`], with SOURCE_DATE_EPOCH set to `sde` or unset.
+    pub fn assemble_env(&self, args: &[&str], sde: Option<&str>) -> Output {
+        let mut cmd = Command::cargo_bin("assemble").unwrap();
+        match sde {
+            Some(v) => cmd.env("SOURCE_DATE_EPOCH", v),
+            None => cmd.env_remove("SOURCE_DATE_EPOCH"),
+        };
+        let out = cmd
             .current_dir(self.dir.path())
-            .env("SOURCE_DATE_EPOCH", "1700000000")
             .env_remove("ASSEMBLE_STORE")
             .arg("--store")
             .arg(self.path("store"))
