@@ -172,6 +172,32 @@ pub fn write_diff(
     clamp: Option<u64>,
     out: &Path,
 ) -> io::Result<LayerInfo> {
+    write_diff_owned(root, old, new, clamp, None, out)
+}
+
+/// How host owners become image owners in a layer.
+///
+/// bubblewrap maps exactly one id: whatever the step's USER, what it creates is owned on the
+/// host by the user running `assemble` (root, or a rootless user). So entries owned by
+/// `host` are recorded as owned by `created` when new in this step (the USER that made them)
+/// and by root otherwise; entries with other owners (set by COPY --chown, packages) keep them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerMap {
+    /// The host uid and gid the sandbox maps.
+    pub host: (u32, u32),
+    /// Owner of entries created in this step.
+    pub created: (u32, u32),
+}
+
+/// [`write_diff`] with owners translated per [`OwnerMap`].
+pub fn write_diff_owned(
+    root: &Path,
+    old: &Manifest,
+    new: &Manifest,
+    clamp: Option<u64>,
+    owners: Option<OwnerMap>,
+    out: &Path,
+) -> io::Result<LayerInfo> {
     let (upserts, deletions) = diff(old, new);
     let file = io::BufWriter::new(fs_err::File::create(out)?);
     let mut tar = tar::Builder::new(HashWriter::new(file));
@@ -188,7 +214,17 @@ pub fn write_diff(
     }
     let mut links: HashMap<u64, PathBuf> = HashMap::new();
     for p in &upserts {
-        let n = &new[p];
+        let mut n = new[p].clone();
+        if let Some(m) = owners {
+            let fresh = !old.contains_key(p);
+            if n.uid == m.host.0 {
+                n.uid = if fresh { m.created.0 } else { 0 };
+            }
+            if n.gid == m.host.1 {
+                n.gid = if fresh { m.created.1 } else { 0 };
+            }
+        }
+        let n = &n;
         let mtime = clamp.map_or(n.mtime.0.max(0) as u64, |c| {
             (n.mtime.0.max(0) as u64).min(c)
         });

@@ -562,12 +562,31 @@ impl Engine<'_> {
     }
 
     fn snapshot(&self, st: &mut StageState, text: &str, log: &[u8]) -> anyhow::Result<Snapshot> {
+        let run_step = text.starts_with("RUN");
         use anyhow::Context as _;
         let rootfs = st.rootfs();
         let after = layer::scan(&rootfs).context("failed to scan the build root")?;
         let tmp = st.root.path().join("layer.tar");
-        let info = layer::write_diff(&rootfs, &st.manifest, &after, self.opts.source_date, &tmp)
-            .context("failed to write the step's layer")?;
+        let owners = layer::OwnerMap {
+            host: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
+            created: if run_step {
+                crate::sandbox::resolve_user(&rootfs, &st.config.user).unwrap_or((0, 0))
+            } else {
+                (0, 0)
+            },
+        };
+        let info = layer::write_diff_owned(
+            &rootfs,
+            &st.manifest,
+            &after,
+            self.opts.source_date,
+            Some(owners),
+            &tmp,
+        )
+        .context("failed to write the step's layer")?;
         st.manifest = after;
         st.config.history.push(History {
             created: self.created(),

@@ -165,6 +165,13 @@ HEALTHCHECK --interval=5s CMD [\"true\"]\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD 
     assert_eq!(r("pwd"), "/srv/app\n");
     assert_eq!(r("flavour"), "spicy\n");
     assert_eq!(r("tmp/uid"), "1000\n");
+    // What USER 1000 created is owned by 1000 in the image (visible when we may chown).
+    use std::os::unix::fs::MetadataExt;
+    let md = fs_err::metadata(ws.path("rootfs/tmp/uid")).unwrap();
+    if rustix::process::geteuid().is_root() {
+        assert_eq!((md.uid(), md.gid()), (1000, 1000));
+        assert_eq!(fs_err::metadata(ws.path("rootfs/whoami")).unwrap().uid(), 0);
+    }
     use std::os::unix::fs::PermissionsExt;
     let mode = fs_err::metadata(ws.path("rootfs/artifact"))
         .unwrap()
