@@ -181,13 +181,8 @@ fn cut(
             }
         }
         LayerMode::Default => {
-            let (base, build): (Vec<&Snapshot>, Vec<&Snapshot>) =
-                with_layer.iter().partition(|s| s.meta.base);
-            for s in base {
-                out.push(squash(&[s], "")?);
-            }
-            if !build.is_empty() {
-                out.push(squash(&build, "build.tar")?);
+            for (i, group) in default_groups(&chain, chain.len()).iter().enumerate() {
+                out.push(squash(group, &format!("build-{i}.tar"))?);
             }
         }
     }
@@ -481,4 +476,38 @@ fn package_owners(db: &str) -> std::collections::HashMap<String, String> {
         }
     }
     out
+}
+
+/// The default cut of `chain[..end]`: the base image's layers, cut the way that image
+/// exports them (recursively, so an image built FROM ours shares our layers), then one
+/// layer for the steps above it. Imported base layers stay one layer each.
+fn default_groups(chain: &[Snapshot], end: usize) -> Vec<Vec<&Snapshot>> {
+    let Some(top) = end.checked_sub(1).map(|i| &chain[i]) else {
+        return Vec::new();
+    };
+    let from = top
+        .meta
+        .from
+        .as_ref()
+        .and_then(|f| chain[..end].iter().position(|s| &s.id == f));
+    let (mut groups, start) = match from {
+        Some(f) => (default_groups(chain, f + 1), f + 1),
+        None => {
+            let base: Vec<Vec<&Snapshot>> = chain[..end]
+                .iter()
+                .filter(|s| s.meta.base && s.layer().is_some())
+                .map(|s| vec![s])
+                .collect();
+            let n = chain[..end].iter().take_while(|s| s.meta.base).count();
+            (base, n)
+        }
+    };
+    let rest: Vec<&Snapshot> = chain[start..end]
+        .iter()
+        .filter(|s| s.layer().is_some())
+        .collect();
+    if !rest.is_empty() {
+        groups.push(rest);
+    }
+    groups
 }

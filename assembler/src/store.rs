@@ -61,6 +61,10 @@ pub struct SnapshotMeta {
     pub size: u64,
     /// True for layers imported from a base image (kept as separate layers on export).
     pub base: bool,
+    /// The snapshot the step's stage started FROM (its base image), when there is one:
+    /// the default export keeps the base image's layers as that image exports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// The image config in effect after this step.
     pub config: ImageConfig,
 }
@@ -372,6 +376,7 @@ mod tests {
             diff_id: None,
             size: 0,
             base: false,
+            from: None,
             config: ImageConfig::default(),
         }
     }

@@ -204,6 +204,7 @@ fn import_layers(
             diff_id: Some(diff_id),
             size,
             base: true,
+            from: None,
             config: if i + 1 == n {
                 config.clone()
             } else {
@@ -221,6 +222,7 @@ fn import_layers(
                 diff_id: None,
                 size: 0,
                 base: true,
+                from: None,
                 config,
             },
             None,

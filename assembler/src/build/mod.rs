@@ -93,6 +93,7 @@ pub struct Built {
 
 struct StageState {
     root: tempfile::TempDir,
+    from: Option<String>,
     manifest: Manifest,
     top: Option<Snapshot>,
     config: ImageConfig,
@@ -244,6 +245,7 @@ impl Engine<'_> {
         let manifest = layer::scan(&rootfs).context("failed to scan the build root")?;
         let mut st = StageState {
             root,
+            from: top.as_ref().map(|t| t.id.clone()),
             manifest,
             top,
             config,
@@ -599,6 +601,7 @@ impl Engine<'_> {
             diff_id: Some(info.diff_id),
             size: info.size,
             base: false,
+            from: st.from.clone(),
             config: st.config.clone(),
         };
         Ok(self.store.add_snapshot(meta, Some(&tmp), log)?)
@@ -618,6 +621,7 @@ impl Engine<'_> {
             diff_id: None,
             size: 0,
             base: false,
+            from: st.from.clone(),
             config: st.config.clone(),
         };
         Ok(self.store.add_snapshot(meta, None, b"")?)

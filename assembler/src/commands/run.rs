@@ -89,6 +89,7 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
                 diff_id: Some(info.diff_id),
                 size: info.size,
                 base: false,
+                from: top.meta.from.clone(),
                 config,
             },
             Some(&tmp),

@@ -166,3 +166,43 @@ fn same_inputs_and_source_date_give_the_same_digest() {
         }
     }
 }
+
+#[test]
+fn an_image_built_from_ours_shares_its_layers() {
+    let Some(ws) = Ws::new() else { return };
+    let layers = |dir: &str| -> Vec<String> {
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(ws.path(dir).join("index.json")).unwrap())
+                .unwrap();
+        let digest = index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        let m: serde_json::Value = serde_json::from_slice(
+            &fs_err::read(ws.path(dir).join("blobs/sha256").join(digest)).unwrap(),
+        )
+        .unwrap();
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    ws.containerfile(&format!("{PRELUDE}RUN echo base > /base\n"));
+    assert!(
+        ws.assemble(&["-t", "base:1", "-o", "oci:base", "ctx"])
+            .status
+            .success()
+    );
+    ws.containerfile("FROM base:1\nRUN echo app > /app\nRUN echo more > /more\n");
+    assert!(
+        ws.assemble(&["-t", "app:1", "-o", "oci:app", "ctx"])
+            .status
+            .success()
+    );
+    let (b, a) = (layers("base"), layers("app"));
+    assert_eq!(b.len(), 1);
+    assert_eq!(a.len(), 2, "base layer + one for the build");
+    assert_eq!(a[0], b[0]);
+}
