@@ -1,3 +1,21 @@
-//! The engine behind `assemble`. Not implemented yet: see the project's open issues.
+//! The engine behind `assemble`: a Containerfile becomes an image in a local store of
+//! content-addressed snapshots, one per RUN/COPY/ADD, exported as OCI or Docker images.
+//!
+//! - [`containerfile`]: the Containerfile syntax.
+//! - [`store`]: snapshots, tags, the step cache and logs on disk.
+//! - [`layer`]: scanning a root, writing what changed as a layer, applying and squashing layers.
+//! - [`sandbox`]: running commands inside an image root (bubblewrap).
+//! - [`config`]: the image config and its OCI JSON.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod build;
+pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod containerfile;
+pub mod export;
+pub mod layer;
+pub mod packages;
+pub mod registry;
+pub mod sandbox;
+pub mod store;

@@ -1,8 +1,46 @@
-//! `assemble`: not implemented yet.
+//! `assemble`: build container images from a Containerfile. The engine is the `assembler`
+//! library; this file parses arguments, prints progress and maps errors to exit codes.
 
+mod env;
+
+use std::io::Write as _;
 use std::process::ExitCode;
 
+use clap::Parser;
+
+/// Prints progress to stderr and command output as it comes.
+struct Printer;
+
+impl assembler::build::Reporter for Printer {
+    fn line(&self, line: &str) {
+        eprintln!("{line}");
+    }
+    fn output(&self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+}
+
 fn main() -> ExitCode {
-    eprintln!("assemble: not implemented yet; see README.md for what works today");
-    ExitCode::from(2)
+    let cli = assembler::cli::Cli::parse_from(assembler::cli::with_default_command(
+        std::env::args_os().collect(),
+    ));
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASSEMBLE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+    let result = env::load().and_then(|env| assembler::cli::run(cli, &env, &Printer));
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,3 +1,7 @@
 //! The assembler's integration tests: one binary, one module per area.
 
+mod build;
 mod containerfile;
+mod outputs;
+mod registry;
+mod support;

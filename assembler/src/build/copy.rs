@@ -1,0 +1,453 @@
+//! COPY and ADD: sources from the context (minus `.dockerignore`), another stage or an
+//! image, globs, `--chown`, `--chmod`, local tar archives extracted by ADD, and ADD of a URL
+//! checked with `--checksum`. Sources are read through a [`RootDir`] of their tree and
+//! written through one of the image root, so no symlink leads outside either.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use apk::rootfs::{ApplyOptions, EntryKind, EntryMeta, RootDir};
+use sha2::{Digest, Sha256};
+
+use super::{Engine, StageState};
+use crate::containerfile::{Instruction, Kind};
+
+enum Content {
+    /// A path inside the source tree.
+    Tree(PathBuf),
+    /// Bytes (heredoc, downloaded URL).
+    Bytes(Vec<u8>),
+}
+
+struct Item {
+    dest: String,
+    kind: EntryKind,
+    mode: u32,
+    mtime: i64,
+    content: Content,
+    /// ADD of a local archive: extract into `dest`.
+    extract: bool,
+}
+
+/// What a COPY/ADD will write, decided (and hashed) before anything is written.
+pub struct CopyPlan {
+    items: Vec<Item>,
+    source: Option<PathBuf>,
+    chown: Option<String>,
+    chmod: Option<u32>,
+    /// Digest of every source's name, metadata and bytes: part of the cache key.
+    pub content_hash: String,
+    _image_root: Option<tempfile::TempDir>,
+}
+
+pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::Result<CopyPlan> {
+    let (sources, dest, heredocs, add) = match &x.kind {
+        Kind::Copy {
+            sources,
+            dest,
+            heredocs,
+        } => (sources, dest, heredocs, false),
+        Kind::Add {
+            sources,
+            dest,
+            heredocs,
+        } => (sources, dest, heredocs, true),
+        _ => unreachable!("copy::plan is only called for COPY and ADD"),
+    };
+    let line = x.span.line;
+    let workdir = if st.config.working_dir.is_empty() {
+        "/"
+    } else {
+        &st.config.working_dir
+    };
+    let mut dest_abs = if dest.starts_with('/') {
+        dest.clone()
+    } else {
+        format!("{}/{dest}", workdir.trim_end_matches('/'))
+    };
+    let dest_is_dir = dest.ends_with('/') || dest == "." || sources.len() + heredocs.len() > 1;
+    if dest_is_dir && !dest_abs.ends_with('/') {
+        dest_abs.push('/');
+    }
+    let mut image_root = None;
+    let (src_root, ignore) = match x.flag("from") {
+        None => (e.opts.context.clone(), dockerignore(&e.opts.context)?),
+        Some(from) => {
+            let lower = from.to_ascii_lowercase();
+            let stage = e
+                .file
+                .stages
+                .iter()
+                .find(|s| s.name.as_deref() == Some(lower.as_str()) || s.index.to_string() == lower)
+                .map(|s| s.index);
+            match stage.and_then(|i| e.stages.get(&i)) {
+                Some(s) => (s.rootfs(), Vec::new()),
+                None => {
+                    let top = super::from::resolve_base(e.store, from, e.opts)?
+                        .with_context(|| format!("line {line}: --from=scratch has no files"))?;
+                    let tmp = e.store.tempdir("from-")?;
+                    super::from::materialize(e.store, &top, tmp.path())?;
+                    let p = tmp.path().to_path_buf();
+                    image_root = Some(tmp);
+                    (p, Vec::new())
+                }
+            }
+        }
+    };
+    let root = RootDir::open(&src_root)
+        .with_context(|| format!("cannot open `{}`", src_root.display()))?;
+    let canon_root = fs_err::canonicalize(&src_root)?;
+    let mut items = Vec::new();
+    for h in heredocs {
+        let d = if dest_is_dir {
+            format!("{dest_abs}{}", h.delimiter)
+        } else {
+            dest_abs.clone()
+        };
+        items.push(Item {
+            dest: d,
+            kind: EntryKind::File,
+            mode: 0o644,
+            mtime: 0,
+            content: Content::Bytes(h.content.clone().into_bytes()),
+            extract: false,
+        });
+    }
+    for src in sources {
+        if add && (src.starts_with("http://") || src.starts_with("https://")) {
+            let bytes = download(src, x.flag("checksum"))
+                .with_context(|| format!("line {line}: ADD {src}"))?;
+            let name = src
+                .rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("download");
+            let d = if dest_abs.ends_with('/') {
+                format!("{dest_abs}{name}")
+            } else {
+                dest_abs.clone()
+            };
+            items.push(Item {
+                dest: d,
+                kind: EntryKind::File,
+                mode: 0o600,
+                mtime: 0,
+                content: Content::Bytes(bytes),
+                extract: false,
+            });
+            continue;
+        }
+        let matches = expand_source(&root, &src_root, src, &ignore)
+            .with_context(|| format!("line {line}: COPY source `{src}`"))?;
+        if matches.is_empty() {
+            bail!(
+                "line {line}: `{src}` matches no file in `{}`",
+                src_root.display()
+            );
+        }
+        for rel in matches {
+            // A top-level symlink is followed, but only to somewhere inside the source tree.
+            let host = src_root.join(&rel);
+            let real = fs_err::canonicalize(&host)
+                .with_context(|| format!("line {line}: `{}` cannot be resolved", rel.display()))?;
+            let Ok(inside) = real.strip_prefix(&canon_root) else {
+                bail!(
+                    "line {line}: `{}` is a symlink pointing outside the build context (to `{}`); refusing to copy it. Copy the target into the context instead",
+                    rel.display(),
+                    real.display()
+                );
+            };
+            let inside = inside.to_path_buf();
+            let md = root.metadata(&inside)?;
+            let base = rel
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if md.is_dir() {
+                let target = dest_abs.trim_end_matches('/').to_string();
+                walk_dir(&root, &src_root, &inside, &target, &ignore, &mut items)?;
+            } else {
+                let d = if dest_abs.ends_with('/') {
+                    format!("{dest_abs}{base}")
+                } else {
+                    dest_abs.clone()
+                };
+                let extract = add && is_archive(&root, &inside);
+                items.push(Item {
+                    dest: if extract { dest_abs.clone() } else { d },
+                    kind: EntryKind::File,
+                    mode: md.mode() & 0o7777,
+                    mtime: md.mtime(),
+                    content: Content::Tree(inside),
+                    extract,
+                });
+            }
+        }
+    }
+    let chmod = match x.flag("chmod") {
+        Some(m) => Some(
+            u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .with_context(|| {
+                    format!("line {line}: --chmod={m}: expected an octal mode such as 0755")
+                })?,
+        ),
+        None => None,
+    };
+    let mut h = Sha256::new();
+    for it in &items {
+        h.update(format!(
+            "{}\0{:?}\0{:o}\0{}\0{}\0",
+            it.dest, it.kind, it.mode, it.mtime, it.extract
+        ));
+        match &it.content {
+            Content::Bytes(b) => h.update(b),
+            Content::Tree(p) if it.kind == EntryKind::File => {
+                let mut f = root.open_file(p)?;
+                std::io::copy(&mut f, &mut h)?;
+            }
+            Content::Tree(_) => {}
+        }
+    }
+    Ok(CopyPlan {
+        items,
+        source: Some(src_root),
+        chown: x.flag("chown").map(str::to_string),
+        chmod,
+        content_hash: hex::encode(h.finalize()),
+        _image_root: image_root,
+    })
+}
+
+pub(super) fn execute(
+    _e: &Engine<'_>,
+    st: &StageState,
+    plan: &CopyPlan,
+    log: &mut Vec<u8>,
+) -> anyhow::Result<()> {
+    let rootfs = st.rootfs();
+    let dst = RootDir::open(&rootfs)?;
+    let src = match &plan.source {
+        Some(s) => Some(RootDir::open(s)?),
+        None => None,
+    };
+    let (uid, gid) = match &plan.chown {
+        Some(u) => crate::sandbox::resolve_user(&rootfs, u)?,
+        None => (0, 0),
+    };
+    let opts = ApplyOptions::for_current_process();
+    for it in &plan.items {
+        let rel = it
+            .dest
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .to_string();
+        if it.extract {
+            dst.create_dir_all(&rel, 0o755)?;
+            let sub = if rel.is_empty() {
+                dst.try_clone()?
+            } else {
+                dst.open_dir(&rel)?
+            };
+            let Content::Tree(p) = &it.content else {
+                continue;
+            };
+            let f = src.as_ref().context("no source")?.open_file(p)?;
+            let mut magic = [0u8; 2];
+            let mut f2 = src.as_ref().context("no source")?.open_file(p)?;
+            let _ = f2.read(&mut magic)?;
+            let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
+                Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+                    f,
+                )))
+            } else {
+                Box::new(std::io::BufReader::new(f))
+            };
+            crate::layer::apply_reader(&sub, reader, p)?;
+            log.extend_from_slice(format!("extracted {} into /{rel}\n", p.display()).as_bytes());
+            continue;
+        }
+        if rel.is_empty() {
+            continue;
+        }
+        let meta = EntryMeta {
+            path: rel.clone(),
+            kind: it.kind.clone(),
+            mode: plan.chmod.unwrap_or(it.mode),
+            uid,
+            gid,
+            mtime: it.mtime,
+        };
+        match &it.content {
+            Content::Bytes(b) => {
+                dst.apply(&meta, &mut &b[..], &opts)?;
+            }
+            Content::Tree(p) if it.kind == EntryKind::File => {
+                let mut f = src.as_ref().context("no source")?.open_file(p)?;
+                dst.apply(&meta, &mut f, &opts)?;
+            }
+            Content::Tree(_) => {
+                dst.apply(&meta, &mut std::io::empty(), &opts)?;
+            }
+        }
+        log.extend_from_slice(format!("/{rel}\n").as_bytes());
+    }
+    Ok(())
+}
+
+fn walk_dir(
+    root: &RootDir,
+    src_root: &Path,
+    dir: &Path,
+    target: &str,
+    ignore: &[(bool, glob::Pattern)],
+    items: &mut Vec<Item>,
+) -> anyhow::Result<()> {
+    let host = src_root.join(dir);
+    let md = root.metadata(dir)?;
+    if !target.is_empty() {
+        items.push(Item {
+            dest: target.to_string(),
+            kind: EntryKind::Dir,
+            mode: md.mode() & 0o7777,
+            mtime: md.mtime(),
+            content: Content::Tree(dir.to_path_buf()),
+            extract: false,
+        });
+    }
+    for entry in walkdir::WalkDir::new(&host)
+        .min_depth(1)
+        .sort_by_file_name()
+    {
+        let entry = entry?;
+        let rel_in_src = entry.path().strip_prefix(src_root)?.to_path_buf();
+        if ignored(ignore, &rel_in_src) {
+            continue;
+        }
+        let below = entry.path().strip_prefix(&host)?;
+        let md = root.metadata(&rel_in_src)?;
+        let kind = if md.file_type().is_symlink() {
+            EntryKind::Symlink(root.read_link(&rel_in_src)?.to_string_lossy().into_owned())
+        } else if md.is_dir() {
+            EntryKind::Dir
+        } else if md.is_file() {
+            EntryKind::File
+        } else {
+            continue;
+        };
+        items.push(Item {
+            dest: format!("{target}/{}", below.display()),
+            kind,
+            mode: md.mode() & 0o7777,
+            mtime: md.mtime(),
+            content: Content::Tree(rel_in_src),
+            extract: false,
+        });
+    }
+    Ok(())
+}
+
+fn expand_source(
+    root: &RootDir,
+    src_root: &Path,
+    src: &str,
+    ignore: &[(bool, glob::Pattern)],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let clean = src.trim_start_matches('/').trim_start_matches("./");
+    let clean = if clean.is_empty() { "." } else { clean };
+    if !clean.contains(['*', '?', '[']) {
+        let p = PathBuf::from(clean);
+        if p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            bail!("`..` leads outside the build context");
+        }
+        if clean != "." && !root.exists(&p)? {
+            bail!("no such file or directory in `{}`", src_root.display());
+        }
+        return Ok(vec![p]);
+    }
+    let pat = glob::Pattern::new(clean)?;
+    let opts = glob::MatchOptions {
+        require_literal_separator: true,
+        ..glob::MatchOptions::new()
+    };
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(src_root)
+        .min_depth(1)
+        .sort_by_file_name()
+    {
+        let entry = entry?;
+        let rel = entry.path().strip_prefix(src_root)?;
+        if pat.matches_path_with(rel, opts) && !ignored(ignore, rel) {
+            out.push(rel.to_path_buf());
+        }
+    }
+    Ok(out)
+}
+
+/// `.dockerignore` patterns: `(negated, pattern)`, last match wins.
+fn dockerignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
+    let path = context.join(".dockerignore");
+    let Ok(text) = fs_err::read_to_string(&path) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (neg, pat) = match line.strip_prefix('!') {
+            Some(p) => (true, p.trim()),
+            None => (false, line),
+        };
+        let pat = pat.trim_start_matches('/').trim_end_matches('/');
+        let pat = glob::Pattern::new(&pat.replace("**/", "*/"))
+            .with_context(|| format!("{}:{}: bad pattern `{line}`", path.display(), i + 1))?;
+        out.push((neg, pat));
+    }
+    Ok(out)
+}
+
+fn ignored(ignore: &[(bool, glob::Pattern)], rel: &Path) -> bool {
+    let mut result = false;
+    // A pattern excluding a directory excludes what is below it.
+    let ancestors: Vec<&Path> = rel
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .collect();
+    for (neg, pat) in ignore {
+        if ancestors.iter().any(|a| pat.matches_path(a)) {
+            result = !neg;
+        }
+    }
+    result
+}
+
+fn is_archive(root: &RootDir, rel: &Path) -> bool {
+    let mut buf = [0u8; 512];
+    let Ok(mut f) = root.open_file(rel) else {
+        return false;
+    };
+    let n = f.read(&mut buf).unwrap_or(0);
+    (n >= 2 && buf[..2] == [0x1f, 0x8b]) || (n == 512 && &buf[257..262] == b"ustar")
+}
+
+fn download(url: &str, checksum: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let resp = reqwest::blocking::get(url)?.error_for_status()?;
+    let bytes = resp.bytes()?.to_vec();
+    if let Some(sum) = checksum {
+        let want = sum
+            .strip_prefix("sha256:")
+            .context("--checksum must be `sha256:<hex>`")?;
+        let got = hex::encode(Sha256::digest(&bytes));
+        if !got.eq_ignore_ascii_case(want) {
+            bail!("checksum mismatch: expected sha256:{want}, got sha256:{got}");
+        }
+    }
+    Ok(bytes)
+}

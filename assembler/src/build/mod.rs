@@ -1,0 +1,641 @@
+//! The build engine: runs a Containerfile's stages step by step, keeping a snapshot after
+//! every RUN, COPY and ADD, reusing cached steps, and keeping a failed RUN's partial state.
+
+// A build stops at its first error, which is moved once: keep its fields flat.
+#![allow(clippy::result_large_err)]
+
+mod copy;
+mod from;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{Healthcheck, History, ImageConfig, rfc3339};
+use crate::containerfile::{
+    self, BuildArgs, CommandForm, Containerfile, Kind, Platform, StageArgs,
+};
+use crate::layer::{self, Manifest};
+use crate::sandbox::{RunSpec, Sandbox};
+use crate::store::{Snapshot, SnapshotMeta, Store};
+
+pub use from::{import_base, materialize};
+
+/// Progress and command output (the binary prints; the library never does).
+pub trait Reporter {
+    /// A status line (`Step 1/4 : …`, `--> Snapshot created: @…`).
+    fn line(&self, line: &str);
+    /// Live output of a command.
+    fn output(&self, bytes: &[u8]);
+}
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The Containerfile.
+    pub file: PathBuf,
+    /// The build context directory.
+    pub context: PathBuf,
+    /// `-t` names.
+    pub tags: Vec<String>,
+    /// `--build-arg`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--network host`.
+    pub network: bool,
+    /// SOURCE_DATE_EPOCH: clamps layer mtimes and sets `created`.
+    pub source_date: Option<u64>,
+    /// The current time (for `created` without SOURCE_DATE_EPOCH).
+    pub now: u64,
+    /// Verify TLS when pulling (false: plain HTTP, for local registries).
+    pub tls_verify: bool,
+    /// Registry user and password.
+    pub registry_creds: Option<(String, String)>,
+}
+
+/// Build errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A step failed; its partial state is a snapshot.
+    #[error(
+        "step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}\nOpen a shell there with: assemble --store {store} run -it {tag}@{snapshot} /bin/sh"
+    )]
+    StepFailed {
+        /// Step number.
+        step: usize,
+        /// The instruction.
+        instruction: String,
+        /// Exit status text.
+        status: String,
+        /// The snapshot with the partial state.
+        snapshot: String,
+        /// The `:failed` tag.
+        tag: String,
+        /// The store root.
+        store: String,
+    },
+    /// Anything else, with its context.
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+/// The result of a build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The final snapshot (tagged with every `-t`).
+    pub snapshot: Snapshot,
+}
+
+struct StageState {
+    root: tempfile::TempDir,
+    from: Option<String>,
+    manifest: Manifest,
+    top: Option<Snapshot>,
+    config: ImageConfig,
+    args: StageArgs,
+}
+
+impl StageState {
+    fn rootfs(&self) -> PathBuf {
+        self.root.path().join("rootfs")
+    }
+}
+
+/// Builds per `opts`.
+pub fn build(
+    store: &Store,
+    sandbox: &dyn Sandbox,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Built, BuildError> {
+    use anyhow::Context as _;
+    let file = containerfile::parse_file(&opts.file)
+        .with_context(|| format!("failed to read `{}`", opts.file.display()))?;
+    for n in &file.notes {
+        reporter.line(&format!("note: {n}"));
+    }
+    let mut bargs = BuildArgs::new(
+        opts.build_args.clone(),
+        &Platform::host(),
+        &Platform::host(),
+    );
+    bargs
+        .declare_globals(&file)
+        .map_err(|e| anyhow::anyhow!("{}: global ARG: {e}", opts.file.display()))?;
+    let target = match &opts.target {
+        Some(t) => {
+            file.stage(t)
+                .with_context(|| {
+                    format!("--target `{t}`: no such stage in `{}`", opts.file.display())
+                })?
+                .index
+        }
+        None => file.stages.len() - 1,
+    };
+    let gv = bargs.global_vars();
+    let needed = file.needed_stages(target, &|s| {
+        containerfile::expand_word(s, &gv, file.escape).unwrap_or_else(|_| s.to_string())
+    });
+    let total: usize = needed
+        .iter()
+        .map(|&i| file.stages[i].instructions.len() + 1)
+        .sum();
+    let mut engine = Engine {
+        store,
+        sandbox,
+        opts,
+        reporter,
+        file: &file,
+        step: 0,
+        total,
+        stages: BTreeMap::new(),
+        failed_tag: format!(
+            "{}:failed",
+            opts.tags
+                .first()
+                .map(|t| crate::store::normalize_tag(t))
+                .and_then(|t| t.rsplit_once(':').map(|(n, _)| n.to_string()))
+                .unwrap_or_else(|| "unnamed".into())
+        ),
+    };
+    for &i in &needed {
+        engine.build_stage(i, &bargs)?;
+    }
+    let state = engine
+        .stages
+        .remove(&target)
+        .context("target stage was not built")?;
+    let top = engine.finish_config(&state)?;
+    for t in &opts.tags {
+        store
+            .set_tag(t, &top.id)
+            .context("failed to tag the image")?;
+    }
+    Ok(Built { snapshot: top })
+}
+
+struct Engine<'a> {
+    store: &'a Store,
+    sandbox: &'a dyn Sandbox,
+    opts: &'a BuildOptions,
+    reporter: &'a dyn Reporter,
+    file: &'a Containerfile,
+    step: usize,
+    total: usize,
+    stages: BTreeMap<usize, StageState>,
+    failed_tag: String,
+}
+
+impl Engine<'_> {
+    fn created(&self) -> String {
+        rfc3339(self.opts.source_date.unwrap_or(self.opts.now))
+    }
+
+    fn announce(&mut self, text: &str) {
+        self.step += 1;
+        self.reporter
+            .line(&format!("Step {}/{} : {text}", self.step, self.total));
+    }
+
+    fn build_stage(&mut self, index: usize, bargs: &BuildArgs) -> anyhow::Result<(), BuildError> {
+        use anyhow::Context as _;
+        let stage = &self.file.stages[index];
+        self.announce(&stage.from.span.logical);
+        let image =
+            containerfile::expand_word(stage.base(), &bargs.global_vars(), self.file.escape)
+                .map_err(|e| anyhow::anyhow!("line {}: {e}", stage.from.span.line))?;
+        let root = self
+            .store
+            .tempdir("build-")
+            .context("failed to create a build root")?;
+        let rootfs = root.path().join("rootfs");
+        fs_err::create_dir_all(&rootfs).map_err(anyhow::Error::from)?;
+        // An earlier stage by name: start from its result.
+        let earlier = self.file.stages[..index]
+            .iter()
+            .find(|s| s.name.as_deref() == Some(image.to_ascii_lowercase().as_str()))
+            .map(|s| s.index);
+        let top = match earlier {
+            Some(i) => {
+                let st = self.stages.get(&i).context("stage not built")?;
+                Some(self.finish_config(st)?)
+            }
+            None => from::resolve_base(self.store, &image, self.opts)?,
+        };
+        if let Some(top) = &top {
+            from::materialize(self.store, top, &rootfs)?;
+        }
+        let config = top
+            .as_ref()
+            .map(|t| t.meta.config.clone())
+            .unwrap_or_default();
+        let env: Vec<(String, String)> = config
+            .env
+            .iter()
+            .filter_map(|e| {
+                e.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        let manifest = layer::scan(&rootfs).context("failed to scan the build root")?;
+        let mut st = StageState {
+            root,
+            from: top.as_ref().map(|t| t.id.clone()),
+            manifest,
+            top,
+            config,
+            args: bargs.stage(&env),
+        };
+        for inst in &stage.instructions {
+            self.announce(&inst.span.logical);
+            let esc = self.file.escape;
+            if let Kind::Arg(args) = &inst.kind {
+                for a in args {
+                    st.args
+                        .declare(a, esc)
+                        .map_err(|e| anyhow::anyhow!("line {}: {e}", inst.span.line))?;
+                }
+                continue;
+            }
+            let x = inst
+                .expanded(&st.args, esc)
+                .map_err(|e| anyhow::anyhow!("line {}: {e}", inst.span.line))?;
+            let c = &mut st.config;
+            let mut meta_only = true;
+            match &x.kind {
+                Kind::Env(pairs) => {
+                    for (k, v) in pairs {
+                        c.set_env(k, v);
+                        st.args.set_env(k, v);
+                    }
+                }
+                Kind::Label(pairs) => {
+                    for (k, v) in pairs {
+                        c.labels.insert(k.clone(), v.clone());
+                    }
+                }
+                Kind::Maintainer(m) => {
+                    c.labels.insert("maintainer".into(), m.clone());
+                }
+                Kind::Expose(ports) => {
+                    for p in ports {
+                        let p = if p.contains('/') {
+                            p.clone()
+                        } else {
+                            format!("{p}/tcp")
+                        };
+                        c.exposed_ports.insert(p);
+                    }
+                }
+                Kind::User(u) => c.user = u.clone(),
+                Kind::Workdir(w) => {
+                    c.working_dir = if w.starts_with('/') {
+                        w.clone()
+                    } else {
+                        Path::new(if c.working_dir.is_empty() {
+                            "/"
+                        } else {
+                            &c.working_dir
+                        })
+                        .join(w)
+                        .display()
+                        .to_string()
+                    };
+                }
+                Kind::Shell(s) => c.shell = Some(s.clone()),
+                Kind::Entrypoint(f) => {
+                    c.entrypoint = Some(command_argv(f, c));
+                    // Docker: ENTRYPOINT resets an inherited CMD.
+                    c.cmd = None;
+                }
+                Kind::Cmd(f) => c.cmd = Some(command_argv(f, c)),
+                Kind::Volume(v) => c.volumes.extend(v.iter().cloned()),
+                Kind::StopSignal(s) => c.stop_signal = Some(s.clone()),
+                Kind::Healthcheck(h) => {
+                    c.healthcheck = Some(match h {
+                        containerfile::Healthcheck::None => Healthcheck {
+                            test: vec!["NONE".into()],
+                            ..Healthcheck::default()
+                        },
+                        containerfile::Healthcheck::Check(hc) => Healthcheck {
+                            test: match &hc.command {
+                                CommandForm::Exec(v) => std::iter::once("CMD".to_string())
+                                    .chain(v.iter().cloned())
+                                    .collect(),
+                                CommandForm::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
+                            },
+                            interval: hc.interval.map(|d| d.as_nanos() as u64),
+                            timeout: hc.timeout.map(|d| d.as_nanos() as u64),
+                            start_period: hc.start_period.map(|d| d.as_nanos() as u64),
+                            retries: hc.retries.map(u64::from),
+                        },
+                    });
+                }
+                Kind::Onbuild(_) => {
+                    return Err(anyhow::anyhow!(
+                        "line {}: ONBUILD is not supported; move the instruction into the stage that needs it",
+                        inst.span.line
+                    )
+                    .into());
+                }
+                _ => meta_only = false,
+            }
+            if meta_only {
+                c.history.push(History {
+                    created: self.created(),
+                    created_by: x.span.logical.clone(),
+                    empty_layer: true,
+                });
+                continue;
+            }
+            self.fs_step(index, &mut st, &x)?;
+        }
+        self.stages.insert(index, st);
+        Ok(())
+    }
+
+    /// RUN, COPY or ADD: cache lookup, execution, snapshot.
+    fn fs_step(
+        &mut self,
+        stage: usize,
+        st: &mut StageState,
+        x: &containerfile::Instruction,
+    ) -> Result<(), BuildError> {
+        use anyhow::Context as _;
+        let text = x.span.logical.clone();
+        let mut key = Sha256::new();
+        key.update(st.top.as_ref().map_or("scratch", |t| t.id.as_str()));
+        key.update([0]);
+        // The config without its history: history carries creation times, which must not
+        // defeat the cache when SOURCE_DATE_EPOCH is unset.
+        let mut keyed = st.config.clone();
+        keyed.history.clear();
+        key.update(serde_json::to_vec(&keyed).map_err(anyhow::Error::from)?);
+        key.update([0]);
+        key.update(format!("{:?}{:?}", x.kind, x.flags));
+        let copy_plan = match &x.kind {
+            Kind::Copy { .. } | Kind::Add { .. } => {
+                let plan = copy::plan(self, st, x)?;
+                key.update(plan.content_hash.as_bytes());
+                Some(plan)
+            }
+            _ => {
+                key.update(
+                    st.args
+                        .run_env()
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}\n"))
+                        .collect::<String>(),
+                );
+                None
+            }
+        };
+        let key = hex::encode(key.finalize());
+        let rootfs = st.rootfs();
+        if !self.opts.no_cache
+            && let Some(hit) = self.store.cache_get(&key)
+            && hit.meta.parent.as_deref() == st.top.as_ref().map(|t| t.id.as_str())
+        {
+            if let Some(l) = hit.layer() {
+                let root = apk::rootfs::RootDir::open(&rootfs).map_err(anyhow::Error::from)?;
+                layer::apply(&root, &l).map_err(anyhow::Error::from)?;
+            }
+            st.manifest = layer::scan(&rootfs).context("failed to scan the build root")?;
+            st.config = hit.meta.config.clone();
+            self.reporter.line(&format!("--> Using cache @{}", hit.id));
+            st.top = Some(hit);
+            return Ok(());
+        }
+        let mut log = Vec::new();
+        let failure = match (&x.kind, copy_plan) {
+            (Kind::Run { command, .. }, _) => {
+                let argv = match x.kind.run_script() {
+                    Some(containerfile::RunScript::Body(h)) => {
+                        let mut a = st.config.shell();
+                        a.push(h.content.clone());
+                        a
+                    }
+                    Some(containerfile::RunScript::Shell(s)) => {
+                        let mut a = st.config.shell();
+                        a.push(s);
+                        a
+                    }
+                    None => command_argv(command, &st.config),
+                };
+                let spec = RunSpec {
+                    argv,
+                    env: st
+                        .args
+                        .run_env()
+                        .into_iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect(),
+                    workdir: st.config.working_dir.clone(),
+                    user: st.config.user.clone(),
+                    network: self.opts.network || x.flag("network") == Some("host"),
+                    interactive: false,
+                };
+                if x.kind.run_script().is_none()
+                    && let Some(apk) = containerfile::detect_apk(command)
+                {
+                    let failure = self.run_apk(&rootfs, &apk, spec.network, &mut log)?;
+                    let snap = self.snapshot(st, &text, &log)?;
+                    return self.finish_step(st, snap, failure, &key, text);
+                }
+                let reporter = self.reporter;
+                let status = self
+                    .sandbox
+                    .run(&rootfs, &spec, &mut |b| {
+                        reporter.output(b);
+                        log.extend_from_slice(b);
+                    })
+                    .map_err(anyhow::Error::from)?;
+                (!status.success()).then(|| status.to_string())
+            }
+            (_, Some(plan)) => {
+                copy::execute(self, st, &plan, &mut log)?;
+                None
+            }
+            _ => None,
+        };
+        let _ = stage;
+        let snap = self.snapshot(st, &text, &log)?;
+        self.finish_step(st, snap, failure, &key, text)
+    }
+
+    /// Prints the snapshot; on failure tags it `:failed` and stops the build, else records
+    /// the cache entry and moves the stage on.
+    fn finish_step(
+        &self,
+        st: &mut StageState,
+        snap: Snapshot,
+        failure: Option<String>,
+        key: &str,
+        text: String,
+    ) -> Result<(), BuildError> {
+        use anyhow::Context as _;
+        self.reporter
+            .line(&format!("--> Snapshot created: @{}", snap.id));
+        if let Some(status) = failure {
+            self.store
+                .set_tag(&self.failed_tag, &snap.id)
+                .context("failed to tag the failed build")?;
+            return Err(BuildError::StepFailed {
+                step: self.step,
+                instruction: text,
+                status,
+                snapshot: snap.id,
+                tag: self.failed_tag.clone(),
+                store: self.store.root().display().to_string(),
+            });
+        }
+        self.store
+            .cache_put(key, &snap.id)
+            .context("failed to record the step cache")?;
+        st.top = Some(snap);
+        Ok(())
+    }
+
+    /// `apk add`/`apk del` with our installer; `Some(reason)` when it failed.
+    fn run_apk(
+        &self,
+        rootfs: &Path,
+        cmd: &containerfile::ApkCommand,
+        network: bool,
+        log: &mut Vec<u8>,
+    ) -> anyhow::Result<Option<String>> {
+        use crate::packages::{EventLines, ImageFetcher, SandboxScripts};
+        let buf = std::cell::RefCell::new(std::mem::take(log));
+        let reporter = self.reporter;
+        let out = |b: &[u8]| {
+            reporter.output(b);
+            buf.borrow_mut().extend_from_slice(b);
+        };
+        let fetcher = ImageFetcher::new(rootfs);
+        let scripts = SandboxScripts {
+            sandbox: self.sandbox,
+            output: &out,
+            network,
+        };
+        let events = EventLines(&out);
+        let mut o = apk::install::InstallOptions::new(&fetcher, &scripts, &events);
+        o.repositories.extra = cmd.repositories.clone();
+        // --keys-dir names a directory inside the image, like a real apk run there.
+        o.repositories.keys_dir = cmd
+            .keys_dir
+            .as_ref()
+            .map(|k| rootfs.join(k.trim_start_matches('/')));
+        o.allow_untrusted = cmd.allow_untrusted;
+        o.virtual_name = cmd.virtual_name.clone();
+        o.update_cache = cmd.update;
+        o.source_date = self.opts.source_date.unwrap_or(self.opts.now);
+        o.apply.devices = apk::rootfs::DevicePolicy::CreateOrSkip;
+        let result = match cmd.action {
+            containerfile::ApkAction::Add => {
+                let atoms = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))?;
+                apk::install::add(rootfs, &atoms, &o)
+            }
+            containerfile::ApkAction::Del => apk::install::del(rootfs, &cmd.packages, &o),
+            _ => Ok(apk::install::InstallReport::default()),
+        };
+        let failure = match result {
+            Ok(r) => {
+                out(format!(
+                    "OK: {} installed, {} upgraded, {} removed (native installer)\n",
+                    r.installed.len(),
+                    r.upgraded.len(),
+                    r.removed.len()
+                )
+                .as_bytes());
+                None
+            }
+            Err(e) => {
+                out(format!("ERROR: {e}\n").as_bytes());
+                Some(format!("apk: {e}"))
+            }
+        };
+        *log = buf.into_inner();
+        Ok(failure)
+    }
+
+    fn snapshot(&self, st: &mut StageState, text: &str, log: &[u8]) -> anyhow::Result<Snapshot> {
+        let run_step = text.starts_with("RUN");
+        use anyhow::Context as _;
+        let rootfs = st.rootfs();
+        let after = layer::scan(&rootfs).context("failed to scan the build root")?;
+        let tmp = st.root.path().join("layer.tar");
+        let owners = layer::OwnerMap {
+            host: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
+            created: if run_step {
+                crate::sandbox::resolve_user(&rootfs, &st.config.user).unwrap_or((0, 0))
+            } else {
+                (0, 0)
+            },
+        };
+        let info = layer::write_diff_owned(
+            &rootfs,
+            &st.manifest,
+            &after,
+            self.opts.source_date,
+            Some(owners),
+            &tmp,
+        )
+        .context("failed to write the step's layer")?;
+        st.manifest = after;
+        st.config.history.push(History {
+            created: self.created(),
+            created_by: text.to_string(),
+            empty_layer: false,
+        });
+        let meta = SnapshotMeta {
+            parent: st.top.as_ref().map(|t| t.id.clone()),
+            created_by: text.to_string(),
+            diff_id: Some(info.diff_id),
+            size: info.size,
+            base: false,
+            from: st.from.clone(),
+            config: st.config.clone(),
+        };
+        Ok(self.store.add_snapshot(meta, Some(&tmp), log)?)
+    }
+
+    /// The stage's final snapshot: its top, or a config-only snapshot above it when
+    /// instructions after the last RUN/COPY/ADD changed the config.
+    fn finish_config(&self, st: &StageState) -> anyhow::Result<Snapshot> {
+        if let Some(top) = &st.top
+            && top.meta.config == st.config
+        {
+            return Ok(top.clone());
+        }
+        let meta = SnapshotMeta {
+            parent: st.top.as_ref().map(|t| t.id.clone()),
+            created_by: "(config)".into(),
+            diff_id: None,
+            size: 0,
+            base: false,
+            from: st.from.clone(),
+            config: st.config.clone(),
+        };
+        Ok(self.store.add_snapshot(meta, None, b"")?)
+    }
+}
+
+/// Exec form as is; shell form through SHELL.
+fn command_argv(f: &CommandForm, c: &ImageConfig) -> Vec<String> {
+    match f {
+        CommandForm::Exec(v) => v.clone(),
+        CommandForm::Shell(s) => {
+            let mut a = c.shell();
+            a.push(s.clone());
+            a
+        }
+    }
+}

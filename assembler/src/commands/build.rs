@@ -1,0 +1,148 @@
+//! `assemble [options] CONTEXT` and `assemble export`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::build::{BuildError, BuildOptions, Reporter};
+use crate::cli::Env;
+use crate::export::{ExportOptions, LayerMode, Output};
+use crate::sandbox::{Bwrap, Sandbox};
+use crate::store::{ImageRef, Store};
+
+/// Build options.
+#[derive(Debug, Args, Default)]
+pub struct BuildArgs {
+    /// Name (and tag) of the image: NAME[:TAG]; repeatable.
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// The Containerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// A build argument K=V; repeatable.
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Build up to this stage.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Run every step, ignoring the step cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// `host` gives RUN steps the host network (default: none).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Layer cutting of outputs: default, squash or steps.
+    #[arg(long, default_value = "default")]
+    pub layers: LayerMode,
+    /// Also write the image to TYPE:PATH (oci, oci-archive, docker-archive, rootfs, rootfs-tar); repeatable.
+    #[arg(long = "output", short = 'o')]
+    pub outputs: Vec<Output>,
+    /// `--tls-verify=false` pulls base images over plain HTTP (local registries).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// The build context.
+    pub context: Option<PathBuf>,
+}
+
+/// `assemble export IMAGE TYPE:PATH`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// NAME[:TAG][@SNAPSHOT].
+    pub image: String,
+    /// TYPE:PATH.
+    pub output: Output,
+    /// default, squash or steps.
+    #[arg(long, default_value = "default")]
+    pub layers: LayerMode,
+}
+
+/// Builds.
+pub fn run(
+    store: &Store,
+    a: BuildArgs,
+    env: &Env,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<ExitCode> {
+    let Some(context) = a.context else {
+        anyhow::bail!(
+            "no build context given; usage: assemble [-t NAME[:TAG]] [-f FILE] CONTEXT (see --help)"
+        );
+    };
+    let file = match a.file {
+        Some(f) => f,
+        None if context.join("Containerfile").is_file() => context.join("Containerfile"),
+        None => context.join("Dockerfile"),
+    };
+    let mut build_args = BTreeMap::new();
+    for kv in &a.build_args {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--build-arg `{kv}`: expected KEY=VALUE"))?;
+        build_args.insert(k.to_string(), v.to_string());
+    }
+    let sandbox = Bwrap::default();
+    sandbox.preflight()?;
+    let opts = BuildOptions {
+        file,
+        context,
+        tags: a.tags.clone(),
+        build_args,
+        target: a.target,
+        no_cache: a.no_cache,
+        network: a.network.as_deref() == Some("host"),
+        source_date: env.source_date,
+        now: env.now,
+        tls_verify: a.tls_verify,
+        registry_creds: env.registry_creds.clone(),
+    };
+    let built = match crate::build::build(store, &sandbox, &opts, reporter) {
+        Ok(b) => b,
+        Err(e @ BuildError::StepFailed { .. }) => {
+            reporter.line(&format!("error: {e}"));
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let id = &built.snapshot.id;
+    for o in &a.outputs {
+        let eo = ExportOptions {
+            layers: a.layers,
+            created: env.source_date.unwrap_or(env.now),
+            tags: a
+                .tags
+                .iter()
+                .map(|t| crate::store::normalize_tag(t))
+                .collect(),
+        };
+        crate::export::export(store, &built.snapshot, o, &eo)
+            .with_context(|| format!("failed to write output {o:?}"))?;
+    }
+    for t in &a.tags {
+        reporter.line(&format!(
+            "Successfully tagged {}",
+            crate::store::normalize_tag(t)
+        ));
+    }
+    reporter.line(&format!("Built @{id}"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exports a stored image.
+pub fn export(store: &Store, a: &ExportArgs, env: &Env) -> anyhow::Result<ExitCode> {
+    let r = ImageRef::parse(&a.image);
+    let snap = store.resolve(&r)?;
+    let eo = ExportOptions {
+        layers: a.layers,
+        created: env.source_date.unwrap_or(env.now),
+        tags: if r.tag.is_empty() {
+            Vec::new()
+        } else {
+            vec![r.tag.clone()]
+        },
+    };
+    crate::export::export(store, &snap, &a.output, &eo)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand: clap `Args` + `run`.
+
+pub mod build;
+pub mod push;
+pub mod run;
+pub mod store;

@@ -1,0 +1,108 @@
+//! `assemble run [-it] [--commit NAME[:TAG]] IMAGE[@SNAPSHOT] [CMD…]`.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::build::Reporter;
+use crate::cli::Env;
+use crate::config::{History, rfc3339};
+use crate::layer;
+use crate::sandbox::{Bwrap, RunSpec, Sandbox};
+use crate::store::{ImageRef, SnapshotMeta, Store};
+
+/// Arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Attach the terminal (interactive shell).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a terminal (accepted with -i, as `-it`).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Keep what the session changed as a new snapshot tagged NAME[:TAG].
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Share the host network.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// NAME[:TAG][@SNAPSHOT] or @SNAPSHOT.
+    pub image: String,
+    /// The command (default: the image's ENTRYPOINT/CMD, else /bin/sh).
+    #[arg(trailing_var_arg = true)]
+    pub command: Vec<String>,
+}
+
+/// Runs.
+pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::Result<ExitCode> {
+    let top = store.resolve(&ImageRef::parse(&a.image))?;
+    let sandbox = Bwrap::default();
+    sandbox.preflight()?;
+    let work = store.tempdir("run-")?;
+    let rootfs = work.path().join("rootfs");
+    fs_err::create_dir_all(&rootfs)?;
+    crate::build::materialize(store, &top, &rootfs)?;
+    let before = if a.commit.is_some() {
+        Some(layer::scan(&rootfs)?)
+    } else {
+        None
+    };
+    let c = &top.meta.config;
+    let argv = if a.command.is_empty() {
+        let mut v = c.entrypoint.clone().unwrap_or_default();
+        v.extend(c.cmd.clone().unwrap_or_default());
+        if v.is_empty() {
+            vec!["/bin/sh".to_string()]
+        } else {
+            v
+        }
+    } else {
+        let mut v = c.entrypoint.clone().unwrap_or_default();
+        v.extend(a.command.iter().cloned());
+        v
+    };
+    let spec = RunSpec {
+        argv,
+        env: c.env.clone(),
+        workdir: c.working_dir.clone(),
+        user: c.user.clone(),
+        network: a.network.as_deref() == Some("host"),
+        interactive: a.interactive || a.tty,
+    };
+    let status = sandbox.run(&rootfs, &spec, &mut |b| r.output(b))?;
+    if let (Some(tag), Some(before)) = (&a.commit, before) {
+        let after = layer::scan(&rootfs)?;
+        let tmp = work.path().join("layer.tar");
+        let info = layer::write_diff(&rootfs, &before, &after, env.source_date, &tmp)?;
+        let mut config = c.clone();
+        let by = format!("assemble run {}", spec.argv.join(" "));
+        config.history.push(History {
+            created: rfc3339(env.source_date.unwrap_or(env.now)),
+            created_by: by.clone(),
+            empty_layer: false,
+        });
+        let snap = store.add_snapshot(
+            SnapshotMeta {
+                parent: Some(top.id.clone()),
+                created_by: by,
+                diff_id: Some(info.diff_id),
+                size: info.size,
+                base: false,
+                from: top.meta.from.clone(),
+                config,
+            },
+            Some(&tmp),
+            b"",
+        )?;
+        store
+            .set_tag(tag, &snap.id)
+            .context("failed to tag the commit")?;
+        r.line(&format!("--> Snapshot created: @{}", snap.id));
+    }
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(n) => ExitCode::from(u8::try_from(n).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}

@@ -1,0 +1,43 @@
+//! Every environment variable `assemble` reads.
+//!
+//! - `ASSEMBLE_STORE`: the store directory (also `--store`; read by clap).
+//! - `XDG_DATA_HOME`, `HOME`: the default store is `$XDG_DATA_HOME/assemble`, else
+//!   `$HOME/.local/share/assemble`.
+//! - `SOURCE_DATE_EPOCH`: clamps layer mtimes and sets `created`, for reproducible images.
+//! - `ASSEMBLE_REGISTRY_USER`, `ASSEMBLE_REGISTRY_PASSWORD`: registry credentials (push, pull).
+//! - `ASSEMBLE_LOG`: tracing filter.
+
+use std::path::PathBuf;
+
+/// Reads the environment once.
+pub fn load() -> anyhow::Result<assembler::cli::Env> {
+    let default_store = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("assemble"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+            .join(".local/share/assemble"),
+    };
+    let source_date = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Some(v.trim().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "SOURCE_DATE_EPOCH=`{v}` is not a number of seconds; unset it or fix it"
+            )
+        })?),
+        _ => None,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let registry_creds = match (
+        std::env::var("ASSEMBLE_REGISTRY_USER"),
+        std::env::var("ASSEMBLE_REGISTRY_PASSWORD"),
+    ) {
+        (Ok(u), Ok(p)) if !u.is_empty() => Some((u, p)),
+        _ => None,
+    };
+    Ok(assembler::cli::Env {
+        default_store,
+        source_date,
+        now,
+        registry_creds,
+    })
+}

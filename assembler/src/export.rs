@@ -1,0 +1,513 @@
+//! Outputs: an OCI layout (`oci:DIR`), an OCI archive, a Docker archive, a root directory
+//! or a root tarball, from a snapshot chain.
+//!
+//! Layers: by default the base image's layers plus one squashed layer for everything the
+//! Containerfile did; `squash` gives one layer, `steps` one per snapshot. Layers are
+//! compressed with `apk::gzip` (deterministic, parallel), and the config and manifest are
+//! serialised once and hashed as written: same snapshots + SOURCE_DATE_EPOCH, same digest.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use apk::atomic::write_atomic;
+use apk::gzip::{GzipOptions, GzipWriter};
+use sha2::{Digest, Sha256};
+
+use crate::config::{History, rfc3339};
+use crate::layer;
+use crate::store::{Snapshot, Store};
+
+/// How the image's layers are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerMode {
+    /// Base layers + one for the build.
+    #[default]
+    Default,
+    /// One layer.
+    Squash,
+    /// One layer per snapshot.
+    Steps,
+    /// Base layers, then one layer per installed apk package (at most BUDGET build layers;
+    /// the packages past the budget share the last one) and one for everything else.
+    Packages(usize),
+}
+
+impl std::str::FromStr for LayerMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "default" => Ok(Self::Default),
+            "squash" => Ok(Self::Squash),
+            "steps" => Ok(Self::Steps),
+            "packages" => Ok(Self::Packages(50)),
+            other => match other.strip_prefix("packages:").map(str::parse::<usize>) {
+                Some(Ok(n)) if n >= 2 => Ok(Self::Packages(n)),
+                _ => Err(format!(
+                    "unknown layer mode `{other}`; use default, squash, steps or packages[:BUDGET] (BUDGET >= 2)"
+                )),
+            },
+        }
+    }
+}
+
+/// An output destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// `oci:DIR`
+    Oci(PathBuf),
+    /// `oci-archive:FILE`
+    OciArchive(PathBuf),
+    /// `docker-archive:FILE`
+    DockerArchive(PathBuf),
+    /// `rootfs:DIR`
+    Rootfs(PathBuf),
+    /// `rootfs-tar:FILE`
+    RootfsTar(PathBuf),
+}
+
+impl std::str::FromStr for Output {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, path) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}`: expected TYPE:PATH, e.g. oci:out/"))?;
+        let p = PathBuf::from(path);
+        Ok(match kind {
+            "oci" => Self::Oci(p),
+            "oci-archive" => Self::OciArchive(p),
+            "docker-archive" => Self::DockerArchive(p),
+            "rootfs" => Self::Rootfs(p),
+            "rootfs-tar" => Self::RootfsTar(p),
+            _ => {
+                return Err(format!(
+                    "unknown output type `{kind}`; use oci, oci-archive, docker-archive, rootfs or rootfs-tar"
+                ));
+            }
+        })
+    }
+}
+
+/// A blob written into the output.
+struct Blob {
+    digest: String,
+    size: u64,
+}
+
+/// Settings shared by all exports.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Layer cutting.
+    pub layers: LayerMode,
+    /// `created` time (SOURCE_DATE_EPOCH or now).
+    pub created: u64,
+    /// Tag names recorded in the output (`name:tag`).
+    pub tags: Vec<String>,
+}
+
+/// The layers (uncompressed tars) and their history for `top`.
+fn cut(
+    store: &Store,
+    top: &Snapshot,
+    mode: LayerMode,
+    work: &Path,
+) -> anyhow::Result<Vec<(PathBuf, String, String)>> {
+    let chain = store.chain(top)?;
+    let with_layer: Vec<&Snapshot> = chain.iter().filter(|s| s.layer().is_some()).collect();
+    let mut out = Vec::new();
+    let squash = |group: &[&Snapshot], name: &str| -> anyhow::Result<(PathBuf, String, String)> {
+        if let [one] = group {
+            return Ok((
+                one.layer().expect("has a layer"),
+                one.meta.diff_id.clone().unwrap_or_default(),
+                one.meta.created_by.clone(),
+            ));
+        }
+        let path = work.join(name);
+        let paths: Vec<PathBuf> = group.iter().filter_map(|s| s.layer()).collect();
+        let info = layer::squash(&paths, &path)?;
+        let by = group
+            .iter()
+            .map(|s| s.meta.created_by.as_str())
+            .collect::<Vec<_>>()
+            .join(" && ");
+        Ok((path, info.diff_id, by))
+    };
+    match mode {
+        LayerMode::Steps => {
+            for s in &with_layer {
+                out.push(squash(std::slice::from_ref(s), "")?);
+            }
+        }
+        LayerMode::Squash => {
+            if !with_layer.is_empty() {
+                out.push(squash(&with_layer, "squashed.tar")?);
+            }
+        }
+        LayerMode::Packages(budget) => {
+            let (base, build): (Vec<&Snapshot>, Vec<&Snapshot>) =
+                with_layer.iter().partition(|s| s.meta.base);
+            for s in base {
+                out.push(squash(&[s], "")?);
+            }
+            if !build.is_empty() {
+                let merged = work.join("build.tar");
+                let paths: Vec<PathBuf> = build.iter().filter_map(|s| s.layer()).collect();
+                layer::squash(&paths, &merged)?;
+                let owners = package_owners(&installed_db(store, top)?.unwrap_or_default());
+                let names: Vec<String> = {
+                    let mut n: Vec<String> = owners.values().cloned().collect();
+                    n.sort();
+                    n.dedup();
+                    n
+                };
+                let groups = names.len().clamp(1, budget - 1);
+                let index: std::collections::HashMap<&str, usize> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.as_str(), i))
+                    .collect();
+                let assign = |p: &str| owners.get(p).and_then(|n| index.get(n.as_str()).copied());
+                for (i, (path, info)) in layer::split(&merged, groups, &assign, work)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    let by = if i == 0 {
+                        "directories and files of no package".to_string()
+                    } else {
+                        format!("packages layer {i}")
+                    };
+                    out.push((path, info.diff_id, by));
+                }
+            }
+        }
+        LayerMode::Default => {
+            for (i, group) in default_groups(&chain, chain.len()).iter().enumerate() {
+                out.push(squash(group, &format!("build-{i}.tar"))?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn write_blob(dir: &Path, bytes: &[u8]) -> anyhow::Result<Blob> {
+    let hex = hex::encode(Sha256::digest(bytes));
+    fs_err::create_dir_all(dir.join("blobs/sha256"))?;
+    write_atomic(&dir.join("blobs/sha256").join(&hex), bytes)?;
+    Ok(Blob {
+        digest: format!("sha256:{hex}"),
+        size: bytes.len() as u64,
+    })
+}
+
+fn gzip_blob(dir: &Path, tar: &Path) -> anyhow::Result<Blob> {
+    fs_err::create_dir_all(dir.join("blobs/sha256"))?;
+    let tmp = dir.join("blobs/sha256/.layer.tmp");
+    let file = fs_err::File::create(&tmp)?;
+    let hw = layer::HashWriter::new(std::io::BufWriter::new(file));
+    let mut gz = GzipWriter::new(
+        hw,
+        GzipOptions {
+            level: 6,
+            ..GzipOptions::parallel()
+        },
+    );
+    std::io::copy(
+        &mut std::io::BufReader::new(fs_err::File::open(tar)?),
+        &mut gz,
+    )?;
+    let (_, digest, size) = gz.finish()?.finish();
+    let hex = digest.trim_start_matches("sha256:").to_string();
+    fs_err::rename(&tmp, dir.join("blobs/sha256").join(&hex))?;
+    Ok(Blob { digest, size })
+}
+
+/// Writes `top` to `output`.
+pub fn export(
+    store: &Store,
+    top: &Snapshot,
+    output: &Output,
+    opts: &ExportOptions,
+) -> anyhow::Result<()> {
+    let work = store.tempdir("export-")?;
+    match output {
+        Output::Rootfs(dir) => {
+            fs_err::create_dir_all(dir)?;
+            crate::build::materialize(store, top, dir)
+        }
+        Output::RootfsTar(file) => {
+            let root = work.path().join("rootfs");
+            fs_err::create_dir_all(&root)?;
+            crate::build::materialize(store, top, &root)?;
+            let all = layer::scan(&root)?;
+            let tmp = work.path().join("rootfs.tar");
+            layer::write_diff(&root, &layer::Manifest::new(), &all, None, &tmp)?;
+            fs_err::copy(&tmp, file)?;
+            Ok(())
+        }
+        Output::Oci(dir) => write_oci(store, top, dir, opts, work.path()),
+        Output::OciArchive(file) => {
+            let dir = work.path().join("oci");
+            write_oci(store, top, &dir, opts, work.path())?;
+            tar_dir(&dir, file)
+        }
+        Output::DockerArchive(file) => write_docker(store, top, file, opts, work.path()),
+    }
+}
+
+fn config_bytes(top: &Snapshot, layers: &[(PathBuf, String, String)], created: &str) -> Vec<u8> {
+    let mut cfg = top.meta.config.clone();
+    // One history entry per layer (what Docker and podman check), then config-only steps.
+    cfg.history = layers
+        .iter()
+        .map(|(_, _, by)| History {
+            created: created.to_string(),
+            created_by: by.clone(),
+            empty_layer: false,
+        })
+        .collect();
+    let diff_ids: Vec<String> = layers.iter().map(|(_, d, _)| d.clone()).collect();
+    cfg.to_oci_json(
+        &diff_ids,
+        created,
+        &crate::containerfile::Platform::host().arch,
+    )
+}
+
+fn write_oci(
+    store: &Store,
+    top: &Snapshot,
+    dir: &Path,
+    opts: &ExportOptions,
+    work: &Path,
+) -> anyhow::Result<()> {
+    let created = rfc3339(opts.created);
+    let layers = cut(store, top, opts.layers, work)?;
+    fs_err::create_dir_all(dir)?;
+    let mut descs = Vec::new();
+    for (tar, _, _) in &layers {
+        let b = gzip_blob(dir, tar)?;
+        descs.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": b.digest,
+            "size": b.size,
+        }));
+    }
+    let config = write_blob(dir, &config_bytes(top, &layers, &created))?;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config.digest,
+            "size": config.size,
+        },
+        "layers": descs,
+        "annotations": annotations(store, top)?,
+    });
+    let m = write_blob(dir, &serde_json::to_vec(&manifest)?)?;
+    let tag = opts
+        .tags
+        .first()
+        .and_then(|t| t.rsplit_once(':').map(|(_, t)| t.to_string()))
+        .unwrap_or_else(|| "latest".into());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": m.digest,
+            "size": m.size,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    write_atomic(
+        &dir.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    write_atomic(&dir.join("index.json"), &serde_json::to_vec(&index)?)?;
+    Ok(())
+}
+
+fn write_docker(
+    store: &Store,
+    top: &Snapshot,
+    file: &Path,
+    opts: &ExportOptions,
+    work: &Path,
+) -> anyhow::Result<()> {
+    let created = rfc3339(opts.created);
+    let layers = cut(store, top, opts.layers, work)?;
+    let cfg = config_bytes(top, &layers, &created);
+    let cfg_hex = hex::encode(Sha256::digest(&cfg));
+    let out = std::io::BufWriter::new(fs_err::File::create(file)?);
+    let mut tar = tar::Builder::new(out);
+    let put = |tar: &mut tar::Builder<_>,
+               name: &str,
+               bytes: &mut dyn std::io::Read,
+               size: u64|
+     -> anyhow::Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(size);
+        h.set_mtime(opts.created);
+        tar.append_data(&mut h, name, bytes)?;
+        Ok(())
+    };
+    put(
+        &mut tar,
+        &format!("{cfg_hex}.json"),
+        &mut &cfg[..],
+        cfg.len() as u64,
+    )?;
+    let mut names = Vec::new();
+    for (path, diff_id, _) in &layers {
+        let name = format!("{}.tar", diff_id.trim_start_matches("sha256:"));
+        let f = fs_err::File::open(path)?;
+        let size = f.metadata()?.len();
+        put(&mut tar, &name, &mut std::io::BufReader::new(f), size)?;
+        names.push(name);
+    }
+    let manifest = serde_json::json!([{
+        "Config": format!("{cfg_hex}.json"),
+        "RepoTags": opts.tags,
+        "Layers": names,
+    }]);
+    let m = serde_json::to_vec(&manifest)?;
+    put(&mut tar, "manifest.json", &mut &m[..], m.len() as u64)?;
+    tar.into_inner()?
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?
+        .sync_all()?;
+    Ok(())
+}
+
+fn tar_dir(dir: &Path, file: &Path) -> anyhow::Result<()> {
+    let out = std::io::BufWriter::new(fs_err::File::create(file)?);
+    let mut tar = tar::Builder::new(out);
+    tar.mode(tar::HeaderMode::Deterministic);
+    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.map(|e| e.path().to_path_buf()))
+        .collect::<Result<_, _>>()?;
+    paths.sort();
+    for p in paths {
+        let rel = p.strip_prefix(dir)?;
+        if p.is_dir() {
+            tar.append_dir(rel, &p)?;
+        } else if p.is_file() {
+            tar.append_path_with_name(&p, rel)?;
+        } else {
+            bail!("unexpected file type at `{}`", p.display());
+        }
+    }
+    tar.into_inner()?
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?
+        .sync_all()
+        .context("failed to sync the archive")?;
+    Ok(())
+}
+
+/// The SBOM-friendly package list: `dev.assemble.packages` = `name=version` per installed
+/// apk package (from the newest `lib/apk/db/installed` in the chain), comma-separated.
+fn annotations(
+    store: &Store,
+    top: &Snapshot,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(db) = installed_db(store, top)? {
+        let mut pkgs = Vec::new();
+        let mut name = None;
+        for line in db.lines() {
+            if let Some(n) = line.strip_prefix("P:") {
+                name = Some(n.to_string());
+            } else if let (Some(v), Some(n)) = (line.strip_prefix("V:"), name.take()) {
+                pkgs.push(format!("{n}={v}"));
+            }
+        }
+        pkgs.sort();
+        out.insert("dev.assemble.packages".to_string(), pkgs.join(","));
+    }
+    Ok(out)
+}
+
+/// The newest `lib/apk/db/installed` in the chain, read from the layers.
+pub fn installed_db(store: &Store, top: &Snapshot) -> anyhow::Result<Option<String>> {
+    use std::io::Read as _;
+    for s in store.chain(top)?.iter().rev() {
+        let Some(l) = s.layer() else { continue };
+        let mut a = tar::Archive::new(std::io::BufReader::new(fs_err::File::open(&l)?));
+        for e in a.entries()? {
+            let mut e = e?;
+            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            let name = name.trim_start_matches("./");
+            if name == "lib/apk/db/.wh.installed" || name == "lib/apk/.wh.db" {
+                return Ok(None);
+            }
+            if name == "lib/apk/db/installed" {
+                let mut text = String::new();
+                e.read_to_string(&mut text)?;
+                return Ok(Some(text));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// File path (no leading `/`) → owning package, from an installed database (`F:` directory
+/// lines followed by `R:` file lines).
+fn package_owners(db: &str) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let (mut pkg, mut dir) = (String::new(), String::new());
+    for line in db.lines() {
+        if let Some(p) = line.strip_prefix("P:") {
+            pkg = p.to_string();
+        } else if let Some(d) = line.strip_prefix("F:") {
+            dir = d.to_string();
+        } else if let Some(f) = line.strip_prefix("R:") {
+            let path = if dir.is_empty() {
+                f.to_string()
+            } else {
+                format!("{dir}/{f}")
+            };
+            out.insert(path, pkg.clone());
+        }
+    }
+    out
+}
+
+/// The default cut of `chain[..end]`: the base image's layers, cut the way that image
+/// exports them (recursively, so an image built FROM ours shares our layers), then one
+/// layer for the steps above it. Imported base layers stay one layer each.
+fn default_groups(chain: &[Snapshot], end: usize) -> Vec<Vec<&Snapshot>> {
+    let Some(top) = end.checked_sub(1).map(|i| &chain[i]) else {
+        return Vec::new();
+    };
+    let from = top
+        .meta
+        .from
+        .as_ref()
+        .and_then(|f| chain[..end].iter().position(|s| &s.id == f));
+    let (mut groups, start) = match from {
+        Some(f) => (default_groups(chain, f + 1), f + 1),
+        None => {
+            let base: Vec<Vec<&Snapshot>> = chain[..end]
+                .iter()
+                .filter(|s| s.meta.base && s.layer().is_some())
+                .map(|s| vec![s])
+                .collect();
+            let n = chain[..end].iter().take_while(|s| s.meta.base).count();
+            (base, n)
+        }
+    };
+    let rest: Vec<&Snapshot> = chain[start..end]
+        .iter()
+        .filter(|s| s.layer().is_some())
+        .collect();
+    if !rest.is_empty() {
+        groups.push(rest);
+    }
+    groups
+}

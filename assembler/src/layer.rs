@@ -1,0 +1,768 @@
+//! Layers: what a step changed, found by a metadata scan, written as an OCI layer tar.
+//!
+//! Why a scan and not overlayfs: bubblewrap 0.8's `--overlay` needs the build root on a
+//! filesystem overlayfs accepts as upper dir inside a user namespace, and a COPY or an apk
+//! install done by us (not inside bwrap) would need its own mount. A scan of `lstat` data
+//! (inode, size, mtime, ctime, mode, owner, link target) costs time per *file*, not per byte,
+//! and the layer then holds only the changed files' bytes plus whiteouts: a snapshot costs in
+//! proportion to what the step changed. ctime is in the key because a process cannot set it,
+//! so a rewrite that restores size and mtime is still seen.
+//!
+//! Layers are written with the `tar` crate in a fixed form: entries sorted by path, numeric
+//! owners, no user/group names, and mtimes clamped to SOURCE_DATE_EPOCH when given.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use apk::rootfs::{ApplyOptions, EntryKind, EntryMeta, RootDir};
+use sha2::{Digest, Sha256};
+
+/// What the scan records about one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    kind: Kind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    rdev: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Symlink(PathBuf),
+    Char,
+    Block,
+    Fifo,
+    Socket,
+}
+
+/// A metadata scan of a root: relative path → node, sorted.
+pub type Manifest = BTreeMap<PathBuf, Node>;
+
+/// Scans `root` (not following symlinks).
+pub fn scan(root: &Path) -> io::Result<Manifest> {
+    let mut out = Manifest::new();
+    for entry in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
+        let entry = entry.map_err(io::Error::other)?;
+        let md = entry.metadata().map_err(io::Error::other)?;
+        let ft = md.file_type();
+        let kind = if ft.is_symlink() {
+            Kind::Symlink(fs_err::read_link(entry.path())?)
+        } else if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_file() {
+            Kind::File
+        } else if ft.is_char_device() {
+            Kind::Char
+        } else if ft.is_block_device() {
+            Kind::Block
+        } else if ft.is_fifo() {
+            Kind::Fifo
+        } else {
+            Kind::Socket
+        };
+        let rel = entry.path().strip_prefix(root).map_err(io::Error::other)?;
+        out.insert(
+            rel.to_path_buf(),
+            Node {
+                kind,
+                mode: md.mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
+                size: md.size(),
+                mtime: (md.mtime(), md.mtime_nsec()),
+                ctime: (md.ctime(), md.ctime_nsec()),
+                ino: md.ino(),
+                rdev: md.rdev(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Summary of a written layer.
+#[derive(Debug, Clone)]
+pub struct LayerInfo {
+    /// `sha256:<hex>` of the tar bytes.
+    pub diff_id: String,
+    /// Tar size.
+    pub size: u64,
+    /// Entries written (whiteouts included).
+    pub entries: usize,
+}
+
+/// Hashes what passes through.
+pub struct HashWriter<W> {
+    inner: W,
+    hash: Sha256,
+    len: u64,
+}
+
+impl<W: Write> HashWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hash: Sha256::new(),
+            len: 0,
+        }
+    }
+    /// `(inner, "sha256:<hex>", bytes)`.
+    pub fn finish(self) -> (W, String, u64) {
+        (
+            self.inner,
+            format!("sha256:{}", hex::encode(self.hash.finalize())),
+            self.len,
+        )
+    }
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Which paths changed from `old` to `new`: `(upserts, deletions)`, both sorted. A deleted
+/// directory's children are not listed (its whiteout covers them).
+pub fn diff(old: &Manifest, new: &Manifest) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let upserts = new
+        .iter()
+        .filter(|(p, n)| old.get(*p) != Some(n))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let deletions = old
+        .keys()
+        .filter(|p| !new.contains_key(*p))
+        .filter(|p| {
+            // Covered by the parent's own deletion or replacement by a non-directory.
+            match p.parent().filter(|q| !q.as_os_str().is_empty()) {
+                None => true,
+                Some(parent) => {
+                    old.get(parent).is_some_and(|n| n.kind == Kind::Dir)
+                        && new.get(parent).is_some_and(|n| n.kind == Kind::Dir)
+                }
+            }
+        })
+        .cloned()
+        .collect();
+    (upserts, deletions)
+}
+
+/// Writes the changes from `old` to `new` (scans of `root`) as a layer tar at `out`.
+/// `clamp` limits every mtime (SOURCE_DATE_EPOCH).
+pub fn write_diff(
+    root: &Path,
+    old: &Manifest,
+    new: &Manifest,
+    clamp: Option<u64>,
+    out: &Path,
+) -> io::Result<LayerInfo> {
+    write_diff_owned(root, old, new, clamp, None, out)
+}
+
+/// How host owners become image owners in a layer.
+///
+/// bubblewrap maps exactly one id: whatever the step's USER, what it creates is owned on the
+/// host by the user running `assemble` (root, or a rootless user). So entries owned by
+/// `host` are recorded as owned by `created` when new in this step (the USER that made them)
+/// and by root otherwise; entries with other owners (set by COPY --chown, packages) keep them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerMap {
+    /// The host uid and gid the sandbox maps.
+    pub host: (u32, u32),
+    /// Owner of entries created in this step.
+    pub created: (u32, u32),
+}
+
+/// [`write_diff`] with owners translated per [`OwnerMap`].
+pub fn write_diff_owned(
+    root: &Path,
+    old: &Manifest,
+    new: &Manifest,
+    clamp: Option<u64>,
+    owners: Option<OwnerMap>,
+    out: &Path,
+) -> io::Result<LayerInfo> {
+    let (upserts, deletions) = diff(old, new);
+    let file = io::BufWriter::new(fs_err::File::create(out)?);
+    let mut tar = tar::Builder::new(HashWriter::new(file));
+    let mut entries = 0;
+    for p in &deletions {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let wh = p.with_file_name(format!(".wh.{name}"));
+        let mut h = header(tar::EntryType::Regular, 0o600, 0, 0, clamp.unwrap_or(0));
+        tar.append_data(&mut h, &wh, io::empty())?;
+        entries += 1;
+    }
+    let mut links: HashMap<u64, PathBuf> = HashMap::new();
+    for p in &upserts {
+        let mut n = new[p].clone();
+        if let Some(m) = owners {
+            let fresh = !old.contains_key(p);
+            if n.uid == m.host.0 {
+                n.uid = if fresh { m.created.0 } else { 0 };
+            }
+            if n.gid == m.host.1 {
+                n.gid = if fresh { m.created.1 } else { 0 };
+            }
+        }
+        let n = &n;
+        let mtime = clamp.map_or(n.mtime.0.max(0) as u64, |c| {
+            (n.mtime.0.max(0) as u64).min(c)
+        });
+        let full = root.join(p);
+        match &n.kind {
+            Kind::File => {
+                // A second name of a file already in this layer: a hard link.
+                let nlink = fs_err::symlink_metadata(&full)?.nlink();
+                if nlink > 1 {
+                    if let Some(first) = links.get(&n.ino) {
+                        let mut h = header(tar::EntryType::Link, n.mode, n.uid, n.gid, mtime);
+                        tar.append_link(&mut h, p, first)?;
+                        entries += 1;
+                        continue;
+                    }
+                    links.insert(n.ino, p.clone());
+                }
+                let mut h = header(tar::EntryType::Regular, n.mode, n.uid, n.gid, mtime);
+                let f = fs_err::File::open(&full)?;
+                h.set_size(f.metadata()?.len());
+                tar.append_data(&mut h, p, f)?;
+            }
+            Kind::Dir => {
+                let mut h = header(tar::EntryType::Directory, n.mode, n.uid, n.gid, mtime);
+                tar.append_data(&mut h, p, io::empty())?;
+            }
+            Kind::Symlink(target) => {
+                let mut h = header(tar::EntryType::Symlink, 0o777, n.uid, n.gid, mtime);
+                tar.append_link(&mut h, p, target)?;
+            }
+            Kind::Char | Kind::Block | Kind::Fifo => {
+                let t = match n.kind {
+                    Kind::Char => tar::EntryType::Char,
+                    Kind::Block => tar::EntryType::Block,
+                    _ => tar::EntryType::Fifo,
+                };
+                let mut h = header(t, n.mode, n.uid, n.gid, mtime);
+                h.set_device_major(rustix::fs::major(n.rdev))?;
+                h.set_device_minor(rustix::fs::minor(n.rdev))?;
+                tar.append_data(&mut h, p, io::empty())?;
+            }
+            // Sockets belong to a running process, not an image.
+            Kind::Socket => continue,
+        }
+        entries += 1;
+    }
+    let hw = tar.into_inner()?;
+    let (buf, diff_id, size) = hw.finish();
+    buf.into_inner()
+        .map_err(io::IntoInnerError::into_error)?
+        .sync_all()?;
+    Ok(LayerInfo {
+        diff_id,
+        size,
+        entries,
+    })
+}
+
+fn header(t: tar::EntryType, mode: u32, uid: u32, gid: u32, mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(t);
+    h.set_mode(mode);
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
+    h.set_mtime(mtime);
+    h.set_size(0);
+    h
+}
+
+/// Errors applying a layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// Reading the tar failed.
+    #[error("failed to read layer `{layer}`: {source}")]
+    Read {
+        /// The layer file.
+        layer: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// An entry was refused or could not be created.
+    #[error("layer `{layer}`: entry `{entry}` refused: {source}")]
+    Entry {
+        /// The layer file.
+        layer: PathBuf,
+        /// The entry name.
+        entry: String,
+        /// Cause.
+        source: Box<apk::rootfs::RootfsError>,
+    },
+}
+
+/// Extracts a layer tar (OCI whiteouts honoured) into `root`, every path through
+/// [`RootDir`], so hostile names and symlinks cannot reach outside it.
+pub fn apply(root: &RootDir, layer: &Path) -> Result<(), ApplyError> {
+    let read_err = |source| ApplyError::Read {
+        layer: layer.to_path_buf(),
+        source,
+    };
+    let file = fs_err::File::open(layer).map_err(read_err)?;
+    apply_reader(root, io::BufReader::new(file), layer)
+}
+
+/// As [`apply`], from any reader (`layer` names it in errors).
+pub fn apply_reader(root: &RootDir, reader: impl Read, layer: &Path) -> Result<(), ApplyError> {
+    let read_err = |source| ApplyError::Read {
+        layer: layer.to_path_buf(),
+        source,
+    };
+    let opts = ApplyOptions::for_current_process();
+    let mut archive = tar::Archive::new(reader);
+    let mut dirs = Vec::new();
+    for entry in archive.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let name = name
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        if name.is_empty() || name == "." {
+            continue;
+        }
+        let entry_err = |source| ApplyError::Entry {
+            layer: layer.to_path_buf(),
+            entry: name.clone(),
+            source: Box::new(source),
+        };
+        apk::rootfs::check_entry_name(&name).map_err(entry_err)?;
+        let (dir, base) = match name.rsplit_once('/') {
+            Some((d, b)) => (d, b),
+            None => ("", name.as_str()),
+        };
+        if base == ".wh..wh..opq" {
+            clear_dir(root, Path::new(dir)).map_err(entry_err)?;
+            continue;
+        }
+        if let Some(victim) = base.strip_prefix(".wh.") {
+            let victim = Path::new(dir).join(victim);
+            remove_all(root, &victim).map_err(entry_err)?;
+            continue;
+        }
+        let h = entry.header();
+        let link = || {
+            entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        let kind = match h.entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Symlink => EntryKind::Symlink(link()),
+            tar::EntryType::Link => EntryKind::HardLink(
+                link()
+                    .trim_start_matches("./")
+                    .trim_start_matches('/')
+                    .to_string(),
+            ),
+            tar::EntryType::Char | tar::EntryType::Block => {
+                let major = h.device_major().ok().flatten().unwrap_or(0);
+                let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                if h.entry_type() == tar::EntryType::Char {
+                    EntryKind::CharDevice { major, minor }
+                } else {
+                    EntryKind::BlockDevice { major, minor }
+                }
+            }
+            tar::EntryType::Fifo => EntryKind::Fifo,
+            _ => continue,
+        };
+        let meta = EntryMeta {
+            path: name.clone(),
+            kind,
+            mode: h.mode().unwrap_or(0o644),
+            uid: h.uid().unwrap_or(0) as u32,
+            gid: h.gid().unwrap_or(0) as u32,
+            mtime: h.mtime().unwrap_or(0) as i64,
+        };
+        if meta.kind == EntryKind::Dir {
+            dirs.push(meta.clone());
+        }
+        // A file replacing a directory (or the reverse) from a lower layer.
+        if let Ok(md) = root.metadata(&name)
+            && md.is_dir() != (meta.kind == EntryKind::Dir)
+        {
+            remove_all(root, Path::new(&name)).map_err(entry_err)?;
+        }
+        root.apply(&meta, &mut entry, &opts).map_err(entry_err)?;
+    }
+    // Creating entries bumped directory mtimes: set them again, deepest first.
+    for d in dirs.iter().rev() {
+        let _ = root.set_mtime(&d.path, d.mtime);
+    }
+    Ok(())
+}
+
+/// The host path of `rel` inside `root`, refusing any symlink on the way (so a recursive
+/// removal there cannot leave the root).
+fn host_path(root: &RootDir, rel: &Path) -> Result<PathBuf, apk::rootfs::RootfsError> {
+    let mut cur = PathBuf::new();
+    for c in rel.components() {
+        if let std::path::Component::Normal(n) = c {
+            cur.push(n);
+            let md = root.metadata(&cur)?;
+            if md.file_type().is_symlink() && cur != rel {
+                // Resolve inside the root and continue from there.
+                return Err(apk::rootfs::RootfsError::EntryName {
+                    name: rel.display().to_string(),
+                    reason: "crosses a symlink",
+                });
+            }
+        }
+    }
+    Ok(root.path().join(rel))
+}
+
+fn remove_all(root: &RootDir, rel: &Path) -> Result<(), apk::rootfs::RootfsError> {
+    match root.metadata(rel) {
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(md) if !md.is_dir() => return root.remove(rel),
+        Ok(_) => {}
+    }
+    let host = host_path(root, rel)?;
+    fs_err::remove_dir_all(&host).map_err(|e| apk::rootfs::RootfsError::EntryName {
+        name: format!("{}: {e}", rel.display()),
+        reason: "could not be removed",
+    })
+}
+
+fn clear_dir(root: &RootDir, rel: &Path) -> Result<(), apk::rootfs::RootfsError> {
+    let host = host_path(root, rel)?;
+    let Ok(entries) = fs_err::read_dir(&host) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        remove_all(root, &rel.join(e.file_name()))?;
+    }
+    Ok(())
+}
+
+/// Merges layer tars (bottom first) into one layer with the same effect, written to `out`:
+/// whiteouts that still matter first, then each path's last version in layer order.
+pub fn squash(layers: &[PathBuf], out: &Path) -> io::Result<LayerInfo> {
+    #[derive(Clone)]
+    enum State {
+        Deleted,
+        Present { layer: usize, opaque: bool },
+    }
+    let mut state: BTreeMap<String, State> = BTreeMap::new();
+    for (i, l) in layers.iter().enumerate() {
+        let mut a = tar::Archive::new(io::BufReader::new(fs_err::File::open(l)?));
+        for e in a.entries()? {
+            let e = e?;
+            let name = String::from_utf8_lossy(&e.path_bytes())
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_string();
+            let (dir, base) = name.rsplit_once('/').unwrap_or(("", name.as_str()));
+            let prefix = |p: &str| {
+                if dir.is_empty() {
+                    p.to_string()
+                } else {
+                    format!("{dir}/{p}")
+                }
+            };
+            if base == ".wh..wh..opq" {
+                let inside = format!("{dir}/");
+                state.retain(|k, _| !k.starts_with(&inside));
+                if let Some(State::Present { opaque, .. }) = state.get_mut(dir) {
+                    *opaque = true;
+                }
+                continue;
+            }
+            if let Some(v) = base.strip_prefix(".wh.") {
+                let victim = prefix(v);
+                let inside = format!("{victim}/");
+                state.retain(|k, _| !k.starts_with(&inside));
+                state.insert(victim, State::Deleted);
+                continue;
+            }
+            let is_dir = e.header().entry_type() == tar::EntryType::Directory;
+            let opaque = is_dir && matches!(state.get(&name), Some(State::Deleted));
+            let opaque = opaque
+                || matches!(state.get(&name), Some(State::Present { opaque: true, .. }) if is_dir);
+            if !is_dir {
+                // A file replacing a directory hides what was below it.
+                let inside = format!("{name}/");
+                state.retain(|k, _| !k.starts_with(&inside));
+            }
+            state.insert(name, State::Present { layer: i, opaque });
+        }
+    }
+    let file = io::BufWriter::new(fs_err::File::create(out)?);
+    let mut tar = tar::Builder::new(HashWriter::new(file));
+    let mut entries = 0;
+    for (name, s) in &state {
+        if matches!(s, State::Deleted) {
+            let p = Path::new(name);
+            let base = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut h = header(tar::EntryType::Regular, 0o600, 0, 0, 0);
+            tar.append_data(&mut h, p.with_file_name(format!(".wh.{base}")), io::empty())?;
+            entries += 1;
+        }
+    }
+    for (i, l) in layers.iter().enumerate() {
+        let mut f = io::BufReader::new(fs_err::File::open(l)?);
+        f.rewind()?;
+        let mut a = tar::Archive::new(f);
+        for e in a.entries()? {
+            let mut e = e?;
+            let name = String::from_utf8_lossy(&e.path_bytes())
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_string();
+            let Some(State::Present { layer, opaque }) = state.get(&name) else {
+                continue;
+            };
+            if *layer != i {
+                continue;
+            }
+            let mut h = e.header().clone();
+            match h.entry_type() {
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let target = e
+                        .link_name_bytes()
+                        .map(std::borrow::Cow::into_owned)
+                        .unwrap_or_default();
+                    let target = PathBuf::from(String::from_utf8_lossy(&target).into_owned());
+                    tar.append_link(&mut h, &name, target)?;
+                }
+                _ => tar.append_data(&mut h, &name, &mut e)?,
+            }
+            entries += 1;
+            if *opaque {
+                let mut h = header(tar::EntryType::Regular, 0o600, 0, 0, 0);
+                tar.append_data(&mut h, format!("{name}/.wh..wh..opq"), io::empty())?;
+                entries += 1;
+            }
+        }
+    }
+    let (buf, diff_id, size) = tar.into_inner()?.finish();
+    buf.into_inner()
+        .map_err(io::IntoInnerError::into_error)?
+        .sync_all()?;
+    Ok(LayerInfo {
+        diff_id,
+        size,
+        entries,
+    })
+}
+
+/// Splits a layer into `groups + 1` layers with the same combined effect: group 0 gets
+/// every directory, whiteout and unassigned entry (so parents always come first), group
+/// `k + 1` the entries `assign` maps to `k`. Each path appears in exactly one output, so the
+/// order of the outputs does not matter for files. Empty outputs are dropped.
+pub fn split(
+    layer: &Path,
+    groups: usize,
+    assign: &dyn Fn(&str) -> Option<usize>,
+    work: &Path,
+) -> io::Result<Vec<(PathBuf, LayerInfo)>> {
+    let mut builders = Vec::new();
+    let mut counts = vec![0usize; groups + 1];
+    for g in 0..=groups {
+        let path = work.join(format!("split-{g}.tar"));
+        let file = io::BufWriter::new(fs_err::File::create(&path)?);
+        builders.push((path, tar::Builder::new(HashWriter::new(file))));
+    }
+    let mut a = tar::Archive::new(io::BufReader::new(fs_err::File::open(layer)?));
+    for e in a.entries()? {
+        let mut e = e?;
+        let name = String::from_utf8_lossy(&e.path_bytes())
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        let mut h = e.header().clone();
+        let g = match h.entry_type() {
+            tar::EntryType::Directory => 0,
+            _ if name
+                .rsplit('/')
+                .next()
+                .is_some_and(|b| b.starts_with(".wh.")) =>
+            {
+                0
+            }
+            _ => assign(&name).map_or(0, |k| k.min(groups - 1) + 1),
+        };
+        let tar = &mut builders[g].1;
+        match h.entry_type() {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = e
+                    .link_name_bytes()
+                    .map(std::borrow::Cow::into_owned)
+                    .unwrap_or_default();
+                let target = PathBuf::from(String::from_utf8_lossy(&target).into_owned());
+                tar.append_link(&mut h, &name, target)?;
+            }
+            _ => tar.append_data(&mut h, &name, &mut e)?,
+        }
+        counts[g] += 1;
+    }
+    let mut out = Vec::new();
+    for ((path, tar), n) in builders.into_iter().zip(counts) {
+        let (buf, diff_id, size) = tar.into_inner()?.finish();
+        buf.into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .sync_all()?;
+        if n > 0 {
+            out.push((
+                path,
+                LayerInfo {
+                    diff_id,
+                    size,
+                    entries: n,
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(layer: &Path) -> Vec<String> {
+        let mut a = tar::Archive::new(fs_err::File::open(layer).unwrap());
+        a.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn diff_layer_holds_only_changes_and_applies_back() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs_err::create_dir_all(root.join("a/b")).unwrap();
+        fs_err::write(root.join("a/b/keep"), "k").unwrap();
+        fs_err::write(root.join("a/b/gone"), "g").unwrap();
+        fs_err::create_dir_all(root.join("d/e")).unwrap();
+        fs_err::write(root.join("d/e/f"), "f").unwrap();
+        let before = scan(&root).unwrap();
+        let base = t.path().join("base.tar");
+        write_diff(&root, &Manifest::new(), &before, None, &base).unwrap();
+        fs_err::write(root.join("a/b/new"), "n").unwrap();
+        fs_err::remove_file(root.join("a/b/gone")).unwrap();
+        fs_err::remove_dir_all(root.join("d")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+        let after = scan(&root).unwrap();
+        let layer = t.path().join("l.tar");
+        let info = write_diff(&root, &before, &after, Some(100), &layer).unwrap();
+        assert_eq!(
+            names(&layer),
+            ["a/b/.wh.gone", ".wh.d", "a/b", "a/b/new", "link"]
+        );
+        assert_eq!(info.entries, 5);
+
+        // Replaying the layer on a copy of the old state gives the new state.
+        let copy = t.path().join("copy");
+        fs_err::create_dir_all(copy.join("a/b")).unwrap();
+        fs_err::write(copy.join("a/b/keep"), "k").unwrap();
+        fs_err::write(copy.join("a/b/gone"), "g").unwrap();
+        fs_err::create_dir_all(copy.join("d/e")).unwrap();
+        apply(&RootDir::open(&copy).unwrap(), &layer).unwrap();
+        let got: Vec<_> = scan(&copy).unwrap().into_keys().collect();
+        let want: Vec<_> = after.into_keys().collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            fs_err::read_link(copy.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+
+        // Squashing the two-layer history gives one layer with the same effect.
+        let sq = t.path().join("sq.tar");
+        let _ = squash(&[base, layer], &sq).unwrap();
+        let sq_names = names(&sq);
+        assert!(sq_names.contains(&"a/b/new".to_string()));
+        assert!(
+            !sq_names
+                .iter()
+                .any(|n| n == "a/b/gone" || n.starts_with("d/"))
+        );
+    }
+
+    #[test]
+    fn hostile_layers_cannot_reach_outside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs_err::create_dir_all(&root).unwrap();
+        let outside = t.path().join("outside");
+        fs_err::create_dir_all(&outside).unwrap();
+        // A symlink to the outside, then a write through it.
+        let layer = t.path().join("evil.tar");
+        {
+            let mut b = tar::Builder::new(fs_err::File::create(&layer).unwrap());
+            let mut h = header(tar::EntryType::Symlink, 0o777, 0, 0, 0);
+            b.append_link(&mut h, "escape", &outside).unwrap();
+            let mut h = header(tar::EntryType::Regular, 0o644, 0, 0, 0);
+            h.set_size(4);
+            b.append_data(&mut h, "escape/pwned", &b"evil"[..]).unwrap();
+            b.finish().unwrap();
+        }
+        let r = RootDir::open(&root).unwrap();
+        let _ = apply(&r, &layer);
+        assert!(!outside.join("pwned").exists());
+        // `..` names are refused outright.
+        let dotdot = t.path().join("dotdot.tar");
+        {
+            let mut raw = Vec::new();
+            let mut h = header(tar::EntryType::Regular, 0o644, 0, 0, 0);
+            h.set_size(4);
+            h.as_old_mut().name[..9].copy_from_slice(b"../pwned2");
+            h.set_cksum();
+            raw.extend_from_slice(h.as_bytes());
+            raw.extend_from_slice(b"evil");
+            raw.resize(512 * 2, 0);
+            raw.resize(512 * 4, 0);
+            fs_err::write(&dotdot, raw).unwrap();
+        }
+        assert!(matches!(apply(&r, &dotdot), Err(ApplyError::Entry { .. })));
+        assert!(!t.path().join("pwned2").exists());
+        // A whiteout cannot delete through a symlink either.
+        let wh = t.path().join("wh.tar");
+        fs_err::write(outside.join("keep"), "k").unwrap();
+        {
+            let mut b = tar::Builder::new(fs_err::File::create(&wh).unwrap());
+            let mut h = header(tar::EntryType::Regular, 0o600, 0, 0, 0);
+            b.append_data(&mut h, "escape/.wh.keep", std::io::empty())
+                .unwrap();
+            b.finish().unwrap();
+        }
+        let _ = apply(&r, &wh);
+        assert!(outside.join("keep").exists());
+    }
+}

@@ -1,0 +1,156 @@
+//! `RUN apk add/del` carried out natively by `apk::install`, with the two seams it needs
+//! from a program: an HTTP [`Fetcher`] and a [`ScriptRunner`] that runs install scripts and
+//! triggers in the build sandbox.
+//!
+//! Local repository paths (in `/etc/apk/repositories` or `-X /path`) name paths *inside the
+//! image*, as they would for a real apk running there, so they are read through the image
+//! root, never from the host.
+
+use std::io::Read;
+use std::path::Path;
+
+use apk::install::{FetchError, Fetcher, ScriptJob, ScriptOutcome, ScriptRunner};
+use apk::rootfs::RootDir;
+
+use crate::sandbox::{RunSpec, Sandbox};
+
+/// Fetches `http(s)://` with reqwest and local paths from inside the image root.
+pub struct ImageFetcher<'a> {
+    /// The image root.
+    pub root: &'a Path,
+    /// HTTP client.
+    pub client: reqwest::blocking::Client,
+}
+
+impl<'a> ImageFetcher<'a> {
+    /// A fetcher for `root`.
+    pub fn new(root: &'a Path) -> Self {
+        Self {
+            root,
+            client: reqwest::blocking::Client::new(),
+        }
+    }
+}
+
+impl Fetcher for ImageFetcher<'_> {
+    fn open(&self, url: &str) -> Result<Box<dyn Read>, FetchError> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            let failed = |reason: String| FetchError::Failed {
+                url: url.to_owned(),
+                reason,
+            };
+            let resp = self
+                .client
+                .get(url)
+                .send()
+                .map_err(|e| failed(e.to_string()))?;
+            if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                return Err(FetchError::NotFound {
+                    url: url.to_owned(),
+                });
+            }
+            let resp = resp.error_for_status().map_err(|e| failed(e.to_string()))?;
+            return Ok(Box::new(resp));
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        if path.contains("://") {
+            return Err(FetchError::Unsupported {
+                url: url.to_owned(),
+                supported: "http(s):// URLs and paths inside the image",
+            });
+        }
+        let root = RootDir::open(self.root).map_err(|e| FetchError::Failed {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        match root.open_file(path) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.is_not_found() => Err(FetchError::NotFound {
+                url: url.to_owned(),
+            }),
+            Err(e) => Err(FetchError::Failed {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Runs scripts inside the image with the sandbox, as apk does in its chroot: the script is
+/// written to `lib/apk/exec/`, run with its arguments, then removed.
+pub struct SandboxScripts<'a> {
+    /// The sandbox.
+    pub sandbox: &'a dyn Sandbox,
+    /// Where script output goes.
+    pub output: &'a dyn Fn(&[u8]),
+    /// Network for scripts (`--network host`).
+    pub network: bool,
+}
+
+impl ScriptRunner for SandboxScripts<'_> {
+    fn run(&self, job: &ScriptJob<'_>) -> ScriptOutcome {
+        let Ok(root) = RootDir::open(job.root) else {
+            return ScriptOutcome::NotRun("the image root cannot be opened".into());
+        };
+        if !root.exists("bin/sh").unwrap_or(false) {
+            return ScriptOutcome::NotRun("the image has no /bin/sh".into());
+        }
+        let rel = format!("lib/apk/exec/{}", job.exec_name());
+        let written = root.create_dir_all("lib/apk/exec", 0o755).and_then(|()| {
+            let mut f = root.create_file(&rel, 0o755)?;
+            std::io::Write::write_all(&mut f, job.script).map_err(|e| {
+                apk::rootfs::RootfsError::EntryName {
+                    name: format!("{rel}: {e}"),
+                    reason: "could not be written",
+                }
+            })
+        });
+        if let Err(e) = written {
+            return ScriptOutcome::NotRun(format!("cannot write the script: {e}"));
+        }
+        let mut argv = vec![format!("/{rel}")];
+        argv.extend(job.args.iter().cloned());
+        let spec = RunSpec {
+            argv,
+            env: Vec::new(),
+            workdir: "/".into(),
+            user: String::new(),
+            network: self.network,
+            interactive: false,
+        };
+        let result = self.sandbox.run(job.root, &spec, &mut |b| (self.output)(b));
+        let _ = root.remove(&rel);
+        match result {
+            Ok(s) if s.success() => ScriptOutcome::Succeeded,
+            Ok(s) => ScriptOutcome::Failed(s.to_string()),
+            Err(e) => ScriptOutcome::NotRun(e.to_string()),
+        }
+    }
+}
+
+/// Forwards installer events as output lines.
+pub struct EventLines<'a>(pub &'a dyn Fn(&[u8]));
+
+impl apk::install::Reporter for EventLines<'_> {
+    fn event(&self, event: apk::install::Event<'_>) {
+        use apk::install::Event;
+        let line = match event {
+            Event::FetchIndex { url, .. } => format!("fetch {url}\n"),
+            Event::Step {
+                index,
+                total,
+                action,
+                name,
+                version,
+            } => format!("({index}/{total}) {action} {name} ({version})\n"),
+            Event::Script {
+                package,
+                kind,
+                outcome,
+            } => format!("{package}.{kind}: {outcome}\n"),
+            Event::Warning(w) => format!("WARNING: {w}\n"),
+            _ => return,
+        };
+        (self.0)(line.as_bytes());
+    }
+}

@@ -1,0 +1,105 @@
+//! Shared helpers: a context with a static busybox, the real `assemble` binary, tool checks.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// Where ci/setup's busybox-static puts the binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// A test workspace: a store and a build context holding busybox.
+pub struct Ws {
+    pub dir: tempfile::TempDir,
+}
+
+impl Ws {
+    /// `None` (after printing why) when bubblewrap or busybox is missing.
+    pub fn new() -> Option<Self> {
+        if !Path::new(BUSYBOX).is_file() {
+            eprintln!("SKIP: {BUSYBOX} missing (ci/setup installs busybox-static)");
+            return None;
+        }
+        if !tool("bwrap") {
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("assemble-it-")
+            .tempdir()
+            .unwrap();
+        fs_err::create_dir_all(dir.path().join("ctx")).unwrap();
+        fs_err::copy(BUSYBOX, dir.path().join("ctx/busybox")).unwrap();
+        Some(Self { dir })
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn containerfile(&self, text: &str) {
+        fs_err::write(self.path("ctx/Containerfile"), text).unwrap();
+    }
+
+    /// Runs `assemble --store <ws>/store ARGS` with SOURCE_DATE_EPOCH set.
+    pub fn assemble(&self, args: &[&str]) -> Output {
+        self.assemble_env(args, Some("1700000000"))
+    }
+
+    /// As [`Ws::assemble`], with SOURCE_DATE_EPOCH set to `sde` or unset.
+    pub fn assemble_env(&self, args: &[&str], sde: Option<&str>) -> Output {
+        let mut cmd = Command::cargo_bin("assemble").unwrap();
+        match sde {
+            Some(v) => cmd.env("SOURCE_DATE_EPOCH", v),
+            None => cmd.env_remove("SOURCE_DATE_EPOCH"),
+        };
+        let out = cmd
+            .current_dir(self.dir.path())
+            .env_remove("ASSEMBLE_STORE")
+            .arg("--store")
+            .arg(self.path("store"))
+            .args(args)
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ assemble {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+/// The first lines every test image starts with: busybox and its applet links.
+pub const PRELUDE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Whether `name` is on PATH; prints a SKIP line when not.
+pub fn tool(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    if !found {
+        eprintln!("SKIP: `{name}` is not installed (ci/setup installs it)");
+    }
+    found
+}
+
+/// Runs a real tool, returning its output.
+pub fn run(cmd: &str, args: &[&str], envs: &[(&str, &Path)]) -> Output {
+    let mut c = std::process::Command::new(cmd);
+    c.args(args);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    eprintln!("$ {cmd} {}\n{}", args.join(" "), text(&out));
+    out
+}
