@@ -1,1 +1,305 @@
+//! The example projects through `gitlab-ci-local` (npm, installed by ci/setup): its
+//! `--preview` resolves each project's includes (with `spec: inputs`) and validates the
+//! result against GitLab's JSON schema; in shell mode it runs the downstream-commit jobs
+//! against the GitLab API stand-in, which then holds the files as GitLab would.
 
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::gitlab_api::{Project, Server};
+use crate::support::{path_with_ci, read, require_tool, root};
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs_err::create_dir_all(to).unwrap();
+    for e in fs_err::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            fs_err::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .args(["-c", "user.name=CI Test", "-c", "user.email=ci@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?} failed");
+}
+
+/// A git repository holding `files` (name, text) plus a copy of templates/, as the
+/// example projects expect (their includes are `local: templates/...`).
+fn project_with(files: &[(&str, String)]) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("templates"), &t.path().join("templates"));
+    for (name, text) in files {
+        fs_err::write(t.path().join(name), text).unwrap();
+    }
+    git(t.path(), &["init", "-q", "-b", "main"]);
+    git(t.path(), &["add", "-A"]);
+    git(t.path(), &["commit", "-q", "-m", "example"]);
+    t
+}
+
+/// The example project `examples/gitlab/<name>` as a repository.
+fn example(name: &str) -> tempfile::TempDir {
+    let dir = root().join("examples/gitlab").join(name);
+    let mut files = Vec::new();
+    for e in fs_err::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        files.push((
+            p.file_name().unwrap().to_string_lossy().into_owned(),
+            read(&p),
+        ));
+    }
+    let refs: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    project_with(&refs)
+}
+
+/// Runs gitlab-ci-local in `dir` with its home inside `dir` (no user settings) and
+/// `ci/` on PATH.
+fn gcl(dir: &Path, args: &[&str]) -> Output {
+    require_tool("gitlab-ci-local");
+    require_tool("rsync");
+    Command::new("gitlab-ci-local")
+        .args(["--home", &dir.join(".gcl-home").display().to_string()])
+        .args(args)
+        .env("PATH", path_with_ci())
+        .env(
+            "GCL_IGNORE_PREDEFINED_VARS",
+            "CI_API_V4_URL,CI_REGISTRY_IMAGE,CI_COMMIT_TAG",
+        )
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn preview(dir: &Path) -> String {
+    let out = gcl(dir, &["--preview"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "gitlab-ci-local --preview failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Top-level job names of a preview.
+fn jobs(preview: &str) -> Vec<String> {
+    let doc: serde_json::Value = serde_saphyr::from_str(preview).unwrap();
+    doc.as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "stages")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn preview_resolves_every_example() {
+    let expected: &[(&str, &[&str])] = &[
+        ("source", &["commit-downstream-apkbuild", "test"]),
+        (
+            "package",
+            &["build-apk", "deploy-apk", "commit-downstream-container"],
+        ),
+        ("image", &["build-image", "commit-downstream-manifest"]),
+        ("manifest", &["check"]),
+    ];
+    for (name, want) in expected {
+        let p = example(name);
+        let out = preview(p.path());
+        let mut got = jobs(&out);
+        got.sort();
+        let mut want: Vec<String> = want.iter().map(|s| (*s).to_string()).collect();
+        want.sort();
+        assert_eq!(got, want, "{name}:\n{out}");
+        assert!(
+            !out.contains("$[["),
+            "{name}: an input was left uninterpolated:\n{out}"
+        );
+    }
+    // The inputs given by the examples reached the jobs.
+    let out = preview(example("package").path());
+    assert!(
+        out.contains("REPOSERVE_URL: https://packages.example.com"),
+        "{out}"
+    );
+    assert!(out.contains("aud: $REPOSERVE_URL"), "{out}");
+    assert!(out.contains("PIN_PACKAGE: hello"), "{out}");
+}
+
+#[test]
+fn rust_variant_and_recipe_tree_pipeline() {
+    let ci = "include:\n  - local: templates/build_apk.yml\n    inputs:\n      build_variant: /rust\n      sccache_bucket: ci-cache\n  - local: templates/pipeline.yml\n    inputs:\n      recipes: main community\n      stage: test\n";
+    let p = project_with(&[(".gitlab-ci.yml", ci.to_string())]);
+    let out = preview(p.path());
+    let mut got = jobs(&out);
+    got.sort();
+    assert_eq!(got, ["build-apk/rust", "recipes", "recipes-graph"], "{out}");
+    assert!(out.contains("SCCACHE_BUCKET: ci-cache"), "{out}");
+    assert!(out.contains("RUSTC_WRAPPER: sccache"), "{out}");
+    assert!(
+        out.contains("apkbuild graph --gitlab main community"),
+        "{out}"
+    );
+    // A mistyped input is refused, as GitLab does.
+    let bad = ci.replace("build_variant: /rust", "build_variant: /rsut");
+    let p = project_with(&[(".gitlab-ci.yml", bad)]);
+    let out = gcl(p.path(), &["--preview"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not in the list of allowed options")
+            || String::from_utf8_lossy(&out.stdout).contains("not in the list of allowed options"),
+        "{out:?}"
+    );
+}
+
+fn downstream_server(path: &str, files: &[(&str, String)], tags: &[&str]) -> Server {
+    Server::start(Project {
+        path: path.to_string(),
+        files: [(
+            "main".to_string(),
+            files
+                .iter()
+                .map(|(n, t)| ((*n).to_string(), t.clone()))
+                .collect(),
+        )]
+        .into_iter()
+        .collect(),
+        tags: tags.iter().map(|t| (*t).to_string()).collect(),
+        token: "glpat-downstream".to_string(),
+        ..Project::default()
+    })
+}
+
+/// Runs one job of `project` in shell mode as a tag pipeline for `tag`.
+fn run_job(project: &Path, job: &str, server: &Server, tag: &str) -> Output {
+    gcl(
+        project,
+        &[
+            "--force-shell-executor",
+            "--variable",
+            &format!("CI_COMMIT_TAG={tag}"),
+            "--variable",
+            &format!("CI_API_V4_URL={}", server.url),
+            "--variable",
+            "DOWNSTREAM_TOKEN=glpat-downstream",
+            "--variable",
+            "CI_REGISTRY_IMAGE=registry.example.com/demo/images/hello",
+            job,
+        ],
+    )
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "job failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn image_project_tag_bumps_the_manifest_project() {
+    let manifest = root().join("examples/gitlab/manifest");
+    let kust = read(&manifest.join("kustomization.yaml"));
+    let deploy = read(&manifest.join("deployment.yaml"));
+    let s = downstream_server(
+        "demo/deploy/hello",
+        &[
+            ("kustomization.yaml", kust.clone()),
+            ("deployment.yaml", deploy.clone()),
+        ],
+        &[],
+    );
+    let p = example("image");
+    assert_ok(&run_job(
+        p.path(),
+        "commit-downstream-manifest",
+        &s,
+        "1.1.0-r0",
+    ));
+    assert_eq!(
+        s.file("main", "kustomization.yaml").unwrap(),
+        kust.replace("newTag: \"1.0.0-r2\"", "newTag: \"1.1.0-r0\"")
+    );
+    assert_eq!(
+        s.file("main", "deployment.yaml").unwrap(),
+        deploy.replace("hello:1.0.0-r2", "hello:1.1.0-r0")
+    );
+    let commit = s
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&commit.body).unwrap();
+    assert!(
+        body["commit_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("registry.example.com/demo/images/hello:1.1.0-r0 ("),
+        "{body}"
+    );
+    // The bumped manifest project still passes its own pipeline.
+    let m = project_with(&[
+        (".gitlab-ci.yml", read(&manifest.join(".gitlab-ci.yml"))),
+        (
+            "kustomization.yaml",
+            s.file("main", "kustomization.yaml").unwrap(),
+        ),
+        (
+            "deployment.yaml",
+            s.file("main", "deployment.yaml").unwrap(),
+        ),
+    ]);
+    assert_ok(&gcl(m.path(), &["--force-shell-executor", "check"]));
+}
+
+#[test]
+fn package_project_tag_pins_the_image_and_rebuilds_an_existing_tag() {
+    let containerfile = read(&root().join("examples/gitlab/image/Containerfile"));
+    let s = downstream_server(
+        "demo/images/hello",
+        &[("Containerfile", containerfile.clone())],
+        &["1.0.0-r2"],
+    );
+    let p = example("package");
+    assert_ok(&run_job(
+        p.path(),
+        "commit-downstream-container",
+        &s,
+        "1.1.0-r0",
+    ));
+    assert_eq!(
+        s.file("main", "Containerfile").unwrap(),
+        containerfile.replace("hello=1.0.0-r2", "hello=1.1.0-r0")
+    );
+    // The image project already has 1.0.0-r2: a rebuild, no commit.
+    let before = s.requests().len();
+    assert_ok(&run_job(
+        p.path(),
+        "commit-downstream-container",
+        &s,
+        "1.0.0-r2",
+    ));
+    let after = s.requests();
+    let new: Vec<String> = after[before..]
+        .iter()
+        .map(|r| format!("{} {} {}", r.method, r.path, r.query))
+        .collect();
+    assert_eq!(
+        new,
+        [
+            "GET /api/v4/projects/demo/images/hello/repository/tags/1.0.0-r2 ",
+            "POST /api/v4/projects/demo/images/hello/pipeline ref=1.0.0-r2",
+        ]
+    );
+}
