@@ -28,12 +28,18 @@ pub struct Project {
     /// Branch → file path → content.
     pub files: BTreeMap<String, BTreeMap<String, String>>,
     pub tags: Vec<String>,
+    /// Plain downloads outside the API (release tarballs), by path, served without
+    /// a token.
+    pub downloads: BTreeMap<String, Vec<u8>>,
     pub token: String,
     pub requests: Vec<Request>,
 }
 
 /// A running stand-in; the thread ends with the test process.
 pub struct Server {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The API root, `<base>/api/v4` (CI_API_V4_URL).
     pub url: String,
     pub state: Arc<Mutex<Project>>,
 }
@@ -42,7 +48,8 @@ impl Server {
     /// Starts serving `project` on 127.0.0.1 (a free port).
     pub fn start(project: Project) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/api/v4", listener.local_addr().unwrap());
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("{base}/api/v4");
         let state = Arc::new(Mutex::new(project));
         let s = state.clone();
         std::thread::spawn(move || {
@@ -55,7 +62,7 @@ impl Server {
                 });
             }
         });
-        Server { url, state }
+        Server { base, url, state }
     }
 
     /// The requests received so far.
@@ -156,6 +163,16 @@ fn serve(mut conn: TcpStream, state: &Mutex<Project>) -> std::io::Result<()> {
         query: query.clone(),
         body: body.clone(),
     });
+    if method == "GET"
+        && let Some(data) = p.downloads.get(raw_path)
+    {
+        write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            data.len()
+        )?;
+        return conn.write_all(data);
+    }
     if headers.get("private-token") != Some(&p.token) {
         return respond(&mut conn, 401, r#"{"message":"401 Unauthorized"}"#);
     }

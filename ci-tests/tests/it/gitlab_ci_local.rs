@@ -303,3 +303,99 @@ fn package_project_tag_pins_the_image_and_rebuilds_an_existing_tag() {
         ]
     );
 }
+
+/// The `apkbuild` built beside this test binary, when it has `checksum` (issue-3's
+/// recipe commands); `None` says why not.
+fn apkbuild_with_checksum() -> Result<std::path::PathBuf, String> {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("apkbuild"))
+        .ok_or("no target directory")?;
+    if !bin.is_file() {
+        return Err(format!(
+            "{} is not built (cargo build -p builder)",
+            bin.display()
+        ));
+    }
+    let ok = Command::new(&bin)
+        .args(["checksum", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} has no `checksum` subcommand yet",
+            bin.display()
+        ))
+    }
+}
+
+#[test]
+fn source_project_tag_bumps_the_package_project() {
+    let apkbuild = match apkbuild_with_checksum() {
+        Ok(b) => b,
+        Err(why) => {
+            println!("skipped: the source project's job runs `apkbuild checksum`, but {why}");
+            return;
+        }
+    };
+    let tarball = b"the release tarball of hello 1.1.0\n".to_vec();
+    let sum = {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        fs_err::write(t.path(), &tarball).unwrap();
+        let o = Command::new("sha512sum").arg(t.path()).output().unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let s = Server::start(Project::default());
+    // The recipe downloads its release from the stand-in instead of gitlab.example.com.
+    let recipe = read(&root().join("examples/gitlab/package/APKBUILD"))
+        .replace("https://gitlab.example.com", &s.base);
+    {
+        let mut st = s.state.lock().unwrap();
+        st.path = "demo/packages/hello".into();
+        st.token = "glpat-downstream".into();
+        st.files.insert(
+            "main".into(),
+            [("APKBUILD".to_string(), recipe.clone())]
+                .into_iter()
+                .collect(),
+        );
+        st.downloads.insert(
+            "/demo/hello/-/archive/v1.1.0/hello-v1.1.0.tar.gz".into(),
+            tarball,
+        );
+    }
+    let p = example("source");
+    // apkbuild goes on PATH beside ci/.
+    let bin_dir = apkbuild.parent().unwrap().display().to_string();
+    let out = Command::new("gitlab-ci-local")
+        .args(["--home", &p.path().join(".gcl-home").display().to_string()])
+        .args([
+            "--force-shell-executor",
+            "--variable",
+            "CI_COMMIT_TAG=v1.1.0",
+        ])
+        .args(["--variable", &format!("CI_API_V4_URL={}", s.url)])
+        .args(["--variable", "DOWNSTREAM_TOKEN=glpat-downstream"])
+        .arg("commit-downstream-apkbuild")
+        .env("PATH", format!("{bin_dir}:{}", path_with_ci()))
+        .env("GCL_IGNORE_PREDEFINED_VARS", "CI_API_V4_URL,CI_COMMIT_TAG")
+        .env("HOME", p.path())
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let bumped = s.file("main", "APKBUILD").unwrap();
+    assert!(bumped.contains("\npkgver=1.1.0\npkgrel=0\n"), "{bumped}");
+    assert!(
+        bumped.contains(&format!("{sum}  hello-1.1.0.tar.gz")),
+        "{bumped}"
+    );
+}
