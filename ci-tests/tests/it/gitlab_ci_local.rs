@@ -48,17 +48,11 @@ fn project_with(files: &[(&str, String)]) -> tempfile::TempDir {
 
 /// The example project `examples/gitlab/<name>` as a repository.
 fn example(name: &str) -> tempfile::TempDir {
-    let dir = root().join("examples/gitlab").join(name);
-    let mut files = Vec::new();
-    for e in fs_err::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        files.push((
-            p.file_name().unwrap().to_string_lossy().into_owned(),
-            read(&p),
-        ));
-    }
-    let refs: Vec<(&str, String)> = files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-    project_with(&refs)
+    let t = project_with(&[]);
+    copy_dir(&root().join("examples/gitlab").join(name), t.path());
+    git(t.path(), &["add", "-A"]);
+    git(t.path(), &["commit", "-q", "-m", name]);
+    t
 }
 
 /// Runs gitlab-ci-local in `dir` with its home inside `dir` (no user settings) and
@@ -355,7 +349,7 @@ fn source_project_tag_bumps_the_package_project() {
     };
     let s = Server::start(Project::default());
     // The recipe downloads its release from the stand-in instead of gitlab.example.com.
-    let recipe = read(&root().join("examples/gitlab/package/APKBUILD"))
+    let recipe = read(&root().join("examples/gitlab/package/main/hello/APKBUILD"))
         .replace("https://gitlab.example.com", &s.base);
     {
         let mut st = s.state.lock().unwrap();
@@ -363,7 +357,7 @@ fn source_project_tag_bumps_the_package_project() {
         st.token = "glpat-downstream".into();
         st.files.insert(
             "main".into(),
-            [("APKBUILD".to_string(), recipe.clone())]
+            [("main/hello/APKBUILD".to_string(), recipe.clone())]
                 .into_iter()
                 .collect(),
         );
@@ -392,7 +386,7 @@ fn source_project_tag_bumps_the_package_project() {
         .output()
         .unwrap();
     assert_ok(&out);
-    let bumped = s.file("main", "APKBUILD").unwrap();
+    let bumped = s.file("main", "main/hello/APKBUILD").unwrap();
     assert!(bumped.contains("\npkgver=1.1.0\npkgrel=0\n"), "{bumped}");
     assert!(
         bumped.contains(&format!("{sum}  hello-1.1.0.tar.gz")),
