@@ -298,15 +298,19 @@ fn package_project_tag_pins_the_image_and_rebuilds_an_existing_tag() {
     );
 }
 
-/// The `apkbuild` built beside this test binary, when it has `checksum` (issue-3's
-/// recipe commands); `None` says why not.
-fn apkbuild_with_checksum() -> Result<std::path::PathBuf, String> {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("apkbuild"))
-        .ok_or("no target directory")?;
+/// An `apkbuild` that has `subcommand` (issue-3's recipe commands): $CI_TESTS_APKBUILD,
+/// else the one built beside this test binary. `Err` says why there is none.
+fn apkbuild_with(subcommand: &str) -> Result<std::path::PathBuf, String> {
+    let bin = match std::env::var_os("CI_TESTS_APKBUILD") {
+        Some(b) => std::path::PathBuf::from(b),
+        None => {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent()
+                .and_then(Path::parent)
+                .map(|d| d.join("apkbuild"))
+                .ok_or("no target directory")?
+        }
+    };
     if !bin.is_file() {
         return Err(format!(
             "{} is not built (cargo build -p builder)",
@@ -314,22 +318,107 @@ fn apkbuild_with_checksum() -> Result<std::path::PathBuf, String> {
         ));
     }
     let ok = Command::new(&bin)
-        .args(["checksum", "--help"])
+        .args([subcommand, "--help"])
         .output()
         .is_ok_and(|o| o.status.success());
     if ok {
         Ok(bin)
     } else {
         Err(format!(
-            "{} has no `checksum` subcommand yet",
+            "{} has no `{subcommand}` subcommand yet",
             bin.display()
         ))
     }
 }
 
+/// PATH with the directory of `apkbuild` and `ci/`.
+fn path_with_apkbuild(apkbuild: &Path) -> String {
+    format!(
+        "{}:{}",
+        apkbuild.parent().unwrap().display(),
+        path_with_ci()
+    )
+}
+
+fn sha512(data: &[u8]) -> String {
+    let t = tempfile::NamedTempFile::new().unwrap();
+    fs_err::write(t.path(), data).unwrap();
+    let o = Command::new("sha512sum").arg(t.path()).output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn package_project_build_job_builds_signs_and_verifies() {
+    let apkbuild = match apkbuild_with("build-all") {
+        Ok(b) => b,
+        Err(why) => {
+            println!("skipped: build-apk runs `apkbuild build-all`, but {why}");
+            return;
+        }
+    };
+    let script = "#!/bin/sh\necho hello\n";
+    let recipe = format!(
+        "pkgname=hello\npkgver=1.0.0\npkgrel=0\npkgdesc=\"Prints a greeting\"\nurl=\"https://example.com\"\narch=\"noarch\"\nlicense=\"MIT\"\nsource=\"hello.sh\"\n\npackage() {{\n\tinstall -Dm755 \"$srcdir\"/hello.sh \"$pkgdir\"/usr/bin/hello\n}}\n\nsha512sums=\"\n{}  hello.sh\n\"\n",
+        sha512(script.as_bytes())
+    );
+    let ci = "include:\n  - local: templates/build_apk.yml\n    inputs:\n      key_name: fixture-test-65a1b2c3.rsa\n      build_args: --no-sandbox\n";
+    let p = project_with(&[(".gitlab-ci.yml", ci.to_string())]);
+    let dir = p.path().join("main/hello");
+    fs_err::create_dir_all(&dir).unwrap();
+    fs_err::write(dir.join("APKBUILD"), recipe).unwrap();
+    fs_err::write(dir.join("hello.sh"), script).unwrap();
+    git(p.path(), &["add", "-A"]);
+    git(p.path(), &["commit", "-q", "-m", "recipe"]);
+    let keys = root().join("testkit/fixtures/apk-reference/keys");
+    let out = Command::new("gitlab-ci-local")
+        .args(["--home", &p.path().join(".gcl-home").display().to_string()])
+        .arg("--force-shell-executor")
+        .args([
+            "--variable",
+            &format!(
+                "PACKAGER_PRIVKEY={}",
+                keys.join("fixture-test-65a1b2c3.rsa").display()
+            ),
+        ])
+        .args([
+            "--variable",
+            &format!(
+                "PACKAGER_PUBKEY={}",
+                keys.join("fixture-test-65a1b2c3.rsa.pub").display()
+            ),
+        ])
+        .args(["--variable", "SOURCE_DATE_EPOCH=1700000000"])
+        .arg("build-apk")
+        .env("PATH", path_with_apkbuild(&apkbuild))
+        .env("HOME", p.path())
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("PASS") && log.contains("build-apk"), "{log}");
+    // The artifacts hold the signed package and index, under the build job's name.
+    let arts = p
+        .path()
+        .join(".gitlab-ci-local/artifacts/build-apk/packages/main");
+    let arch = fs_err::read_dir(&arts)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut names = crate::support::entries(&arch);
+    names.sort();
+    assert_eq!(names, ["APKINDEX.tar.gz", "hello-1.0.0-r0.apk"], "{log}");
+}
+
 #[test]
 fn source_project_tag_bumps_the_package_project() {
-    let apkbuild = match apkbuild_with_checksum() {
+    let apkbuild = match apkbuild_with("checksum") {
         Ok(b) => b,
         Err(why) => {
             println!("skipped: the source project's job runs `apkbuild checksum`, but {why}");
@@ -337,16 +426,7 @@ fn source_project_tag_bumps_the_package_project() {
         }
     };
     let tarball = b"the release tarball of hello 1.1.0\n".to_vec();
-    let sum = {
-        let t = tempfile::NamedTempFile::new().unwrap();
-        fs_err::write(t.path(), &tarball).unwrap();
-        let o = Command::new("sha512sum").arg(t.path()).output().unwrap();
-        String::from_utf8_lossy(&o.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
+    let sum = sha512(&tarball);
     let s = Server::start(Project::default());
     // The recipe downloads its release from the stand-in instead of gitlab.example.com.
     let recipe = read(&root().join("examples/gitlab/package/main/hello/APKBUILD"))
@@ -367,8 +447,6 @@ fn source_project_tag_bumps_the_package_project() {
         );
     }
     let p = example("source");
-    // apkbuild goes on PATH beside ci/.
-    let bin_dir = apkbuild.parent().unwrap().display().to_string();
     let out = Command::new("gitlab-ci-local")
         .args(["--home", &p.path().join(".gcl-home").display().to_string()])
         .args([
@@ -379,7 +457,7 @@ fn source_project_tag_bumps_the_package_project() {
         .args(["--variable", &format!("CI_API_V4_URL={}", s.url)])
         .args(["--variable", "DOWNSTREAM_TOKEN=glpat-downstream"])
         .arg("commit-downstream-apkbuild")
-        .env("PATH", format!("{bin_dir}:{}", path_with_ci()))
+        .env("PATH", path_with_apkbuild(&apkbuild))
         .env("GCL_IGNORE_PREDEFINED_VARS", "CI_API_V4_URL,CI_COMMIT_TAG")
         .env("HOME", p.path())
         .current_dir(p.path())
