@@ -471,3 +471,61 @@ fn source_project_tag_bumps_the_package_project() {
         "{bumped}"
     );
 }
+
+#[test]
+fn recipe_tree_generator_writes_a_valid_child_pipeline() {
+    let apkbuild = match apkbuild_with("graph") {
+        Ok(b)
+            if Command::new(&b)
+                .args(["graph", "--help"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--gitlab")) =>
+        {
+            b
+        }
+        Ok(b) => {
+            println!("skipped: {} has no `graph --gitlab` yet", b.display());
+            return;
+        }
+        Err(why) => {
+            println!("skipped: recipes-graph runs `apkbuild graph --gitlab`, but {why}");
+            return;
+        }
+    };
+    let ci = "include:\n  - local: templates/pipeline.yml\n    inputs:\n      recipes: main\n      image: alpine:3.20\n";
+    let p = project_with(&[(".gitlab-ci.yml", ci.to_string())]);
+    // Two recipes, the second building against the first.
+    for (name, deps) in [("libgreet", ""), ("greet", "libgreet")] {
+        let dir = p.path().join("main").join(name);
+        fs_err::create_dir_all(&dir).unwrap();
+        fs_err::write(
+            dir.join("APKBUILD"),
+            format!("pkgname={name}\npkgver=1.0\npkgrel=0\npkgdesc=\"x\"\nurl=\"https://example.com\"\narch=\"noarch\"\nlicense=\"MIT\"\nmakedepends=\"{deps}\"\n\npackage() {{\n\tmkdir -p \"$pkgdir\"\n}}\n"),
+        )
+        .unwrap();
+    }
+    git(p.path(), &["add", "-A"]);
+    git(p.path(), &["commit", "-q", "-m", "recipes"]);
+    let out = Command::new("gitlab-ci-local")
+        .args(["--home", &p.path().join(".gcl-home").display().to_string()])
+        .args(["--force-shell-executor", "recipes-graph"])
+        .env("PATH", path_with_apkbuild(&apkbuild))
+        .env("HOME", p.path())
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let child = read(
+        &p.path()
+            .join(".gitlab-ci-local/artifacts/recipes-graph/recipes-pipeline.yml"),
+    );
+    let doc: serde_json::Value = serde_saphyr::from_str(&child).unwrap();
+    assert_eq!(doc["default"]["image"], "alpine:3.20", "{child}");
+    let mut errors = Vec::new();
+    crate::yaml::check_pipeline("child pipeline", &doc, &mut errors);
+    assert!(errors.is_empty(), "{}\n{child}", errors.join("\n"));
+    // The child pipeline itself passes gitlab-ci-local's GitLab schema check.
+    let c = project_with(&[(".gitlab-ci.yml", child.clone())]);
+    preview(c.path());
+    assert!(child.contains("apkbuild build"), "{child}");
+}

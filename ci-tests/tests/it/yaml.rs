@@ -227,7 +227,11 @@ fn scalar(v: &Value) -> String {
 }
 
 /// Checks one pipeline body; returns the job scripts (job name → script text).
-fn check_pipeline(what: &str, doc: &Value, errors: &mut Vec<String>) -> BTreeMap<String, String> {
+pub fn check_pipeline(
+    what: &str,
+    doc: &Value,
+    errors: &mut Vec<String>,
+) -> BTreeMap<String, String> {
     let mut scripts = BTreeMap::new();
     let mut stages: BTreeSet<String> = [".pre", "build", "test", "deploy", ".post"]
         .map(String::from)
