@@ -9,6 +9,7 @@ mod bump_manifest;
 mod downstream;
 mod gitlab_api;
 mod gitlab_ci_local;
+mod properties;
 mod shellcheck;
 mod support;
 mod yaml;
