@@ -52,6 +52,8 @@ pub enum Command {
     Index(commands::index::Args),
     /// Show what is inside a package or an index.
     Inspect(commands::inspect::Args),
+    /// Upload a package tree to a reposerve (`POST /upload`).
+    Deploy(commands::deploy::Args),
 }
 
 /// Runs a parsed command line.
@@ -64,5 +66,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => commands::verify::run(&args, &env),
         Command::Index(args) => commands::index::run(&args, &env),
         Command::Inspect(args) => commands::inspect::run(&args, &env),
+        Command::Deploy(args) => commands::deploy::run(&args, &env),
     }
 }

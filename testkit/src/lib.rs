@@ -5,6 +5,9 @@
 //! `shared/fixtures/apk-reference`, checked to be identical when that directory exists) so
 //! a clone of this repository tests on its own.
 
+pub mod jwks;
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 
 use apk::keys::{Keyring, PrivateKey, PublicKey};

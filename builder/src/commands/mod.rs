@@ -1,5 +1,6 @@
 //! One module per subcommand: `Args` (clap) and `run`.
 
+pub mod deploy;
 pub mod index;
 pub mod inspect;
 pub mod keygen;

@@ -1,0 +1,185 @@
+//! Listeners and process lifecycle: the plain HTTP listener, HTTPS listeners (rustls via
+//! axum-server, certificate reloaded on SIGHUP), the HTTP→HTTPS redirect listener, and
+//! graceful shutdown on SIGTERM/SIGINT (in-flight uploads finish; new connections are
+//! refused).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use tokio::sync::watch;
+
+use crate::config::{Config, Protocols};
+use crate::{AppState, Cli, router, with_hsts};
+
+/// Runs the server until SIGTERM/SIGINT.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // One process-wide TLS provider for the HTTPS listeners and the JWKS client alike.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let config = Config::load(&cli.config)?;
+    if cli.tls_only && config.tls.is_none() {
+        anyhow::bail!(
+            "-S (TLS only) needs a `tls:` section with `crt` and `key` in `{}`",
+            cli.config.display()
+        );
+    }
+    let state = AppState::from_config(config.clone(), cli.dev)?;
+    let app = router(state);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if let Some(tls) = &config.tls {
+        let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.crt, &tls.key)
+            .await
+            .with_context(|| {
+                format!(
+                    "failed to load TLS certificate `{}` and key `{}`",
+                    tls.crt.display(),
+                    tls.key.display()
+                )
+            })?;
+        let tls_app = match &tls.hsts {
+            Some(h) => with_hsts(app.clone(), &h.header_value()),
+            None => app.clone(),
+        };
+        let mut handles = Vec::new();
+        for addr in &cli.listen_tls {
+            let handle = axum_server::Handle::new();
+            handles.push(handle.clone());
+            let server = axum_server::bind_rustls(*addr, rustls_cfg.clone()).handle(handle.clone());
+            let svc = tls_app.clone().into_make_service();
+            tasks.spawn(async move { server.serve(svc).await.context("HTTPS listener failed") });
+        }
+        // The bound addresses (port 0 is resolved here), for the log and the redirect.
+        let mut https_port = None;
+        for handle in &handles {
+            let Some(addr) = handle.listening().await else {
+                // The listener failed to bind; its task reports why.
+                break;
+            };
+            tracing::info!(%addr, "listening (https)");
+            https_port.get_or_insert(addr.port());
+        }
+        // Graceful stop of the TLS listeners.
+        let mut rx = stop_rx.clone();
+        tasks.spawn(async move {
+            let _ = rx.wait_for(|s| *s).await;
+            for h in handles {
+                h.graceful_shutdown(Some(Duration::from_secs(600)));
+            }
+            Ok(())
+        });
+        // SIGHUP: reload the certificate (renewed by certbot or similar).
+        let (crt, key) = (tls.crt.clone(), tls.key.clone());
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match rustls_cfg.reload_from_pem_file(&crt, &key).await {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!("TLS certificate reload failed, keeping the old one: {e}");
+                    }
+                }
+            }
+        });
+        if let Some(redirect) = &tls.redirect {
+            let https_port = https_port.unwrap_or(443);
+            let addrs: Vec<SocketAddr> = match redirect.protocols {
+                Protocols::Both => vec![SocketAddr::from(([0u16; 8], redirect.port))],
+                Protocols::Ipv4 => vec![SocketAddr::from(([0, 0, 0, 0], redirect.port))],
+                Protocols::Ipv6 => vec![SocketAddr::from(([0u16; 8], redirect.port))],
+                Protocols::None => Vec::new(),
+            };
+            for addr in addrs {
+                let app =
+                    Router::new().fallback(move |req: Request| redirect_to_https(&req, https_port));
+                spawn_plain(&mut tasks, addr, app, stop_rx.clone(), "redirect").await?;
+            }
+        }
+    }
+    if !cli.tls_only {
+        spawn_plain(&mut tasks, cli.listen, app, stop_rx.clone(), "http").await?;
+    }
+
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot install the SIGTERM handler")?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        r = stop => {
+            r?;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        }
+        Some(r) = tasks.join_next() => {
+            // A listener ended on its own: that is an error (bind lost, TLS failure).
+            r.context("listener task panicked")??;
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.context("listener task panicked")??;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn spawn_plain(
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    addr: SocketAddr,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+    what: &'static str,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} ({what}); is another server using it?")
+    })?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "listening ({what})");
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+            .with_context(|| format!("{what} listener on {local} failed"))
+    });
+    Ok(())
+}
+
+fn redirect_to_https(req: &Request, port: u16) -> std::future::Ready<Response> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| {
+            h.rsplit_once(':')
+                .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+                .map_or(h, |(h, _)| h)
+        })
+        .unwrap_or_default()
+        .to_string();
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let port = if port == 443 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
+    let target = format!("https://{host}{port}{path}");
+    std::future::ready(match (host.is_empty(), target.parse::<Uri>()) {
+        (false, Ok(_)) => Redirect::permanent(&target).into_response(),
+        _ => (StatusCode::BAD_REQUEST, "missing or bad Host header\n").into_response(),
+    })
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the real `reposerve` binary on 127.0.0.1.
+
+mod auth;
+mod cli;
+mod crash;
+mod deploy;
+mod s3;
+mod support;
+mod tls;
+mod upload;
