@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use crate::gitlab_api::{Project, Server};
 use crate::support::{path_with_ci, read, require_tool, root};
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     fs_err::create_dir_all(to).unwrap();
     for e in fs_err::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -22,7 +22,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
+pub fn git(dir: &Path, args: &[&str]) {
     let st = Command::new("git")
         .args(["-c", "user.name=CI Test", "-c", "user.email=ci@example.com"])
         .args(args)
@@ -34,7 +34,7 @@ fn git(dir: &Path, args: &[&str]) {
 
 /// A git repository holding `files` (name, text) plus a copy of templates/, as the
 /// example projects expect (their includes are `local: templates/...`).
-fn project_with(files: &[(&str, String)]) -> tempfile::TempDir {
+pub fn project_with(files: &[(&str, String)]) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     copy_dir(&root().join("templates"), &t.path().join("templates"));
     for (name, text) in files {
@@ -192,7 +192,7 @@ fn run_job(project: &Path, job: &str, server: &Server, tag: &str) -> Output {
     )
 }
 
-fn assert_ok(out: &Output) {
+pub fn assert_ok(out: &Output) {
     assert!(
         out.status.success(),
         "job failed:\n{}\n{}",

@@ -6,6 +6,7 @@
 mod bump_apkbuild;
 mod bump_containerfile;
 mod bump_manifest;
+mod deploy;
 mod downstream;
 mod gitlab_api;
 mod gitlab_ci_local;
