@@ -492,7 +492,7 @@ fn recipe_tree_generator_writes_a_valid_child_pipeline() {
             return;
         }
     };
-    let ci = "include:\n  - local: templates/pipeline.yml\n    inputs:\n      recipes: main\n      image: alpine:3.20\n";
+    let ci = "include:\n  - local: templates/pipeline.yml\n    inputs:\n      recipes: main\n      image: alpine:3.20\n      key_name: ci@example.com-1234.rsa\n";
     let p = project_with(&[(".gitlab-ci.yml", ci.to_string())]);
     // Two recipes, the second building against the first.
     for (name, deps) in [("libgreet", ""), ("greet", "libgreet")] {
@@ -521,6 +521,11 @@ fn recipe_tree_generator_writes_a_valid_child_pipeline() {
     );
     let doc: serde_json::Value = serde_saphyr::from_str(&child).unwrap();
     assert_eq!(doc["default"]["image"], "alpine:3.20", "{child}");
+    assert_eq!(
+        doc["default"]["before_script"][0],
+        "mkdir -p .apk-keys && cp \"$PACKAGER_PRIVKEY\" \".apk-keys/ci@example.com-1234.rsa\"",
+        "{child}"
+    );
     let mut errors = Vec::new();
     crate::yaml::check_pipeline("child pipeline", &doc, &mut errors);
     assert!(errors.is_empty(), "{}\n{child}", errors.join("\n"));
