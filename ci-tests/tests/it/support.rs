@@ -1,0 +1,71 @@
+//! Paths of the repository and ways to run its scripts and tools.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("ci-tests sits in the repository root")
+        .to_path_buf()
+}
+
+/// `ci/` of the repository.
+pub fn ci_dir() -> PathBuf {
+    root().join("ci")
+}
+
+/// A `ci/` script, ready to get arguments, run in `dir`.
+pub fn script(name: &str, dir: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new(ci_dir().join(name));
+    c.current_dir(dir);
+    c
+}
+
+/// PATH with `ci/` first, so scripts and templates find each other by name.
+pub fn path_with_ci() -> String {
+    format!(
+        "{}:{}",
+        ci_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Panics, naming ci/setup, when a tool the tests need is missing: ci/setup installs
+/// every one of them, so a missing tool is a broken setup, not a reason to skip.
+pub fn require_tool(name: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "`{name}` is not on PATH; run ci/setup, which installs it"
+    );
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        fs_err::create_dir_all(parent).unwrap();
+    }
+    fs_err::write(&p, text).unwrap();
+    p
+}
+
+/// The file's text.
+pub fn read(p: &Path) -> String {
+    fs_err::read_to_string(p).unwrap()
+}
+
+/// The names of the entries of `dir`, sorted (to see that no temporary file is left).
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs_err::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
