@@ -251,6 +251,10 @@ pub fn apply(rootfs: &Path, config: &mut ImageConfig, init: Init) -> Result<Appl
         };
         let (who, home) = service_user(rootfs, &user)?;
         let svc = main_service(&argv, &config.working_dir, who.as_deref(), home.as_deref());
+        // Docker creates WORKDIR; the run script's `cd` needs it.
+        if !config.working_dir.is_empty() {
+            mkdir(config.working_dir.trim_start_matches('/'))?;
+        }
         mkdir(MAIN_SERVICE)?;
         write(&format!("{MAIN_SERVICE}/run"), &svc.run, 0o755)?;
         write(&format!("{MAIN_SERVICE}/finish"), &svc.finish, 0o755)?;
