@@ -5,6 +5,8 @@
  *
  *   s6-init-helper boot PROG...      prepare /run/s6 (and the VM, when booted as a VM's
  *                                    init), then exec PROG... (execline chain loading)
+ *   s6-init-helper services          copy /etc/services.d into the scan directory and
+ *                                    make s6-svscan pick them up (after cont-init.d)
  *   s6-init-helper exitcode CODE SIG record the main service's exit code for stage 3;
  *                                    exits 0 if it exited by itself, 1 if a signal killed it
  *   s6-init-helper log WORDS...      print "s6-init: WORDS" on stderr
@@ -322,8 +324,6 @@ static int boot(char **prog) {
 		return 111;
 	const char *mode = vm ? "vm\n" : "container\n";
 	write_file(STAGE3 "/S6_INIT_MODE", mode, strlen(mode), 0644);
-	if (copy_services() < 0)
-		say("some service directories could not be copied to %s", SCANDIR);
 	if (symlink(LIBEXEC "/stage3", SCANDIR "/.s6-svscan/finish") < 0 && errno != EEXIST) {
 		say("%s: %s", SCANDIR "/.s6-svscan/finish", strerror(errno));
 		return 111;
@@ -332,6 +332,27 @@ static int boot(char **prog) {
 		return 0;
 	execvp(prog[0], prog);
 	say("exec %s: %s", prog[0], strerror(errno));
+	return 111;
+}
+
+/* After cont-init.d: the services enter the scan directory, and s6-svscan (started by
+ * /init while stage 2 ran) is told to scan, through its control FIFO as s6-svscanctl -a
+ * does. Until s6-svscan listens, opening the FIFO fails with ENXIO: retry for a while. */
+static int services(void) {
+	int r = copy_services();
+	if (r < 0)
+		say("some service directories could not be copied to %s", SCANDIR);
+	struct timespec step = {0, 20 * 1000 * 1000};
+	for (int i = 0; i < 1500; i++) {
+		int fd = open(SCANDIR "/.s6-svscan/control", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = write(fd, "a", 1);
+			close(fd);
+			return n == 1 && r == 0 ? 0 : 111;
+		}
+		nanosleep(&step, NULL);
+	}
+	say("s6-svscan does not listen on %s/.s6-svscan/control", SCANDIR);
 	return 111;
 }
 
@@ -389,12 +410,14 @@ static int shutdown_all(void) {
 
 int main(int argc, char **argv) {
 	if (argc < 2) {
-		say("usage: s6-init-helper boot PROG... | exitcode CODE SIG | log WORDS... | shutdown");
+		say("usage: s6-init-helper boot PROG... | services | exitcode CODE SIG | log WORDS... | shutdown");
 		return 100;
 	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "boot"))
 		return boot(argv + 2);
+	if (!strcmp(cmd, "services"))
+		return services();
 	if (!strcmp(cmd, "exitcode") && argc >= 3)
 		return exitcode(argv[2], argc >= 4 ? argv[3] : NULL);
 	if (!strcmp(cmd, "log")) {

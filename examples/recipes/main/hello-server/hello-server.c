@@ -2,8 +2,8 @@
  * hello-server: a small service for images run by s6 (assemble --init s6).
  *
  * On start it prints, and appends to $HELLO_OUT (default /tmp/hello-server.log), one line
- * with what a supervisor's set-up decides: pid, uid, gid, working directory and
- * $HELLO_GREETING. It then serves that greeting over HTTP on $HELLO_PORT (default 8080;
+ * with what a supervisor's set-up decides: pid, uid, gid, working directory, host name
+ * and $HELLO_GREETING. It then serves that greeting over HTTP on $HELLO_PORT (default 8080;
  * 0 serves nothing). SIGTERM or SIGINT make it append "stop" and exit with
  * $HELLO_EXIT_CODE (default 0).
  */
@@ -46,9 +46,11 @@ int main(void) {
 	const char *greeting = env_or("HELLO_GREETING", "hello");
 	int port = atoi(env_or("HELLO_PORT", "8080"));
 	int exit_code = atoi(env_or("HELLO_EXIT_CODE", "0"));
-	char cwd[4096] = "?";
+	char cwd[4096] = "?", host[256] = "?";
 	if (!getcwd(cwd, sizeof cwd))
 		strcpy(cwd, "?");
+	if (gethostname(host, sizeof host) < 0)
+		strcpy(host, "?");
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -57,8 +59,8 @@ int main(void) {
 	sigaction(SIGINT, &sa, NULL);
 
 	char line[8192];
-	snprintf(line, sizeof line, "start pid=%d uid=%d gid=%d cwd=%s greeting=%s\n", (int)getpid(),
-	         (int)getuid(), (int)getgid(), cwd, greeting);
+	snprintf(line, sizeof line, "start pid=%d uid=%d gid=%d cwd=%s host=%s greeting=%s\n",
+	         (int)getpid(), (int)getuid(), (int)getgid(), cwd, host, greeting);
 	fputs(line, stdout);
 	fflush(stdout);
 	record(out, line);
