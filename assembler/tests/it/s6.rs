@@ -6,7 +6,7 @@
 //! to the image's USER (uid 1000), and a user namespace made by an unprivileged bwrap maps
 //! one uid only. Without root the tests say so and skip.
 
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::{BufRead as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -254,12 +254,10 @@ impl Booted {
     /// The host PID of the sandbox's PID 1 (bwrap's only child).
     fn pid1(&self) -> i32 {
         let pid = self.bwrap.id();
-        let children = wait_for("bwrap's child", || {
+        wait_for("bwrap's child", || {
             let s = fs_err::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-            let first = s.split_whitespace().next()?.parse().ok()?;
-            Some(first)
-        });
-        children
+            s.split_whitespace().next()?.parse().ok()
+        })
     }
 
     fn console(&self) -> String {
@@ -340,11 +338,11 @@ fn descendants_named(ancestor: i32, comm: &str) -> Vec<i32> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        let mut s = String::new();
-        let Ok(mut f) = std::fs::File::open(format!("/proc/{pid}/comm")) else {
+        // Processes come and go while we look: a missing one is simply not ours.
+        let Ok(s) = fs_err::read_to_string(format!("/proc/{pid}/comm")) else {
             continue;
         };
-        if f.read_to_string(&mut s).is_err() || s.trim() != comm {
+        if s.trim() != comm {
             continue;
         }
         let mut p = pid;
@@ -377,11 +375,20 @@ fn issue6_hello_server_is_supervised_as_user_with_env_and_sigterm_gives_its_exit
     ));
     let config = t.build(&["--init", "s6"]);
     assert_eq!(config["Entrypoint"], serde_json::json!(["/init"]));
-    assert!(config.get("Cmd").is_none_or(|c| c.is_null()), "{config}");
-    assert!(config.get("User").is_none_or(|u| u.is_null()), "{config}");
+    assert!(
+        config.get("Cmd").is_none_or(serde_json::Value::is_null),
+        "{config}"
+    );
+    assert!(
+        config.get("User").is_none_or(serde_json::Value::is_null),
+        "{config}"
+    );
     let labels = &config["Labels"];
     assert_eq!(labels["org.assemble.init"], "s6");
-    assert_eq!(labels["org.assemble.init.cmd"], r#"["/usr/bin/hello-server"]"#);
+    assert_eq!(
+        labels["org.assemble.init.cmd"],
+        r#"["/usr/bin/hello-server"]"#
+    );
     assert_eq!(labels["org.assemble.init.user"], "hello");
     let run = fs_err::read_to_string(t.ws.path("rootfs/etc/services.d/main/run")).unwrap();
     assert!(run.contains("s6-setuidgid \"hello\""), "{run}");
@@ -402,7 +409,11 @@ fn issue6_hello_server_is_supervised_as_user_with_env_and_sigterm_gives_its_exit
     });
     kill(victims[0], rustix::process::Signal::KILL);
     let again = starts(&log, 2);
-    assert_ne!(field(&again[0], "pid"), field(&again[1], "pid"), "{again:?}");
+    assert_ne!(
+        field(&again[0], "pid"),
+        field(&again[1], "pid"),
+        "{again:?}"
+    );
     assert_eq!(field(&again[1], "uid"), "1000");
 
     // SIGTERM to PID 1: the service stops (its SIGTERM handler exits 42), /init exits 42.
@@ -466,7 +477,10 @@ fn issue6_service_dirs_added_by_the_containerfile_are_all_supervised() {
         let log = fs_err::read_to_string(t.ws.path(&format!("out/{name}.log"))).unwrap();
         assert!(log.lines().last().unwrap().starts_with("stop"), "{log}");
     }
-    assert!(t.ws.path("out/finish-ran").exists(), "cont-finish.d did not run");
+    assert!(
+        t.ws.path("out/finish-ran").exists(),
+        "cont-finish.d did not run"
+    );
 }
 
 #[test]

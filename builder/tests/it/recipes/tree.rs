@@ -135,7 +135,9 @@ fn graph_orders_the_tree_and_writes_a_gitlab_child_pipeline() {
         .arg(&tree)
         .assert()
         .success()
-        .stdout("main/hello-server\nmain/hello-sh\nmain/libgreet\nmain/greet: libgreet\nmain/motd\n");
+        .stdout(
+            "main/hello-server\nmain/hello-sh\nmain/libgreet\nmain/greet: libgreet\nmain/motd\n",
+        );
     let out = apkbuild(home.path())
         .args(["graph", "--gitlab"])
         .arg(&tree)
