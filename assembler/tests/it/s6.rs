@@ -203,6 +203,11 @@ struct Booted {
 }
 
 fn boot(ws: &Ws, config: &serde_json::Value) -> Booted {
+    boot_as(ws, config, false)
+}
+
+/// As [`boot`], or (`vm`) the way a kernel starts init: nothing mounted, no environment.
+fn boot_as(ws: &Ws, config: &serde_json::Value, vm: bool) -> Booted {
     let rootfs = ws.path("rootfs");
     let out = ws.path("out");
     fs_err::create_dir_all(&out).unwrap();
@@ -222,13 +227,13 @@ fn boot(ws: &Ws, config: &serde_json::Value) -> Booted {
     ])
     .arg("--bind")
     .arg(&rootfs)
-    .arg("/")
-    .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"])
-    .arg("--bind")
-    .arg(&out)
-    .arg("/out")
-    .arg("--clearenv");
-    for kv in config["Env"].as_array().into_iter().flatten() {
+    .arg("/");
+    if !vm {
+        c.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"]);
+    }
+    c.arg("--bind").arg(&out).arg("/out").arg("--clearenv");
+    let env = if vm { None } else { config["Env"].as_array() };
+    for kv in env.into_iter().flatten() {
         let (k, v) = kv.as_str().unwrap().split_once('=').unwrap();
         c.args(["--setenv", k, v]);
     }
@@ -421,6 +426,57 @@ fn issue6_hello_server_is_supervised_as_user_with_env_and_sigterm_gives_its_exit
     assert_eq!(code, 42, "console:\n{console}");
     let all = fs_err::read_to_string(&log).unwrap();
     assert!(all.lines().last().unwrap().starts_with("stop"), "{all}");
+}
+
+#[test]
+fn issue6_as_a_vm_init_it_mounts_brings_up_lo_sets_the_hostname_and_powers_off() {
+    let Some(t) = setup() else { return };
+    fs_err::write(t.ws.path("ctx/hostname"), "vmhost\n").unwrap();
+    t.ws.containerfile(&format!(
+        "{}COPY hostname /etc/hostname\nUSER hello\n\
+         ENV HELLO_GREETING=\"from the image\" HELLO_EXIT_CODE=42 HELLO_PORT=8080 \
+         HELLO_OUT=/out/hello.log\n\
+         CMD [\"/usr/bin/hello-server\"]\n",
+        t.prelude()
+    ));
+    let config = t.build(&["--init", "s6"]);
+    // No /proc, no environment: /init takes itself for a VM's init. The image ENV comes
+    // from /etc/s6-init/env.
+    let booted = boot_as(&t.ws, &config, true);
+    let first = starts(&t.ws.path("out/hello.log"), 1).remove(0);
+    assert_eq!(field(&first, "host"), "vmhost", "{first}");
+    assert_eq!(field(&first, "uid"), "1000", "{first}");
+    assert!(first.ends_with("greeting=from the image"), "{first}");
+    let pid1 = booted.pid1();
+    let mounts = fs_err::read_to_string(format!("/proc/{pid1}/mountinfo")).unwrap();
+    for (at, fs) in [
+        ("/proc", "proc"),
+        ("/sys", "sysfs"),
+        ("/dev", "devtmpfs"),
+        ("/run", "tmpfs"),
+    ] {
+        assert!(
+            mounts.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let sep = f.iter().position(|w| *w == "-").unwrap_or(0);
+                f.get(4) == Some(&at) && f.get(sep + 1) == Some(&fs)
+            }),
+            "{fs} on {at} missing:\n{mounts}"
+        );
+    }
+    // Through PID 1's root: its own /sys shows its own network namespace.
+    let flags =
+        fs_err::read_to_string(format!("/proc/{pid1}/root/sys/class/net/lo/flags")).unwrap();
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is not up (flags {flags:#x})");
+    // The main service ends: a VM powers off. In a PID namespace the kernel turns
+    // reboot(RB_POWER_OFF) into SIGINT for its init, which bwrap reports as 128 + 2.
+    let (code, console) = booted.terminate();
+    assert!(
+        console.contains("main service exited 42: powering off"),
+        "{console}"
+    );
+    assert_eq!(code, 130, "{console}");
 }
 
 #[test]
