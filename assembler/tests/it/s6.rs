@@ -270,8 +270,13 @@ impl Booted {
     }
 
     /// SIGTERM to PID 1, then the exit code of the sandbox.
-    fn terminate(mut self) -> (i32, String) {
+    fn terminate(self) -> (i32, String) {
         kill(self.pid1(), rustix::process::Signal::TERM);
+        self.wait_exit()
+    }
+
+    /// The exit code of the sandbox once it ends by itself, and the console.
+    fn wait_exit(mut self) -> (i32, String) {
         let start = Instant::now();
         let status = loop {
             if let Some(s) = self.bwrap.try_wait().unwrap() {
@@ -279,10 +284,7 @@ impl Booted {
             }
             if start.elapsed() > PATIENCE {
                 let _ = self.bwrap.kill();
-                panic!(
-                    "PID 1 did not exit after SIGTERM; console:\n{}",
-                    self.console()
-                );
+                panic!("PID 1 did not exit; console:\n{}", self.console());
             }
             std::thread::sleep(Duration::from_millis(50));
         };
@@ -537,6 +539,34 @@ fn issue6_service_dirs_added_by_the_containerfile_are_all_supervised() {
         t.ws.path("out/finish-ran").exists(),
         "cont-finish.d did not run"
     );
+}
+
+#[test]
+fn issue6_cont_init_failures_follow_s6_behaviour_if_stage2_fails_and_a_cmd_gives_the_code() {
+    let Some(t) = setup() else { return };
+    let dir = t.ws.path("ctx/etc/cont-init.d");
+    fs_err::create_dir_all(&dir).unwrap();
+    write_exec(&dir.join("10-fail"), "#!/usr/bin/execlineb -P\nexit 3\n");
+    // s6-overlay's CMD mode: /init's arguments are the main program (no --init here).
+    t.ws.containerfile(&format!(
+        "{}ADD etc /etc\nENV S6_BEHAVIOUR_IF_STAGE2_FAILS=1\n\
+         ENTRYPOINT [\"/init\"]\nCMD [\"exit\", \"7\"]\n",
+        t.prelude()
+    ));
+    let mut config = t.build(&[]);
+    let (code, console) = boot(&t.ws, &config).wait_exit();
+    assert!(
+        console.contains("warning: cont-init.d failed (3), going on"),
+        "{console}"
+    );
+    assert_eq!(code, 7, "{console}");
+    config["Env"] = serde_json::json!(["S6_BEHAVIOUR_IF_STAGE2_FAILS=2"]);
+    let (code, console) = boot(&t.ws, &config).wait_exit();
+    assert!(
+        console.contains("cont-init.d failed (3): stopping"),
+        "{console}"
+    );
+    assert_eq!(code, 3, "{console}");
 }
 
 #[test]

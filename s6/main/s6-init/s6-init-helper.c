@@ -7,6 +7,8 @@
  *                                    init), then exec PROG... (execline chain loading)
  *   s6-init-helper services          copy /etc/services.d into the scan directory and
  *                                    make s6-svscan pick them up (after cont-init.d)
+ *   s6-init-helper tell CMDS         s6-svscanctl's commands (e.g. t), waiting until
+ *                                    s6-svscan listens
  *   s6-init-helper exitcode CODE SIG record the main service's exit code for stage 3;
  *                                    exits 0 if it exited by itself, 1 if a signal killed it
  *   s6-init-helper log WORDS...      print "s6-init: WORDS" on stderr
@@ -335,25 +337,30 @@ static int boot(char **prog) {
 	return 111;
 }
 
-/* After cont-init.d: the services enter the scan directory, and s6-svscan (started by
- * /init while stage 2 ran) is told to scan, through its control FIFO as s6-svscanctl -a
- * does. Until s6-svscan listens, opening the FIFO fails with ENXIO: retry for a while. */
-static int services(void) {
-	int r = copy_services();
-	if (r < 0)
-		say("some service directories could not be copied to %s", SCANDIR);
+/* Sends commands to s6-svscan through its control FIFO, as s6-svscanctl does. Stage 2 runs
+ * beside a starting s6-svscan: until it listens, opening the FIFO fails with ENXIO, so
+ * retry for a while instead of failing like s6-svscanctl. */
+static int tell(const char *cmds) {
 	struct timespec step = {0, 20 * 1000 * 1000};
 	for (int i = 0; i < 1500; i++) {
 		int fd = open(SCANDIR "/.s6-svscan/control", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 		if (fd >= 0) {
-			ssize_t n = write(fd, "a", 1);
+			ssize_t n = write(fd, cmds, strlen(cmds));
 			close(fd);
-			return n == 1 && r == 0 ? 0 : 111;
+			return n == (ssize_t)strlen(cmds) ? 0 : 111;
 		}
 		nanosleep(&step, NULL);
 	}
 	say("s6-svscan does not listen on %s/.s6-svscan/control", SCANDIR);
 	return 111;
+}
+
+/* After cont-init.d: the services enter the scan directory and s6-svscan scans. */
+static int services(void) {
+	int r = copy_services();
+	if (r < 0)
+		say("some service directories could not be copied to %s", SCANDIR);
+	return tell("a") || r < 0 ? 111 : 0;
 }
 
 static int exitcode(const char *code, const char *sig) {
@@ -410,7 +417,7 @@ static int shutdown_all(void) {
 
 int main(int argc, char **argv) {
 	if (argc < 2) {
-		say("usage: s6-init-helper boot PROG... | services | exitcode CODE SIG | log WORDS... | shutdown");
+		say("usage: s6-init-helper boot PROG... | services | tell CMDS | exitcode CODE SIG | log WORDS... | shutdown");
 		return 100;
 	}
 	const char *cmd = argv[1];
@@ -418,6 +425,8 @@ int main(int argc, char **argv) {
 		return boot(argv + 2);
 	if (!strcmp(cmd, "services"))
 		return services();
+	if (!strcmp(cmd, "tell") && argc >= 3)
+		return tell(argv[2]);
 	if (!strcmp(cmd, "exitcode") && argc >= 3)
 		return exitcode(argv[2], argc >= 4 ? argv[3] : NULL);
 	if (!strcmp(cmd, "log")) {
