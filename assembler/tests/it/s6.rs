@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Ws, text};
+use crate::support::{Ws, run, text, tool};
 
 /// Generous: no assertion is about speed, only about what eventually happens.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -431,6 +431,92 @@ fn issue6_hello_server_is_supervised_as_user_with_env_and_sigterm_gives_its_exit
 }
 
 #[test]
+fn issue6_podman_runs_the_init_image_and_stop_gives_the_main_service_code() {
+    let Some(t) = setup() else { return };
+    if !(tool("podman") && tool("runc")) {
+        return;
+    }
+    t.ws.containerfile(&format!(
+        "{}USER hello\nENV HELLO_GREETING=hi HELLO_EXIT_CODE=42 HELLO_PORT=0\n\
+         CMD [\"/usr/bin/hello-server\"]\n",
+        t.prelude()
+    ));
+    let archive = t.ws.path("s6.tar").display().to_string();
+    let out = t.ws.assemble(&[
+        "build",
+        "--init",
+        "s6",
+        "-t",
+        "s6pod:1",
+        "-o",
+        &format!("docker-archive:{archive}"),
+        "ctx",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let conf = t.ws.path("containers.conf");
+    fs_err::write(
+        &conf,
+        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
+         [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+    )
+    .unwrap();
+    let (root, runroot) = (
+        t.ws.path("podman-root").display().to_string(),
+        t.ws.path("podman-run").display().to_string(),
+    );
+    let podman = |args: &[&str]| {
+        let mut all = vec![
+            "--root",
+            &root,
+            "--runroot",
+            &runroot,
+            "--storage-driver",
+            "vfs",
+        ];
+        all.extend_from_slice(args);
+        run("podman", &all, &[("CONTAINERS_CONF", &conf)])
+    };
+    let o = podman(&["load", "-i", &archive]);
+    if !o.status.success() {
+        eprintln!("SKIP: podman cannot load images here: {}", text(&o));
+        return;
+    }
+    // The runtime's -e wins over the image ENV, through with-contenv.
+    let o = podman(&[
+        "run",
+        "-d",
+        "--name",
+        "s6pod",
+        "--network",
+        "none",
+        "-e",
+        "HELLO_OUT=/tmp/hello.log",
+        "localhost/s6pod:1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let logs = wait_for("the service's start line in podman logs", || {
+        let o = podman(&["logs", "s6pod"]);
+        let s = text(&o);
+        s.contains("start pid=").then_some(s)
+    });
+    assert!(logs.contains("uid=1000 gid=1000"), "{logs}");
+    assert!(logs.contains("greeting=hi"), "{logs}");
+    assert!(!logs.contains("No such file"), "{logs}");
+    let o = podman(&["stop", "-t", "60", "s6pod"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = podman(&["inspect", "s6pod", "--format", "{{.State.ExitCode}}"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "42",
+        "{}",
+        text(&o)
+    );
+    let logs = text(&podman(&["logs", "s6pod"]));
+    assert!(logs.contains("stop pid="), "{logs}");
+    podman(&["rm", "-f", "s6pod"]);
+}
+
+#[test]
 fn issue6_as_a_vm_init_it_mounts_brings_up_lo_sets_the_hostname_and_powers_off() {
     let Some(t) = setup() else { return };
     fs_err::write(t.ws.path("ctx/hostname"), "vmhost\n").unwrap();
@@ -512,6 +598,21 @@ fn issue6_service_dirs_added_by_the_containerfile_are_all_supervised() {
     let config = t.build(&[]);
     assert_eq!(config["Entrypoint"], serde_json::json!(["/init"]));
     assert!(!t.ws.path("rootfs/etc/services.d/main").exists());
+    // Reproducible: every step again, same SOURCE_DATE_EPOCH, same image digest.
+    let again =
+        t.ws.assemble(&["build", "--no-cache", "-o", "oci:oci2", "ctx"]);
+    assert!(again.status.success(), "{}", text(&again));
+    let digest = |dir: &str| {
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(t.ws.path(dir).join("index.json")).unwrap())
+                .unwrap();
+        index["manifests"][0]["digest"].clone()
+    };
+    assert_eq!(
+        digest("oci"),
+        digest("oci2"),
+        "two builds gave different images"
+    );
 
     let booted = boot(&t.ws, &config);
     let one = starts(&t.ws.path("out/one.log"), 1);
