@@ -580,7 +580,10 @@ fn issue6_service_dirs_added_by_the_containerfile_are_all_supervised() {
             &dir.join("run"),
             &format!(
                 "#!/usr/bin/execlineb -P\nwith-contenv\nexport HELLO_OUT /out/{name}.log\n\
-                 export HELLO_GREETING {name}\ns6-setuidgid hello\n/usr/bin/hello-server\n"
+                 export HELLO_GREETING {name}\nexport HELLO_IGNORE_TERM {}\n\
+                 s6-setuidgid hello\n/usr/bin/hello-server\n",
+                // The second one ignores SIGTERM: S6_SERVICES_GRACETIME ends it.
+                u8::from(name == "two")
             ),
         );
     }
@@ -592,7 +595,8 @@ fn issue6_service_dirs_added_by_the_containerfile_are_all_supervised() {
         );
     }
     t.ws.containerfile(&format!(
-        "{}ADD etc /etc\nENV HELLO_PORT=0\nLABEL org.assemble.init=s6\n",
+        "{}ADD etc /etc\nENV HELLO_PORT=0 S6_SERVICES_GRACETIME=500\n\
+         LABEL org.assemble.init=s6\n",
         t.prelude()
     ));
     let config = t.build(&[]);
@@ -632,10 +636,11 @@ fn issue6_service_dirs_added_by_the_containerfile_are_all_supervised() {
     starts(&t.ws.path("out/two.log"), 2);
     let (code, console) = booted.terminate();
     assert_eq!(code, 0, "console:\n{console}");
-    for name in ["one", "two"] {
-        let log = fs_err::read_to_string(t.ws.path(&format!("out/{name}.log"))).unwrap();
-        assert!(log.lines().last().unwrap().starts_with("stop"), "{log}");
-    }
+    // One stopped on SIGTERM; the other, deaf to it, was killed after the grace time.
+    let one = fs_err::read_to_string(t.ws.path("out/one.log")).unwrap();
+    assert!(one.lines().last().unwrap().starts_with("stop"), "{one}");
+    let two = fs_err::read_to_string(t.ws.path("out/two.log")).unwrap();
+    assert!(two.lines().last().unwrap().starts_with("start"), "{two}");
     assert!(
         t.ws.path("out/finish-ran").exists(),
         "cont-finish.d did not run"

@@ -5,7 +5,8 @@
  * with what a supervisor's set-up decides: pid, uid, gid, working directory, host name
  * and $HELLO_GREETING. It then serves that greeting over HTTP on $HELLO_PORT (default 8080;
  * 0 serves nothing). SIGTERM or SIGINT make it append "stop" and exit with
- * $HELLO_EXIT_CODE (default 0).
+ * $HELLO_EXIT_CODE (default 0). HELLO_IGNORE_TERM=1 ignores SIGTERM instead (a stubborn
+ * service, for trying a supervisor's kill timeouts).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,8 +56,11 @@ int main(void) {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	if (!strcmp(env_or("HELLO_IGNORE_TERM", "0"), "1"))
+		signal(SIGTERM, SIG_IGN);
+	else
+		sigaction(SIGTERM, &sa, NULL);
 
 	char line[8192];
 	snprintf(line, sizeof line, "start pid=%d uid=%d gid=%d cwd=%s host=%s greeting=%s\n",
