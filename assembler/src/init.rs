@@ -392,6 +392,30 @@ mod tests {
     }
 
     #[test]
+    fn numeric_users_become_uid_gid_and_an_own_main_service_is_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs_err::create_dir_all(r.join("etc/services.d/main")).unwrap();
+        fs_err::write(r.join("etc/passwd"), "app:x:1000:1001::/home/app:/bin/sh\n").unwrap();
+        assert_eq!(
+            service_user(r, "1000").unwrap(),
+            (Some("1000:1001".into()), Some("/home/app".into()))
+        );
+        assert_eq!(service_user(r, "app:7").unwrap().0, Some("1000:7".into()));
+        assert_eq!(service_user(r, "root").unwrap(), (None, None));
+        assert!(service_user(r, "nobody").is_err());
+        fs_err::write(r.join("init"), "").unwrap();
+        fs_err::write(r.join("etc/services.d/main/run"), "mine").unwrap();
+        let mut c = cfg(None, Some(&["/x"]));
+        assert_eq!(apply(r, &mut c, Init::S6).unwrap().main, None);
+        assert_eq!(
+            fs_err::read_to_string(r.join("etc/services.d/main/run")).unwrap(),
+            "mine"
+        );
+        assert_eq!(c.labels[CMD_LABEL], r#"["/x"]"#);
+    }
+
+    #[test]
     fn nothing_to_run_is_an_error() {
         let t = tempfile::tempdir().unwrap();
         fs_err::write(t.path().join("init"), "").unwrap();
