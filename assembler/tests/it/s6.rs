@@ -676,6 +676,29 @@ fn issue6_cont_init_failures_follow_s6_behaviour_if_stage2_fails_and_a_cmd_gives
 }
 
 #[test]
+fn issue6_a_shell_form_cmd_runs_through_the_images_shell() {
+    let Some(t) = setup() else { return };
+    // The image has no /bin/sh: SHELL makes execlineb the shell of the shell form.
+    t.ws.containerfile(&format!(
+        "{}SHELL [\"/usr/bin/execlineb\", \"-Pc\"]\nWORKDIR /srv/app\nCMD exit 5\n",
+        t.prelude()
+    ));
+    let config = t.build(&["--init", "s6"]);
+    assert_eq!(
+        config["Labels"]["org.assemble.init.cmd"],
+        r#"["/usr/bin/execlineb","-Pc","exit 5"]"#
+    );
+    let run = fs_err::read_to_string(t.ws.path("rootfs/etc/services.d/main/run")).unwrap();
+    assert!(
+        run.ends_with("cd \"/srv/app\"\n\"/usr/bin/execlineb\" \"-Pc\" \"exit 5\"\n"),
+        "{run}"
+    );
+    // It exits by itself: everything stops with its code.
+    let (code, console) = boot(&t.ws, &config).wait_exit();
+    assert_eq!(code, 5, "{console}");
+}
+
+#[test]
 fn issue6_init_without_s6_init_says_which_package_to_add() {
     let Some(ws) = Ws::new() else { return };
     ws.containerfile("FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\"]\n");
