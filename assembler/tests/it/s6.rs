@@ -352,22 +352,52 @@ fn descendants_named(ancestor: i32, comm: &str) -> Vec<i32> {
         if s.trim() != comm {
             continue;
         }
-        let mut p = pid;
-        while p > 1 {
-            if p == ancestor {
-                out.push(pid);
-                break;
-            }
-            p = fs_err::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let after = s.rsplit_once(')')?.1.to_string();
-                    after.split_whitespace().nth(1)?.parse().ok()
-                })
-                .unwrap_or(0);
+        if has_ancestor(pid, ancestor) {
+            out.push(pid);
         }
     }
     out
+}
+
+/// Host PIDs of the zombies among the descendants of `ancestor`.
+fn zombies_under(ancestor: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in fs_err::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs_err::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, a)| a.split_whitespace().next());
+        if state == Some("Z") && has_ancestor(pid, ancestor) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn parent_of(pid: i32) -> i32 {
+    fs_err::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1.to_string();
+            after.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+fn has_ancestor(pid: i32, ancestor: i32) -> bool {
+    let mut p = pid;
+    while p > 1 {
+        if p == ancestor {
+            return true;
+        }
+        p = parent_of(p);
+    }
+    false
 }
 
 #[test]
@@ -587,6 +617,16 @@ fn issue6_service_dirs_added_by_the_containerfile_are_all_supervised() {
             ),
         );
     }
+    // Orphans: the middle process exits at once, so its child is re-parented to PID 1,
+    // which must reap it when it exits.
+    fs_err::create_dir_all(etc.join("cont-init.d")).unwrap();
+    write_exec(
+        &etc.join("cont-init.d/20-orphans"),
+        "#!/usr/bin/execlineb -P\n\
+         background { background { exit 0 } }\n\
+         background { background { exit 0 } }\n\
+         exit 0\n",
+    );
     for (dir, file) in [("cont-init.d", "init-ran"), ("cont-finish.d", "finish-ran")] {
         fs_err::create_dir_all(etc.join(dir)).unwrap();
         write_exec(
@@ -624,6 +664,9 @@ fn issue6_service_dirs_added_by_the_containerfile_are_all_supervised() {
     assert!(one[0].ends_with("greeting=one") && two[0].ends_with("greeting=two"));
     assert!(t.ws.path("out/init-ran").exists());
     let pid1 = booted.pid1();
+    wait_for("no zombie left under PID 1", || {
+        zombies_under(pid1).is_empty().then_some(())
+    });
     let two_pid = wait_for("the second service", || {
         descendants_named(pid1, "hello-server")
             .into_iter()
