@@ -55,6 +55,8 @@ pub struct BuildOptions {
     pub tls_verify: bool,
     /// Registry user and password.
     pub registry_creds: Option<(String, String)>,
+    /// `--init`: make the image's program a supervised service of this init.
+    pub init: Option<crate::init::Init>,
 }
 
 /// Build errors.
@@ -166,10 +168,15 @@ pub fn build(
     for &i in &needed {
         engine.build_stage(i, &bargs)?;
     }
-    let state = engine
+    let mut state = engine
         .stages
         .remove(&target)
         .context("target stage was not built")?;
+    if let Some(init) =
+        crate::init::requested(opts.init, &state.config).map_err(anyhow::Error::from)?
+    {
+        engine.init_step(&mut state, init)?;
+    }
     let top = engine.finish_config(&state)?;
     for t in &opts.tags {
         store
@@ -605,6 +612,22 @@ impl Engine<'_> {
             config: st.config.clone(),
         };
         Ok(self.store.add_snapshot(meta, Some(&tmp), log)?)
+    }
+
+    /// `--init`: the init's files as one more snapshot, and the config starting `/init`.
+    fn init_step(&self, st: &mut StageState, init: crate::init::Init) -> anyhow::Result<()> {
+        let applied = crate::init::apply(&st.rootfs(), &mut st.config, init)?;
+        let what = match &applied.main {
+            Some(argv) => format!("/etc/services.d/main runs {argv:?}"),
+            None => "no main service generated (/etc/services.d/main kept)".into(),
+        };
+        self.reporter
+            .line(&format!("Init s6: ENTRYPOINT [\"/init\"], {what}"));
+        let snap = self.snapshot(st, "INIT s6 (assemble --init s6)", b"")?;
+        self.reporter
+            .line(&format!("--> Snapshot created: @{}", snap.id));
+        st.top = Some(snap);
+        Ok(())
     }
 
     /// The stage's final snapshot: its top, or a config-only snapshot above it when

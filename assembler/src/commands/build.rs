@@ -43,6 +43,10 @@ pub struct BuildArgs {
     /// `--tls-verify=false` pulls base images over plain HTTP (local registries).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
+    /// Run the image's ENTRYPOINT/CMD as a supervised service under this init (`s6`: the
+    /// `s6-init` package's /init); also `LABEL org.assemble.init=s6`.
+    #[arg(long, value_enum)]
+    pub init: Option<crate::init::Init>,
     /// The build context.
     pub context: Option<PathBuf>,
 }
@@ -97,6 +101,7 @@ pub fn run(
         now: env.now,
         tls_verify: a.tls_verify,
         registry_creds: env.registry_creds.clone(),
+        init: a.init,
     };
     let built = match crate::build::build(store, &sandbox, &opts, reporter) {
         Ok(b) => b,

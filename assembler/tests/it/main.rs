@@ -4,4 +4,5 @@ mod build;
 mod containerfile;
 mod outputs;
 mod registry;
+mod s6;
 mod support;
