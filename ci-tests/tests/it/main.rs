@@ -8,6 +8,7 @@ mod bump_containerfile;
 mod bump_manifest;
 mod deploy;
 mod downstream;
+mod e2e;
 mod gitlab_api;
 mod gitlab_ci_local;
 mod properties;
