@@ -12,6 +12,7 @@ mod e2e;
 mod gitlab_api;
 mod gitlab_ci_local;
 mod properties;
+mod quickstart;
 mod shellcheck;
 mod support;
 mod yaml;
