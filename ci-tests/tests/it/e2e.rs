@@ -293,7 +293,7 @@ fn source_tag_to_pushed_image_and_bumped_manifest() {
     fs_err::write(
         &config,
         format!(
-            "dir: {}\ntrusted_keys: {}\nsigning:\n  key: {}\njwt:\n  jwks: {}\n  claims:\n    aud: {AUDIENCE}\n",
+            "dir: {}\ntrusted_keys: {}\nsigning:\n  key: {}\njwt:\n  jwks: {}\n  claims:\n    aud: {AUDIENCE}\n    project_path: {{glob: \"demo/packages/*\"}}\n    ref_type: tag\n",
             tmp.path().join("repo").display(),
             trusted.display(),
             repo_key.display(),
