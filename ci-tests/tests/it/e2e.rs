@@ -405,6 +405,8 @@ fn source_tag_to_pushed_image_and_bumped_manifest() {
         log.contains("uploaded edge/main/x86_64/hello-1.1.0-r0.apk"),
         "{log}"
     );
+    // reposerve checked the token against the JWKS, not merely accepted it.
+    assert!(jwks.fetches() >= 1, "the JWKS was never fetched");
     let served = tmp.path().join("repo/edge/main/x86_64");
     for apk in [
         "hello-1.1.0-r0.apk",
