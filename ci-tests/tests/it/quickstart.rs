@@ -139,7 +139,7 @@ fn quickstart_builds_serves_assembles_and_runs_the_image() {
     let stdout = all(&second);
     assert!(stdout.contains("reusing "), "{stdout}");
     assert!(
-        stdout.contains("5 recipes: 0 built, 5 from the cache"),
+        stdout.contains("6 recipes: 0 built, 6 from the cache"),
         "{stdout}"
     );
     assert!(stdout.contains("exists   edge/main/x86_64/greet-1.0.0-r0.apk"));
