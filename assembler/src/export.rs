@@ -13,8 +13,10 @@ use apk::atomic::write_atomic;
 use apk::gzip::{GzipOptions, GzipWriter};
 use sha2::{Digest, Sha256};
 
+use crate::build::Reporter;
 use crate::config::{History, rfc3339};
 use crate::layer;
+use crate::progress::{ProgressRead, human_bytes};
 use crate::store::{Snapshot, Store};
 
 /// How the image's layers are cut.
@@ -199,7 +201,7 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> anyhow::Result<Blob> {
     })
 }
 
-fn gzip_blob(dir: &Path, tar: &Path) -> anyhow::Result<Blob> {
+fn gzip_blob(dir: &Path, tar: &Path, what: &str, reporter: &dyn Reporter) -> anyhow::Result<Blob> {
     fs_err::create_dir_all(dir.join("blobs/sha256"))?;
     let tmp = dir.join("blobs/sha256/.layer.tmp");
     let file = fs_err::File::create(&tmp)?;
@@ -211,8 +213,11 @@ fn gzip_blob(dir: &Path, tar: &Path) -> anyhow::Result<Blob> {
             ..GzipOptions::parallel()
         },
     );
+    let f = fs_err::File::open(tar)?;
+    let len = f.metadata()?.len();
+    let p = reporter.progress(&format!("{what} ({})", human_bytes(len)), Some(len));
     std::io::copy(
-        &mut std::io::BufReader::new(fs_err::File::open(tar)?),
+        &mut ProgressRead::new(std::io::BufReader::new(f), p),
         &mut gz,
     )?;
     let (_, digest, size) = gz.finish()?.finish();
@@ -227,6 +232,17 @@ pub fn export(
     top: &Snapshot,
     output: &Output,
     opts: &ExportOptions,
+) -> anyhow::Result<()> {
+    export_reporting(store, top, output, opts, &crate::progress::NoReporter)
+}
+
+/// [`export`], showing the compression of each layer through `reporter`.
+pub fn export_reporting(
+    store: &Store,
+    top: &Snapshot,
+    output: &Output,
+    opts: &ExportOptions,
+    reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
     let work = store.tempdir("export-")?;
     match output {
@@ -244,13 +260,13 @@ pub fn export(
             fs_err::copy(&tmp, file)?;
             Ok(())
         }
-        Output::Oci(dir) => write_oci(store, top, dir, opts, work.path()),
+        Output::Oci(dir) => write_oci(store, top, dir, opts, work.path(), reporter),
         Output::OciArchive(file) => {
             let dir = work.path().join("oci");
-            write_oci(store, top, &dir, opts, work.path())?;
+            write_oci(store, top, &dir, opts, work.path(), reporter)?;
             tar_dir(&dir, file)
         }
-        Output::DockerArchive(file) => write_docker(store, top, file, opts, work.path()),
+        Output::DockerArchive(file) => write_docker(store, top, file, opts, work.path(), reporter),
     }
 }
 
@@ -279,13 +295,20 @@ fn write_oci(
     dir: &Path,
     opts: &ExportOptions,
     work: &Path,
+    reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
     let created = rfc3339(opts.created);
     let layers = cut(store, top, opts.layers, work)?;
     fs_err::create_dir_all(dir)?;
     let mut descs = Vec::new();
-    for (tar, _, _) in &layers {
-        let b = gzip_blob(dir, tar)?;
+    let n = layers.len();
+    for (i, (tar, _, _)) in layers.iter().enumerate() {
+        let b = gzip_blob(
+            dir,
+            tar,
+            &format!("Compressing layer {}/{n}", i + 1),
+            reporter,
+        )?;
         descs.push(serde_json::json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
             "digest": b.digest,
@@ -334,6 +357,7 @@ fn write_docker(
     file: &Path,
     opts: &ExportOptions,
     work: &Path,
+    reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
     let created = rfc3339(opts.created);
     let layers = cut(store, top, opts.layers, work)?;
@@ -360,11 +384,19 @@ fn write_docker(
         cfg.len() as u64,
     )?;
     let mut names = Vec::new();
-    for (path, diff_id, _) in &layers {
+    let n = layers.len();
+    for (i, (path, diff_id, _)) in layers.iter().enumerate() {
         let name = format!("{}.tar", diff_id.trim_start_matches("sha256:"));
         let f = fs_err::File::open(path)?;
         let size = f.metadata()?.len();
-        put(&mut tar, &name, &mut std::io::BufReader::new(f), size)?;
+        let what = format!("Writing layer {}/{n} ({})", i + 1, human_bytes(size));
+        let p = reporter.progress(&what, Some(size));
+        put(
+            &mut tar,
+            &name,
+            &mut ProgressRead::new(std::io::BufReader::new(f), p),
+            size,
+        )?;
         names.push(name);
     }
     let manifest = serde_json::json!([{

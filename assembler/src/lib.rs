@@ -16,6 +16,8 @@ pub mod containerfile;
 pub mod export;
 pub mod layer;
 pub mod packages;
+pub mod progress;
+pub mod reference;
 pub mod registry;
 pub mod sandbox;
 pub mod store;

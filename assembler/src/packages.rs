@@ -20,6 +20,8 @@ pub struct ImageFetcher<'a> {
     pub root: &'a Path,
     /// HTTP client.
     pub client: reqwest::blocking::Client,
+    /// Shows the progress of HTTP downloads.
+    pub reporter: Option<&'a dyn crate::build::Reporter>,
 }
 
 impl<'a> ImageFetcher<'a> {
@@ -28,7 +30,14 @@ impl<'a> ImageFetcher<'a> {
         Self {
             root,
             client: reqwest::blocking::Client::new(),
+            reporter: None,
         }
+    }
+
+    /// The same fetcher, showing download progress through `reporter`.
+    pub fn reporting(mut self, reporter: &'a dyn crate::build::Reporter) -> Self {
+        self.reporter = Some(reporter);
+        self
     }
 }
 
@@ -50,6 +59,10 @@ impl Fetcher for ImageFetcher<'_> {
                 });
             }
             let resp = resp.error_for_status().map_err(|e| failed(e.to_string()))?;
+            if let Some(r) = self.reporter {
+                let p = r.progress(&format!("Fetching {url}"), resp.content_length());
+                return Ok(Box::new(crate::progress::ProgressRead::new(resp, p)));
+            }
             return Ok(Box::new(resp));
         }
         let path = url.strip_prefix("file://").unwrap_or(url);

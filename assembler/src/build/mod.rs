@@ -28,6 +28,12 @@ pub trait Reporter {
     fn line(&self, line: &str);
     /// Live output of a command.
     fn output(&self, bytes: &[u8]);
+    /// A handle showing the progress of a transfer of `total` bytes (when known) described
+    /// by `what` (`Pulling …`, `Pushing …`, `Compressing layer …`); silent by default.
+    fn progress(&self, what: &str, total: Option<u64>) -> Box<dyn crate::progress::Progress> {
+        let _ = (what, total);
+        Box::new(crate::progress::Silent)
+    }
 }
 
 /// What to build.
@@ -225,7 +231,7 @@ impl Engine<'_> {
                 let st = self.stages.get(&i).context("stage not built")?;
                 Some(self.finish_config(st)?)
             }
-            None => from::resolve_base(self.store, &image, self.opts)?,
+            None => from::resolve_base(self.store, &image, self.opts, self.reporter)?,
         };
         if let Some(top) = &top {
             from::materialize(self.store, top, &rootfs)?;
@@ -516,7 +522,7 @@ impl Engine<'_> {
             reporter.output(b);
             buf.borrow_mut().extend_from_slice(b);
         };
-        let fetcher = ImageFetcher::new(rootfs);
+        let fetcher = ImageFetcher::new(rootfs).reporting(self.reporter);
         let scripts = SandboxScripts {
             sandbox: self.sandbox,
             output: &out,

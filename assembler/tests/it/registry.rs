@@ -71,6 +71,14 @@ fn push_to_a_local_registry_and_pull_back() {
     let dest = format!("{}/team/pushme:1", reg.addr);
     let out = ws.assemble(&["push", "--tls-verify=false", "pushme:1", &dest]);
     assert!(out.status.success(), "{}", text(&out));
+    // Not a terminal: progress comes as plain lines, each transfer ending with a summary.
+    let log = text(&out);
+    assert!(log.contains("Compressing layer 1/1 ("), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("Pushing sha256:") && l.contains(" in ")),
+        "{log}"
+    );
     if tool("skopeo") {
         let o = run(
             "skopeo",
@@ -108,4 +116,40 @@ fn push_to_a_local_registry_and_pull_back() {
     let out = ws.assemble(&["--tls-verify=false", "-t", "frompull", "ctx"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("pushed"));
+    let log = text(&out);
+    assert!(
+        log.contains(&format!("Pulling {dest} layer 1/1: ")),
+        "{log}"
+    );
+}
+
+#[test]
+fn short_names_are_docker_hub_names() {
+    let Some(ws) = Ws::new() else { return };
+    // No such local image: the name is Docker Hub's, and the error says which it tried
+    // (offline here, so the pull fails; with a network Docker Hub refuses the name).
+    ws.containerfile("FROM assemble-test-no-such-image:0.1\n");
+    let out = ws.assemble(&["-t", "x", "ctx"]);
+    assert!(!out.status.success());
+    let log = text(&out);
+    assert!(
+        log.contains("docker.io/library/assemble-test-no-such-image:0.1"),
+        "{log}"
+    );
+    assert!(log.contains("no such image in the local store"), "{log}");
+    // A local image of that short name wins over Docker Hub.
+    ws.containerfile(&format!("{PRELUDE}RUN echo local > /where\n"));
+    assert!(
+        ws.assemble(&["-t", "someuser/tool:2", "ctx"])
+            .status
+            .success()
+    );
+    ws.containerfile("FROM someuser/tool:2\nRUN cat /where\n");
+    let out = ws.assemble(&["-t", "y", "ctx"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("local"));
+    // Invalid names are refused with the grammar's reason.
+    let out = ws.assemble(&["push", "y", "team/Bad:1"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("lowercase"), "{}", text(&out));
 }
