@@ -155,31 +155,8 @@ fn cut(
                 let merged = work.join("build.tar");
                 let paths: Vec<PathBuf> = build.iter().filter_map(|s| s.layer()).collect();
                 layer::squash(&paths, &merged)?;
-                let owners = package_owners(&installed_db(store, top)?.unwrap_or_default());
-                let names: Vec<String> = {
-                    let mut n: Vec<String> = owners.values().cloned().collect();
-                    n.sort();
-                    n.dedup();
-                    n
-                };
-                let groups = names.len().clamp(1, budget - 1);
-                let index: std::collections::HashMap<&str, usize> = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (n.as_str(), i))
-                    .collect();
-                let assign = |p: &str| owners.get(p).and_then(|n| index.get(n.as_str()).copied());
-                for (i, (path, info)) in layer::split(&merged, groups, &assign, work)?
-                    .into_iter()
-                    .enumerate()
-                {
-                    let by = if i == 0 {
-                        "directories and files of no package".to_string()
-                    } else {
-                        format!("packages layer {i}")
-                    };
-                    out.push((path, info.diff_id, by));
-                }
+                let db = installed_db(store, top)?.unwrap_or_default();
+                out.extend(package_layers(&build, &db, &merged, budget, work)?);
             }
         }
         LayerMode::Default => {
@@ -508,6 +485,98 @@ fn package_owners(db: &str) -> std::collections::HashMap<String, String> {
         }
     }
     out
+}
+
+/// `--layers=packages:BUDGET` for the build's layers (merged into `merged`): one layer per
+/// installed package and one per COPY/ADD step, at most `budget` in all. Group 0 holds
+/// directories, whiteouts and files of no package or COPY (so parents come first). When
+/// there are more groups than the budget allows, COPY/ADD steps get at most half of it
+/// and the last package (or COPY) layer takes the rest of its kind. A package's layer
+/// depends only on its files, so images built from the same packages share it.
+fn package_layers(
+    build: &[&Snapshot],
+    db: &str,
+    merged: &Path,
+    budget: usize,
+    work: &Path,
+) -> anyhow::Result<Vec<(PathBuf, String, String)>> {
+    let owners = package_owners(db);
+    let mut names: Vec<String> = owners.values().cloned().collect();
+    names.sort();
+    names.dedup();
+    // Files each COPY/ADD step wrote (a later step's version of a path wins).
+    let mut copies: Vec<&Snapshot> = Vec::new();
+    let mut copied: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for s in build {
+        let by = s.meta.created_by.as_str();
+        if !(by.starts_with("COPY") || by.starts_with("ADD")) {
+            continue;
+        }
+        let Some(l) = s.layer() else { continue };
+        let mut a = tar::Archive::new(std::io::BufReader::new(fs_err::File::open(&l)?));
+        let mut any = false;
+        for e in a.entries()? {
+            let e = e?;
+            if e.header().entry_type() == tar::EntryType::Directory {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&e.path_bytes())
+                .trim_start_matches("./")
+                .to_string();
+            if !owners.contains_key(&name) {
+                copied.insert(name, copies.len());
+                any = true;
+            }
+        }
+        if any {
+            copies.push(s);
+        }
+    }
+    let available = budget.saturating_sub(1).max(1);
+    let (n_pkg, n_copy) = (names.len(), copies.len());
+    let copy_slots = if n_pkg + n_copy <= available {
+        n_copy
+    } else {
+        n_copy.min(available / 2)
+    };
+    let pkg_slots = n_pkg.min(available - copy_slots);
+    let copy_slots = n_copy.min(available - pkg_slots);
+    let pkg_index: std::collections::HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i.min(pkg_slots.saturating_sub(1))))
+        .collect();
+    let assign = |p: &str| -> Option<usize> {
+        if let Some(n) = owners.get(p) {
+            return pkg_index.get(n.as_str()).copied();
+        }
+        let c = *copied.get(p)?;
+        (copy_slots > 0).then(|| pkg_slots + c.min(copy_slots - 1))
+    };
+    let groups = (pkg_slots + copy_slots).max(1);
+    // Names of what each group holds, for the history.
+    let mut label = vec!["directories and files of no package".to_string()];
+    for k in 0..pkg_slots {
+        let mine: Vec<&str> = names
+            .iter()
+            .filter(|n| pkg_index[n.as_str()] == k)
+            .map(String::as_str)
+            .collect();
+        label.push(format!("apk package {}", mine.join(", ")));
+    }
+    for k in 0..copy_slots {
+        let mine: Vec<&str> = copies
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (*i).min(copy_slots - 1) == k)
+            .map(|(_, s)| s.meta.created_by.as_str())
+            .collect();
+        label.push(mine.join(" && "));
+    }
+    Ok(layer::split_labelled(merged, groups, &assign, work)?
+        .into_iter()
+        .map(|(g, path, info)| (path, info.diff_id, label[g].clone()))
+        .collect())
 }
 
 /// The default cut of `chain[..end]`: the base image's layers, cut the way that image

@@ -224,7 +224,7 @@ pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::
 
 pub(super) fn execute(
     _e: &Engine<'_>,
-    st: &StageState,
+    st: &mut StageState,
     plan: &CopyPlan,
     log: &mut Vec<u8>,
 ) -> anyhow::Result<()> {
@@ -238,7 +238,11 @@ pub(super) fn execute(
         Some(u) => crate::sandbox::resolve_user(&rootfs, u)?,
         None => (0, 0),
     };
-    let opts = ApplyOptions::for_current_process();
+    // Owners go to the owner table, not the disk (see `layer::apply_recording`).
+    let opts = ApplyOptions {
+        chown: false,
+        ..ApplyOptions::for_current_process()
+    };
     for it in &plan.items {
         let rel = it
             .dest
@@ -266,7 +270,8 @@ pub(super) fn execute(
             } else {
                 Box::new(std::io::BufReader::new(f))
             };
-            crate::layer::apply_reader(&sub, reader, p)?;
+            // The archive's owners are the image's, even where the disk cannot hold them.
+            crate::layer::apply_reader_recording(&sub, reader, p, &mut st.owners, Path::new(&rel))?;
             log.extend_from_slice(format!("extracted {} into /{rel}\n", p.display()).as_bytes());
             continue;
         }
@@ -293,6 +298,7 @@ pub(super) fn execute(
                 dst.apply(&meta, &mut std::io::empty(), &opts)?;
             }
         }
+        st.owners.insert(PathBuf::from(&rel), (uid, gid));
         log.extend_from_slice(format!("/{rel}\n").as_bytes());
     }
     Ok(())

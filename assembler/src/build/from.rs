@@ -70,6 +70,7 @@ pub fn resolve_base(
 }
 
 /// Extracts `top`'s chain into the empty directory `rootfs`.
+/// Owners are set on disk when we may (`rootfs:` outputs).
 pub fn materialize(store: &Store, top: &Snapshot, rootfs: &Path) -> anyhow::Result<()> {
     let root = apk::rootfs::RootDir::open(rootfs)?;
     for s in store.chain(top)? {
@@ -78,6 +79,24 @@ pub fn materialize(store: &Store, top: &Snapshot, rootfs: &Path) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// Extracts `top`'s chain into the empty build root `rootfs`, owned on disk by the user
+/// running `assemble`, and returns the image owners of every path (see
+/// [`layer::apply_recording`]).
+pub fn materialize_recording(
+    store: &Store,
+    top: &Snapshot,
+    rootfs: &Path,
+) -> anyhow::Result<layer::Owners> {
+    let root = apk::rootfs::RootDir::open(rootfs)?;
+    let mut owners = layer::Owners::new();
+    for s in store.chain(top)? {
+        if let Some(l) = s.layer() {
+            layer::apply_recording(&root, &l, &mut owners)?;
+        }
+    }
+    Ok(owners)
 }
 
 #[derive(Deserialize)]

@@ -20,7 +20,7 @@ use crate::layer::{self, Manifest};
 use crate::sandbox::{RunSpec, Sandbox};
 use crate::store::{Snapshot, SnapshotMeta, Store};
 
-pub use from::{import_base, materialize};
+pub use from::{import_base, materialize, materialize_recording};
 
 /// Progress and command output (the binary prints; the library never does).
 pub trait Reporter {
@@ -101,6 +101,8 @@ struct StageState {
     root: tempfile::TempDir,
     from: Option<String>,
     manifest: Manifest,
+    /// Image owners of the root's paths (see [`layer::Owners`]).
+    owners: layer::Owners,
     top: Option<Snapshot>,
     config: ImageConfig,
     args: StageArgs,
@@ -233,9 +235,10 @@ impl Engine<'_> {
             }
             None => from::resolve_base(self.store, &image, self.opts, self.reporter)?,
         };
-        if let Some(top) = &top {
-            from::materialize(self.store, top, &rootfs)?;
-        }
+        let owners = match &top {
+            Some(top) => from::materialize_recording(self.store, top, &rootfs)?,
+            None => layer::Owners::new(),
+        };
         let config = top
             .as_ref()
             .map(|t| t.meta.config.clone())
@@ -253,6 +256,7 @@ impl Engine<'_> {
             root,
             from: top.as_ref().map(|t| t.id.clone()),
             manifest,
+            owners,
             top,
             config,
             args: bargs.stage(&env),
@@ -409,7 +413,7 @@ impl Engine<'_> {
         {
             if let Some(l) = hit.layer() {
                 let root = apk::rootfs::RootDir::open(&rootfs).map_err(anyhow::Error::from)?;
-                layer::apply(&root, &l).map_err(anyhow::Error::from)?;
+                layer::apply_recording(&root, &l, &mut st.owners).map_err(anyhow::Error::from)?;
             }
             st.manifest = layer::scan(&rootfs).context("failed to scan the build root")?;
             st.config = hit.meta.config.clone();
@@ -450,6 +454,8 @@ impl Engine<'_> {
                     && let Some(apk) = containerfile::detect_apk(command)
                 {
                     let failure = self.run_apk(&rootfs, &apk, spec.network, &mut log)?;
+                    crate::packages::record_package_owners(&rootfs, &mut st.owners)
+                        .map_err(anyhow::Error::from)?;
                     let snap = self.snapshot(st, &text, &log)?;
                     return self.finish_step(st, snap, failure, &key, text);
                 }
@@ -541,6 +547,8 @@ impl Engine<'_> {
         o.update_cache = cmd.update;
         o.source_date = self.opts.source_date.unwrap_or(self.opts.now);
         o.apply.devices = apk::rootfs::DevicePolicy::CreateOrSkip;
+        // Owners are kept in the owner table (from the database below), not on disk.
+        o.apply.chown = false;
         let result = match cmd.action {
             containerfile::ApkAction::Add => {
                 let atoms = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))?;
@@ -586,12 +594,13 @@ impl Engine<'_> {
                 (0, 0)
             },
         };
-        let info = layer::write_diff_owned(
+        let info = layer::write_diff_tracked(
             &rootfs,
             &st.manifest,
             &after,
             self.opts.source_date,
-            Some(owners),
+            owners,
+            &mut st.owners,
             &tmp,
         )
         .context("failed to write the step's layer")?;
