@@ -144,6 +144,27 @@ fn files_a_run_under_user_touches_keep_the_owner_the_step_gave_them() {
     assert_eq!(own("tmp/f"), Some((1000, 1000)));
     // New in a session of USER 0: root's.
     assert_eq!(own("tmp/d/new"), Some((0, 0)));
+
+    // Unprivileged, where nothing on disk can carry these owners: the very same layers.
+    ws.containerfile(&steps);
+    let Some(out) = ws.assemble_rootless(&[
+        "--no-cache",
+        "-t",
+        "own-rootless",
+        "--layers",
+        "steps",
+        "-o",
+        "oci:own-rootless",
+        "ctx",
+    ]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    let digests = |ls: Vec<Layer>| ls.into_iter().map(|l| l.digest).collect::<Vec<_>>();
+    assert_eq!(
+        digests(layers(&ws, "own-rootless")),
+        digests(layers(&ws, "own"))
+    );
 }
 
 /// A repository with two packages (one depending on the other) in `ctx/repo`, and the

@@ -2,6 +2,7 @@
 
 mod build;
 mod containerfile;
+mod hostile;
 mod layers;
 mod outputs;
 mod registry;

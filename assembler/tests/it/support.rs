@@ -70,6 +70,44 @@ impl Ws {
     }
 }
 
+impl Ws {
+    /// Runs `assemble` unprivileged: as the current user when that is not root, else as
+    /// `nobody` through `setpriv` (the workspace is handed to nobody first). `None` (after
+    /// printing why) when that cannot be done here.
+    pub fn assemble_rootless(&self, args: &[&str]) -> Option<Output> {
+        if !rustix::process::geteuid().is_root() {
+            return Some(self.assemble(args));
+        }
+        if !tool("setpriv") {
+            return None;
+        }
+        const NOBODY: u32 = 65534;
+        for e in walkdir::WalkDir::new(self.dir.path()) {
+            let e = e.unwrap();
+            std::os::unix::fs::lchown(e.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_assemble"))
+            .arg("--store")
+            .arg(self.path("store"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("HOME", self.dir.path())
+            .env_remove("ASSEMBLE_STORE")
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ (as nobody) assemble {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(out)
+    }
+}
+
 /// The first lines every test image starts with: busybox and its applet links.
 pub const PRELUDE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
 
