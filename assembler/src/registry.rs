@@ -119,7 +119,20 @@ impl<'r> Registry<'r> {
                 token: Option<String>,
                 access_token: Option<String>,
             }
-            let t: Token = rb.send()?.error_for_status()?.json()?;
+            let resp = rb.send()?;
+            if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
+                if self.creds.is_none() {
+                    bail!(
+                        "the token server refused an anonymous token (HTTP {}); set ASSEMBLE_REGISTRY_USER and ASSEMBLE_REGISTRY_PASSWORD",
+                        resp.status()
+                    );
+                }
+                bail!(
+                    "the token server refused the credentials in ASSEMBLE_REGISTRY_USER / ASSEMBLE_REGISTRY_PASSWORD (HTTP {})",
+                    resp.status()
+                );
+            }
+            let t: Token = resp.error_for_status()?.json()?;
             *self.token.borrow_mut() = t.token.or(t.access_token);
             return Ok(with_auth(make()).send()?);
         }

@@ -47,7 +47,19 @@ impl Ws {
 
     /// As [`Ws::assemble`], with SOURCE_DATE_EPOCH set to `sde` or unset.
     pub fn assemble_env(&self, args: &[&str], sde: Option<&str>) -> Output {
+        self.assemble_with(args, sde, &[])
+    }
+
+    /// As [`Ws::assemble`], with more environment variables.
+    pub fn assemble_vars(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        self.assemble_with(args, Some("1700000000"), vars)
+    }
+
+    fn assemble_with(&self, args: &[&str], sde: Option<&str>, vars: &[(&str, &str)]) -> Output {
         let mut cmd = Command::cargo_bin("assemble").unwrap();
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
         match sde {
             Some(v) => cmd.env("SOURCE_DATE_EPOCH", v),
             None => cmd.env_remove("SOURCE_DATE_EPOCH"),
