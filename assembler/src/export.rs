@@ -203,23 +203,13 @@ fn gzip_blob(dir: &Path, tar: &Path, what: &str, reporter: &dyn Reporter) -> any
     Ok(Blob { digest, size })
 }
 
-/// Writes `top` to `output`.
+/// Writes `top` to `output`, showing the compression of each layer through `reporter`.
 pub fn export(
     store: &Store,
     top: &Snapshot,
     output: &Output,
     opts: &ExportOptions,
-) -> anyhow::Result<()> {
-    export_reporting(store, top, output, opts, &crate::progress::NoReporter)
-}
-
-/// [`export`], showing the compression of each layer through `reporter`.
-pub fn export_reporting(
-    store: &Store,
-    top: &Snapshot,
-    output: &Output,
-    opts: &ExportOptions,
-    reporter: &dyn Reporter,
+    reporter: &dyn crate::build::Reporter,
 ) -> anyhow::Result<()> {
     let work = store.tempdir("export-")?;
     match output {

@@ -118,7 +118,7 @@ pub fn run(
                 .map(|t| crate::store::normalize_tag(t))
                 .collect(),
         };
-        crate::export::export_reporting(store, &built.snapshot, o, &eo, reporter)
+        crate::export::export(store, &built.snapshot, o, &eo, reporter)
             .with_context(|| format!("failed to write output {o:?}"))?;
     }
     for t in &a.tags {
@@ -149,6 +149,6 @@ pub fn export(
             vec![r.tag.clone()]
         },
     };
-    crate::export::export_reporting(store, &snap, &a.output, &eo, reporter)?;
+    crate::export::export(store, &snap, &a.output, &eo, reporter)?;
     Ok(ExitCode::SUCCESS)
 }

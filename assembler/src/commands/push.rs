@@ -41,7 +41,7 @@ pub fn run(store: &Store, a: &PushArgs, env: &Env, r: &dyn Reporter) -> anyhow::
         created: env.source_date.unwrap_or(env.now),
         tags: vec![format!("{}:{}", dest.name, dest.reference)],
     };
-    crate::export::export_reporting(store, &snap, &Output::Oci(dir.clone()), &opts, r)?;
+    crate::export::export(store, &snap, &Output::Oci(dir.clone()), &opts, r)?;
     let digest =
         crate::registry::push_layout(&dir, &dest, a.tls_verify, env.registry_creds.clone(), r)
             .with_context(|| format!("failed to push to `{dest}`"))?;

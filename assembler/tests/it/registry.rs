@@ -153,6 +153,14 @@ fn short_names_are_docker_hub_names() {
     let out = ws.assemble(&["-t", "y", "ctx"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("local"));
+    // A push to a short name goes to Docker Hub (offline here: it fails, naming it).
+    let out = ws.assemble(&["push", "y", "someuser/app:1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("docker.io/someuser/app:1"),
+        "{}",
+        text(&out)
+    );
     // Invalid names are refused with the grammar's reason.
     let out = ws.assemble(&["push", "y", "team/Bad:1"]);
     assert!(!out.status.success());
