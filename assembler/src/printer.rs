@@ -41,7 +41,7 @@ impl Reporter for Printer {
             let bar = match total {
                 Some(t) => indicatif::ProgressBar::new(t).with_style(
                     indicatif::ProgressStyle::with_template(
-                        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                        "{msg} [{wide_bar}] {bytes}/{total_bytes} {eta}",
                     )
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                     .progress_chars("=> "),
