@@ -455,6 +455,20 @@ pub fn installed_db(store: &Store, top: &Snapshot) -> anyhow::Result<Option<Stri
     Ok(None)
 }
 
+/// Package name → installed size (`I:`), from an installed database.
+fn installed_sizes(db: &str) -> std::collections::HashMap<String, u64> {
+    let mut out = std::collections::HashMap::new();
+    let mut name = String::new();
+    for line in db.lines() {
+        if let Some(p) = line.strip_prefix("P:") {
+            name = p.to_string();
+        } else if let Some(i) = line.strip_prefix("I:") {
+            out.insert(name.clone(), i.parse().unwrap_or(0));
+        }
+    }
+    out
+}
+
 /// File path (no leading `/`) → owning package, from an installed database (`F:` directory
 /// lines followed by `R:` file lines).
 fn package_owners(db: &str) -> std::collections::HashMap<String, String> {
@@ -494,6 +508,13 @@ fn package_layers(
     let mut names: Vec<String> = owners.values().cloned().collect();
     names.sort();
     names.dedup();
+    // Largest first (installed size, `I:`), so a tight budget still gives the packages that
+    // weigh most a layer of their own; ties by name, for a stable cut.
+    let sizes = installed_sizes(db);
+    names.sort_by(|a, b| {
+        let size = |n: &String| sizes.get(n).copied().unwrap_or(0);
+        size(b).cmp(&size(a)).then_with(|| a.cmp(b))
+    });
     // Files each COPY/ADD step wrote (a later step's version of a path wins).
     let mut copies: Vec<&Snapshot> = Vec::new();
     let mut copied: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
