@@ -115,6 +115,6 @@ pub fn run(cli: Cli, env: &Env, reporter: &dyn Reporter) -> anyhow::Result<ExitC
         Command::Logs(a) => commands::store::logs(&store, &a, reporter),
         Command::Run(a) => commands::run::run(&store, &a, env, reporter),
         Command::Push(a) => commands::push::run(&store, &a, env, reporter),
-        Command::Export(a) => commands::build::export(&store, &a, env),
+        Command::Export(a) => commands::build::export(&store, &a, env, reporter),
     }
 }

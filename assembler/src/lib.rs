@@ -18,6 +18,8 @@ pub mod export;
 pub mod init;
 pub mod layer;
 pub mod packages;
+pub mod progress;
+pub mod reference;
 pub mod registry;
 pub mod sandbox;
 pub mod store;

@@ -34,7 +34,8 @@ pub struct BuildArgs {
     /// `host` gives RUN steps the host network (default: none).
     #[arg(long)]
     pub network: Option<String>,
-    /// Layer cutting of outputs: default, squash or steps.
+    /// Layer cutting of outputs: default (base layers + one for the build), squash, steps,
+    /// or packages[:BUDGET] (one layer per package and per COPY/ADD, at most BUDGET).
     #[arg(long, default_value = "default")]
     pub layers: LayerMode,
     /// Also write the image to TYPE:PATH (oci, oci-archive, docker-archive, rootfs, rootfs-tar); repeatable.
@@ -58,7 +59,7 @@ pub struct ExportArgs {
     pub image: String,
     /// TYPE:PATH.
     pub output: Output,
-    /// default, squash or steps.
+    /// default, squash, steps or packages[:BUDGET].
     #[arg(long, default_value = "default")]
     pub layers: LayerMode,
 }
@@ -122,7 +123,7 @@ pub fn run(
                 .map(|t| crate::store::normalize_tag(t))
                 .collect(),
         };
-        crate::export::export(store, &built.snapshot, o, &eo)
+        crate::export::export(store, &built.snapshot, o, &eo, reporter)
             .with_context(|| format!("failed to write output {o:?}"))?;
     }
     for t in &a.tags {
@@ -136,7 +137,12 @@ pub fn run(
 }
 
 /// Exports a stored image.
-pub fn export(store: &Store, a: &ExportArgs, env: &Env) -> anyhow::Result<ExitCode> {
+pub fn export(
+    store: &Store,
+    a: &ExportArgs,
+    env: &Env,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<ExitCode> {
     let r = ImageRef::parse(&a.image);
     let snap = store.resolve(&r)?;
     let eo = ExportOptions {
@@ -148,6 +154,6 @@ pub fn export(store: &Store, a: &ExportArgs, env: &Env) -> anyhow::Result<ExitCo
             vec![r.tag.clone()]
         },
     };
-    crate::export::export(store, &snap, &a.output, &eo)?;
+    crate::export::export(store, &snap, &a.output, &eo, reporter)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,8 @@
 
 mod build;
 mod containerfile;
+mod hostile;
+mod layers;
 mod outputs;
 mod registry;
 mod s6;
