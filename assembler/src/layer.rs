@@ -196,6 +196,57 @@ pub struct OwnerMap {
 /// step's layer recorded.
 pub type Owners = BTreeMap<PathBuf, (u32, u32)>;
 
+impl OwnerMap {
+    /// No translation: the disk owners are the image owners (the sandbox mapped the image's
+    /// ids to themselves). No host id is `u32::MAX`, the kernel's "no id" (-1).
+    pub fn as_on_disk() -> Self {
+        Self {
+            host: (u32::MAX, u32::MAX),
+            created: (0, 0),
+        }
+    }
+}
+
+/// Gives every path of `manifest` its image owner from `image` on disk (root when unknown),
+/// so a sandbox that maps the image's ids sees them, and keeps `manifest` in step (a chown
+/// changes ctime, which must not count as a change of the step). Returns how many changed.
+pub fn chown_to_image(root: &Path, manifest: &mut Manifest, image: &Owners) -> io::Result<usize> {
+    chown_where(root, manifest, |p| image.get(p).copied().unwrap_or((0, 0)))
+}
+
+/// Gives every path of `manifest` back to `host` on disk (after [`chown_to_image`] and the
+/// step's snapshot, whose layer recorded the image owners in the owner table).
+pub fn chown_to_host(root: &Path, manifest: &mut Manifest, host: (u32, u32)) -> io::Result<usize> {
+    chown_where(root, manifest, |_| host)
+}
+
+fn chown_where(
+    root: &Path,
+    manifest: &mut Manifest,
+    want: impl Fn(&Path) -> (u32, u32),
+) -> io::Result<usize> {
+    let dir = RootDir::open(root).map_err(io::Error::other)?;
+    let mut changed = 0;
+    for (p, n) in manifest.iter_mut() {
+        let (uid, gid) = want(p);
+        if (n.uid, n.gid) == (uid, gid) || n.kind == Kind::Socket {
+            continue;
+        }
+        dir.set_owner(p, uid, gid).map_err(io::Error::other)?;
+        // chown drops setuid/setgid bits, even for root.
+        if n.mode & 0o6000 != 0 && !matches!(n.kind, Kind::Symlink(_)) {
+            dir.set_mode(p, n.mode).map_err(io::Error::other)?;
+        }
+        let md = dir.metadata(p).map_err(io::Error::other)?;
+        n.uid = md.uid();
+        n.gid = md.gid();
+        n.mode = md.mode() & 0o7777;
+        n.ctime = (md.ctime(), md.ctime_nsec());
+        changed += 1;
+    }
+    Ok(changed)
+}
+
 /// Forgets `path` and everything below it.
 pub fn forget(owners: &mut Owners, path: &Path) {
     owners.remove(path);

@@ -1,11 +1,21 @@
 //! Running commands inside an image root: the [`Sandbox`] seam and its bubblewrap backend.
 //!
-//! bubblewrap gives us the user namespace (uid 0 inside, mapped to the caller), a private
-//! mount namespace whose `/` is the image root (nothing of the host is visible: no `--bind`
+//! bubblewrap gives us the user namespace, a private mount namespace whose `/` is the image root (nothing of the host is visible: no `--bind`
 //! of host paths besides the root itself), fresh `/proc` and `/dev`, and `--die-with-parent`.
 //! The network is unshared unless the build asked for `--network host`.
+//!
+//! Which ids the user namespace maps: bubblewrap alone maps exactly one (the step's USER,
+//! mapped to the caller), so `chown` to any other id fails with "Invalid argument". When
+//! `assemble` runs as root and the command runs as root, we map the image's ids 0–65535 to
+//! the same host ids instead: bubblewrap creates the namespace and waits on
+//! `--userns-block-fd` while we write `uid_map`/`gid_map` (what its own docs show for
+//! `newuidmap`). Root inside is still confined: its capabilities hold only in that
+//! namespace. bubblewrap 0.8 cannot switch to another uid in a namespace it did not map
+//! itself (`--userns` + `--uid 1000` fails with "unable to switch to gid"), so steps with a
+//! non-root USER keep the one-id mapping, which is all they need: they cannot chown anyway.
 
 use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -58,6 +68,13 @@ pub enum SandboxError {
 pub trait Sandbox {
     /// Checks that commands can run; explains what is missing otherwise.
     fn preflight(&self) -> Result<(), SandboxError>;
+    /// Whether a command run as `user` sees the image's ids 0–65535 as themselves (so its
+    /// `chown` works and what it writes is owned on disk by the ids it used). When false, the
+    /// one id mapped is the caller's, and disk owners say nothing about image owners.
+    fn maps_image_ids(&self, root: &Path, user: &str) -> bool {
+        let _ = (root, user);
+        false
+    }
     /// Runs `spec` in `root`, passing each chunk of combined stdout/stderr to `output` (unless
     /// interactive). Returns the exit status.
     fn run(
@@ -84,7 +101,12 @@ impl Default for Bwrap {
 }
 
 impl Bwrap {
-    fn command(&self, root: &Path, spec: &RunSpec) -> Result<Command, SandboxError> {
+    fn command(
+        &self,
+        root: &Path,
+        spec: &RunSpec,
+        identity: Option<&IdentityFds>,
+    ) -> Result<Command, SandboxError> {
         let (uid, gid) = resolve_user(root, &spec.user)?;
         let mut c = Command::new(&self.program);
         c.env_clear();
@@ -98,7 +120,17 @@ impl Bwrap {
         }
         c.arg("--bind").arg(root).arg("/");
         c.args(["--proc", "/proc", "--dev", "/dev"]);
-        c.args(["--uid", &uid.to_string(), "--gid", &gid.to_string()]);
+        match identity {
+            Some(fds) => {
+                c.args(["--unshare-user", "--userns-block-fd"])
+                    .arg(fds.block_child.as_raw_fd().to_string())
+                    .arg("--info-fd")
+                    .arg(fds.info_child.as_raw_fd().to_string());
+            }
+            None => {
+                c.args(["--uid", &uid.to_string(), "--gid", &gid.to_string()]);
+            }
+        }
         if spec.network && root.join("etc/resolv.conf").is_file() {
             c.args(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]);
         }
@@ -168,19 +200,33 @@ impl Sandbox for Bwrap {
         }
     }
 
+    fn maps_image_ids(&self, root: &Path, user: &str) -> bool {
+        rustix::process::geteuid().is_root() && resolve_user(root, user).ok() == Some((0, 0))
+    }
+
     fn run(
         &self,
         root: &Path,
         spec: &RunSpec,
         output: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, SandboxError> {
-        let mut c = self.command(root, spec)?;
         let spawn_err = |source| SandboxError::Spawn {
             program: self.program.display().to_string(),
             source,
         };
+        let identity = if self.maps_image_ids(root, &spec.user) {
+            Some(IdentityFds::new().map_err(spawn_err)?)
+        } else {
+            None
+        };
+        let mut c = self.command(root, spec, identity.as_ref())?;
         if spec.interactive {
-            return c.status().map_err(spawn_err);
+            let mut child = c.spawn().map_err(spawn_err)?;
+            drop(c);
+            if let Some(fds) = identity {
+                fds.map_ids(&mut child)?;
+            }
+            return child.wait().map_err(spawn_err);
         }
         // One pipe for both streams keeps their interleaving as the command wrote it.
         let (mut reader, writer) = io::pipe().map_err(spawn_err)?;
@@ -189,6 +235,9 @@ impl Sandbox for Bwrap {
             .stderr(writer);
         let mut child = c.spawn().map_err(spawn_err)?;
         drop(c);
+        if let Some(fds) = identity {
+            fds.map_ids(&mut child)?;
+        }
         let mut buf = [0u8; 8192];
         loop {
             match reader.read(&mut buf) {
@@ -200,6 +249,90 @@ impl Sandbox for Bwrap {
         }
         child.wait().map_err(spawn_err)
     }
+}
+
+/// The image ids 0–65535 mapped to the same host ids.
+const ID_MAP: &str = "0 0 65536\n";
+
+/// The pipes of bubblewrap's `--userns-block-fd` handshake: it writes its sandbox child's
+/// pid as JSON to the info pipe and closes it, then waits for a byte on the block pipe
+/// while we write that child's id maps.
+struct IdentityFds {
+    info_child: io::PipeWriter,
+    info_parent: io::PipeReader,
+    block_child: io::PipeReader,
+    block_parent: io::PipeWriter,
+}
+
+impl IdentityFds {
+    fn new() -> io::Result<Self> {
+        let (info_parent, info_child) = io::pipe()?;
+        let (block_child, block_parent) = io::pipe()?;
+        // Only bubblewrap's ends cross exec; ours stay close-on-exec.
+        for fd in [info_child.as_fd(), block_child.as_fd()] {
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+        }
+        Ok(Self {
+            info_child,
+            info_parent,
+            block_child,
+            block_parent,
+        })
+    }
+
+    /// Writes the maps of the spawned bubblewrap's namespace and lets it go on; stops it
+    /// when that fails (it must never run with ids we did not map).
+    fn map_ids(self, child: &mut std::process::Child) -> Result<(), SandboxError> {
+        let Self {
+            info_child,
+            mut info_parent,
+            block_child,
+            mut block_parent,
+        } = self;
+        drop((info_child, block_child));
+        let mapped = (|| -> Result<(), String> {
+            let mut info = String::new();
+            info_parent
+                .read_to_string(&mut info)
+                .map_err(|e| format!("reading bwrap --info-fd: {e}"))?;
+            let pid = serde_json::from_str::<serde_json::Value>(&info)
+                .ok()
+                .and_then(|v| v.get("child-pid")?.as_u64())
+                .ok_or_else(|| format!("bwrap reported no child pid (`{}`)", info.trim()))?;
+            for (file, map) in [("uid_map", ID_MAP), ("gid_map", ID_MAP)] {
+                let path = format!("/proc/{pid}/{file}");
+                fs_err::write(&path, map).map_err(|e| e.to_string())?;
+            }
+            io::Write::write_all(&mut block_parent, b"1")
+                .map_err(|e| format!("releasing bwrap: {e}"))
+        })();
+        match mapped {
+            Ok(()) => Ok(()),
+            Err(reason) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(SandboxError::Unavailable {
+                    reason: format!("could not map the image's ids 0-65535: {reason}"),
+                    hint: "check that /proc is mounted read-write and user namespaces are enabled \
+                           (user.max_user_namespaces > 0)",
+                })
+            }
+        }
+    }
+}
+
+/// Appended to a failed RUN's status when it was refused a chown while rootless.
+pub const ROOTLESS_CHOWN_HINT: &str = "; `chown` to another user is refused in a rootless build \
+     (\"Invalid argument\": the sandbox maps only one id when assemble does not run as root); \
+     run assemble as root (sudo, or a CI job running as root) to build images whose steps chown";
+
+/// Whether a command's output shows a refused `chown` (busybox and coreutils wording).
+pub fn chown_refused(log: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(log);
+    text.lines().any(|l| {
+        l.contains("chown")
+            && (l.contains("Invalid argument") || l.contains("Operation not permitted"))
+    })
 }
 
 /// USER → numeric ids, through the image's `/etc/passwd` and `/etc/group` for names.

@@ -460,11 +460,27 @@ impl Engine<'_> {
                 if x.kind.run_script().is_none()
                     && let Some(apk) = containerfile::detect_apk(command)
                 {
+                    // Install scripts run as root: with the image's ids mapped they must
+                    // see the image's owners. The installer itself writes with the caller's
+                    // owner, so the layer still translates (OwnerMap) for its files.
+                    let image_ids = self.sandbox.maps_image_ids(&rootfs, "");
+                    if image_ids {
+                        layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
+                            .context("failed to give the build root the image's owners")?;
+                    }
                     let failure = self.run_apk(&rootfs, &apk, spec.network, &mut log)?;
                     crate::packages::record_package_owners(&rootfs, &mut st.owners)
                         .map_err(anyhow::Error::from)?;
-                    let snap = self.snapshot(st, &text, &log)?;
+                    let snap = self.snapshot(st, &text, &log, false)?;
+                    if image_ids {
+                        self.chown_back(st)?;
+                    }
                     return self.finish_step(st, snap, failure, &key, text);
+                }
+                let image_ids = self.sandbox.maps_image_ids(&rootfs, &spec.user);
+                if image_ids {
+                    layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
+                        .context("failed to give the build root the image's owners")?;
                 }
                 let reporter = self.reporter;
                 let status = self
@@ -474,7 +490,21 @@ impl Engine<'_> {
                         log.extend_from_slice(b);
                     })
                     .map_err(anyhow::Error::from)?;
-                (!status.success()).then(|| status.to_string())
+                let failure = (!status.success()).then(|| {
+                    let mut f = status.to_string();
+                    if !image_ids
+                        && !rustix::process::geteuid().is_root()
+                        && crate::sandbox::chown_refused(&log)
+                    {
+                        f.push_str(crate::sandbox::ROOTLESS_CHOWN_HINT);
+                    }
+                    f
+                });
+                let snap = self.snapshot(st, &text, &log, image_ids)?;
+                if image_ids {
+                    self.chown_back(st)?;
+                }
+                return self.finish_step(st, snap, failure, &key, text);
             }
             (_, Some(plan)) => {
                 copy::execute(self, st, &plan, &mut log)?;
@@ -483,7 +513,7 @@ impl Engine<'_> {
             _ => None,
         };
         let _ = stage;
-        let snap = self.snapshot(st, &text, &log)?;
+        let snap = self.snapshot(st, &text, &log, false)?;
         self.finish_step(st, snap, failure, &key, text)
     }
 
@@ -584,22 +614,47 @@ impl Engine<'_> {
         Ok(failure)
     }
 
-    fn snapshot(&self, st: &mut StageState, text: &str, log: &[u8]) -> anyhow::Result<Snapshot> {
+    /// Back to the caller owning the whole build root (after a step that ran with the image's
+    /// ids mapped), which the next step's one-id sandbox and our own writes expect.
+    fn chown_back(&self, st: &mut StageState) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let host = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
+        layer::chown_to_host(&st.rootfs(), &mut st.manifest, host)
+            .context("failed to give the build root back to the build user")?;
+        Ok(())
+    }
+
+    /// Keeps the step's result. `on_disk`: the step ran with the image's ids mapped, so disk
+    /// owners are image owners; else they are translated per [`layer::OwnerMap`].
+    fn snapshot(
+        &self,
+        st: &mut StageState,
+        text: &str,
+        log: &[u8],
+        on_disk: bool,
+    ) -> anyhow::Result<Snapshot> {
         let run_step = text.starts_with("RUN");
         use anyhow::Context as _;
         let rootfs = st.rootfs();
         let after = layer::scan(&rootfs).context("failed to scan the build root")?;
         let tmp = st.root.path().join("layer.tar");
-        let owners = layer::OwnerMap {
-            host: (
-                rustix::process::geteuid().as_raw(),
-                rustix::process::getegid().as_raw(),
-            ),
-            created: if run_step {
-                crate::sandbox::resolve_user(&rootfs, &st.config.user).unwrap_or((0, 0))
-            } else {
-                (0, 0)
-            },
+        let owners = if on_disk {
+            layer::OwnerMap::as_on_disk()
+        } else {
+            layer::OwnerMap {
+                host: (
+                    rustix::process::geteuid().as_raw(),
+                    rustix::process::getegid().as_raw(),
+                ),
+                created: if run_step {
+                    crate::sandbox::resolve_user(&rootfs, &st.config.user).unwrap_or((0, 0))
+                } else {
+                    (0, 0)
+                },
+            }
         };
         let info = layer::write_diff_tracked(
             &rootfs,
@@ -638,7 +693,7 @@ impl Engine<'_> {
         };
         self.reporter
             .line(&format!("Init s6: ENTRYPOINT [\"/init\"], {what}"));
-        let snap = self.snapshot(st, "INIT s6 (assemble --init s6)", b"")?;
+        let snap = self.snapshot(st, "INIT s6 (assemble --init s6)", b"", false)?;
         self.reporter
             .line(&format!("--> Snapshot created: @{}", snap.id));
         st.top = Some(snap);

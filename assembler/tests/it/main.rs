@@ -1,6 +1,7 @@
 //! The assembler's integration tests: one binary, one module per area.
 
 mod build;
+mod chown;
 mod containerfile;
 mod hostile;
 mod layers;
