@@ -48,6 +48,12 @@ pub enum SandboxError {
         /// What to do.
         hint: &'static str,
     },
+    /// The first check of the sandbox failed (the message says why and what to do).
+    #[error("{message}")]
+    NotReady {
+        /// The check's error message.
+        message: String,
+    },
     /// Starting or waiting for the process failed.
     #[error("failed to run `{program}`: {source}")]
     Spawn {
@@ -85,17 +91,22 @@ pub trait Sandbox {
     ) -> Result<ExitStatus, SandboxError>;
 }
 
-/// The bubblewrap sandbox.
+/// The bubblewrap sandbox. It is checked ([`Sandbox::preflight`]) the first time a command
+/// runs, not before: a build whose steps never need it (COPY, ADD, a native `apk add` of
+/// packages without scripts) works where bubblewrap is missing.
 #[derive(Debug, Clone)]
 pub struct Bwrap {
     /// The `bwrap` binary.
     pub program: PathBuf,
+    /// The preflight's outcome (its message when it failed), once known.
+    checked: std::sync::OnceLock<Result<(), String>>,
 }
 
 impl Default for Bwrap {
     fn default() -> Self {
         Self {
             program: PathBuf::from("bwrap"),
+            checked: std::sync::OnceLock::new(),
         }
     }
 }
@@ -182,7 +193,8 @@ impl Sandbox for Bwrap {
         match out {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(SandboxError::Unavailable {
                 reason: format!("`{}` is not installed", self.program.display()),
-                hint: "install bubblewrap (`apt-get install bubblewrap`, `apk add bubblewrap`)",
+                hint: "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`, Fedora: \
+                       `dnf install bubblewrap`, Alpine: `apk add bubblewrap`) or put `bwrap` on PATH",
             }),
             Err(e) => Err(SandboxError::Spawn {
                 program: self.program.display().to_string(),
@@ -210,6 +222,10 @@ impl Sandbox for Bwrap {
         spec: &RunSpec,
         output: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, SandboxError> {
+        self.checked
+            .get_or_init(|| self.preflight().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|message| SandboxError::NotReady { message })?;
         let spawn_err = |source| SandboxError::Spawn {
             program: self.program.display().to_string(),
             source,

@@ -489,7 +489,14 @@ impl Engine<'_> {
                         reporter.output(b);
                         log.extend_from_slice(b);
                     })
-                    .map_err(anyhow::Error::from)?;
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!(
+                            "step {} `{text}` runs in the bubblewrap sandbox (every RUN but a \
+                             plain `apk add`/`apk del` does)",
+                            self.step
+                        )
+                    })?;
                 let failure = (!status.success()).then(|| {
                     let mut f = status.to_string();
                     if !image_ids

@@ -5,6 +5,7 @@ mod chown;
 mod containerfile;
 mod hostile;
 mod layers;
+mod nosandbox;
 mod outputs;
 mod registry;
 mod s6;
