@@ -409,6 +409,16 @@ impl Engine<'_> {
                         .map(|(k, v)| format!("{k}={v}\n"))
                         .collect::<String>(),
                 );
+                // A native `apk add`'s result depends on the repositories too: key what it
+                // would install now, so a re-uploaded package or a new version reruns it.
+                if let Kind::Run { command, .. } = &x.kind
+                    && x.kind.run_script().is_none()
+                    && let Some(apk) = containerfile::detect_apk(command)
+                    && apk.action == containerfile::ApkAction::Add
+                {
+                    key.update([0]);
+                    key.update(self.apk_plan(&st.rootfs(), &apk));
+                }
                 None
             }
         };
@@ -557,6 +567,74 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// What `apk add` would install from the current indexes, as cache key bytes; the
+    /// reporter says what it found. A failure is keyed too (the step then runs and reports
+    /// it for real).
+    fn apk_plan(&self, rootfs: &Path, cmd: &containerfile::ApkCommand) -> Vec<u8> {
+        let fetcher = crate::packages::ImageFetcher::new(rootfs);
+        let mut o = apk::install::InstallOptions::new(
+            &fetcher,
+            &apk::install::NoScripts,
+            &apk::install::NoReporter,
+        );
+        self.apk_options(&mut o, rootfs, cmd);
+        let planned = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))
+            .map_err(|e| e.to_string())
+            .and_then(|atoms| {
+                apk::install::plan_add(rootfs, &atoms, &o).map_err(|e| e.to_string())
+            });
+        match planned {
+            Ok(r) => {
+                let names: Vec<String> = r
+                    .planned
+                    .iter()
+                    .map(|(n, v, _)| format!("{n}-{v}"))
+                    .collect();
+                let shown = if names.len() > 8 {
+                    format!("{}, … ({} in all)", names[..8].join(", "), names.len())
+                } else {
+                    names.join(", ")
+                };
+                self.reporter
+                    .line(&format!("--> The repositories resolve this to: {shown}"));
+                r.planned
+                    .iter()
+                    // A `--virtual` package (no checksum) is versioned by the build time:
+                    // keyed by name only, or every build without SOURCE_DATE_EPOCH misses.
+                    .map(|(n, v, c)| match c.is_empty() {
+                        true => format!("{n}\n"),
+                        false => format!("{n} {v} {c}\n"),
+                    })
+                    .collect::<String>()
+                    .into_bytes()
+            }
+            Err(e) => {
+                self.reporter
+                    .line(&format!("--> Could not resolve ahead ({e}); the step runs"));
+                format!("unresolved: {e}").into_bytes()
+            }
+        }
+    }
+
+    /// The installer options of `cmd` (repositories, keys, flags) for `rootfs`.
+    fn apk_options(
+        &self,
+        o: &mut apk::install::InstallOptions<'_>,
+        rootfs: &Path,
+        cmd: &containerfile::ApkCommand,
+    ) {
+        o.repositories.extra = cmd.repositories.clone();
+        // --keys-dir names a directory inside the image, like a real apk run there.
+        o.repositories.keys_dir = cmd
+            .keys_dir
+            .as_ref()
+            .map(|k| rootfs.join(k.trim_start_matches('/')));
+        o.allow_untrusted = cmd.allow_untrusted;
+        o.virtual_name = cmd.virtual_name.clone();
+        o.update_cache = cmd.update;
+        o.source_date = self.opts.source_date.unwrap_or(self.opts.now);
+    }
+
     /// `apk add`/`apk del` with our installer; `Some(reason)` when it failed.
     fn run_apk(
         &self,
@@ -580,16 +658,7 @@ impl Engine<'_> {
         };
         let events = EventLines(&out);
         let mut o = apk::install::InstallOptions::new(&fetcher, &scripts, &events);
-        o.repositories.extra = cmd.repositories.clone();
-        // --keys-dir names a directory inside the image, like a real apk run there.
-        o.repositories.keys_dir = cmd
-            .keys_dir
-            .as_ref()
-            .map(|k| rootfs.join(k.trim_start_matches('/')));
-        o.allow_untrusted = cmd.allow_untrusted;
-        o.virtual_name = cmd.virtual_name.clone();
-        o.update_cache = cmd.update;
-        o.source_date = self.opts.source_date.unwrap_or(self.opts.now);
+        self.apk_options(&mut o, rootfs, cmd);
         o.apply.devices = apk::rootfs::DevicePolicy::CreateOrSkip;
         // Owners are kept in the owner table (from the database below), not on disk.
         o.apply.chown = false;

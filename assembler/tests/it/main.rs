@@ -1,5 +1,6 @@
 //! The assembler's integration tests: one binary, one module per area.
 
+mod apkcache;
 mod build;
 mod chown;
 mod containerfile;
