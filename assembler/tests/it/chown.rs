@@ -185,3 +185,26 @@ fn a_rootless_chown_says_what_to_do() {
     assert!(!out.status.success(), "{log}");
     assert!(log.contains("run assemble as root"), "{log}");
 }
+
+#[test]
+fn a_rootless_post_install_chown_says_what_to_do() {
+    let Some(ws) = Ws::new() else { return };
+    crate::support::local_repo(
+        &ws,
+        &[PkgSpec::new("svc", "1.0-r0")
+            .file("var/lib/svc/data", "d\n")
+            .script(
+                ".post-install",
+                "#!/bin/sh\nchown -R 1000:1000 /var/lib/svc\n",
+            )],
+    );
+    ws.containerfile(&format!(
+        "{PRELUDE}COPY repo /repo\nCOPY keys /keys\n\
+         RUN apk add --no-cache -X /repo --keys-dir /keys svc\n"
+    ));
+    let Some(out) = ws.assemble_rootless(&["-t", "rl", "ctx"]) else {
+        return;
+    };
+    let log = text(&out);
+    assert!(log.contains("run assemble as root"), "{log}");
+}
