@@ -853,6 +853,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::print_stderr)] // a skipped test says why
     fn chowning_to_image_owners_and_back_leaves_no_change_to_record() {
         if !rustix::process::geteuid().is_root() {
             eprintln!("SKIP: chown to other ids needs root");
