@@ -140,7 +140,8 @@ impl ScriptRunner for SandboxScripts<'_> {
         match result {
             Ok(s) if s.success() => ScriptOutcome::Succeeded,
             Ok(s)
-                if !rustix::process::geteuid().is_root() && crate::sandbox::chown_refused(&log) =>
+                if !self.sandbox.maps_image_ids(job.root, "")
+                    && crate::sandbox::chown_refused(&log) =>
             {
                 ScriptOutcome::Failed(format!("{s}{}", crate::sandbox::ROOTLESS_CHOWN_HINT))
             }

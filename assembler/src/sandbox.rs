@@ -100,6 +100,8 @@ pub struct Bwrap {
     pub program: PathBuf,
     /// The preflight's outcome (its message when it failed), once known.
     checked: std::sync::OnceLock<Result<(), String>>,
+    /// Whether the image's ids can be mapped here (probed once, as root only).
+    identity: std::sync::OnceLock<bool>,
 }
 
 impl Default for Bwrap {
@@ -107,6 +109,7 @@ impl Default for Bwrap {
         Self {
             program: PathBuf::from("bwrap"),
             checked: std::sync::OnceLock::new(),
+            identity: std::sync::OnceLock::new(),
         }
     }
 }
@@ -176,6 +179,33 @@ impl Bwrap {
     }
 }
 
+impl Bwrap {
+    /// Whether a namespace mapping the ids 0–65535 can be made here: not inside a container
+    /// whose own namespace maps fewer ids, nor without bubblewrap (then the one-id mapping,
+    /// and its errors, apply).
+    fn probe_identity(&self) -> bool {
+        let Ok(fds) = IdentityFds::new() else {
+            return false;
+        };
+        let mut c = Command::new(&self.program);
+        c.env_clear()
+            .args(["--unshare-all", "--unshare-user", "--die-with-parent"])
+            .arg("--userns-block-fd")
+            .arg(fds.block_child.as_raw_fd().to_string())
+            .arg("--info-fd")
+            .arg(fds.info_child.as_raw_fd().to_string())
+            .args(["--ro-bind", "/", "/", "--", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let Ok(mut child) = c.spawn() else {
+            return false;
+        };
+        drop(c);
+        fds.map_ids(&mut child).is_ok() && child.wait().is_ok_and(|s| s.success())
+    }
+}
+
 impl Sandbox for Bwrap {
     fn preflight(&self) -> Result<(), SandboxError> {
         let out = Command::new(&self.program)
@@ -213,7 +243,9 @@ impl Sandbox for Bwrap {
     }
 
     fn maps_image_ids(&self, root: &Path, user: &str) -> bool {
-        rustix::process::geteuid().is_root() && resolve_user(root, user).ok() == Some((0, 0))
+        rustix::process::geteuid().is_root()
+            && resolve_user(root, user).ok() == Some((0, 0))
+            && *self.identity.get_or_init(|| self.probe_identity())
     }
 
     fn run(
@@ -337,10 +369,12 @@ impl IdentityFds {
     }
 }
 
-/// Appended to a failed RUN's status when it was refused a chown while rootless.
-pub const ROOTLESS_CHOWN_HINT: &str = "; `chown` to another user is refused in a rootless build \
-     (\"Invalid argument\": the sandbox maps only one id when assemble does not run as root); \
-     run assemble as root (sudo, or a CI job running as root) to build images whose steps chown";
+/// Appended to the status of a RUN or install script run as root but with one id mapped
+/// (rootless, or a machine that cannot map more) when it was refused a chown.
+pub const ROOTLESS_CHOWN_HINT: &str = "; `chown` to another user needs the sandbox to map the \
+     image's ids 0-65535, which it does only when assemble runs as root (\"Invalid argument\": \
+     only one id is mapped); run assemble as root (sudo, or a CI job running as root, on a \
+     machine whose user namespaces may map 65536 ids) to build images whose steps chown";
 
 /// Whether a command's output shows a refused `chown` (busybox and coreutils wording).
 pub fn chown_refused(log: &[u8]) -> bool {

@@ -509,9 +509,8 @@ impl Engine<'_> {
                     })?;
                 let failure = (!status.success()).then(|| {
                     let mut f = status.to_string();
-                    if !image_ids
-                        && !rustix::process::geteuid().is_root()
-                        && crate::sandbox::chown_refused(&log)
+                    let as_root = crate::sandbox::resolve_user(&rootfs, &spec.user).ok();
+                    if !image_ids && as_root == Some((0, 0)) && crate::sandbox::chown_refused(&log)
                     {
                         f.push_str(crate::sandbox::ROOTLESS_CHOWN_HINT);
                     }
