@@ -37,9 +37,13 @@ pub struct BuildArgs {
     /// Layer cutting of outputs: default, squash or steps.
     #[arg(long, default_value = "default")]
     pub layers: LayerMode,
-    /// Also write the image to TYPE:PATH (oci, oci-archive, docker-archive, rootfs, rootfs-tar); repeatable.
+    /// Also write the image to TYPE:PATH (oci, oci-archive, docker-archive, rootfs, rootfs-tar,
+    /// ext4 with an optional :SIZE, squashfs); repeatable.
     #[arg(long = "output", short = 'o')]
     pub outputs: Vec<Output>,
+    /// Free space added to an ext4 output without :SIZE (e.g. 256M).
+    #[arg(long, default_value = "64M", value_parser = parse_margin)]
+    pub ext4_margin: u64,
     /// `--tls-verify=false` pulls base images over plain HTTP (local registries).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
@@ -57,6 +61,16 @@ pub struct ExportArgs {
     /// default, squash or steps.
     #[arg(long, default_value = "default")]
     pub layers: LayerMode,
+    /// Free space added to an ext4 output without :SIZE (e.g. 256M).
+    #[arg(long, default_value = "64M", value_parser = parse_margin)]
+    pub ext4_margin: u64,
+}
+
+fn parse_margin(s: &str) -> Result<u64, String> {
+    if s == "0" {
+        return Ok(0);
+    }
+    crate::fsimage::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// Builds.
@@ -116,8 +130,9 @@ pub fn run(
                 .iter()
                 .map(|t| crate::store::normalize_tag(t))
                 .collect(),
+            ext4_margin: a.ext4_margin,
         };
-        crate::export::export(store, &built.snapshot, o, &eo)
+        crate::export::export(store, &built.snapshot, o, &eo, reporter)
             .with_context(|| format!("failed to write output {o:?}"))?;
     }
     for t in &a.tags {
@@ -131,7 +146,12 @@ pub fn run(
 }
 
 /// Exports a stored image.
-pub fn export(store: &Store, a: &ExportArgs, env: &Env) -> anyhow::Result<ExitCode> {
+pub fn export(
+    store: &Store,
+    a: &ExportArgs,
+    env: &Env,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<ExitCode> {
     let r = ImageRef::parse(&a.image);
     let snap = store.resolve(&r)?;
     let eo = ExportOptions {
@@ -142,7 +162,8 @@ pub fn export(store: &Store, a: &ExportArgs, env: &Env) -> anyhow::Result<ExitCo
         } else {
             vec![r.tag.clone()]
         },
+        ext4_margin: a.ext4_margin,
     };
-    crate::export::export(store, &snap, &a.output, &eo)?;
+    crate::export::export(store, &snap, &a.output, &eo, reporter)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -36,8 +36,9 @@ pub fn run(store: &Store, a: &PushArgs, env: &Env, r: &dyn Reporter) -> anyhow::
         layers: a.layers,
         created: env.source_date.unwrap_or(env.now),
         tags: vec![format!("{}:{}", dest.name, dest.reference)],
+        ext4_margin: 0,
     };
-    crate::export::export(store, &snap, &Output::Oci(dir.clone()), &opts)?;
+    crate::export::export(store, &snap, &Output::Oci(dir.clone()), &opts, r)?;
     let digest =
         crate::registry::push_layout(&dir, &dest, a.tls_verify, env.registry_creds.clone())
             .with_context(|| format!("failed to push to `{}`", a.destination))?;
