@@ -186,13 +186,24 @@ command -v ip >/dev/null 2>&1 && ip link set lo up 2>/dev/null
     if (uid, gid) == (0, 0) {
         s.push_str("main() { exec \"$@\"; }\n");
     } else {
+        // busybox has `su` (by name only) but not a numeric setuidgid tool; util-linux's
+        // setpriv, su-exec and s6-setuidgid take numbers.
+        let name = cfg.user.split(':').next().unwrap_or_default();
+        let su = if name.is_empty() || name.parse::<u32>().is_ok() {
+            String::new()
+        } else {
+            format!(
+                "  if command -v su >/dev/null 2>&1; then exec su -p -s /bin/sh {} -c 'exec \"$@\"' init \"$@\"; fi\n",
+                quote(name)
+            )
+        };
         s.push_str(&format!(
             r#"# USER {user} is {uid}:{gid}; switch with whichever tool the image has.
 main() {{
   if command -v s6-setuidgid >/dev/null 2>&1; then exec s6-setuidgid {uid}:{gid} "$@"; fi
   if command -v su-exec >/dev/null 2>&1; then exec su-exec {uid}:{gid} "$@"; fi
-  if command -v setpriv >/dev/null 2>&1; then exec setpriv --reuid={uid} --regid={gid} --clear-groups "$@"; fi
-  echo "init: cannot switch to USER {uid}:{gid}: the image has no s6-setuidgid, su-exec or setpriv" >&2
+  if setpriv --help 2>&1 | grep -q -- --reuid; then exec setpriv --reuid={uid} --regid={gid} --clear-groups "$@"; fi
+{su}  echo "init: cannot switch to USER {uid}:{gid}: the image has no s6-setuidgid, su-exec, setpriv or su" >&2
   exit 126
 }}
 "#,
