@@ -128,14 +128,21 @@ pub struct Inspection {
     pub services: Vec<ServiceView>,
 }
 
-fn services(store: &Store, top: &crate::store::Snapshot, t: &Tree) -> anyhow::Result<Vec<ServiceView>> {
+fn services(
+    store: &Store,
+    top: &crate::store::Snapshot,
+    t: &Tree,
+) -> anyhow::Result<Vec<ServiceView>> {
     let mut out = Vec::new();
     for (layout, base) in [
         ("services.d", "etc/services.d"),
         ("s6-rc", "etc/s6-overlay/s6-rc.d"),
     ] {
         let prefix = format!("{base}/");
-        for (p, m) in t.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+        for (p, m) in t
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+        {
             let name = &p[prefix.len()..];
             if name.contains('/') || name.starts_with('.') || m.kind != Kind::Dir {
                 continue;
@@ -217,7 +224,13 @@ pub fn render(i: &Inspection) -> String {
     let _ = writeln!(s, "Image: {} @{}", i.image, i.snapshot);
     let _ = writeln!(s, "Config:");
     let opt = |v: &Option<Vec<String>>| v.as_deref().map_or("-".to_string(), list);
-    let dash = |v: &str| if v.is_empty() { "-".to_string() } else { v.to_string() };
+    let dash = |v: &str| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     let _ = writeln!(s, "  Entrypoint:  {}", opt(&c.entrypoint));
     let _ = writeln!(s, "  Cmd:         {}", opt(&c.cmd));
     let _ = writeln!(s, "  User:        {}", dash(&c.user));
@@ -228,7 +241,11 @@ pub fn render(i: &Inspection) -> String {
     }
     let _ = writeln!(s, "  ExposedPorts: {}", dash(&c.exposed_ports.join(" ")));
     let _ = writeln!(s, "  Volumes:     {}", dash(&c.volumes.join(" ")));
-    let _ = writeln!(s, "  StopSignal:  {}", c.stop_signal.as_deref().unwrap_or("-"));
+    let _ = writeln!(
+        s,
+        "  StopSignal:  {}",
+        c.stop_signal.as_deref().unwrap_or("-")
+    );
     let _ = writeln!(s, "  Shell:       {}", opt(&c.shell));
     let _ = writeln!(
         s,

@@ -290,7 +290,9 @@ pub fn write(
         .env_remove("MKE2FS_FIRST_META_BG")
         .env_remove("MKE2FS_DEVICE_SECTSIZE")
         .env_remove("MKE2FS_DEVICE_PHYS_SECTSIZE")
-        .args(["-F", "-q", "-t", "ext4", "-T", "ext4", "-b", "4096", "-I", "256", "-m", "0"])
+        .args([
+            "-F", "-q", "-t", "ext4", "-T", "ext4", "-b", "4096", "-I", "256", "-m", "0",
+        ])
         .arg("-N")
         .arg(inode_count(size, &need).to_string())
         .args(["-L", "rootfs", "-U"])

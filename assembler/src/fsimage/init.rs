@@ -34,7 +34,9 @@ pub enum InitError {
         argv: Vec<String>,
     },
     /// ENTRYPOINT names /sbin/init but the image has none.
-    #[error("ENTRYPOINT/CMD starts /sbin/init but the image has no /sbin/init; add it or change ENTRYPOINT")]
+    #[error(
+        "ENTRYPOINT/CMD starts /sbin/init but the image has no /sbin/init; add it or change ENTRYPOINT"
+    )]
     MissingOwnInit,
 }
 
@@ -116,7 +118,12 @@ pub fn plan(cfg: &ImageConfig, tree: &Tree, ids: (u32, u32)) -> Result<Init, Ini
             Err(InitError::NoCommand)
         };
     }
-    let s6 = cfg.entrypoint.as_ref().and_then(|e| e.first()).map(String::as_str) == Some("/init")
+    let s6 = cfg
+        .entrypoint
+        .as_ref()
+        .and_then(|e| e.first())
+        .map(String::as_str)
+        == Some("/init")
         && has(tree, "init");
     if s6 && argv.len() == 1 {
         return Ok(Init::Link("/init".into()));
@@ -240,12 +247,7 @@ mod tests {
     fn tree(paths: &[&str]) -> Tree {
         paths
             .iter()
-            .map(|p| {
-                (
-                    (*p).to_string(),
-                    Meta::root_owned(Kind::File(1), 0o755, 0),
-                )
-            })
+            .map(|p| ((*p).to_string(), Meta::root_owned(Kind::File(1), 0o755, 0)))
             .collect()
     }
 
@@ -270,8 +272,7 @@ mod tests {
             plan(&cfg(Some(&["/init"]), None), &t, (0, 0)),
             Ok(Init::Link("/init".into()))
         );
-        let Ok(Init::S6Script(s)) = plan(&cfg(Some(&["/init"]), Some(&["x y"])), &t, (0, 0))
-        else {
+        let Ok(Init::S6Script(s)) = plan(&cfg(Some(&["/init"]), Some(&["x y"])), &t, (0, 0)) else {
             panic!()
         };
         assert!(s.ends_with("exec /init 'x y'\n"), "{s}");

@@ -284,11 +284,7 @@ pub fn stage(
     // Parents the layers never listed were made by the extraction: root's, as Docker does.
     for e in walkdir::WalkDir::new(&dir).min_depth(1).sort_by_file_name() {
         let e = e?;
-        let rel = e
-            .path()
-            .strip_prefix(&dir)?
-            .to_string_lossy()
-            .into_owned();
+        let rel = e.path().strip_prefix(&dir)?.to_string_lossy().into_owned();
         if tree.contains_key(&rel) {
             continue;
         }

@@ -149,9 +149,7 @@ pub fn merged(store: &Store, top: &Snapshot) -> anyhow::Result<Tree> {
         }
         for (name, meta) in adds {
             // A file replacing a directory of a lower layer replaces what was below it too.
-            if meta.kind != Kind::Dir
-                && tree.get(&name).is_some_and(|m| m.kind == Kind::Dir)
-            {
+            if meta.kind != Kind::Dir && tree.get(&name).is_some_and(|m| m.kind == Kind::Dir) {
                 remove_below(&mut tree, &name, false);
             }
             tree.insert(name, meta);

@@ -2,6 +2,8 @@
 
 mod build;
 mod containerfile;
+mod ext4;
+mod inspect;
 mod outputs;
 mod registry;
 mod support;
