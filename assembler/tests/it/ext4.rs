@@ -301,3 +301,59 @@ fn generated_init_runs_cmd_as_user_in_workdir_with_env() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Run by root, the test also exports as `nobody`: unprivileged, extraction cannot chown or
+/// mknod and mksquashfs runs in a user namespace, yet the bytes must be the same.
+#[test]
+fn an_unprivileged_export_gives_the_same_bytes_as_root() {
+    let Some(ws) = Ws::new() else { return };
+    if E2fs::new().is_none() || !tool("mksquashfs") || !tool("setpriv") || !tool("unshare") {
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIP: needs root to run the second export as nobody");
+        return;
+    }
+    vm_image(&ws);
+    let o = ws.assemble(&[
+        "-t",
+        "vm",
+        "-o",
+        "ext4:root.ext4",
+        "-o",
+        "squashfs:root.sqfs",
+        "ctx",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // vm_image's directories are all root's (only a file is not), so squashfs works unprivileged.
+    for e in walkdir::WalkDir::new(ws.dir.path()) {
+        let p = e.unwrap().into_path();
+        std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).unwrap();
+    }
+    let bin = assert_cmd::cargo::cargo_bin("assemble");
+    let export = |out: &str| {
+        let o = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .arg("--store")
+            .arg(ws.path("store"))
+            .args(["export", "vm", out])
+            .current_dir(ws.dir.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", ws.dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    export("ext4:nobody.ext4");
+    assert_eq!(
+        sha256(&ws.path("root.ext4")),
+        sha256(&ws.path("nobody.ext4"))
+    );
+    export("squashfs:nobody.sqfs");
+    assert_eq!(
+        sha256(&ws.path("root.sqfs")),
+        sha256(&ws.path("nobody.sqfs"))
+    );
+}
