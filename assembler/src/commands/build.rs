@@ -56,7 +56,7 @@ pub struct BuildArgs {
 pub struct ExportArgs {
     /// NAME[:TAG][@SNAPSHOT].
     pub image: String,
-    /// TYPE:PATH.
+    /// TYPE:PATH: oci, oci-archive, docker-archive, rootfs, rootfs-tar, ext4 (FILE[:SIZE]) or squashfs.
     pub output: Output,
     /// default, squash or steps.
     #[arg(long, default_value = "default")]

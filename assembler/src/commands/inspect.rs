@@ -231,27 +231,28 @@ pub fn render(i: &Inspection) -> String {
             v.to_string()
         }
     };
-    let _ = writeln!(s, "  Entrypoint:  {}", opt(&c.entrypoint));
-    let _ = writeln!(s, "  Cmd:         {}", opt(&c.cmd));
-    let _ = writeln!(s, "  User:        {}", dash(&c.user));
-    let _ = writeln!(s, "  WorkingDir:  {}", dash(&c.workdir));
+    let mut field = |name: &str, value: String| {
+        let _ = writeln!(s, "  {:<14}{value}", format!("{name}:"));
+    };
+    field("Entrypoint", opt(&c.entrypoint));
+    field("Cmd", opt(&c.cmd));
+    field("User", dash(&c.user));
+    field("WorkingDir", dash(&c.workdir));
+    field("ExposedPorts", dash(&c.exposed_ports.join(" ")));
+    field("Volumes", dash(&c.volumes.join(" ")));
+    field(
+        "StopSignal",
+        c.stop_signal.as_deref().unwrap_or("-").to_string(),
+    );
+    field("Shell", opt(&c.shell));
+    field(
+        "Healthcheck",
+        c.healthcheck.as_ref().map_or("-".into(), |h| list(&h.test)),
+    );
     let _ = writeln!(s, "  Env:");
     for e in &c.env {
         let _ = writeln!(s, "    {e}");
     }
-    let _ = writeln!(s, "  ExposedPorts: {}", dash(&c.exposed_ports.join(" ")));
-    let _ = writeln!(s, "  Volumes:     {}", dash(&c.volumes.join(" ")));
-    let _ = writeln!(
-        s,
-        "  StopSignal:  {}",
-        c.stop_signal.as_deref().unwrap_or("-")
-    );
-    let _ = writeln!(s, "  Shell:       {}", opt(&c.shell));
-    let _ = writeln!(
-        s,
-        "  Healthcheck: {}",
-        c.healthcheck.as_ref().map_or("-".into(), |h| list(&h.test))
-    );
     let _ = writeln!(s, "  Labels:");
     for (k, v) in &c.labels {
         let _ = writeln!(s, "    {k}={v}");

@@ -306,6 +306,7 @@ pub fn write(
         .arg(&staged.dir)
         .arg(&tmp)
         .arg(format!("{}k", size / 1024));
+    let started = std::time::Instant::now();
     if let Err(e) = run_tool(mkfs, "mkfs.ext4", "e2fsprogs", file) {
         if let FsImageError::ToolFailed { output, .. } = &e
             && (output.contains("No space left")
@@ -321,9 +322,15 @@ pub fn write(
         }
         return Err(e.into());
     }
-    reporter.line("--> Setting owners, modes and time stamps (debugfs)");
+    let mkfs_secs = started.elapsed().as_secs_f64();
     let script = work.join("fixups.debugfs");
-    fs_err::write(&script, fixups(staged)?)?;
+    let commands = fixups(staged)?;
+    reporter.line(&format!(
+        "--> Setting owners, modes and time stamps: {} debugfs commands",
+        commands.lines().count()
+    ));
+    fs_err::write(&script, commands)?;
+    let started = std::time::Instant::now();
     let mut dbg = std::process::Command::new(program("debugfs"));
     dbg.env("E2FSPROGS_FAKE_TIME", &fake_time)
         .arg("-w")
@@ -346,9 +353,13 @@ pub fn write(
         })
         .with_context(|| format!("failed to set owners in `{}`", file.display()));
     }
+    let debugfs_secs = started.elapsed().as_secs_f64();
     out.commit()
         .with_context(|| format!("failed to rename the ext4 image into `{}`", file.display()))?;
-    reporter.line(&format!("--> Wrote {}", file.display()));
+    reporter.line(&format!(
+        "--> Wrote {} (mkfs.ext4 {mkfs_secs:.2} s, debugfs {debugfs_secs:.2} s)",
+        file.display()
+    ));
     Ok(())
 }
 

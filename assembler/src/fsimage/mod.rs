@@ -276,9 +276,14 @@ pub fn stage(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Staged> {
     reporter.line("--> Extracting the image root");
+    let started = std::time::Instant::now();
     let dir = work.join("root");
     fs_err::create_dir_all(&dir)?;
     crate::build::materialize(store, top, &dir)?;
+    reporter.line(&format!(
+        "--> Extracted in {:.2} s",
+        started.elapsed().as_secs_f64()
+    ));
     let mut tree = tree::merged(store, top)?;
     let root = RootDir::open(&dir)?;
     // Parents the layers never listed were made by the extraction: root's, as Docker does.

@@ -52,10 +52,10 @@ fn inspect_lists_config_layers_packages_and_services() {
     assert!(o.status.success(), "{}", text(&o));
     let t = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(t.starts_with("Image: svc:1 @"), "{t}");
-    assert!(t.contains("  Entrypoint:  [\"/init\"]\n"), "{t}");
-    assert!(t.contains("  Cmd:         [\"serve\"]\n"), "{t}");
+    assert!(t.contains("  Entrypoint:   [\"/init\"]\n"), "{t}");
+    assert!(t.contains("  Cmd:          [\"serve\"]\n"), "{t}");
     assert!(t.contains("    MODE=prod\n"), "{t}");
-    assert!(t.contains("  User:        65534\n"), "{t}");
+    assert!(t.contains("  User:         65534\n"), "{t}");
     assert!(t.contains("  ExposedPorts: 443/udp 80/tcp\n"), "{t}");
     assert!(t.contains("    org.example.team=infra\n"), "{t}");
     assert!(t.contains("Packages (1):\n  hello 1.0-r0 "), "{t}");
