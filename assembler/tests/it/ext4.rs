@@ -58,7 +58,7 @@ fn sha256(p: &Path) -> String {
 }
 
 /// An image with a non-root file, a setuid binary, a FIFO, USER, WORKDIR, ENV and the rest.
-fn vm_image(ws: &Ws) {
+pub(crate) fn vm_image(ws: &Ws) {
     ws.containerfile(&format!(
         "{PRELUDE}RUN mkdir -p /etc /home/app && echo 'root:x:0:0::/root:/bin/sh' > /etc/passwd \
          && echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' > /etc/group\n\

@@ -1,5 +1,6 @@
 //! The assembler's integration tests: one binary, one module per area.
 
+mod boot;
 mod build;
 mod containerfile;
 mod ext4;
