@@ -13,8 +13,10 @@ use apk::atomic::write_atomic;
 use apk::gzip::{GzipOptions, GzipWriter};
 use sha2::{Digest, Sha256};
 
+use crate::build::Reporter;
 use crate::config::{History, rfc3339};
 use crate::layer;
+use crate::progress::{ProgressRead, human_bytes};
 use crate::store::{Snapshot, Store};
 
 /// How the image's layers are cut.
@@ -167,31 +169,8 @@ fn cut(
                 let merged = work.join("build.tar");
                 let paths: Vec<PathBuf> = build.iter().filter_map(|s| s.layer()).collect();
                 layer::squash(&paths, &merged)?;
-                let owners = package_owners(&installed_db(store, top)?.unwrap_or_default());
-                let names: Vec<String> = {
-                    let mut n: Vec<String> = owners.values().cloned().collect();
-                    n.sort();
-                    n.dedup();
-                    n
-                };
-                let groups = names.len().clamp(1, budget - 1);
-                let index: std::collections::HashMap<&str, usize> = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (n.as_str(), i))
-                    .collect();
-                let assign = |p: &str| owners.get(p).and_then(|n| index.get(n.as_str()).copied());
-                for (i, (path, info)) in layer::split(&merged, groups, &assign, work)?
-                    .into_iter()
-                    .enumerate()
-                {
-                    let by = if i == 0 {
-                        "directories and files of no package".to_string()
-                    } else {
-                        format!("packages layer {i}")
-                    };
-                    out.push((path, info.diff_id, by));
-                }
+                let db = installed_db(store, top)?.unwrap_or_default();
+                out.extend(package_layers(&build, &db, &merged, budget, work)?);
             }
         }
         LayerMode::Default => {
@@ -213,7 +192,7 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> anyhow::Result<Blob> {
     })
 }
 
-fn gzip_blob(dir: &Path, tar: &Path) -> anyhow::Result<Blob> {
+fn gzip_blob(dir: &Path, tar: &Path, what: &str, reporter: &dyn Reporter) -> anyhow::Result<Blob> {
     fs_err::create_dir_all(dir.join("blobs/sha256"))?;
     let tmp = dir.join("blobs/sha256/.layer.tmp");
     let file = fs_err::File::create(&tmp)?;
@@ -225,8 +204,11 @@ fn gzip_blob(dir: &Path, tar: &Path) -> anyhow::Result<Blob> {
             ..GzipOptions::parallel()
         },
     );
+    let f = fs_err::File::open(tar)?;
+    let len = f.metadata()?.len();
+    let p = reporter.progress(&format!("{what} ({})", human_bytes(len)), Some(len));
     std::io::copy(
-        &mut std::io::BufReader::new(fs_err::File::open(tar)?),
+        &mut ProgressRead::new(std::io::BufReader::new(f), p),
         &mut gz,
     )?;
     let (_, digest, size) = gz.finish()?.finish();
@@ -235,7 +217,7 @@ fn gzip_blob(dir: &Path, tar: &Path) -> anyhow::Result<Blob> {
     Ok(Blob { digest, size })
 }
 
-/// Writes `top` to `output`.
+/// Writes `top` to `output`, showing the compression of each layer through `reporter`.
 pub fn export(
     store: &Store,
     top: &Snapshot,
@@ -274,13 +256,13 @@ pub fn export(
             fs_err::copy(&tmp, file)?;
             Ok(())
         }
-        Output::Oci(dir) => write_oci(store, top, dir, opts, work.path()),
+        Output::Oci(dir) => write_oci(store, top, dir, opts, work.path(), reporter),
         Output::OciArchive(file) => {
             let dir = work.path().join("oci");
-            write_oci(store, top, &dir, opts, work.path())?;
+            write_oci(store, top, &dir, opts, work.path(), reporter)?;
             tar_dir(&dir, file)
         }
-        Output::DockerArchive(file) => write_docker(store, top, file, opts, work.path()),
+        Output::DockerArchive(file) => write_docker(store, top, file, opts, work.path(), reporter),
     }
 }
 
@@ -309,13 +291,20 @@ fn write_oci(
     dir: &Path,
     opts: &ExportOptions,
     work: &Path,
+    reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
     let created = rfc3339(opts.created);
     let layers = cut(store, top, opts.layers, work)?;
     fs_err::create_dir_all(dir)?;
     let mut descs = Vec::new();
-    for (tar, _, _) in &layers {
-        let b = gzip_blob(dir, tar)?;
+    let n = layers.len();
+    for (i, (tar, _, _)) in layers.iter().enumerate() {
+        let b = gzip_blob(
+            dir,
+            tar,
+            &format!("Compressing layer {}/{n}", i + 1),
+            reporter,
+        )?;
         descs.push(serde_json::json!({
             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
             "digest": b.digest,
@@ -364,6 +353,7 @@ fn write_docker(
     file: &Path,
     opts: &ExportOptions,
     work: &Path,
+    reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
     let created = rfc3339(opts.created);
     let layers = cut(store, top, opts.layers, work)?;
@@ -390,11 +380,19 @@ fn write_docker(
         cfg.len() as u64,
     )?;
     let mut names = Vec::new();
-    for (path, diff_id, _) in &layers {
+    let n = layers.len();
+    for (i, (path, diff_id, _)) in layers.iter().enumerate() {
         let name = format!("{}.tar", diff_id.trim_start_matches("sha256:"));
         let f = fs_err::File::open(path)?;
         let size = f.metadata()?.len();
-        put(&mut tar, &name, &mut std::io::BufReader::new(f), size)?;
+        let what = format!("Writing layer {}/{n} ({})", i + 1, human_bytes(size));
+        let p = reporter.progress(&what, Some(size));
+        put(
+            &mut tar,
+            &name,
+            &mut ProgressRead::new(std::io::BufReader::new(f), p),
+            size,
+        )?;
         names.push(name);
     }
     let manifest = serde_json::json!([{
@@ -486,6 +484,20 @@ pub fn installed_db(store: &Store, top: &Snapshot) -> anyhow::Result<Option<Stri
     Ok(None)
 }
 
+/// Package name → installed size (`I:`), from an installed database.
+fn installed_sizes(db: &str) -> std::collections::HashMap<String, u64> {
+    let mut out = std::collections::HashMap::new();
+    let mut name = String::new();
+    for line in db.lines() {
+        if let Some(p) = line.strip_prefix("P:") {
+            name = p.to_string();
+        } else if let Some(i) = line.strip_prefix("I:") {
+            out.insert(name.clone(), i.parse().unwrap_or(0));
+        }
+    }
+    out
+}
+
 /// File path (no leading `/`) → owning package, from an installed database (`F:` directory
 /// lines followed by `R:` file lines).
 fn package_owners(db: &str) -> std::collections::HashMap<String, String> {
@@ -506,6 +518,105 @@ fn package_owners(db: &str) -> std::collections::HashMap<String, String> {
         }
     }
     out
+}
+
+/// `--layers=packages:BUDGET` for the build's layers (merged into `merged`): one layer per
+/// installed package and one per COPY/ADD step, at most `budget` in all. Group 0 holds
+/// directories, whiteouts and files of no package or COPY (so parents come first). When
+/// there are more groups than the budget allows, COPY/ADD steps get at most half of it
+/// and the last package (or COPY) layer takes the rest of its kind. A package's layer
+/// depends only on its files, so images built from the same packages share it.
+fn package_layers(
+    build: &[&Snapshot],
+    db: &str,
+    merged: &Path,
+    budget: usize,
+    work: &Path,
+) -> anyhow::Result<Vec<(PathBuf, String, String)>> {
+    let owners = package_owners(db);
+    let mut names: Vec<String> = owners.values().cloned().collect();
+    names.sort();
+    names.dedup();
+    // Largest first (installed size, `I:`), so a tight budget still gives the packages that
+    // weigh most a layer of their own; ties by name, for a stable cut.
+    let sizes = installed_sizes(db);
+    names.sort_by(|a, b| {
+        let size = |n: &String| sizes.get(n).copied().unwrap_or(0);
+        size(b).cmp(&size(a)).then_with(|| a.cmp(b))
+    });
+    // Files each COPY/ADD step wrote (a later step's version of a path wins).
+    let mut copies: Vec<&Snapshot> = Vec::new();
+    let mut copied: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for s in build {
+        let by = s.meta.created_by.as_str();
+        if !(by.starts_with("COPY") || by.starts_with("ADD")) {
+            continue;
+        }
+        let Some(l) = s.layer() else { continue };
+        let mut a = tar::Archive::new(std::io::BufReader::new(fs_err::File::open(&l)?));
+        let mut any = false;
+        for e in a.entries()? {
+            let e = e?;
+            if e.header().entry_type() == tar::EntryType::Directory {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&e.path_bytes())
+                .trim_start_matches("./")
+                .to_string();
+            if !owners.contains_key(&name) {
+                copied.insert(name, copies.len());
+                any = true;
+            }
+        }
+        if any {
+            copies.push(s);
+        }
+    }
+    let available = budget.saturating_sub(1).max(1);
+    let (n_pkg, n_copy) = (names.len(), copies.len());
+    let copy_slots = if n_pkg + n_copy <= available {
+        n_copy
+    } else {
+        n_copy.min(available / 2)
+    };
+    let pkg_slots = n_pkg.min(available - copy_slots);
+    let copy_slots = n_copy.min(available - pkg_slots);
+    let pkg_index: std::collections::HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i.min(pkg_slots.saturating_sub(1))))
+        .collect();
+    let assign = |p: &str| -> Option<usize> {
+        if let Some(n) = owners.get(p) {
+            return pkg_index.get(n.as_str()).copied();
+        }
+        let c = *copied.get(p)?;
+        (copy_slots > 0).then(|| pkg_slots + c.min(copy_slots - 1))
+    };
+    let groups = (pkg_slots + copy_slots).max(1);
+    // Names of what each group holds, for the history.
+    let mut label = vec!["directories and files of no package".to_string()];
+    for k in 0..pkg_slots {
+        let mine: Vec<&str> = names
+            .iter()
+            .filter(|n| pkg_index[n.as_str()] == k)
+            .map(String::as_str)
+            .collect();
+        label.push(format!("apk package {}", mine.join(", ")));
+    }
+    for k in 0..copy_slots {
+        let mine: Vec<&str> = copies
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (*i).min(copy_slots - 1) == k)
+            .map(|(_, s)| s.meta.created_by.as_str())
+            .collect();
+        label.push(mine.join(" && "));
+    }
+    Ok(layer::split_labelled(merged, groups, &assign, work)?
+        .into_iter()
+        .map(|(g, path, info)| (path, info.diff_id, label[g].clone()))
+        .collect())
 }
 
 /// The default cut of `chain[..end]`: the base image's layers, cut the way that image

@@ -189,6 +189,27 @@ pub struct OwnerMap {
     pub created: (u32, u32),
 }
 
+/// The owners paths have in the image, where the disk cannot say: bubblewrap maps one id,
+/// and an unprivileged build cannot `chown`, so a file made by `USER 1000` in one step and
+/// appended to in the next is owned by the host user on disk both times. Filled from the
+/// tar headers of the layers a root is built from, from COPY `--chown`, and from what each
+/// step's layer recorded.
+pub type Owners = BTreeMap<PathBuf, (u32, u32)>;
+
+/// Forgets `path` and everything below it.
+pub fn forget(owners: &mut Owners, path: &Path) {
+    owners.remove(path);
+    let below: Vec<PathBuf> = owners
+        .range(path.to_path_buf()..)
+        .skip_while(|(p, _)| *p == path)
+        .take_while(|(p, _)| p.starts_with(path))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for p in below {
+        owners.remove(&p);
+    }
+}
+
 /// [`write_diff`] with owners translated per [`OwnerMap`].
 pub fn write_diff_owned(
     root: &Path,
@@ -198,7 +219,40 @@ pub fn write_diff_owned(
     owners: Option<OwnerMap>,
     out: &Path,
 ) -> io::Result<LayerInfo> {
+    write_diff_inner(root, old, new, clamp, owners, None, out)
+}
+
+/// [`write_diff_owned`] that keeps `image` (the image owners of the root's paths) in step:
+/// an entry the host user owns gets its image owner from `image` when known (it existed
+/// before this step, or COPY `--chown` set it), else the step's USER when new, else root;
+/// `image` then holds what the layer recorded.
+pub fn write_diff_tracked(
+    root: &Path,
+    old: &Manifest,
+    new: &Manifest,
+    clamp: Option<u64>,
+    owners: OwnerMap,
+    image: &mut Owners,
+    out: &Path,
+) -> io::Result<LayerInfo> {
+    write_diff_inner(root, old, new, clamp, Some(owners), Some(image), out)
+}
+
+fn write_diff_inner(
+    root: &Path,
+    old: &Manifest,
+    new: &Manifest,
+    clamp: Option<u64>,
+    owners: Option<OwnerMap>,
+    mut image: Option<&mut Owners>,
+    out: &Path,
+) -> io::Result<LayerInfo> {
     let (upserts, deletions) = diff(old, new);
+    if let Some(image) = image.as_deref_mut() {
+        for p in &deletions {
+            forget(image, p);
+        }
+    }
     let file = io::BufWriter::new(fs_err::File::create(out)?);
     let mut tar = tar::Builder::new(HashWriter::new(file));
     let mut entries = 0;
@@ -217,12 +271,20 @@ pub fn write_diff_owned(
         let mut n = new[p].clone();
         if let Some(m) = owners {
             let fresh = !old.contains_key(p);
+            let known = image.as_deref().and_then(|i| i.get(p)).copied();
             if n.uid == m.host.0 {
-                n.uid = if fresh { m.created.0 } else { 0 };
+                n.uid = known.map_or(if fresh { m.created.0 } else { 0 }, |k| k.0);
             }
             if n.gid == m.host.1 {
-                n.gid = if fresh { m.created.1 } else { 0 };
+                n.gid = known.map_or(if fresh { m.created.1 } else { 0 }, |k| k.1);
             }
+        }
+        if let Some(image) = image.as_deref_mut() {
+            // A directory replaced by a file takes its children along.
+            if old.get(p).is_some_and(|o| o.kind != n.kind) {
+                forget(image, p);
+            }
+            image.insert(p.clone(), (n.uid, n.gid));
         }
         let n = &n;
         let mtime = clamp.map_or(n.mtime.0.max(0) as u64, |c| {
@@ -329,13 +391,58 @@ pub fn apply(root: &RootDir, layer: &Path) -> Result<(), ApplyError> {
     apply_reader(root, io::BufReader::new(file), layer)
 }
 
-/// As [`apply`], from any reader (`layer` names it in errors).
-pub fn apply_reader(root: &RootDir, reader: impl Read, layer: &Path) -> Result<(), ApplyError> {
+/// Extracts a layer into a build root: as [`apply`], but owners go to `owners` (the image
+/// owners of the root's paths), never to the disk. A build root is then owned by the user
+/// running `assemble` throughout, which the sandbox maps to the step's USER: as root or
+/// rootless alike, a RUN can modify files an earlier step gave to another user (a uid
+/// bubblewrap does not map would look like `nobody`, and be read-only, inside).
+pub fn apply_recording(
+    root: &RootDir,
+    layer: &Path,
+    owners: &mut Owners,
+) -> Result<(), ApplyError> {
     let read_err = |source| ApplyError::Read {
         layer: layer.to_path_buf(),
         source,
     };
+    let file = fs_err::File::open(layer).map_err(read_err)?;
+    apply_reader_recording(root, io::BufReader::new(file), layer, owners, Path::new(""))
+}
+
+/// As [`apply`], from any reader (`layer` names it in errors).
+pub fn apply_reader(root: &RootDir, reader: impl Read, layer: &Path) -> Result<(), ApplyError> {
     let opts = ApplyOptions::for_current_process();
+    apply_inner(root, reader, layer, &mut Owners::new(), Path::new(""), opts)
+}
+
+/// [`apply_recording`] from any reader, with paths recorded under `prefix` (where `root`
+/// sits in the image: ADD extracts an archive into a subdirectory).
+pub fn apply_reader_recording(
+    root: &RootDir,
+    reader: impl Read,
+    layer: &Path,
+    owners: &mut Owners,
+    prefix: &Path,
+) -> Result<(), ApplyError> {
+    let opts = ApplyOptions {
+        chown: false,
+        ..ApplyOptions::for_current_process()
+    };
+    apply_inner(root, reader, layer, owners, prefix, opts)
+}
+
+fn apply_inner(
+    root: &RootDir,
+    reader: impl Read,
+    layer: &Path,
+    owners: &mut Owners,
+    prefix: &Path,
+    opts: ApplyOptions,
+) -> Result<(), ApplyError> {
+    let read_err = |source| ApplyError::Read {
+        layer: layer.to_path_buf(),
+        source,
+    };
     let mut archive = tar::Archive::new(reader);
     let mut dirs = Vec::new();
     for entry in archive.entries().map_err(read_err)? {
@@ -360,11 +467,18 @@ pub fn apply_reader(root: &RootDir, reader: impl Read, layer: &Path) -> Result<(
         };
         if base == ".wh..wh..opq" {
             clear_dir(root, Path::new(dir)).map_err(entry_err)?;
+            let d = prefix.join(dir);
+            let own = owners.get(&d).copied();
+            forget(owners, &d);
+            if let Some(o) = own {
+                owners.insert(d, o);
+            }
             continue;
         }
         if let Some(victim) = base.strip_prefix(".wh.") {
             let victim = Path::new(dir).join(victim);
             remove_all(root, &victim).map_err(entry_err)?;
+            forget(owners, &prefix.join(&victim));
             continue;
         }
         let h = entry.header();
@@ -406,7 +520,10 @@ pub fn apply_reader(root: &RootDir, reader: impl Read, layer: &Path) -> Result<(
         };
         if meta.kind == EntryKind::Dir {
             dirs.push(meta.clone());
+        } else {
+            forget(owners, &prefix.join(&name));
         }
+        owners.insert(prefix.join(&name), (meta.uid, meta.gid));
         // A file replacing a directory (or the reverse) from a lower layer.
         if let Ok(md) = root.metadata(&name)
             && md.is_dir() != (meta.kind == EntryKind::Dir)
@@ -591,6 +708,19 @@ pub fn split(
     assign: &dyn Fn(&str) -> Option<usize>,
     work: &Path,
 ) -> io::Result<Vec<(PathBuf, LayerInfo)>> {
+    Ok(split_labelled(layer, groups, assign, work)?
+        .into_iter()
+        .map(|(_, p, i)| (p, i))
+        .collect())
+}
+
+/// [`split`], each output with its group number (0 for the unassigned group).
+pub fn split_labelled(
+    layer: &Path,
+    groups: usize,
+    assign: &dyn Fn(&str) -> Option<usize>,
+    work: &Path,
+) -> io::Result<Vec<(usize, PathBuf, LayerInfo)>> {
     let mut builders = Vec::new();
     let mut counts = vec![0usize; groups + 1];
     for g in 0..=groups {
@@ -632,13 +762,14 @@ pub fn split(
         counts[g] += 1;
     }
     let mut out = Vec::new();
-    for ((path, tar), n) in builders.into_iter().zip(counts) {
+    for (g, ((path, tar), n)) in builders.into_iter().zip(counts).enumerate() {
         let (buf, diff_id, size) = tar.into_inner()?.finish();
         buf.into_inner()
             .map_err(io::IntoInnerError::into_error)?
             .sync_all()?;
         if n > 0 {
             out.push((
+                g,
                 path,
                 LayerInfo {
                     diff_id,

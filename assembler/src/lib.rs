@@ -7,6 +7,7 @@
 //! - [`sandbox`]: running commands inside an image root (bubblewrap).
 //! - [`config`]: the image config and its OCI JSON.
 //! - [`fsimage`]: ext4 and squashfs filesystems of an image's root, for VMs.
+//! - [`init`]: `--init s6`, the supervised main service and `/init` as entrypoint.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod build;
@@ -16,8 +17,11 @@ pub mod config;
 pub mod containerfile;
 pub mod export;
 pub mod fsimage;
+pub mod init;
 pub mod layer;
 pub mod packages;
+pub mod progress;
+pub mod reference;
 pub mod registry;
 pub mod sandbox;
 pub mod store;

@@ -2,25 +2,11 @@
 //! library; this file parses arguments, prints progress and maps errors to exit codes.
 
 mod env;
+mod printer;
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// Prints progress to stderr and command output as it comes.
-struct Printer;
-
-impl assembler::build::Reporter for Printer {
-    fn line(&self, line: &str) {
-        eprintln!("{line}");
-    }
-    fn output(&self, bytes: &[u8]) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(bytes);
-        let _ = out.flush();
-    }
-}
 
 fn main() -> ExitCode {
     let cli = assembler::cli::Cli::parse_from(assembler::cli::with_default_command(
@@ -35,7 +21,8 @@ fn main() -> ExitCode {
         .without_time()
         .with_target(false)
         .init();
-    let result = env::load().and_then(|env| assembler::cli::run(cli, &env, &Printer));
+    let result =
+        env::load().and_then(|env| assembler::cli::run(cli, &env, &printer::Printer::new()));
     match result {
         Ok(code) => code,
         Err(err) => {

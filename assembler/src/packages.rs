@@ -20,6 +20,8 @@ pub struct ImageFetcher<'a> {
     pub root: &'a Path,
     /// HTTP client.
     pub client: reqwest::blocking::Client,
+    /// Shows the progress of HTTP downloads.
+    pub reporter: Option<&'a dyn crate::build::Reporter>,
 }
 
 impl<'a> ImageFetcher<'a> {
@@ -28,7 +30,14 @@ impl<'a> ImageFetcher<'a> {
         Self {
             root,
             client: reqwest::blocking::Client::new(),
+            reporter: None,
         }
+    }
+
+    /// The same fetcher, showing download progress through `reporter`.
+    pub fn reporting(mut self, reporter: &'a dyn crate::build::Reporter) -> Self {
+        self.reporter = Some(reporter);
+        self
     }
 }
 
@@ -50,6 +59,10 @@ impl Fetcher for ImageFetcher<'_> {
                 });
             }
             let resp = resp.error_for_status().map_err(|e| failed(e.to_string()))?;
+            if let Some(r) = self.reporter {
+                let p = r.progress(&format!("Fetching {url}"), resp.content_length());
+                return Ok(Box::new(crate::progress::ProgressRead::new(resp, p)));
+            }
             return Ok(Box::new(resp));
         }
         let path = url.strip_prefix("file://").unwrap_or(url);
@@ -153,4 +166,41 @@ impl apk::install::Reporter for EventLines<'_> {
         };
         (self.0)(line.as_bytes());
     }
+}
+
+/// Records in `owners` the image owners of every path the installed packages own, from the
+/// `M:`/`a:` lines of the root's installed database (`0:0` when absent): the installer
+/// writes files as the user running `assemble`, so the database is where a package's
+/// `nginx:nginx` directory keeps its owner. No database, nothing recorded.
+pub fn record_package_owners(
+    root: &Path,
+    owners: &mut crate::layer::Owners,
+) -> Result<(), apk::installed::InstalledError> {
+    let Ok(dir) = RootDir::open(root) else {
+        return Ok(());
+    };
+    let Ok(mut f) = dir.open_file("lib/apk/db/installed") else {
+        return Ok(());
+    };
+    let mut bytes = Vec::new();
+    if f.read_to_end(&mut bytes).is_err() {
+        return Ok(());
+    }
+    let db = apk::installed::InstalledDb::from_bytes(&bytes)?;
+    let id = |acl: Option<apk::installed::Acl>| acl.map_or((0, 0), |a| (a.uid, a.gid));
+    for pkg in &db.packages {
+        for d in &pkg.dirs {
+            let base = std::path::PathBuf::from(&d.path);
+            if !d.path.is_empty() && dir.metadata(&base).is_ok() {
+                owners.insert(base.clone(), id(d.acl));
+            }
+            for f in &d.files {
+                let p = base.join(&f.name);
+                if dir.metadata(&p).is_ok() {
+                    owners.insert(p, id(f.acl));
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -8,55 +8,28 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::build::Reporter;
+use crate::progress::{ProgressRead, human_bytes};
+
 use anyhow::{Context as _, bail};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde::Deserialize;
 
-/// `host[:port]/name[:tag]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
-    /// Registry host (and port).
-    pub host: String,
-    /// Repository name.
-    pub name: String,
-    /// Tag or `sha256:` digest.
-    pub reference: String,
-}
-
-impl Reference {
-    /// Parses a reference whose first component is a registry host (has a `.` or `:`, or is
-    /// `localhost`); Docker Hub's short names are not supported.
-    pub fn parse(s: &str) -> Option<Self> {
-        let (host, rest) = s.split_once('/')?;
-        if !(host.contains('.') || host.contains(':') || host == "localhost") {
-            return None;
-        }
-        let (name, reference) = match rest.split_once('@') {
-            Some((n, d)) => (n, d.to_string()),
-            None => match rest.rsplit_once(':') {
-                Some((n, t)) if !t.contains('/') => (n, t.to_string()),
-                _ => (rest, "latest".to_string()),
-            },
-        };
-        Some(Self {
-            host: host.to_string(),
-            name: name.to_string(),
-            reference,
-        })
-    }
-}
+pub use crate::reference::Reference;
 
 /// A client for one registry.
-pub struct Registry {
+pub struct Registry<'r> {
     client: Client,
     base: String,
     creds: Option<(String, String)>,
     token: std::cell::RefCell<Option<String>>,
+    reporter: Option<&'r dyn Reporter>,
 }
 
-impl Registry {
-    /// A client for `host`; `creds` = user, password.
+impl Registry<'static> {
+    /// A client for `host` (a registry name: `docker.io` is reached at
+    /// `registry-1.docker.io`); `creds` = user, password.
     pub fn new(
         host: &str,
         tls_verify: bool,
@@ -64,11 +37,35 @@ impl Registry {
     ) -> anyhow::Result<Self> {
         let scheme = if tls_verify { "https" } else { "http" };
         Ok(Self {
-            client: Client::builder().build()?,
-            base: format!("{scheme}://{host}"),
+            client: Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(30))
+                .user_agent(concat!("assemble/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            base: format!("{scheme}://{}", crate::reference::endpoint(host)),
             creds,
             token: std::cell::RefCell::new(None),
+            reporter: None,
         })
+    }
+}
+
+impl<'r> Registry<'r> {
+    /// The same client, showing blob transfers through `reporter`.
+    pub fn reporting<'n>(self, reporter: &'n dyn Reporter) -> Registry<'n> {
+        Registry {
+            client: self.client,
+            base: self.base,
+            creds: self.creds,
+            token: self.token,
+            reporter: Some(reporter),
+        }
+    }
+
+    fn progress(&self, what: &str, total: Option<u64>) -> Box<dyn crate::progress::Progress> {
+        match self.reporter {
+            Some(r) => r.progress(what, total),
+            None => Box::new(crate::progress::Silent),
+        }
     }
 
     /// Sends a request, answering one auth challenge (basic or bearer) if the registry asks.
@@ -88,12 +85,12 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        if let Some(params) = challenge.strip_prefix("Bearer ") {
+        if let Some(Challenge::Bearer(params)) = Challenge::parse(&challenge) {
             let field = |k: &str| {
-                params.split(',').find_map(|kv| {
-                    let (key, v) = kv.trim().split_once('=')?;
-                    (key == k).then(|| v.trim_matches('"').to_string())
-                })
+                params
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v.clone())
             };
             let realm = field("realm").context("bearer challenge without a realm")?;
             let mut q = Vec::new();
@@ -110,7 +107,8 @@ impl Registry {
             let url = if query.is_empty() {
                 realm
             } else {
-                format!("{realm}?{}", query.join("&"))
+                let sep = if realm.contains('?') { '&' } else { '?' };
+                format!("{realm}{sep}{}", query.join("&"))
             };
             let mut rb = self.client.get(&url);
             if let Some((u, p)) = &self.creds {
@@ -121,7 +119,20 @@ impl Registry {
                 token: Option<String>,
                 access_token: Option<String>,
             }
-            let t: Token = rb.send()?.error_for_status()?.json()?;
+            let resp = rb.send()?;
+            if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
+                if self.creds.is_none() {
+                    bail!(
+                        "the token server refused an anonymous token (HTTP {}); set ASSEMBLE_REGISTRY_USER and ASSEMBLE_REGISTRY_PASSWORD",
+                        resp.status()
+                    );
+                }
+                bail!(
+                    "the token server refused the credentials in ASSEMBLE_REGISTRY_USER / ASSEMBLE_REGISTRY_PASSWORD (HTTP {})",
+                    resp.status()
+                );
+            }
+            let t: Token = resp.error_for_status()?.json()?;
             *self.token.borrow_mut() = t.token.or(t.access_token);
             return Ok(with_auth(make()).send()?);
         }
@@ -169,12 +180,28 @@ impl Registry {
         };
         let sep = if loc.contains('?') { '&' } else { '?' };
         let url = format!("{loc}{sep}digest={digest}");
-        let bytes = fs_err::read(path)?;
+        let len = fs_err::metadata(path)?.len();
+        let short = &digest[..digest.len().min(19)];
+        // Streamed from the file (opened again if an auth challenge makes us retry).
         let put = self.send(&|| {
-            self.client
+            let rb = self
+                .client
                 .put(&url)
-                .header("content-type", "application/octet-stream")
-                .body(bytes.clone())
+                .header("content-type", "application/octet-stream");
+            match fs_err::File::open(path) {
+                Ok(f) => {
+                    let p = self.progress(
+                        &format!("Pushing {short} ({})", human_bytes(len)),
+                        Some(len),
+                    );
+                    rb.body(reqwest::blocking::Body::sized(
+                        ProgressRead::sized(f, p, len),
+                        len,
+                    ))
+                }
+                // Surfaces as a digest error from the registry, after the check above.
+                Err(_) => rb.body(Vec::new()),
+            }
         })?;
         if !put.status().is_success() {
             bail!(
@@ -227,6 +254,8 @@ impl Registry {
         struct Desc {
             digest: String,
             #[serde(default)]
+            size: Option<u64>,
+            #[serde(default)]
             platform: Option<Platform>,
         }
         #[derive(Deserialize)]
@@ -265,9 +294,13 @@ impl Registry {
         self.get(&format!("{}/blobs/{}", r.name, config.digest), "*/*")?
             .read_to_end(&mut cfg)?;
         let mut layers = Vec::new();
+        let n = doc.layers.len();
         for (i, l) in doc.layers.iter().enumerate() {
             let path = dir.join(format!("layer-{i}"));
-            let mut resp = self.get(&format!("{}/blobs/{}", r.name, l.digest), "*/*")?;
+            let resp = self.get(&format!("{}/blobs/{}", r.name, l.digest), "*/*")?;
+            let total = l.size.or(resp.content_length());
+            let what = format!("Pulling {r} layer {}/{n}", i + 1);
+            let mut resp = ProgressRead::new(resp, self.progress(&what, total));
             let mut w = crate::layer::HashWriter::new(fs_err::File::create(&path)?);
             std::io::copy(&mut resp, &mut w)?;
             let (_, digest, _) = w.finish();
@@ -286,6 +319,7 @@ pub fn push_layout(
     dest: &Reference,
     tls_verify: bool,
     creds: Option<(String, String)>,
+    reporter: &dyn Reporter,
 ) -> anyhow::Result<String> {
     #[derive(Deserialize)]
     struct Desc {
@@ -310,7 +344,7 @@ pub fn push_layout(
     let m = index.manifests.first().context("empty OCI index")?;
     let bytes = fs_err::read(blob(&m.digest))?;
     let manifest: Manifest = serde_json::from_slice(&bytes)?;
-    let reg = Registry::new(&dest.host, tls_verify, creds)?;
+    let reg = Registry::new(&dest.host, tls_verify, creds)?.reporting(reporter);
     for d in manifest
         .layers
         .iter()
@@ -321,6 +355,61 @@ pub fn push_layout(
     }
     reg.put_manifest(&dest.name, &dest.reference, &m.media_type, &bytes)?;
     Ok(m.digest.clone())
+}
+
+/// A `WWW-Authenticate` challenge (RFC 7235): `Bearer realm="…",service="…",scope="…"`.
+/// Values are quoted strings that may hold commas (`scope="repository:a/b:pull,push"`),
+/// so the header is tokenised, not split on `,`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Challenge {
+    /// Bearer token auth with its parameters (names lowercased).
+    Bearer(Vec<(String, String)>),
+    /// Basic auth (or any other scheme we answer with the credentials).
+    Other(String),
+}
+
+impl Challenge {
+    fn parse(header: &str) -> Option<Self> {
+        let header = header.trim();
+        let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return (!scheme.is_empty()).then(|| Self::Other(scheme.to_string()));
+        }
+        let mut params = Vec::new();
+        let mut chars = rest.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+                chars.next();
+            }
+            let key: String = chars
+                .by_ref()
+                .take_while(|c| *c != '=')
+                .collect::<String>()
+                .trim()
+                .to_ascii_lowercase();
+            if key.is_empty() {
+                break;
+            }
+            let mut value = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next()),
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                while let Some(c) = chars.next_if(|c| *c != ',') {
+                    value.push(c);
+                }
+                value = value.trim().to_string();
+            }
+            params.push((key, value));
+        }
+        Some(Self::Bearer(params))
+    }
 }
 
 /// Percent-encodes a query value.
@@ -340,18 +429,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn references() {
-        let r = Reference::parse("127.0.0.1:5000/team/app:1.2").unwrap();
+    fn challenges_keep_commas_inside_quotes() {
+        let c = Challenge::parse(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:team/app:pull,push""#,
+        );
+        let want = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert_eq!(
-            (r.host.as_str(), r.name.as_str(), r.reference.as_str()),
-            ("127.0.0.1:5000", "team/app", "1.2")
+            c,
+            Some(Challenge::Bearer(vec![
+                want("realm", "https://auth.docker.io/token"),
+                want("service", "registry.docker.io"),
+                want("scope", "repository:team/app:pull,push"),
+            ]))
         );
         assert_eq!(
-            Reference::parse("localhost/app").unwrap().reference,
-            "latest"
+            Challenge::parse(r#"bearer Realm=http://127.0.0.1:1/t , scope="a\"b""#),
+            Some(Challenge::Bearer(vec![
+                want("realm", "http://127.0.0.1:1/t"),
+                want("scope", "a\"b"),
+            ]))
         );
-        assert!(Reference::parse("app:1").is_none());
-        assert!(Reference::parse("library/app").is_none());
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Other("Basic".into()))
+        );
+        assert_eq!(Challenge::parse(""), None);
         assert_eq!(encode("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
+    }
+
+    #[test]
+    fn docker_hub_is_reached_at_registry_1() {
+        let r = Registry::new("docker.io", true, None).unwrap();
+        assert_eq!(
+            r.url("library/alpine/manifests/3.20"),
+            "https://registry-1.docker.io/v2/library/alpine/manifests/3.20"
+        );
+        let r = Registry::new("127.0.0.1:5000", false, None).unwrap();
+        assert_eq!(r.url("a/tags/list"), "http://127.0.0.1:5000/v2/a/tags/list");
     }
 }

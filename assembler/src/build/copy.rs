@@ -85,7 +85,7 @@ pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::
             match stage.and_then(|i| e.stages.get(&i)) {
                 Some(s) => (s.rootfs(), Vec::new()),
                 None => {
-                    let top = super::from::resolve_base(e.store, from, e.opts)?
+                    let top = super::from::resolve_base(e.store, from, e.opts, e.reporter)?
                         .with_context(|| format!("line {line}: --from=scratch has no files"))?;
                     let tmp = e.store.tempdir("from-")?;
                     super::from::materialize(e.store, &top, tmp.path())?;
@@ -117,7 +117,7 @@ pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::
     }
     for src in sources {
         if add && (src.starts_with("http://") || src.starts_with("https://")) {
-            let bytes = download(src, x.flag("checksum"))
+            let bytes = download(src, x.flag("checksum"), e.reporter)
                 .with_context(|| format!("line {line}: ADD {src}"))?;
             let name = src
                 .rsplit('/')
@@ -224,7 +224,7 @@ pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::
 
 pub(super) fn execute(
     _e: &Engine<'_>,
-    st: &StageState,
+    st: &mut StageState,
     plan: &CopyPlan,
     log: &mut Vec<u8>,
 ) -> anyhow::Result<()> {
@@ -238,7 +238,11 @@ pub(super) fn execute(
         Some(u) => crate::sandbox::resolve_user(&rootfs, u)?,
         None => (0, 0),
     };
-    let opts = ApplyOptions::for_current_process();
+    // Owners go to the owner table, not the disk (see `layer::apply_recording`).
+    let opts = ApplyOptions {
+        chown: false,
+        ..ApplyOptions::for_current_process()
+    };
     for it in &plan.items {
         let rel = it
             .dest
@@ -266,7 +270,8 @@ pub(super) fn execute(
             } else {
                 Box::new(std::io::BufReader::new(f))
             };
-            crate::layer::apply_reader(&sub, reader, p)?;
+            // The archive's owners are the image's, even where the disk cannot hold them.
+            crate::layer::apply_reader_recording(&sub, reader, p, &mut st.owners, Path::new(&rel))?;
             log.extend_from_slice(format!("extracted {} into /{rel}\n", p.display()).as_bytes());
             continue;
         }
@@ -293,6 +298,7 @@ pub(super) fn execute(
                 dst.apply(&meta, &mut std::io::empty(), &opts)?;
             }
         }
+        st.owners.insert(PathBuf::from(&rel), (uid, gid));
         log.extend_from_slice(format!("/{rel}\n").as_bytes());
     }
     Ok(())
@@ -437,9 +443,16 @@ fn is_archive(root: &RootDir, rel: &Path) -> bool {
     (n >= 2 && buf[..2] == [0x1f, 0x8b]) || (n == 512 && &buf[257..262] == b"ustar")
 }
 
-fn download(url: &str, checksum: Option<&str>) -> anyhow::Result<Vec<u8>> {
+fn download(
+    url: &str,
+    checksum: Option<&str>,
+    reporter: &dyn super::Reporter,
+) -> anyhow::Result<Vec<u8>> {
     let resp = reqwest::blocking::get(url)?.error_for_status()?;
-    let bytes = resp.bytes()?.to_vec();
+    let total = resp.content_length();
+    let mut bytes = Vec::new();
+    let p = reporter.progress(&format!("Downloading {url}"), total);
+    crate::progress::ProgressRead::new(resp, p).read_to_end(&mut bytes)?;
     if let Some(sum) = checksum {
         let want = sum
             .strip_prefix("sha256:")

@@ -17,6 +17,7 @@ pub fn resolve_base(
     store: &Store,
     image: &str,
     opts: &super::BuildOptions,
+    reporter: &dyn super::Reporter,
 ) -> anyhow::Result<Option<Snapshot>> {
     let context = opts.context.as_path();
     if image == "scratch" {
@@ -32,32 +33,44 @@ pub fn resolve_base(
     if let Some(file) = image.strip_prefix("docker-archive:") {
         return import_docker_archive(store, &context.join(file), image).map(Some);
     }
+    // The local store first, then the registry (podman's `missing` pull policy); a short
+    // name (`alpine:3.20`, `user/img`) is Docker Hub's.
     match store.resolve(&ImageRef::parse(image)) {
-        Ok(s) => Ok(Some(s)),
-        Err(StoreError::NotFound { .. }) => match crate::registry::Reference::parse(image) {
-            Some(r) => {
-                let reg = crate::registry::Registry::new(
-                    &r.host,
-                    opts.tls_verify,
-                    opts.registry_creds.clone(),
-                )?;
-                let tmp = store.tempdir("pull-")?;
-                let (config, layers) = reg
-                    .pull(&r, tmp.path())
-                    .with_context(|| format!("FROM `{image}`: pulling from the registry failed"))?;
-                import_layers(store, &layers, &config, image).map(Some)
-            }
-            None => bail!(
-                "FROM `{image}`: no such image in the local store `{}`; build it, give `oci:DIR`, \
-                 `docker-archive:FILE` or a registry reference `host[:port]/name:tag`",
-                store.root().display()
-            ),
-        },
-        Err(e) => Err(e.into()),
+        Ok(s) => return Ok(Some(s)),
+        Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
+    let explicit = crate::registry::Reference::names_registry(image);
+    let r = match crate::registry::Reference::parse(image) {
+        Ok(r) => r,
+        Err(e) => bail!(
+            "FROM `{image}`: no such image in the local store `{}`, and it is not a registry reference either ({e}); build it, or give `oci:DIR`, `docker-archive:FILE` or `host[:port]/name:tag`",
+            store.root().display()
+        ),
+    };
+    let reg =
+        crate::registry::Registry::new(&r.host, opts.tls_verify, opts.registry_creds.clone())?
+            .reporting(reporter);
+    let tmp = store.tempdir("pull-")?;
+    let pulled = reg.pull(&r, tmp.path());
+    let (config, layers) = match pulled {
+        Ok(p) => p,
+        Err(e) if explicit => {
+            return Err(e.context(format!("FROM `{image}`: pulling `{r}` failed")));
+        }
+        Err(e) => {
+            return Err(e.context(format!(
+                "FROM `{image}`: no such image in the local store `{}`, and pulling `{r}` failed; \
+                 build it first, or name the registry explicitly (`host[:port]/name:tag`)",
+                store.root().display()
+            )));
+        }
+    };
+    import_layers(store, &layers, &config, image).map(Some)
 }
 
 /// Extracts `top`'s chain into the empty directory `rootfs`.
+/// Owners are set on disk when we may (`rootfs:` outputs).
 pub fn materialize(store: &Store, top: &Snapshot, rootfs: &Path) -> anyhow::Result<()> {
     let root = apk::rootfs::RootDir::open(rootfs)?;
     for s in store.chain(top)? {
@@ -66,6 +79,24 @@ pub fn materialize(store: &Store, top: &Snapshot, rootfs: &Path) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// Extracts `top`'s chain into the empty build root `rootfs`, owned on disk by the user
+/// running `assemble`, and returns the image owners of every path (see
+/// [`layer::apply_recording`]).
+pub fn materialize_recording(
+    store: &Store,
+    top: &Snapshot,
+    rootfs: &Path,
+) -> anyhow::Result<layer::Owners> {
+    let root = apk::rootfs::RootDir::open(rootfs)?;
+    let mut owners = layer::Owners::new();
+    for s in store.chain(top)? {
+        if let Some(l) = s.layer() {
+            layer::apply_recording(&root, &l, &mut owners)?;
+        }
+    }
+    Ok(owners)
 }
 
 #[derive(Deserialize)]

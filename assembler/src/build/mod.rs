@@ -20,7 +20,7 @@ use crate::layer::{self, Manifest};
 use crate::sandbox::{RunSpec, Sandbox};
 use crate::store::{Snapshot, SnapshotMeta, Store};
 
-pub use from::{import_base, materialize};
+pub use from::{import_base, materialize, materialize_recording};
 
 /// Progress and command output (the binary prints; the library never does).
 pub trait Reporter {
@@ -28,6 +28,12 @@ pub trait Reporter {
     fn line(&self, line: &str);
     /// Live output of a command.
     fn output(&self, bytes: &[u8]);
+    /// A handle showing the progress of a transfer of `total` bytes (when known) described
+    /// by `what` (`Pulling …`, `Pushing …`, `Compressing layer …`); silent by default.
+    fn progress(&self, what: &str, total: Option<u64>) -> Box<dyn crate::progress::Progress> {
+        let _ = (what, total);
+        Box::new(crate::progress::Silent)
+    }
 }
 
 /// What to build.
@@ -55,6 +61,8 @@ pub struct BuildOptions {
     pub tls_verify: bool,
     /// Registry user and password.
     pub registry_creds: Option<(String, String)>,
+    /// `--init`: make the image's program a supervised service of this init.
+    pub init: Option<crate::init::Init>,
 }
 
 /// Build errors.
@@ -95,6 +103,8 @@ struct StageState {
     root: tempfile::TempDir,
     from: Option<String>,
     manifest: Manifest,
+    /// Image owners of the root's paths (see [`layer::Owners`]).
+    owners: layer::Owners,
     top: Option<Snapshot>,
     config: ImageConfig,
     args: StageArgs,
@@ -166,10 +176,15 @@ pub fn build(
     for &i in &needed {
         engine.build_stage(i, &bargs)?;
     }
-    let state = engine
+    let mut state = engine
         .stages
         .remove(&target)
         .context("target stage was not built")?;
+    if let Some(init) =
+        crate::init::requested(opts.init, &state.config).map_err(anyhow::Error::from)?
+    {
+        engine.init_step(&mut state, init)?;
+    }
     let top = engine.finish_config(&state)?;
     for t in &opts.tags {
         store
@@ -225,11 +240,12 @@ impl Engine<'_> {
                 let st = self.stages.get(&i).context("stage not built")?;
                 Some(self.finish_config(st)?)
             }
-            None => from::resolve_base(self.store, &image, self.opts)?,
+            None => from::resolve_base(self.store, &image, self.opts, self.reporter)?,
         };
-        if let Some(top) = &top {
-            from::materialize(self.store, top, &rootfs)?;
-        }
+        let owners = match &top {
+            Some(top) => from::materialize_recording(self.store, top, &rootfs)?,
+            None => layer::Owners::new(),
+        };
         let config = top
             .as_ref()
             .map(|t| t.meta.config.clone())
@@ -247,6 +263,7 @@ impl Engine<'_> {
             root,
             from: top.as_ref().map(|t| t.id.clone()),
             manifest,
+            owners,
             top,
             config,
             args: bargs.stage(&env),
@@ -403,7 +420,7 @@ impl Engine<'_> {
         {
             if let Some(l) = hit.layer() {
                 let root = apk::rootfs::RootDir::open(&rootfs).map_err(anyhow::Error::from)?;
-                layer::apply(&root, &l).map_err(anyhow::Error::from)?;
+                layer::apply_recording(&root, &l, &mut st.owners).map_err(anyhow::Error::from)?;
             }
             st.manifest = layer::scan(&rootfs).context("failed to scan the build root")?;
             st.config = hit.meta.config.clone();
@@ -444,6 +461,8 @@ impl Engine<'_> {
                     && let Some(apk) = containerfile::detect_apk(command)
                 {
                     let failure = self.run_apk(&rootfs, &apk, spec.network, &mut log)?;
+                    crate::packages::record_package_owners(&rootfs, &mut st.owners)
+                        .map_err(anyhow::Error::from)?;
                     let snap = self.snapshot(st, &text, &log)?;
                     return self.finish_step(st, snap, failure, &key, text);
                 }
@@ -516,7 +535,7 @@ impl Engine<'_> {
             reporter.output(b);
             buf.borrow_mut().extend_from_slice(b);
         };
-        let fetcher = ImageFetcher::new(rootfs);
+        let fetcher = ImageFetcher::new(rootfs).reporting(self.reporter);
         let scripts = SandboxScripts {
             sandbox: self.sandbox,
             output: &out,
@@ -535,6 +554,8 @@ impl Engine<'_> {
         o.update_cache = cmd.update;
         o.source_date = self.opts.source_date.unwrap_or(self.opts.now);
         o.apply.devices = apk::rootfs::DevicePolicy::CreateOrSkip;
+        // Owners are kept in the owner table (from the database below), not on disk.
+        o.apply.chown = false;
         let result = match cmd.action {
             containerfile::ApkAction::Add => {
                 let atoms = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))?;
@@ -580,12 +601,13 @@ impl Engine<'_> {
                 (0, 0)
             },
         };
-        let info = layer::write_diff_owned(
+        let info = layer::write_diff_tracked(
             &rootfs,
             &st.manifest,
             &after,
             self.opts.source_date,
-            Some(owners),
+            owners,
+            &mut st.owners,
             &tmp,
         )
         .context("failed to write the step's layer")?;
@@ -605,6 +627,22 @@ impl Engine<'_> {
             config: st.config.clone(),
         };
         Ok(self.store.add_snapshot(meta, Some(&tmp), log)?)
+    }
+
+    /// `--init`: the init's files as one more snapshot, and the config starting `/init`.
+    fn init_step(&self, st: &mut StageState, init: crate::init::Init) -> anyhow::Result<()> {
+        let applied = crate::init::apply(&st.rootfs(), &mut st.config, init)?;
+        let what = match &applied.main {
+            Some(argv) => format!("/etc/services.d/main runs {argv:?}"),
+            None => "no main service generated (/etc/services.d/main kept)".into(),
+        };
+        self.reporter
+            .line(&format!("Init s6: ENTRYPOINT [\"/init\"], {what}"));
+        let snap = self.snapshot(st, "INIT s6 (assemble --init s6)", b"")?;
+        self.reporter
+            .line(&format!("--> Snapshot created: @{}", snap.id));
+        st.top = Some(snap);
+        Ok(())
     }
 
     /// The stage's final snapshot: its top, or a config-only snapshot above it when

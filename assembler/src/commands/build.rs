@@ -34,7 +34,8 @@ pub struct BuildArgs {
     /// `host` gives RUN steps the host network (default: none).
     #[arg(long)]
     pub network: Option<String>,
-    /// Layer cutting of outputs: default, squash or steps.
+    /// Layer cutting of outputs: default (base layers + one for the build), squash, steps,
+    /// or packages[:BUDGET] (one layer per package and per COPY/ADD, at most BUDGET).
     #[arg(long, default_value = "default")]
     pub layers: LayerMode,
     /// Also write the image to TYPE:PATH (oci, oci-archive, docker-archive, rootfs, rootfs-tar,
@@ -47,6 +48,10 @@ pub struct BuildArgs {
     /// `--tls-verify=false` pulls base images over plain HTTP (local registries).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
+    /// Run the image's ENTRYPOINT/CMD as a supervised service under this init (`s6`: the
+    /// `s6-init` package's /init); also `LABEL org.assemble.init=s6`.
+    #[arg(long, value_enum)]
+    pub init: Option<crate::init::Init>,
     /// The build context.
     pub context: Option<PathBuf>,
 }
@@ -58,7 +63,7 @@ pub struct ExportArgs {
     pub image: String,
     /// TYPE:PATH: oci, oci-archive, docker-archive, rootfs, rootfs-tar, ext4 (FILE[:SIZE]) or squashfs.
     pub output: Output,
-    /// default, squash or steps.
+    /// default, squash, steps or packages[:BUDGET].
     #[arg(long, default_value = "default")]
     pub layers: LayerMode,
     /// Free space added to an ext4 output without :SIZE (e.g. 256M).
@@ -111,6 +116,7 @@ pub fn run(
         now: env.now,
         tls_verify: a.tls_verify,
         registry_creds: env.registry_creds.clone(),
+        init: a.init,
     };
     let built = match crate::build::build(store, &sandbox, &opts, reporter) {
         Ok(b) => b,

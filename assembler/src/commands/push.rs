@@ -15,20 +15,24 @@ use crate::store::{ImageRef, Store};
 pub struct PushArgs {
     /// NAME[:TAG][@SNAPSHOT] in the store.
     pub image: String,
-    /// host[:port]/name[:tag].
+    /// [host[:port]/]name[:tag]; `user/img` and `img` are Docker Hub's (docker.io).
     pub destination: String,
     /// `false`: plain HTTP (local registries).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
-    /// default, squash or steps.
+    /// default, squash, steps or packages[:BUDGET].
     #[arg(long, default_value = "default")]
     pub layers: LayerMode,
 }
 
 /// Pushes.
 pub fn run(store: &Store, a: &PushArgs, env: &Env, r: &dyn Reporter) -> anyhow::Result<ExitCode> {
-    let dest = crate::registry::Reference::parse(&a.destination)
-        .with_context(|| format!("`{}`: expected host[:port]/name[:tag]", a.destination))?;
+    let dest = crate::registry::Reference::parse(&a.destination).with_context(|| {
+        format!(
+            "`{}`: expected [host[:port]/]name[:tag] (a name without a host is Docker Hub's)",
+            a.destination
+        )
+    })?;
     let snap = store.resolve(&ImageRef::parse(&a.image))?;
     let work = store.tempdir("push-")?;
     let dir = work.path().join("oci");
@@ -40,8 +44,8 @@ pub fn run(store: &Store, a: &PushArgs, env: &Env, r: &dyn Reporter) -> anyhow::
     };
     crate::export::export(store, &snap, &Output::Oci(dir.clone()), &opts, r)?;
     let digest =
-        crate::registry::push_layout(&dir, &dest, a.tls_verify, env.registry_creds.clone())
-            .with_context(|| format!("failed to push to `{}`", a.destination))?;
+        crate::registry::push_layout(&dir, &dest, a.tls_verify, env.registry_creds.clone(), r)
+            .with_context(|| format!("failed to push to `{dest}`"))?;
     r.line(&format!("Pushed {} ({digest})", a.destination));
     Ok(ExitCode::SUCCESS)
 }

@@ -42,7 +42,7 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
     let work = store.tempdir("run-")?;
     let rootfs = work.path().join("rootfs");
     fs_err::create_dir_all(&rootfs)?;
-    crate::build::materialize(store, &top, &rootfs)?;
+    let mut owners = crate::build::materialize_recording(store, &top, &rootfs)?;
     let before = if a.commit.is_some() {
         Some(layer::scan(&rootfs)?)
     } else {
@@ -74,7 +74,23 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
     if let (Some(tag), Some(before)) = (&a.commit, before) {
         let after = layer::scan(&rootfs)?;
         let tmp = work.path().join("layer.tar");
-        let info = layer::write_diff(&rootfs, &before, &after, env.source_date, &tmp)?;
+        // What the session made is owned by its USER in the image, not by the host user.
+        let map = layer::OwnerMap {
+            host: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
+            created: crate::sandbox::resolve_user(&rootfs, &spec.user)?,
+        };
+        let info = layer::write_diff_tracked(
+            &rootfs,
+            &before,
+            &after,
+            env.source_date,
+            map,
+            &mut owners,
+            &tmp,
+        )?;
         let mut config = c.clone();
         let by = format!("assemble run {}", spec.argv.join(" "));
         config.history.push(History {

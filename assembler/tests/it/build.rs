@@ -47,6 +47,26 @@ fn failed_step_keeps_a_snapshot_and_the_rebuild_resumes_from_cache() {
     assert!(out.status.success());
     let log = text(&out);
     assert_eq!(log.matches("--> Using cache").count(), 2, "{log}");
+    // Steps 1-3 (FROM, then the two snapshots) are reused, step 4 runs again.
+    let after = |step: &str| {
+        log.lines()
+            .skip_while(|l| !l.starts_with(step))
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        after("Step 2/5 : COPY").starts_with("--> Using cache @"),
+        "{log}"
+    );
+    assert!(
+        after("Step 3/5 : RUN").starts_with("--> Using cache @"),
+        "{log}"
+    );
+    assert!(
+        after("Step 4/5 : RUN echo fixed").starts_with("--> Snapshot created: @"),
+        "{log}"
+    );
     let ran = ws.assemble(&["run", "app:1"]);
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "fixed\n");
     // `run --commit` keeps what the session changed.
@@ -248,8 +268,9 @@ fn apk_add_runs_natively_with_scripts_in_the_sandbox() {
         .filter_map(|e| serde_json::from_slice(&fs_err::read(e.unwrap().path()).ok()?).ok())
         .filter(|v: &serde_json::Value| v.get("layers").is_some())
         .collect();
+    // The rest, hello, and one per COPY (busybox, repo, keys).
     let layers = manifests[0]["layers"].as_array().unwrap().len();
-    assert_eq!(layers, 2, "{manifests:?}");
+    assert_eq!(layers, 5, "{manifests:?}");
     if crate::support::tool("umoci") {
         let img = format!("{}:latest", ws.path("pk-pkgs").display());
         let bundle = ws.path("pk-bundle").display().to_string();
@@ -286,6 +307,67 @@ fn serve(body: &'static [u8]) -> String {
     format!("http://{addr}/files/tool.txt")
 }
 
+/// A static file server for `dir` on 127.0.0.1 (a thread of the test, answering until the
+/// test ends); returns `http://127.0.0.1:PORT`.
+fn serve_dir(dir: std::path::PathBuf) -> String {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&s).read_line(&mut line);
+            let path = line
+                .split(' ')
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/');
+            let _ = match (!path.contains("..")).then(|| fs_err::read(dir.join(path))) {
+                Some(Ok(body)) => write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .and_then(|()| s.write_all(&body)),
+                _ => write!(
+                    s,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+            };
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn packages_fetched_over_http_show_progress() {
+    let Some(ws) = Ws::new() else { return };
+    let mut repo = testkit::repo::RepoBuilder::new(&ws.path("www/repo"));
+    repo.add(&testkit::repo::PkgSpec::new("liba", "1.0-r0").file("usr/lib/liba.so.1", "a\n"));
+    repo.write_index(true);
+    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
+    let key = format!("{}.pub", testkit::FIXTURE_KEY);
+    fs_err::copy(
+        testkit::fixtures().join("keys").join(&key),
+        ws.path("ctx/keys").join(&key),
+    )
+    .unwrap();
+    let base = serve_dir(ws.path("www"));
+    ws.containerfile(&format!(
+        "{PRELUDE}COPY keys /keys\nRUN apk add --no-cache -X {base}/repo --keys-dir /keys liba\n"
+    ));
+    let out = ws.assemble(&["-t", "http", "ctx"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.lines().any(|l| l
+            .starts_with(&format!("Fetching {base}/repo/x86_64/liba-1.0-r0.apk: "))
+            && l.contains(" in ")),
+        "{log}"
+    );
+}
+
 #[test]
 fn add_url_checks_the_checksum() {
     use sha2::Digest as _;
@@ -299,6 +381,12 @@ fn add_url_checks_the_checksum() {
     let out = ws.assemble(&["-t", "dl", "ctx"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("downloaded"));
+    // Progress, as plain lines (stderr is not a terminal here), ends with a summary.
+    assert!(
+        text(&out).contains(&format!("Downloading {url}: 11 B in ")),
+        "{}",
+        text(&out)
+    );
     let bad = "0".repeat(64);
     ws.containerfile(&format!(
         "{PRELUDE}ADD --checksum=sha256:{bad} {url} /opt/\n"

@@ -206,3 +206,27 @@ fn an_image_built_from_ours_shares_its_layers() {
     assert_eq!(a.len(), 2, "base layer + one for the build");
     assert_eq!(a[0], b[0]);
 }
+
+#[test]
+fn export_progress_draws_a_bar_on_a_terminal() {
+    let Some(ws) = Ws::new() else { return };
+    if !tool("script") {
+        return;
+    }
+    demo(&ws);
+    assert!(ws.assemble(&["-t", "tty:1", "ctx"]).status.success());
+    // `script` gives the command a pseudo-terminal, so the binary takes its indicatif path.
+    let cmd = format!(
+        "SOURCE_DATE_EPOCH=1700000000 {} --store {} export --layers squash tty:1 oci:{}",
+        env!("CARGO_BIN_EXE_assemble"),
+        ws.path("store").display(),
+        ws.path("tty-oci").display()
+    );
+    let o = run("script", &["-qec", &cmd, "/dev/null"], &[]);
+    assert!(o.status.success());
+    let out = text(&o);
+    // The bar is cleared when done, and the summary line stays.
+    assert!(out.contains("Compressing layer 1/1 ("), "{out}");
+    assert!(out.contains(" in "), "{out}");
+    assert!(ws.path("tty-oci/index.json").is_file());
+}

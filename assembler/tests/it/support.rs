@@ -47,7 +47,19 @@ impl Ws {
 
     /// As [`Ws::assemble`], with SOURCE_DATE_EPOCH set to `sde` or unset.
     pub fn assemble_env(&self, args: &[&str], sde: Option<&str>) -> Output {
+        self.assemble_with(args, sde, &[])
+    }
+
+    /// As [`Ws::assemble`], with more environment variables.
+    pub fn assemble_vars(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        self.assemble_with(args, Some("1700000000"), vars)
+    }
+
+    fn assemble_with(&self, args: &[&str], sde: Option<&str>, vars: &[(&str, &str)]) -> Output {
         let mut cmd = Command::cargo_bin("assemble").unwrap();
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
         match sde {
             Some(v) => cmd.env("SOURCE_DATE_EPOCH", v),
             None => cmd.env_remove("SOURCE_DATE_EPOCH"),
@@ -67,6 +79,44 @@ impl Ws {
             String::from_utf8_lossy(&out.stderr)
         );
         out
+    }
+}
+
+impl Ws {
+    /// Runs `assemble` unprivileged: as the current user when that is not root, else as
+    /// `nobody` through `setpriv` (the workspace is handed to nobody first). `None` (after
+    /// printing why) when that cannot be done here.
+    pub fn assemble_rootless(&self, args: &[&str]) -> Option<Output> {
+        if !rustix::process::geteuid().is_root() {
+            return Some(self.assemble(args));
+        }
+        if !tool("setpriv") {
+            return None;
+        }
+        const NOBODY: u32 = 65534;
+        for e in walkdir::WalkDir::new(self.dir.path()) {
+            let e = e.unwrap();
+            std::os::unix::fs::lchown(e.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_assemble"))
+            .arg("--store")
+            .arg(self.path("store"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("HOME", self.dir.path())
+            .env_remove("ASSEMBLE_STORE")
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ (as nobody) assemble {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(out)
     }
 }
 

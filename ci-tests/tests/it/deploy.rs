@@ -16,26 +16,13 @@ use crate::support::{path_with_ci, require_tool, root};
 
 /// The reposerve binary built beside this test binary.
 fn reposerve_bin() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .map(|d| d.join("reposerve"))
-        .ok_or("no target directory")?;
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} is not built (cargo build -p reposerve)",
-            bin.display()
-        ))
-    }
+    crate::support::workspace_bin("reposerve", "reposerve")
 }
 
 /// A running reposerve, killed by PID on drop.
-struct Reposerve {
+pub struct Reposerve {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Reposerve {
@@ -45,7 +32,7 @@ impl Drop for Reposerve {
     }
 }
 
-fn start_reposerve(bin: &std::path::Path, config: &std::path::Path) -> Reposerve {
+pub fn start_reposerve(bin: &std::path::Path, config: &std::path::Path) -> Reposerve {
     let mut child = Command::new(bin)
         .arg("-c")
         .arg(config)

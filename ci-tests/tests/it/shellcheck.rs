@@ -1,4 +1,4 @@
-//! Every shell script under `ci/` passes shellcheck (installed by ci/setup: a missing
+//! Every shell script under `ci/`, and `./quickstart`, passes shellcheck (installed by ci/setup: a missing
 //! shellcheck fails this test rather than skipping it).
 
 use std::path::{Path, PathBuf};
@@ -31,6 +31,7 @@ fn every_ci_script_passes_shellcheck() {
     let mut scripts = Vec::new();
     shell_scripts(&ci_dir(), &mut scripts);
     scripts.sort();
+    scripts.push(root().join("quickstart"));
     let names: Vec<String> = scripts
         .iter()
         .map(|p| p.strip_prefix(root()).unwrap().display().to_string())

@@ -69,3 +69,38 @@ pub fn entries(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A binary of the workspace built beside this test binary (`cargo test --workspace`
+/// builds them all); `Err` says how to build it. `krate` names the package for the hint.
+pub fn workspace_bin(name: &str, krate: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join(name))
+        .ok_or("no target directory")?;
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} is not built (cargo build -p {krate})",
+            bin.display()
+        ))
+    }
+}
+
+/// Whether bubblewrap can make the namespaces assemble's RUN steps need here.
+pub fn bwrap_works() -> bool {
+    Command::new("bwrap")
+        .args([
+            "--unshare-all",
+            "--die-with-parent",
+            "--ro-bind",
+            "/",
+            "/",
+            "--",
+            "true",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

@@ -3,6 +3,7 @@
 mod bad_input;
 mod cache;
 mod packaging;
+mod s6;
 mod sandbox;
 mod sources;
 mod tree;

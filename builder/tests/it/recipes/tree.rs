@@ -122,7 +122,7 @@ fn same_inputs_and_source_date_give_the_same_bytes() {
         snapshot(&home.path().join("a")),
         snapshot(&home.path().join("b")),
     );
-    assert_eq!(a.len(), 7, "six packages and the index");
+    assert_eq!(a.len(), 8, "seven packages and the index");
     assert_eq!(a, b);
 }
 
@@ -135,7 +135,9 @@ fn graph_orders_the_tree_and_writes_a_gitlab_child_pipeline() {
         .arg(&tree)
         .assert()
         .success()
-        .stdout("main/hello-sh\nmain/libgreet\nmain/greet: libgreet\nmain/motd\n");
+        .stdout(
+            "main/hello-server\nmain/hello-sh\nmain/libgreet\nmain/greet: libgreet\nmain/motd\n",
+        );
     let out = apkbuild(home.path())
         .args(["graph", "--gitlab"])
         .arg(&tree)
