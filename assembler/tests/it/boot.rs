@@ -175,35 +175,34 @@ fn initramfs(modules: &Path, list: &[String]) -> Vec<u8> {
     c.out
 }
 
-#[test]
-fn ext4_output_boots_under_qemu_and_runs_cmd_as_user() {
-    let Some(ws) = Ws::new() else { return };
+/// The kernel and modules when qemu, a kernel and e2fsprogs are all here; SKIP otherwise.
+fn qemu_ready() -> Option<(PathBuf, PathBuf)> {
     if !tool("qemu-system-x86_64") {
         eprintln!("SKIP: qemu-system-x86_64 is missing (Debian package qemu-system-x86)");
-        return;
+        return None;
     }
-    let Some((vmlinuz, modules)) = kernel() else {
+    let Some(k) = kernel() else {
         eprintln!(
             "SKIP: no readable /boot/vmlinuz-* with /lib/modules (Debian package linux-image-amd64)"
         );
-        return;
+        return None;
     };
     if !Path::new("/usr/sbin/mkfs.ext4").is_file() {
         eprintln!("SKIP: mkfs.ext4 is missing (ci/setup installs e2fsprogs)");
-        return;
+        return None;
     }
-    crate::ext4::vm_image(&ws);
-    let o = ws.assemble(&["-t", "vm", "-o", "ext4:vm.ext4", "ctx"]);
-    assert!(o.status.success(), "{}", text(&o));
+    Some(k)
+}
+
+/// Boots `img` (opened read-only: snapshot=on) and returns whether the VM powered off by
+/// itself, and the serial console.
+fn boot(ws: &Ws, (vmlinuz, modules): &(PathBuf, PathBuf), img: &Path) -> (bool, String) {
     let mods = closure(
-        &modules,
+        modules,
         &["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"],
     );
-    assert!(
-        mods.iter().any(|m| m.contains("ext4")) || mods.is_empty(),
-        "{mods:?}"
-    );
-    fs_err::write(ws.path("initrd"), initramfs(&modules, &mods)).unwrap();
+    let initrd = ws.path("initrd");
+    fs_err::write(&initrd, initramfs(modules, &mods)).unwrap();
     let serial = ws.path("serial.log");
     let mut child = std::process::Command::new("qemu-system-x86_64")
         .args([
@@ -216,37 +215,49 @@ fn ext4_output_boots_under_qemu_and_runs_cmd_as_user() {
             "-nographic",
             "-no-reboot",
         ])
+        .args(["-nic", "none"])
         .arg("-kernel")
-        .arg(&vmlinuz)
+        .arg(vmlinuz)
         .arg("-initrd")
-        .arg(ws.path("initrd"))
+        .arg(&initrd)
         .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
         .arg("-drive")
         .arg(format!(
             "file={},if=virtio,format=raw,snapshot=on",
-            ws.path("vm.ext4").display()
+            img.display()
         ))
         .stdin(std::process::Stdio::null())
         .stdout(fs_err::File::create(&serial).unwrap().into_parts().0)
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .unwrap();
-    // A safety net for a hung guest, not a speed check: TCG boots take tens of seconds.
+    // A safety net for a hung guest, not a speed check: TCG boots can take a while.
     let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
+    let powered_off = loop {
+        if child.try_wait().unwrap().is_some() {
+            break true;
         }
         if start.elapsed() > Duration::from_secs(400) {
             let _ = child.kill();
             let _ = child.wait();
-            break None;
+            break false;
         }
         std::thread::sleep(Duration::from_millis(500));
     };
     let log = String::from_utf8_lossy(&fs_err::read(&serial).unwrap()).into_owned();
     eprintln!("--- serial console ---\n{log}\n--- end ---");
-    assert!(status.is_some(), "the VM did not power off");
+    (powered_off, log)
+}
+
+#[test]
+fn ext4_output_boots_under_qemu_and_runs_cmd_as_user() {
+    let Some(ws) = Ws::new() else { return };
+    let Some(k) = qemu_ready() else { return };
+    crate::ext4::vm_image(&ws);
+    let o = ws.assemble(&["-t", "vm", "-o", "ext4:vm.ext4", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (powered_off, log) = boot(&ws, &k, &ws.path("vm.ext4"));
+    assert!(powered_off, "the VM did not power off");
     let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
     let at = lines
         .iter()
@@ -256,4 +267,56 @@ fn ext4_output_boots_under_qemu_and_runs_cmd_as_user() {
     assert_eq!(lines[at + 1], "1000", "USER");
     assert_eq!(lines[at + 2], "/home/app", "WORKDIR");
     assert!(log.contains("main process exited with status 0; powering off"));
+}
+
+/// Issue 6's "must show": an `--init s6` image with hello-server, as a Firecracker-style
+/// ext4 root: the kernel starts `/sbin/init` → `/init` (s6), which supervises hello-server
+/// as USER with ENV; a second service stops it, and the VM powers off with its code.
+#[test]
+fn issue6_s6_image_boots_under_qemu_and_supervises_hello_server() {
+    let Some(k) = qemu_ready() else { return };
+    let Some(t) = crate::s6::setup() else { return };
+    let ws = &t.ws;
+    let stopper = ws.path("ctx/etc/services.d/stopper/run");
+    fs_err::create_dir_all(stopper.parent().unwrap()).unwrap();
+    fs_err::write(
+        &stopper,
+        "#!/bin/busybox sh\n/bin/busybox sleep 3\n/bin/busybox killall -TERM hello-server\n\
+         exec /bin/busybox sleep 1000\n",
+    )
+    .unwrap();
+    let mut p = fs_err::metadata(&stopper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
+    fs_err::set_permissions(&stopper, p).unwrap();
+    ws.containerfile(&format!(
+        "{}COPY busybox /bin/busybox\nADD etc /etc\nUSER hello\n\
+         ENV HELLO_GREETING=\"from the VM\" HELLO_EXIT_CODE=42 HELLO_PORT=8080 HELLO_OUT=/tmp/hello.log\n\
+         CMD [\"/usr/bin/hello-server\"]\n",
+        t.prelude()
+    ));
+    let o = ws.assemble(&[
+        "build",
+        "--init",
+        "s6",
+        "-t",
+        "s6vm",
+        "-o",
+        "ext4:s6.ext4",
+        "ctx",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (powered_off, log) = boot(ws, &k, &ws.path("s6.ext4"));
+    assert!(powered_off, "the VM did not power off");
+    let start = log
+        .lines()
+        .find(|l| l.contains("start pid="))
+        .unwrap_or_else(|| panic!("hello-server did not start"));
+    assert!(start.contains(" uid=1000 "), "{start}");
+    assert!(
+        start.trim_end().ends_with("greeting=from the VM"),
+        "{start}"
+    );
+    assert!(log.contains("listening on port 8080"), "{log}");
+    assert!(log.contains("stop pid="), "{log}");
+    assert!(log.contains("main service exited 42"), "{log}");
 }
