@@ -430,6 +430,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn sizes_round_trip_and_never_panic(n in 1u64..1 << 20, unit in 0usize..4, junk in ".{0,12}") {
+            let (suffix, mult) = [("", 1u64), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)][unit];
+            proptest::prop_assert_eq!(parse_size(&format!("{n}{suffix}")).unwrap(), n * mult);
+            let _ = parse_size(&junk);
+        }
+
+        #[test]
+        fn ext4_outputs_parse_file_and_size(name in "[a-z/._-]{1,20}", mb in 1u64..4096) {
+            let o: crate::export::Output = format!("ext4:{name}:{mb}M").parse().unwrap();
+            proptest::prop_assert_eq!(
+                o,
+                crate::export::Output::Ext4(name.clone().into(), Some(mb << 20))
+            );
+            let o: crate::export::Output = format!("ext4:{name}").parse().unwrap();
+            proptest::prop_assert_eq!(o, crate::export::Output::Ext4(name.into(), None));
+        }
+    }
+
     #[test]
     fn additions_follow_symlinked_directories() {
         let mut t = Tree::new();

@@ -63,7 +63,7 @@ pub(crate) fn vm_image(ws: &Ws) {
         "{PRELUDE}RUN mkdir -p /etc /home/app && echo 'root:x:0:0::/root:/bin/sh' > /etc/passwd \
          && echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' > /etc/group\n\
          COPY --chown=1000:1000 busybox /home/app/owned\n\
-         RUN chmod 4755 /bin/busybox && mkfifo /fifo && mkdir -p '/srv/with space' && echo q > '/srv/with space/a\"b'\n\
+         RUN chmod 4755 /bin/busybox && rm /bin/vi && mkfifo /fifo && mkdir -p '/srv/with space' && echo q > '/srv/with space/a\"b'\n\
          ENV GREETING=\"hello world\" PATH=/bin\n\
          WORKDIR /home/app\nUSER app\nEXPOSE 8080\nLABEL org.example.x=y\nSTOPSIGNAL SIGINT\n\
          SHELL [\"/bin/sh\", \"-ec\"]\n\
@@ -115,6 +115,12 @@ fn ext4_output_passes_e2fsck_keeps_image_owners_and_config_and_is_reproducible()
     );
     let owned = e2.debugfs(&img, "stat /home/app/owned");
     assert!(owned.contains("User:  1000   Group:  1000"), "{owned}");
+    // Deleted by a later step (a whiteout): absent.
+    assert!(
+        !e2.debugfs(&img, "ls /bin").contains(" vi "),
+        "/bin/vi was deleted"
+    );
+    assert!(e2.debugfs(&img, "ls /bin").contains(" sh "));
     let fifo = e2.debugfs(&img, "stat /fifo");
     assert!(fifo.contains("Type: FIFO"), "{fifo}");
     let dev = e2.debugfs(&img, "ls -l /dev");
@@ -243,6 +249,10 @@ fn squashfs_output_has_image_owners_and_is_reproducible() {
             .to_string()
     };
     assert!(line("squashfs-root/home/app/owned").contains(" 1000/1000 "));
+    assert!(
+        !list.contains("squashfs-root/bin/vi "),
+        "deleted by a whiteout"
+    );
     assert!(line("squashfs-root/bin/busybox").starts_with("-rwsr-xr-x 0/0 "));
     assert!(line("squashfs-root/etc/assemble/config.json").contains(" 0/0 "));
     assert!(line("squashfs-root/dev/console").starts_with("crw------- 0/0"));
