@@ -255,13 +255,18 @@ pub fn write(
     let min = minimum(&need);
     let size = match size {
         Some(s) if !fits(s, &need) => {
+            let mut fits_from = s.div_ceil(MIB) * MIB;
+            while !fits(fits_from, &need) {
+                fits_from += MIB;
+            }
             return Err(FsImageError::TooSmall {
                 file: file.to_path_buf(),
                 size: s,
                 needed: min,
+                fits_from,
                 content: need.content,
                 entries: need.entries,
-                suggest: (min + margin).div_ceil(MIB),
+                suggest: (fits_from.max(min + margin)).div_ceil(MIB),
             }
             .into());
         }

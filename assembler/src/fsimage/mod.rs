@@ -65,15 +65,17 @@ pub enum FsImageError {
     },
     /// The explicit SIZE cannot hold the image.
     #[error(
-        "ext4 size {size} bytes is too small for `{file}`: the image needs at least {needed} bytes ({content} bytes of files in {entries} entries, plus filesystem metadata); give a larger SIZE (e.g. ext4:{file}:{suggest}M) or none to size it automatically"
+        "ext4 size {size} bytes is too small for `{file}`: its {entries} entries ({content} bytes of files) and the filesystem's metadata need {fits_from} bytes at this size (the journal and inode tables grow with the size; the smallest size that fits is {needed}); give a larger SIZE (e.g. ext4:{file}:{suggest}M) or none to size it automatically"
     )]
     TooSmall {
         /// The output.
         file: PathBuf,
         /// What was asked.
         size: u64,
-        /// Our estimate of the minimum.
+        /// The smallest size that fits.
         needed: u64,
+        /// The smallest size at or above `size` that fits.
+        fits_from: u64,
         /// Sum of file sizes.
         content: u64,
         /// Entries.
