@@ -231,7 +231,8 @@ fn fixups(staged: &Staged) -> Result<String, FsImageError> {
     Ok(s)
 }
 
-/// Finds an e2fsprogs program: PATH first, then the sbin directories a non-root PATH lacks.
+/// Finds an e2fsprogs program: Debian keeps them in /usr/sbin, which a non-root PATH lacks;
+/// elsewhere, PATH.
 fn program(name: &str) -> std::path::PathBuf {
     for dir in ["/usr/sbin", "/sbin"] {
         let p = Path::new(dir).join(name);
