@@ -367,3 +367,21 @@ fn an_unprivileged_export_gives_the_same_bytes_as_root() {
         sha256(&ws.path("nobody.sqfs"))
     );
 }
+
+/// A merged-/usr image (`/sbin` → `usr/sbin`): the generated init lands in `/usr/sbin`, the
+/// symlink stays, and the kernel's `/sbin/init` lookup finds it through the link.
+#[test]
+fn merged_usr_image_gets_its_init_through_the_sbin_link() {
+    let Some(ws) = Ws::new() else { return };
+    let Some(e2) = E2fs::new() else { return };
+    ws.containerfile(&format!(
+        "{PRELUDE}RUN mkdir -p /usr/sbin && ln -s usr/sbin /sbin\nCMD [\"echo\", \"hi\"]\n"
+    ));
+    let o = ws.assemble(&["-t", "mu", "-o", "ext4:mu.ext4", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let img = ws.path("mu.ext4");
+    assert!(e2.fsck(&img).status.success());
+    assert!(e2.debugfs(&img, "stat /sbin").contains("Type: symlink"));
+    let init = e2.debugfs(&img, "cat /usr/sbin/init");
+    assert!(init.contains("set -- 'echo' 'hi'"), "{init}");
+}
