@@ -357,6 +357,14 @@ pub fn stage(
     )?;
     let mut absent = BTreeSet::new();
     for (p, m) in &tree {
+        if p.contains('\u{fffd}') {
+            return Err(FsImageError::BadName {
+                path: p.clone(),
+                format: "filesystem",
+                reason: "file names that are not UTF-8 are not supported by the VM outputs",
+            }
+            .into());
+        }
         if root.exists(p)? {
             continue;
         }
