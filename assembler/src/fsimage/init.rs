@@ -218,12 +218,15 @@ main() {{
         ));
     }
     s.push_str(
-        r#"# An asynchronous command gets /dev/null as stdin: hand it the console through fd 3.
+        r#"# Traps first, so a signal is never lost between the start and the trap (a subshell starts
+# with the default actions again). An asynchronous command gets /dev/null as stdin: hand it
+# the console through fd 3.
+pid=
+trap '[ -n "$pid" ] && kill -TERM $pid 2>/dev/null' TERM
+trap '[ -n "$pid" ] && kill -INT $pid 2>/dev/null' INT
 exec 3<&0
 main "$@" <&3 3<&- &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null' TERM
-trap 'kill -INT $pid 2>/dev/null' INT
 while :; do
   wait $pid
   code=$?
