@@ -439,13 +439,20 @@ fn generated_init_forwards_sigterm_to_the_main_process() {
     rustix::process::kill_process(pid1, rustix::process::Signal::TERM).unwrap();
     // A safety net, not a timing check: should forwarding break, end the namespace rather
     // than hang the suite (the assertions below then fail).
+    // It fires only while the test still waits on that very process (no PID reuse).
+    let (done, wait) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(120));
-        let _ = rustix::process::kill_process(pid1, rustix::process::Signal::KILL);
+        if wait
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .is_err()
+        {
+            let _ = rustix::process::kill_process(pid1, rustix::process::Signal::KILL);
+        }
     });
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let o = child.wait_with_output().unwrap();
+    let _ = done.send(());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(rest, "got TERM\n", "{err}");
     assert!(err.contains("main process exited with status 7"), "{err}");
