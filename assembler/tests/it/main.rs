@@ -1,8 +1,11 @@
 //! The assembler's integration tests: one binary, one module per area.
 
+mod boot;
 mod build;
 mod containerfile;
+mod ext4;
 mod hostile;
+mod inspect;
 mod layers;
 mod outputs;
 mod registry;
