@@ -28,3 +28,13 @@ pub mod sign;
 pub mod signed;
 pub mod tar;
 pub mod version;
+
+/// The UTC calendar time of a Unix time stamp (SOURCE_DATE_EPOCH and friends), for the
+/// places that print dates: virtual package versions here, OCI `created` fields in
+/// `assemble`. Times beyond the calendar's range (year 9999) are clamped to it.
+pub fn utc(secs: u64) -> time::OffsetDateTime {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
+}

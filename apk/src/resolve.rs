@@ -527,7 +527,7 @@ mod tests {
     /// just the fields the resolver needs.
     fn candidates_from_db(path: &str) -> Vec<Candidate> {
         let text = fs_err::read_to_string(path)
-            .unwrap_or_else(|e| panic!("fixture missing from shared/fixtures: {e}"));
+            .unwrap_or_else(|e| panic!("fixture missing from testkit/fixtures: {e}"));
         let mut out = Vec::new();
         for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
             let mut c = pkg("", "", "", "");
@@ -552,7 +552,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/apk-reference"
+        "/../testkit/fixtures/apk-reference"
     );
 
     #[test]

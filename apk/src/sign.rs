@@ -356,7 +356,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/apk-reference"
+        "/../testkit/fixtures/apk-reference"
     );
     const KEY_NAME: &str = "fixture-test-65a1b2c3.rsa.pub";
 

@@ -359,7 +359,7 @@ pub(crate) mod tests {
 
     const VERSION_DATA: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/apk-reference/version.data"
+        "/../testkit/fixtures/apk-reference/version.data"
     );
 
     /// Evaluates one `version.data` line the way apk-tools' `version_test.c` does:
@@ -396,7 +396,7 @@ pub(crate) mod tests {
     #[test]
     fn agrees_with_every_line_of_apk_version_data() {
         let data = fs_err::read_to_string(VERSION_DATA).unwrap_or_else(|e| {
-            panic!("apk-tools' version table is missing; it belongs in shared/fixtures: {e}")
+            panic!("apk-tools' version table is missing; it belongs in testkit/fixtures: {e}")
         });
         let mut checked = 0;
         let mut failures = Vec::new();

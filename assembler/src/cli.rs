@@ -31,6 +31,7 @@ const SUBCOMMANDS: &[&str] = &[
     "logs",
     "run",
     "export",
+    "inspect",
     "help",
 ];
 
@@ -83,6 +84,8 @@ pub enum Command {
     Push(commands::push::PushArgs),
     /// Export an image from the store.
     Export(commands::build::ExportArgs),
+    /// Show an image's config, layers, packages and s6 services.
+    Inspect(commands::inspect::InspectArgs),
 }
 
 /// What the binary passes in from the environment (see `env.rs`).
@@ -116,5 +119,6 @@ pub fn run(cli: Cli, env: &Env, reporter: &dyn Reporter) -> anyhow::Result<ExitC
         Command::Run(a) => commands::run::run(&store, &a, env, reporter),
         Command::Push(a) => commands::push::run(&store, &a, env, reporter),
         Command::Export(a) => commands::build::export(&store, &a, env, reporter),
+        Command::Inspect(a) => commands::inspect::run(&store, &a, reporter),
     }
 }

@@ -65,6 +65,10 @@ pub enum Output {
     Rootfs(PathBuf),
     /// `rootfs-tar:FILE`
     RootfsTar(PathBuf),
+    /// `ext4:FILE[:SIZE]` (see [`crate::fsimage::ext4`]).
+    Ext4(PathBuf, Option<u64>),
+    /// `squashfs:FILE` (see [`crate::fsimage::squashfs`]).
+    Squashfs(PathBuf),
 }
 
 impl std::str::FromStr for Output {
@@ -80,9 +84,17 @@ impl std::str::FromStr for Output {
             "docker-archive" => Self::DockerArchive(p),
             "rootfs" => Self::Rootfs(p),
             "rootfs-tar" => Self::RootfsTar(p),
+            "ext4" => match path.rsplit_once(':') {
+                Some((file, size)) if size.starts_with(|c: char| c.is_ascii_digit()) => {
+                    let size = crate::fsimage::parse_size(size).map_err(|e| e.to_string())?;
+                    Self::Ext4(file.into(), Some(size))
+                }
+                _ => Self::Ext4(p, None),
+            },
+            "squashfs" => Self::Squashfs(p),
             _ => {
                 return Err(format!(
-                    "unknown output type `{kind}`; use oci, oci-archive, docker-archive, rootfs or rootfs-tar"
+                    "unknown output type `{kind}`; use oci, oci-archive, docker-archive, rootfs, rootfs-tar, ext4 or squashfs"
                 ));
             }
         })
@@ -104,6 +116,8 @@ pub struct ExportOptions {
     pub created: u64,
     /// Tag names recorded in the output (`name:tag`).
     pub tags: Vec<String>,
+    /// Free space added to an `ext4:` output sized automatically.
+    pub ext4_margin: u64,
 }
 
 /// The layers (uncompressed tars) and their history for `top`.
@@ -213,6 +227,21 @@ pub fn export(
 ) -> anyhow::Result<()> {
     let work = store.tempdir("export-")?;
     match output {
+        Output::Ext4(file, size) => {
+            let staged = crate::fsimage::stage(store, top, work.path(), opts.created, reporter)?;
+            crate::fsimage::ext4::write(
+                &staged,
+                file,
+                *size,
+                opts.ext4_margin,
+                work.path(),
+                reporter,
+            )
+        }
+        Output::Squashfs(file) => {
+            let staged = crate::fsimage::stage(store, top, work.path(), opts.created, reporter)?;
+            crate::fsimage::squashfs::write(&staged, file, work.path(), reporter)
+        }
         Output::Rootfs(dir) => {
             fs_err::create_dir_all(dir)?;
             crate::build::materialize(store, top, dir)

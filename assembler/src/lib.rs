@@ -6,6 +6,7 @@
 //! - [`layer`]: scanning a root, writing what changed as a layer, applying and squashing layers.
 //! - [`sandbox`]: running commands inside an image root (bubblewrap).
 //! - [`config`]: the image config and its OCI JSON.
+//! - [`fsimage`]: ext4 and squashfs filesystems of an image's root, for VMs.
 //! - [`init`]: `--init s6`, the supervised main service and `/init` as entrypoint.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
@@ -15,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod containerfile;
 pub mod export;
+pub mod fsimage;
 pub mod init;
 pub mod layer;
 pub mod packages;

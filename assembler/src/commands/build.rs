@@ -38,9 +38,13 @@ pub struct BuildArgs {
     /// or packages[:BUDGET] (one layer per package and per COPY/ADD, at most BUDGET).
     #[arg(long, default_value = "default")]
     pub layers: LayerMode,
-    /// Also write the image to TYPE:PATH (oci, oci-archive, docker-archive, rootfs, rootfs-tar); repeatable.
+    /// Also write the image to TYPE:PATH (oci, oci-archive, docker-archive, rootfs, rootfs-tar,
+    /// ext4 with an optional :SIZE, squashfs); repeatable.
     #[arg(long = "output", short = 'o')]
     pub outputs: Vec<Output>,
+    /// Free space added to an ext4 output without :SIZE (e.g. 256M).
+    #[arg(long, default_value = "64M", value_parser = parse_margin)]
+    pub ext4_margin: u64,
     /// `--tls-verify=false` pulls base images over plain HTTP (local registries).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
@@ -57,11 +61,21 @@ pub struct BuildArgs {
 pub struct ExportArgs {
     /// NAME[:TAG][@SNAPSHOT].
     pub image: String,
-    /// TYPE:PATH.
+    /// TYPE:PATH: oci, oci-archive, docker-archive, rootfs, rootfs-tar, ext4 (FILE[:SIZE]) or squashfs.
     pub output: Output,
     /// default, squash, steps or packages[:BUDGET].
     #[arg(long, default_value = "default")]
     pub layers: LayerMode,
+    /// Free space added to an ext4 output without :SIZE (e.g. 256M).
+    #[arg(long, default_value = "64M", value_parser = parse_margin)]
+    pub ext4_margin: u64,
+}
+
+fn parse_margin(s: &str) -> Result<u64, String> {
+    if s == "0" {
+        return Ok(0);
+    }
+    crate::fsimage::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// Builds.
@@ -123,6 +137,7 @@ pub fn run(
                 .iter()
                 .map(|t| crate::store::normalize_tag(t))
                 .collect(),
+            ext4_margin: a.ext4_margin,
         };
         crate::export::export(store, &built.snapshot, o, &eo, reporter)
             .with_context(|| format!("failed to write output {o:?}"))?;
@@ -154,6 +169,7 @@ pub fn export(
         } else {
             vec![r.tag.clone()]
         },
+        ext4_margin: a.ext4_margin,
     };
     crate::export::export(store, &snap, &a.output, &eo, reporter)?;
     Ok(ExitCode::SUCCESS)

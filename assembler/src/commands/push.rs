@@ -40,6 +40,7 @@ pub fn run(store: &Store, a: &PushArgs, env: &Env, r: &dyn Reporter) -> anyhow::
         layers: a.layers,
         created: env.source_date.unwrap_or(env.now),
         tags: vec![format!("{}:{}", dest.name, dest.reference)],
+        ext4_margin: 0,
     };
     crate::export::export(store, &snap, &Output::Oci(dir.clone()), &opts, r)?;
     let digest =

@@ -1,10 +1,13 @@
 //! The assembler's integration tests: one binary, one module per area.
 
 mod apkcache;
+mod boot;
 mod build;
 mod chown;
 mod containerfile;
+mod ext4;
 mod hostile;
+mod inspect;
 mod layers;
 mod nosandbox;
 mod outputs;

@@ -105,12 +105,12 @@ fn serve(root: PathBuf) -> String {
 }
 
 /// A workspace with the s6 recipes and hello-server built into `<ws>/repo` and served.
-struct S6Ws {
-    ws: Ws,
+pub(crate) struct S6Ws {
+    pub(crate) ws: Ws,
     url: String,
 }
 
-fn setup() -> Option<S6Ws> {
+pub(crate) fn setup() -> Option<S6Ws> {
     if let Some(why) = unsupported() {
         eprintln!("SKIP: {why}");
         return None;
@@ -155,7 +155,7 @@ fn setup() -> Option<S6Ws> {
 
 impl S6Ws {
     /// The lines every image here starts with: s6-init and hello-server from our repo.
-    fn prelude(&self) -> String {
+    pub(crate) fn prelude(&self) -> String {
         format!(
             "FROM scratch\nCOPY keys /etc/apk/keys\n\
              RUN apk add --repository {}/main --keys-dir /etc/apk/keys s6-init hello-server\n\

@@ -31,6 +31,20 @@ have_patches() {
 	return 1
 }
 
+# Applies one patch from stdin. `patch` as abuild does; where the machine has no `patch`
+# (a fresh machine with only a compiler and git), `git apply`, which works outside a
+# repository and takes the same -pN.
+_apply_patch() {
+	if command -v patch >/dev/null 2>&1; then
+		patch ${patch_args:--p1}
+	elif command -v git >/dev/null 2>&1; then
+		git apply --whitespace=nowarn ${patch_args:--p1}
+	else
+		error "neither patch nor git is installed: install patch (apt-get install patch / apk add patch)"
+		return 1
+	fi
+}
+
 default_prepare() {
 	local i failed=
 	[ -n "$builddir" ] && [ -d "$builddir" ] && cd "$builddir"
@@ -42,15 +56,15 @@ default_prepare() {
 		case ${i%::*} in
 		*.patch)
 			msg "${i%::*}"
-			patch ${patch_args:--p1} -i "$srcdir/$(filename_from_uri "$i")" || failed="$failed $i"
+			_apply_patch <"$srcdir/$(filename_from_uri "$i")" || failed="$failed $i"
 			;;
 		*.patch.gz)
 			msg "${i%::*}"
-			gunzip -c "$srcdir/$(filename_from_uri "$i")" | patch ${patch_args:--p1} || failed="$failed $i"
+			gunzip -c "$srcdir/$(filename_from_uri "$i")" | _apply_patch || failed="$failed $i"
 			;;
 		*.patch.xz)
 			msg "${i%::*}"
-			unxz -c "$srcdir/$(filename_from_uri "$i")" | patch ${patch_args:--p1} || failed="$failed $i"
+			unxz -c "$srcdir/$(filename_from_uri "$i")" | _apply_patch || failed="$failed $i"
 			;;
 		esac
 	done

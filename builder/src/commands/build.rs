@@ -41,7 +41,7 @@ pub struct BuildArgs {
     /// Build even when the cache has the packages (and do not read or write it).
     #[arg(long)]
     pub no_cache: bool,
-    /// Work directory root [default: <cache dir>/work].
+    /// Work directory root [default: ${XDG_CACHE_HOME:-~/.cache}/apkbuild/work, also with --cache].
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
     /// Keep each work directory after a successful build.
