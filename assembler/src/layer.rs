@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 use apk::rootfs::{ApplyOptions, EntryKind, EntryMeta, RootDir};
 use sha2::{Digest, Sha256};
 
+mod chown;
+
+pub use chown::{chown_to_host, chown_to_image};
+
 /// What the scan records about one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -195,6 +199,17 @@ pub struct OwnerMap {
 /// tar headers of the layers a root is built from, from COPY `--chown`, and from what each
 /// step's layer recorded.
 pub type Owners = BTreeMap<PathBuf, (u32, u32)>;
+
+impl OwnerMap {
+    /// No translation: the disk owners are the image owners (the sandbox mapped the image's
+    /// ids to themselves). No host id is `u32::MAX`, the kernel's "no id" (-1).
+    pub fn as_on_disk() -> Self {
+        Self {
+            host: (u32::MAX, u32::MAX),
+            created: (0, 0),
+        }
+    }
+}
 
 /// Forgets `path` and everything below it.
 pub fn forget(owners: &mut Owners, path: &Path) {

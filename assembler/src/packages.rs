@@ -131,10 +131,20 @@ impl ScriptRunner for SandboxScripts<'_> {
             network: self.network,
             interactive: false,
         };
-        let result = self.sandbox.run(job.root, &spec, &mut |b| (self.output)(b));
+        let mut log = Vec::new();
+        let result = self.sandbox.run(job.root, &spec, &mut |b| {
+            (self.output)(b);
+            log.extend_from_slice(b);
+        });
         let _ = root.remove(&rel);
         match result {
             Ok(s) if s.success() => ScriptOutcome::Succeeded,
+            Ok(s)
+                if !self.sandbox.maps_image_ids(job.root, "")
+                    && crate::sandbox::chown_refused(&log) =>
+            {
+                ScriptOutcome::Failed(format!("{s}{}", crate::sandbox::ROOTLESS_CHOWN_HINT))
+            }
             Ok(s) => ScriptOutcome::Failed(s.to_string()),
             Err(e) => ScriptOutcome::NotRun(e.to_string()),
         }

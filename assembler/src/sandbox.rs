@@ -1,11 +1,21 @@
 //! Running commands inside an image root: the [`Sandbox`] seam and its bubblewrap backend.
 //!
-//! bubblewrap gives us the user namespace (uid 0 inside, mapped to the caller), a private
-//! mount namespace whose `/` is the image root (nothing of the host is visible: no `--bind`
+//! bubblewrap gives us the user namespace, a private mount namespace whose `/` is the image root (nothing of the host is visible: no `--bind`
 //! of host paths besides the root itself), fresh `/proc` and `/dev`, and `--die-with-parent`.
 //! The network is unshared unless the build asked for `--network host`.
+//!
+//! Which ids the user namespace maps: bubblewrap alone maps exactly one (the step's USER,
+//! mapped to the caller), so `chown` to any other id fails with "Invalid argument". When
+//! `assemble` runs as root and the command runs as root, we map the image's ids 0–65535 to
+//! the same host ids instead: bubblewrap creates the namespace and waits on
+//! `--userns-block-fd` while we write `uid_map`/`gid_map` (what its own docs show for
+//! `newuidmap`). Root inside is still confined: its capabilities hold only in that
+//! namespace. bubblewrap 0.8 cannot switch to another uid in a namespace it did not map
+//! itself (`--userns` + `--uid 1000` fails with "unable to switch to gid"), so steps with a
+//! non-root USER keep the one-id mapping, which is all they need: they cannot chown anyway.
 
 use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -38,6 +48,12 @@ pub enum SandboxError {
         /// What to do.
         hint: &'static str,
     },
+    /// The first check of the sandbox failed (the message says why and what to do).
+    #[error("{message}")]
+    NotReady {
+        /// The check's error message.
+        message: String,
+    },
     /// Starting or waiting for the process failed.
     #[error("failed to run `{program}`: {source}")]
     Spawn {
@@ -58,6 +74,13 @@ pub enum SandboxError {
 pub trait Sandbox {
     /// Checks that commands can run; explains what is missing otherwise.
     fn preflight(&self) -> Result<(), SandboxError>;
+    /// Whether a command run as `user` sees the image's ids 0–65535 as themselves (so its
+    /// `chown` works and what it writes is owned on disk by the ids it used). When false, the
+    /// one id mapped is the caller's, and disk owners say nothing about image owners.
+    fn maps_image_ids(&self, root: &Path, user: &str) -> bool {
+        let _ = (root, user);
+        false
+    }
     /// Runs `spec` in `root`, passing each chunk of combined stdout/stderr to `output` (unless
     /// interactive). Returns the exit status.
     fn run(
@@ -68,23 +91,36 @@ pub trait Sandbox {
     ) -> Result<ExitStatus, SandboxError>;
 }
 
-/// The bubblewrap sandbox.
+/// The bubblewrap sandbox. It is checked ([`Sandbox::preflight`]) the first time a command
+/// runs, not before: a build whose steps never need it (COPY, ADD, a native `apk add` of
+/// packages without scripts) works where bubblewrap is missing.
 #[derive(Debug, Clone)]
 pub struct Bwrap {
     /// The `bwrap` binary.
     pub program: PathBuf,
+    /// The preflight's outcome (its message when it failed), once known.
+    checked: std::sync::OnceLock<Result<(), String>>,
+    /// Whether the image's ids can be mapped here (probed once, as root only).
+    identity: std::sync::OnceLock<bool>,
 }
 
 impl Default for Bwrap {
     fn default() -> Self {
         Self {
             program: PathBuf::from("bwrap"),
+            checked: std::sync::OnceLock::new(),
+            identity: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Bwrap {
-    fn command(&self, root: &Path, spec: &RunSpec) -> Result<Command, SandboxError> {
+    fn command(
+        &self,
+        root: &Path,
+        spec: &RunSpec,
+        identity: Option<&IdentityFds>,
+    ) -> Result<Command, SandboxError> {
         let (uid, gid) = resolve_user(root, &spec.user)?;
         let mut c = Command::new(&self.program);
         c.env_clear();
@@ -98,7 +134,17 @@ impl Bwrap {
         }
         c.arg("--bind").arg(root).arg("/");
         c.args(["--proc", "/proc", "--dev", "/dev"]);
-        c.args(["--uid", &uid.to_string(), "--gid", &gid.to_string()]);
+        match identity {
+            Some(fds) => {
+                c.args(["--unshare-user", "--userns-block-fd"])
+                    .arg(fds.block_child.as_raw_fd().to_string())
+                    .arg("--info-fd")
+                    .arg(fds.info_child.as_raw_fd().to_string());
+            }
+            None => {
+                c.args(["--uid", &uid.to_string(), "--gid", &gid.to_string()]);
+            }
+        }
         if spec.network && root.join("etc/resolv.conf").is_file() {
             c.args(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]);
         }
@@ -133,6 +179,33 @@ impl Bwrap {
     }
 }
 
+impl Bwrap {
+    /// Whether a namespace mapping the ids 0–65535 can be made here: not inside a container
+    /// whose own namespace maps fewer ids, nor without bubblewrap (then the one-id mapping,
+    /// and its errors, apply).
+    fn probe_identity(&self) -> bool {
+        let Ok(fds) = IdentityFds::new() else {
+            return false;
+        };
+        let mut c = Command::new(&self.program);
+        c.env_clear()
+            .args(["--unshare-all", "--unshare-user", "--die-with-parent"])
+            .arg("--userns-block-fd")
+            .arg(fds.block_child.as_raw_fd().to_string())
+            .arg("--info-fd")
+            .arg(fds.info_child.as_raw_fd().to_string())
+            .args(["--ro-bind", "/", "/", "--", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let Ok(mut child) = c.spawn() else {
+            return false;
+        };
+        drop(c);
+        fds.map_ids(&mut child).is_ok() && child.wait().is_ok_and(|s| s.success())
+    }
+}
+
 impl Sandbox for Bwrap {
     fn preflight(&self) -> Result<(), SandboxError> {
         let out = Command::new(&self.program)
@@ -150,7 +223,8 @@ impl Sandbox for Bwrap {
         match out {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(SandboxError::Unavailable {
                 reason: format!("`{}` is not installed", self.program.display()),
-                hint: "install bubblewrap (`apt-get install bubblewrap`, `apk add bubblewrap`)",
+                hint: "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`, Fedora: \
+                       `dnf install bubblewrap`, Alpine: `apk add bubblewrap`) or put `bwrap` on PATH",
             }),
             Err(e) => Err(SandboxError::Spawn {
                 program: self.program.display().to_string(),
@@ -168,19 +242,39 @@ impl Sandbox for Bwrap {
         }
     }
 
+    fn maps_image_ids(&self, root: &Path, user: &str) -> bool {
+        rustix::process::geteuid().is_root()
+            && resolve_user(root, user).ok() == Some((0, 0))
+            && *self.identity.get_or_init(|| self.probe_identity())
+    }
+
     fn run(
         &self,
         root: &Path,
         spec: &RunSpec,
         output: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, SandboxError> {
-        let mut c = self.command(root, spec)?;
+        self.checked
+            .get_or_init(|| self.preflight().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|message| SandboxError::NotReady { message })?;
         let spawn_err = |source| SandboxError::Spawn {
             program: self.program.display().to_string(),
             source,
         };
+        let identity = if self.maps_image_ids(root, &spec.user) {
+            Some(IdentityFds::new().map_err(spawn_err)?)
+        } else {
+            None
+        };
+        let mut c = self.command(root, spec, identity.as_ref())?;
         if spec.interactive {
-            return c.status().map_err(spawn_err);
+            let mut child = c.spawn().map_err(spawn_err)?;
+            drop(c);
+            if let Some(fds) = identity {
+                fds.map_ids(&mut child)?;
+            }
+            return child.wait().map_err(spawn_err);
         }
         // One pipe for both streams keeps their interleaving as the command wrote it.
         let (mut reader, writer) = io::pipe().map_err(spawn_err)?;
@@ -189,6 +283,9 @@ impl Sandbox for Bwrap {
             .stderr(writer);
         let mut child = c.spawn().map_err(spawn_err)?;
         drop(c);
+        if let Some(fds) = identity {
+            fds.map_ids(&mut child)?;
+        }
         let mut buf = [0u8; 8192];
         loop {
             match reader.read(&mut buf) {
@@ -200,6 +297,92 @@ impl Sandbox for Bwrap {
         }
         child.wait().map_err(spawn_err)
     }
+}
+
+/// The image ids 0–65535 mapped to the same host ids.
+const ID_MAP: &str = "0 0 65536\n";
+
+/// The pipes of bubblewrap's `--userns-block-fd` handshake: it writes its sandbox child's
+/// pid as JSON to the info pipe and closes it, then waits for a byte on the block pipe
+/// while we write that child's id maps.
+struct IdentityFds {
+    info_child: io::PipeWriter,
+    info_parent: io::PipeReader,
+    block_child: io::PipeReader,
+    block_parent: io::PipeWriter,
+}
+
+impl IdentityFds {
+    fn new() -> io::Result<Self> {
+        let (info_parent, info_child) = io::pipe()?;
+        let (block_child, block_parent) = io::pipe()?;
+        // Only bubblewrap's ends cross exec; ours stay close-on-exec.
+        for fd in [info_child.as_fd(), block_child.as_fd()] {
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+        }
+        Ok(Self {
+            info_child,
+            info_parent,
+            block_child,
+            block_parent,
+        })
+    }
+
+    /// Writes the maps of the spawned bubblewrap's namespace and lets it go on; stops it
+    /// when that fails (it must never run with ids we did not map).
+    fn map_ids(self, child: &mut std::process::Child) -> Result<(), SandboxError> {
+        let Self {
+            info_child,
+            mut info_parent,
+            block_child,
+            mut block_parent,
+        } = self;
+        drop((info_child, block_child));
+        let mapped = (|| -> Result<(), String> {
+            let mut info = String::new();
+            info_parent
+                .read_to_string(&mut info)
+                .map_err(|e| format!("reading bwrap --info-fd: {e}"))?;
+            let pid = serde_json::from_str::<serde_json::Value>(&info)
+                .ok()
+                .and_then(|v| v.get("child-pid")?.as_u64())
+                .ok_or_else(|| format!("bwrap reported no child pid (`{}`)", info.trim()))?;
+            for (file, map) in [("uid_map", ID_MAP), ("gid_map", ID_MAP)] {
+                let path = format!("/proc/{pid}/{file}");
+                fs_err::write(&path, map).map_err(|e| e.to_string())?;
+            }
+            io::Write::write_all(&mut block_parent, b"1")
+                .map_err(|e| format!("releasing bwrap: {e}"))
+        })();
+        match mapped {
+            Ok(()) => Ok(()),
+            Err(reason) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(SandboxError::Unavailable {
+                    reason: format!("could not map the image's ids 0-65535: {reason}"),
+                    hint: "check that /proc is mounted read-write and user namespaces are enabled \
+                           (user.max_user_namespaces > 0)",
+                })
+            }
+        }
+    }
+}
+
+/// Appended to the status of a RUN or install script run as root but with one id mapped
+/// (rootless, or a machine that cannot map more) when it was refused a chown.
+pub const ROOTLESS_CHOWN_HINT: &str = "; `chown` to another user needs the sandbox to map the \
+     image's ids 0-65535, which it does only when assemble runs as root (\"Invalid argument\": \
+     only one id is mapped); run assemble as root (sudo, or a CI job running as root, on a \
+     machine whose user namespaces may map 65536 ids) to build images whose steps chown";
+
+/// Whether a command's output shows a refused `chown` (busybox and coreutils wording).
+pub fn chown_refused(log: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(log);
+    text.lines().any(|l| {
+        l.contains("chown")
+            && (l.contains("Invalid argument") || l.contains("Operation not permitted"))
+    })
 }
 
 /// USER → numeric ids, through the image's `/etc/passwd` and `/etc/group` for names.

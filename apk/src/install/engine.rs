@@ -232,12 +232,26 @@ pub(super) fn run(
     change: Change<'_>,
     opts: &InstallOptions,
 ) -> Result<InstallReport, InstallError> {
+    run_or_plan(root_path, change, opts, false)
+}
+
+/// [`run`] that stops after the resolution when `plan_only`, changing nothing in the root
+/// (no database is created either) and listing the result in [`InstallReport::planned`].
+pub(super) fn run_or_plan(
+    root_path: &Path,
+    change: Change<'_>,
+    opts: &InstallOptions,
+    plan_only: bool,
+) -> Result<InstallReport, InstallError> {
     let root = RootDir::open(root_path)?;
     let mut report = InstallReport::default();
     let repos = Repositories::load(&root, &opts.repositories)?;
     // `apk del` never creates a database; `apk add` does with `initdb`.
     let initdb = opts.initdb && matches!(change, Change::Add(_));
-    let mut state = load_state(root_path, &repos.arch, initdb)?;
+    let mut state = match load_state(root_path, &repos.arch, initdb && !plan_only) {
+        Err(InstallError::NoDatabase { .. }) if plan_only && initdb => InstalledState::default(),
+        other => other?,
+    };
     let mut world: Vec<Dependency> = state
         .world
         .atoms
@@ -341,6 +355,28 @@ pub(super) fn run(
             InstallError::Resolve(Box::new(e))
         }
     })?;
+    if plan_only {
+        report.planned = resolution
+            .install
+            .iter()
+            .map(|&i| {
+                let c = &candidates[i];
+                let checksum = match sources[i] {
+                    Source::Index(e) => fetched.entries[e].0.checksum.to_string(),
+                    Source::Installed => state
+                        .db
+                        .packages
+                        .iter()
+                        .find(|p| p.entry.name == c.name && p.entry.version == c.version)
+                        .map(|p| p.entry.checksum.to_string())
+                        .unwrap_or_default(),
+                    Source::Virtual => String::new(),
+                };
+                (c.name.clone(), c.version.clone(), checksum)
+            })
+            .collect();
+        return Ok(report);
+    }
 
     // The plan.
     let selected: HashSet<&str> = resolution

@@ -126,6 +126,9 @@ pub struct InstallReport {
     pub warnings: Vec<String>,
     /// The world written.
     pub world: Vec<String>,
+    /// [`plan_add`] only: every package the root would then hold, `(name, version, C:
+    /// checksum)`, dependencies first (empty checksum for a `--virtual` package).
+    pub planned: Vec<(String, String, String)>,
 }
 
 impl InstallReport {
@@ -260,6 +263,18 @@ pub fn add(
     opts: &InstallOptions,
 ) -> Result<InstallReport, InstallError> {
     engine::run(root, engine::Change::Add(request), opts)
+}
+
+/// What [`add`] would install, from the current indexes (fetched and verified as [`add`]
+/// does), without changing the root: [`InstallReport::planned`]. Cheap next to an install
+/// (no package is fetched), so a caller can tell whether the same request against the same
+/// root would give the same result, e.g. for a build cache.
+pub fn plan_add(
+    root: &Path,
+    request: &[Dependency],
+    opts: &InstallOptions,
+) -> Result<InstallReport, InstallError> {
+    engine::run_or_plan(root, engine::Change::Add(request), opts, true)
 }
 
 /// `apk del`: removes `names` from the world of `root` and removes every package no longer

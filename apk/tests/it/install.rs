@@ -775,3 +775,32 @@ fn packages_of_the_same_origin_share_files() {
     env.add("lib-b").unwrap();
     assert_eq!(env.read("usr/share/common/x"), "b\n");
 }
+
+#[test]
+fn plan_add_resolves_without_touching_the_root() {
+    let mut env = Env::new();
+    env.repo
+        .add(&PkgSpec::new("liba", "1.0-r0").file("usr/lib/liba.so.1", "a\n"));
+    env.repo.add(
+        &PkgSpec::new("tool", "2.0-r0")
+            .file("usr/bin/tool", "t\n")
+            .depends("liba"),
+    );
+    env.repo.write_index(true);
+    let atoms = Dependency::parse_list("tool").unwrap();
+    // An empty root: no database is created by a plan.
+    let r = install::plan_add(&env.root, &atoms, &env.opts()).unwrap();
+    let planned: Vec<(&str, &str)> = r
+        .planned
+        .iter()
+        .map(|(n, v, _)| (n.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(planned, [("liba", "1.0-r0"), ("tool", "2.0-r0")]);
+    assert!(r.planned[1].2.starts_with("Q1"));
+    assert_eq!(fs_err::read_dir(&env.root).unwrap().count(), 0);
+    assert!(r.installed.is_empty());
+    // After the install, the same plan (the installed packages, same checksums).
+    env.add("tool").unwrap();
+    let again = install::plan_add(&env.root, &atoms, &env.opts()).unwrap();
+    assert_eq!(again.planned, r.planned);
+}

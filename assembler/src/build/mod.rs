@@ -409,6 +409,16 @@ impl Engine<'_> {
                         .map(|(k, v)| format!("{k}={v}\n"))
                         .collect::<String>(),
                 );
+                // A native `apk add`'s result depends on the repositories too: key what it
+                // would install now, so a re-uploaded package or a new version reruns it.
+                if let Kind::Run { command, .. } = &x.kind
+                    && x.kind.run_script().is_none()
+                    && let Some(apk) = containerfile::detect_apk(command)
+                    && apk.action == containerfile::ApkAction::Add
+                {
+                    key.update([0]);
+                    key.update(self.apk_plan(&st.rootfs(), &apk));
+                }
                 None
             }
         };
@@ -460,11 +470,27 @@ impl Engine<'_> {
                 if x.kind.run_script().is_none()
                     && let Some(apk) = containerfile::detect_apk(command)
                 {
+                    // Install scripts run as root: with the image's ids mapped they must
+                    // see the image's owners. The installer itself writes with the caller's
+                    // owner, so the layer still translates (OwnerMap) for its files.
+                    let image_ids = self.sandbox.maps_image_ids(&rootfs, "");
+                    if image_ids {
+                        layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
+                            .context("failed to give the build root the image's owners")?;
+                    }
                     let failure = self.run_apk(&rootfs, &apk, spec.network, &mut log)?;
                     crate::packages::record_package_owners(&rootfs, &mut st.owners)
                         .map_err(anyhow::Error::from)?;
-                    let snap = self.snapshot(st, &text, &log)?;
+                    let snap = self.snapshot(st, &text, &log, false)?;
+                    if image_ids {
+                        self.chown_back(st)?;
+                    }
                     return self.finish_step(st, snap, failure, &key, text);
+                }
+                let image_ids = self.sandbox.maps_image_ids(&rootfs, &spec.user);
+                if image_ids {
+                    layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
+                        .context("failed to give the build root the image's owners")?;
                 }
                 let reporter = self.reporter;
                 let status = self
@@ -473,8 +499,28 @@ impl Engine<'_> {
                         reporter.output(b);
                         log.extend_from_slice(b);
                     })
-                    .map_err(anyhow::Error::from)?;
-                (!status.success()).then(|| status.to_string())
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!(
+                            "step {} `{text}` runs in the bubblewrap sandbox (every RUN but a \
+                             plain `apk add`/`apk del` does)",
+                            self.step
+                        )
+                    })?;
+                let failure = (!status.success()).then(|| {
+                    let mut f = status.to_string();
+                    let as_root = crate::sandbox::resolve_user(&rootfs, &spec.user).ok();
+                    if !image_ids && as_root == Some((0, 0)) && crate::sandbox::chown_refused(&log)
+                    {
+                        f.push_str(crate::sandbox::ROOTLESS_CHOWN_HINT);
+                    }
+                    f
+                });
+                let snap = self.snapshot(st, &text, &log, image_ids)?;
+                if image_ids {
+                    self.chown_back(st)?;
+                }
+                return self.finish_step(st, snap, failure, &key, text);
             }
             (_, Some(plan)) => {
                 copy::execute(self, st, &plan, &mut log)?;
@@ -483,7 +529,7 @@ impl Engine<'_> {
             _ => None,
         };
         let _ = stage;
-        let snap = self.snapshot(st, &text, &log)?;
+        let snap = self.snapshot(st, &text, &log, false)?;
         self.finish_step(st, snap, failure, &key, text)
     }
 
@@ -520,6 +566,74 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// What `apk add` would install from the current indexes, as cache key bytes; the
+    /// reporter says what it found. A failure is keyed too (the step then runs and reports
+    /// it for real).
+    fn apk_plan(&self, rootfs: &Path, cmd: &containerfile::ApkCommand) -> Vec<u8> {
+        let fetcher = crate::packages::ImageFetcher::new(rootfs);
+        let mut o = apk::install::InstallOptions::new(
+            &fetcher,
+            &apk::install::NoScripts,
+            &apk::install::NoReporter,
+        );
+        self.apk_options(&mut o, rootfs, cmd);
+        let planned = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))
+            .map_err(|e| e.to_string())
+            .and_then(|atoms| {
+                apk::install::plan_add(rootfs, &atoms, &o).map_err(|e| e.to_string())
+            });
+        match planned {
+            Ok(r) => {
+                let names: Vec<String> = r
+                    .planned
+                    .iter()
+                    .map(|(n, v, _)| format!("{n}-{v}"))
+                    .collect();
+                let shown = if names.len() > 8 {
+                    format!("{}, … ({} in all)", names[..8].join(", "), names.len())
+                } else {
+                    names.join(", ")
+                };
+                self.reporter
+                    .line(&format!("--> The repositories resolve this to: {shown}"));
+                r.planned
+                    .iter()
+                    // A `--virtual` package (no checksum) is versioned by the build time:
+                    // keyed by name only, or every build without SOURCE_DATE_EPOCH misses.
+                    .map(|(n, v, c)| match c.is_empty() {
+                        true => format!("{n}\n"),
+                        false => format!("{n} {v} {c}\n"),
+                    })
+                    .collect::<String>()
+                    .into_bytes()
+            }
+            Err(e) => {
+                self.reporter
+                    .line(&format!("--> Could not resolve ahead ({e}); the step runs"));
+                format!("unresolved: {e}").into_bytes()
+            }
+        }
+    }
+
+    /// The installer options of `cmd` (repositories, keys, flags) for `rootfs`.
+    fn apk_options(
+        &self,
+        o: &mut apk::install::InstallOptions<'_>,
+        rootfs: &Path,
+        cmd: &containerfile::ApkCommand,
+    ) {
+        o.repositories.extra = cmd.repositories.clone();
+        // --keys-dir names a directory inside the image, like a real apk run there.
+        o.repositories.keys_dir = cmd
+            .keys_dir
+            .as_ref()
+            .map(|k| rootfs.join(k.trim_start_matches('/')));
+        o.allow_untrusted = cmd.allow_untrusted;
+        o.virtual_name = cmd.virtual_name.clone();
+        o.update_cache = cmd.update;
+        o.source_date = self.opts.source_date.unwrap_or(self.opts.now);
+    }
+
     /// `apk add`/`apk del` with our installer; `Some(reason)` when it failed.
     fn run_apk(
         &self,
@@ -543,16 +657,7 @@ impl Engine<'_> {
         };
         let events = EventLines(&out);
         let mut o = apk::install::InstallOptions::new(&fetcher, &scripts, &events);
-        o.repositories.extra = cmd.repositories.clone();
-        // --keys-dir names a directory inside the image, like a real apk run there.
-        o.repositories.keys_dir = cmd
-            .keys_dir
-            .as_ref()
-            .map(|k| rootfs.join(k.trim_start_matches('/')));
-        o.allow_untrusted = cmd.allow_untrusted;
-        o.virtual_name = cmd.virtual_name.clone();
-        o.update_cache = cmd.update;
-        o.source_date = self.opts.source_date.unwrap_or(self.opts.now);
+        self.apk_options(&mut o, rootfs, cmd);
         o.apply.devices = apk::rootfs::DevicePolicy::CreateOrSkip;
         // Owners are kept in the owner table (from the database below), not on disk.
         o.apply.chown = false;
@@ -584,22 +689,47 @@ impl Engine<'_> {
         Ok(failure)
     }
 
-    fn snapshot(&self, st: &mut StageState, text: &str, log: &[u8]) -> anyhow::Result<Snapshot> {
+    /// Back to the caller owning the whole build root (after a step that ran with the image's
+    /// ids mapped), which the next step's one-id sandbox and our own writes expect.
+    fn chown_back(&self, st: &mut StageState) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let host = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
+        layer::chown_to_host(&st.rootfs(), &mut st.manifest, host)
+            .context("failed to give the build root back to the build user")?;
+        Ok(())
+    }
+
+    /// Keeps the step's result. `on_disk`: the step ran with the image's ids mapped, so disk
+    /// owners are image owners; else they are translated per [`layer::OwnerMap`].
+    fn snapshot(
+        &self,
+        st: &mut StageState,
+        text: &str,
+        log: &[u8],
+        on_disk: bool,
+    ) -> anyhow::Result<Snapshot> {
         let run_step = text.starts_with("RUN");
         use anyhow::Context as _;
         let rootfs = st.rootfs();
         let after = layer::scan(&rootfs).context("failed to scan the build root")?;
         let tmp = st.root.path().join("layer.tar");
-        let owners = layer::OwnerMap {
-            host: (
-                rustix::process::geteuid().as_raw(),
-                rustix::process::getegid().as_raw(),
-            ),
-            created: if run_step {
-                crate::sandbox::resolve_user(&rootfs, &st.config.user).unwrap_or((0, 0))
-            } else {
-                (0, 0)
-            },
+        let owners = if on_disk {
+            layer::OwnerMap::as_on_disk()
+        } else {
+            layer::OwnerMap {
+                host: (
+                    rustix::process::geteuid().as_raw(),
+                    rustix::process::getegid().as_raw(),
+                ),
+                created: if run_step {
+                    crate::sandbox::resolve_user(&rootfs, &st.config.user).unwrap_or((0, 0))
+                } else {
+                    (0, 0)
+                },
+            }
         };
         let info = layer::write_diff_tracked(
             &rootfs,
@@ -638,7 +768,7 @@ impl Engine<'_> {
         };
         self.reporter
             .line(&format!("Init s6: ENTRYPOINT [\"/init\"], {what}"));
-        let snap = self.snapshot(st, "INIT s6 (assemble --init s6)", b"")?;
+        let snap = self.snapshot(st, "INIT s6 (assemble --init s6)", b"", false)?;
         self.reporter
             .line(&format!("--> Snapshot created: @{}", snap.id));
         st.top = Some(snap);

@@ -10,7 +10,7 @@ use clap::Args;
 use crate::build::{BuildError, BuildOptions, Reporter};
 use crate::cli::Env;
 use crate::export::{ExportOptions, LayerMode, Output};
-use crate::sandbox::{Bwrap, Sandbox};
+use crate::sandbox::Bwrap;
 use crate::store::{ImageRef, Store};
 
 /// Build options.
@@ -102,8 +102,8 @@ pub fn run(
             .with_context(|| format!("--build-arg `{kv}`: expected KEY=VALUE"))?;
         build_args.insert(k.to_string(), v.to_string());
     }
+    // Checked when a step first needs it: many builds never do.
     let sandbox = Bwrap::default();
-    sandbox.preflight()?;
     let opts = BuildOptions {
         file,
         context,
@@ -124,7 +124,8 @@ pub fn run(
             reporter.line(&format!("error: {e}"));
             return Ok(ExitCode::FAILURE);
         }
-        Err(e) => return Err(e.into()),
+        // The anyhow error itself: wrapping it would print its chain twice.
+        Err(BuildError::Other(e)) => return Err(e),
     };
     let id = &built.snapshot.id;
     for o in &a.outputs {

@@ -43,12 +43,18 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
     let rootfs = work.path().join("rootfs");
     fs_err::create_dir_all(&rootfs)?;
     let mut owners = crate::build::materialize_recording(store, &top, &rootfs)?;
-    let before = if a.commit.is_some() {
-        Some(layer::scan(&rootfs)?)
+    let c = &top.meta.config;
+    // A root session with the image's ids mapped sees (and may chown) the image's owners.
+    let on_disk = sandbox.maps_image_ids(&rootfs, &c.user);
+    let before = if a.commit.is_some() || on_disk {
+        let mut m = layer::scan(&rootfs)?;
+        if on_disk {
+            layer::chown_to_image(&rootfs, &mut m, &owners)?;
+        }
+        Some(m)
     } else {
         None
     };
-    let c = &top.meta.config;
     let argv = if a.command.is_empty() {
         let mut v = c.entrypoint.clone().unwrap_or_default();
         v.extend(c.cmd.clone().unwrap_or_default());
@@ -75,12 +81,16 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
         let after = layer::scan(&rootfs)?;
         let tmp = work.path().join("layer.tar");
         // What the session made is owned by its USER in the image, not by the host user.
-        let map = layer::OwnerMap {
-            host: (
-                rustix::process::geteuid().as_raw(),
-                rustix::process::getegid().as_raw(),
-            ),
-            created: crate::sandbox::resolve_user(&rootfs, &spec.user)?,
+        let map = if on_disk {
+            layer::OwnerMap::as_on_disk()
+        } else {
+            layer::OwnerMap {
+                host: (
+                    rustix::process::geteuid().as_raw(),
+                    rustix::process::getegid().as_raw(),
+                ),
+                created: crate::sandbox::resolve_user(&rootfs, &spec.user)?,
+            }
         };
         let info = layer::write_diff_tracked(
             &rootfs,

@@ -309,7 +309,7 @@ fn serve(body: &'static [u8]) -> String {
 
 /// A static file server for `dir` on 127.0.0.1 (a thread of the test, answering until the
 /// test ends); returns `http://127.0.0.1:PORT`.
-fn serve_dir(dir: std::path::PathBuf) -> String {
+pub(crate) fn serve_dir(dir: std::path::PathBuf) -> String {
     use std::io::{BufRead, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

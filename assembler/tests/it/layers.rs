@@ -9,10 +9,10 @@ use crate::support::{PRELUDE, Ws, text};
 
 /// One layer of an OCI layout: its digest, its history line and its entries
 /// `(path, uid, gid)`.
-struct Layer {
-    digest: String,
-    created_by: String,
-    entries: Vec<(String, u64, u64)>,
+pub(crate) struct Layer {
+    pub(crate) digest: String,
+    pub(crate) created_by: String,
+    pub(crate) entries: Vec<(String, u64, u64)>,
 }
 
 fn blob(ws: &Ws, dir: &str, digest: &str) -> Vec<u8> {
@@ -24,7 +24,7 @@ fn blob(ws: &Ws, dir: &str, digest: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn layers(ws: &Ws, dir: &str) -> Vec<Layer> {
+pub(crate) fn layers(ws: &Ws, dir: &str) -> Vec<Layer> {
     let index: serde_json::Value =
         serde_json::from_slice(&fs_err::read(ws.path(dir).join("index.json")).unwrap()).unwrap();
     let m: serde_json::Value = serde_json::from_slice(&blob(
@@ -78,7 +78,7 @@ fn layers(ws: &Ws, dir: &str) -> Vec<Layer> {
 }
 
 /// Every `(uid, gid)` recorded for `path` across the layers.
-fn owners_of(layers: &[Layer], path: &str) -> Vec<(u64, u64)> {
+pub(crate) fn owners_of(layers: &[Layer], path: &str) -> Vec<(u64, u64)> {
     layers
         .iter()
         .flat_map(|l| &l.entries)

@@ -1,12 +1,15 @@
 //! The assembler's integration tests: one binary, one module per area.
 
+mod apkcache;
 mod boot;
 mod build;
+mod chown;
 mod containerfile;
 mod ext4;
 mod hostile;
 mod inspect;
 mod layers;
+mod nosandbox;
 mod outputs;
 mod registry;
 mod s6;

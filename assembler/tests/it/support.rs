@@ -153,3 +153,20 @@ pub fn run(cmd: &str, args: &[&str], envs: &[(&str, &Path)]) -> Output {
     eprintln!("$ {cmd} {}\n{}", args.join(" "), text(&out));
     out
 }
+
+/// Writes a signed repository of `pkgs` into `<ws>/ctx/repo` and the fixture public key into
+/// `<ws>/ctx/keys` (COPY them into an image, then `apk add -X /repo --keys-dir /keys …`).
+pub fn local_repo(ws: &Ws, pkgs: &[testkit::repo::PkgSpec]) {
+    let mut repo = testkit::repo::RepoBuilder::new(&ws.path("ctx/repo"));
+    for p in pkgs {
+        repo.add(p);
+    }
+    repo.write_index(true);
+    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
+    let key = format!("{}.pub", testkit::FIXTURE_KEY);
+    fs_err::copy(
+        testkit::fixtures().join("keys").join(&key),
+        ws.path("ctx/keys").join(&key),
+    )
+    .unwrap();
+}
