@@ -209,6 +209,21 @@ impl OwnerMap {
             created: (0, 0),
         }
     }
+
+    /// The map of a step that ran in the sandbox: disk owners as they are when the sandbox
+    /// mapped the image's ids (`on_disk`), else the host user's files belong to `created`.
+    pub fn for_step(on_disk: bool, created: (u32, u32)) -> Self {
+        if on_disk {
+            return Self::as_on_disk();
+        }
+        Self {
+            host: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
+            created,
+        }
+    }
 }
 
 /// Forgets `path` and everything below it.
@@ -683,17 +698,7 @@ pub fn squash(layers: &[PathBuf], out: &Path) -> io::Result<LayerInfo> {
                 continue;
             }
             let mut h = e.header().clone();
-            match h.entry_type() {
-                tar::EntryType::Symlink | tar::EntryType::Link => {
-                    let target = e
-                        .link_name_bytes()
-                        .map(std::borrow::Cow::into_owned)
-                        .unwrap_or_default();
-                    let target = PathBuf::from(String::from_utf8_lossy(&target).into_owned());
-                    tar.append_link(&mut h, &name, target)?;
-                }
-                _ => tar.append_data(&mut h, &name, &mut e)?,
-            }
+            copy_entry(&mut tar, &mut h, &name, &mut e)?;
             entries += 1;
             if *opaque {
                 let mut h = header(tar::EntryType::Regular, 0o600, 0, 0, 0);
@@ -762,18 +767,7 @@ pub fn split_labelled(
             }
             _ => assign(&name).map_or(0, |k| k.min(groups - 1) + 1),
         };
-        let tar = &mut builders[g].1;
-        match h.entry_type() {
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                let target = e
-                    .link_name_bytes()
-                    .map(std::borrow::Cow::into_owned)
-                    .unwrap_or_default();
-                let target = PathBuf::from(String::from_utf8_lossy(&target).into_owned());
-                tar.append_link(&mut h, &name, target)?;
-            }
-            _ => tar.append_data(&mut h, &name, &mut e)?,
-        }
+        copy_entry(&mut builders[g].1, &mut h, &name, &mut e)?;
         counts[g] += 1;
     }
     let mut out = Vec::new();
@@ -795,6 +789,27 @@ pub fn split_labelled(
         }
     }
     Ok(out)
+}
+
+/// Appends a layer entry under `name` with header `h`: links keep their (possibly long)
+/// targets through the builder's long-name support, other entries bring their data.
+fn copy_entry<W: io::Write, R: io::Read>(
+    tar: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &str,
+    e: &mut tar::Entry<'_, R>,
+) -> io::Result<()> {
+    match h.entry_type() {
+        tar::EntryType::Symlink | tar::EntryType::Link => {
+            let target = e
+                .link_name_bytes()
+                .map(std::borrow::Cow::into_owned)
+                .unwrap_or_default();
+            let target = PathBuf::from(String::from_utf8_lossy(&target).into_owned());
+            tar.append_link(h, name, target)
+        }
+        _ => tar.append_data(h, name, e),
+    }
 }
 
 #[cfg(test)]

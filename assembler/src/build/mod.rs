@@ -716,21 +716,12 @@ impl Engine<'_> {
         let rootfs = st.rootfs();
         let after = layer::scan(&rootfs).context("failed to scan the build root")?;
         let tmp = st.root.path().join("layer.tar");
-        let owners = if on_disk {
-            layer::OwnerMap::as_on_disk()
+        let created = if run_step {
+            crate::sandbox::resolve_user(&rootfs, &st.config.user).unwrap_or((0, 0))
         } else {
-            layer::OwnerMap {
-                host: (
-                    rustix::process::geteuid().as_raw(),
-                    rustix::process::getegid().as_raw(),
-                ),
-                created: if run_step {
-                    crate::sandbox::resolve_user(&rootfs, &st.config.user).unwrap_or((0, 0))
-                } else {
-                    (0, 0)
-                },
-            }
+            (0, 0)
         };
+        let owners = layer::OwnerMap::for_step(on_disk, created);
         let info = layer::write_diff_tracked(
             &rootfs,
             &st.manifest,

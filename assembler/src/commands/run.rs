@@ -81,17 +81,12 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
         let after = layer::scan(&rootfs)?;
         let tmp = work.path().join("layer.tar");
         // What the session made is owned by its USER in the image, not by the host user.
-        let map = if on_disk {
-            layer::OwnerMap::as_on_disk()
+        let created = if on_disk {
+            (0, 0)
         } else {
-            layer::OwnerMap {
-                host: (
-                    rustix::process::geteuid().as_raw(),
-                    rustix::process::getegid().as_raw(),
-                ),
-                created: crate::sandbox::resolve_user(&rootfs, &spec.user)?,
-            }
+            crate::sandbox::resolve_user(&rootfs, &spec.user)?
         };
+        let map = layer::OwnerMap::for_step(on_disk, created);
         let info = layer::write_diff_tracked(
             &rootfs,
             &before,

@@ -319,6 +319,19 @@ pub fn write(
                 || output.contains("Could not allocate")
                 || output.contains("inode"))
         {
+            // mkfs writes a sparse file: a full host disk fails the same way as a too small
+            // SIZE, and asking for a larger SIZE would not help.
+            let dir = tmp.parent().unwrap_or(Path::new("."));
+            if let Ok(st) = rustix::fs::statvfs(dir)
+                && st.f_bavail.saturating_mul(st.f_frsize) < need.content
+            {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "the disk holding `{}` is full ({} MiB free, the image's files need {} MiB): free some space or write the image elsewhere",
+                    file.display(),
+                    st.f_bavail.saturating_mul(st.f_frsize) / MIB,
+                    need.content.div_ceil(MIB)
+                )));
+            }
             return Err(anyhow::Error::new(e).context(format!(
                 "the filesystem is too small for the image; give a larger SIZE than {} (ext4:{}:{}M) or none",
                 size,
