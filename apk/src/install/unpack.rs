@@ -23,7 +23,7 @@ use crate::checksum::Checksum;
 use crate::dep::Dependency;
 use crate::installed::{Acl, InstalledDir, InstalledFile, InstalledPackage, xattr_digest};
 use crate::package::PackageError;
-use crate::package::extract::check_entry;
+use crate::package::extract::{check_entry, entry_kind};
 use crate::package::read::{DataVisitor, ReadLimits, read_with};
 use crate::pkginfo::PkgInfo;
 use crate::rootfs::{Applied, ApplyOptions, EntryKind, EntryMeta, RootDir};
@@ -220,21 +220,7 @@ impl DataVisitor for Visitor<'_, '_> {
         // Paths no package owned are ours to remove again if the package fails.
         let new_path =
             !self.cx.previous.contains(&entry.path) && !self.cx.owned.contains_key(&entry.path);
-        let kind = match entry.kind {
-            EntryType::File => EntryKind::File,
-            EntryType::Dir => unreachable!("handled above"),
-            EntryType::Symlink => EntryKind::Symlink(entry.link.clone()),
-            EntryType::HardLink => EntryKind::HardLink(entry.link.clone()),
-            EntryType::CharDevice => EntryKind::CharDevice {
-                major: entry.dev.0,
-                minor: entry.dev.1,
-            },
-            EntryType::BlockDevice => EntryKind::BlockDevice {
-                major: entry.dev.0,
-                minor: entry.dev.1,
-            },
-            EntryType::Fifo => EntryKind::Fifo,
-        };
+        let kind = entry_kind(entry);
         let meta = EntryMeta {
             path: entry.path.clone(),
             kind,

@@ -58,21 +58,7 @@ struct Extractor<'a> {
 impl DataVisitor for Extractor<'_> {
     fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> Result<(), PackageError> {
         check_entry(entry, &mut self.links)?;
-        let kind = match entry.kind {
-            EntryType::File => EntryKind::File,
-            EntryType::Dir => EntryKind::Dir,
-            EntryType::Symlink => EntryKind::Symlink(entry.link.clone()),
-            EntryType::HardLink => EntryKind::HardLink(entry.link.clone()),
-            EntryType::CharDevice => EntryKind::CharDevice {
-                major: entry.dev.0,
-                minor: entry.dev.1,
-            },
-            EntryType::BlockDevice => EntryKind::BlockDevice {
-                major: entry.dev.0,
-                minor: entry.dev.1,
-            },
-            EntryType::Fifo => EntryKind::Fifo,
-        };
+        let kind = entry_kind(entry);
         let meta = EntryMeta {
             path: entry.path.clone(),
             kind,
@@ -124,4 +110,23 @@ pub fn extract(
         });
     }
     Ok((pkg, x.files))
+}
+
+/// What a package's tar entry becomes in a root.
+pub(crate) fn entry_kind(entry: &Entry) -> EntryKind {
+    match entry.kind {
+        EntryType::File => EntryKind::File,
+        EntryType::Dir => EntryKind::Dir,
+        EntryType::Symlink => EntryKind::Symlink(entry.link.clone()),
+        EntryType::HardLink => EntryKind::HardLink(entry.link.clone()),
+        EntryType::CharDevice => EntryKind::CharDevice {
+            major: entry.dev.0,
+            minor: entry.dev.1,
+        },
+        EntryType::BlockDevice => EntryKind::BlockDevice {
+            major: entry.dev.0,
+            minor: entry.dev.1,
+        },
+        EntryType::Fifo => EntryKind::Fifo,
+    }
 }
