@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::config::ImageConfig;
 use crate::layer;
+use crate::oci::{Index, Manifest, blob};
 use crate::store::{ImageRef, Snapshot, SnapshotMeta, Store, StoreError};
 
 /// The snapshot a FROM names (`None` for scratch).
@@ -97,30 +98,6 @@ pub fn materialize_recording(
         }
     }
     Ok(owners)
-}
-
-#[derive(Deserialize)]
-struct Descriptor {
-    digest: String,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
-}
-#[derive(Deserialize)]
-struct Index {
-    manifests: Vec<Descriptor>,
-}
-#[derive(Deserialize)]
-struct Manifest {
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-}
-
-fn blob(dir: &Path, digest: &str) -> anyhow::Result<std::path::PathBuf> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .with_context(|| format!("unsupported digest `{digest}` in `{}`", dir.display()))?;
-    Ok(dir.join("blobs/sha256").join(hex))
 }
 
 fn import_oci(
