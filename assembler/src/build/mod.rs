@@ -20,7 +20,7 @@ use crate::layer::{self, Manifest};
 use crate::sandbox::{RunSpec, Sandbox};
 use crate::store::{Snapshot, SnapshotMeta, Store};
 
-pub use from::{import_base, materialize, materialize_recording};
+pub use from::{materialize, materialize_recording};
 
 /// Progress and command output (the binary prints; the library never does).
 pub trait Reporter {
