@@ -370,7 +370,7 @@ impl Engine<'_> {
                 });
                 continue;
             }
-            self.fs_step(index, &mut st, &x)?;
+            self.fs_step(&mut st, &x)?;
         }
         self.stages.insert(index, st);
         Ok(())
@@ -379,7 +379,6 @@ impl Engine<'_> {
     /// RUN, COPY or ADD: cache lookup, execution, snapshot.
     fn fs_step(
         &mut self,
-        stage: usize,
         st: &mut StageState,
         x: &containerfile::Instruction,
     ) -> Result<(), BuildError> {
@@ -528,7 +527,6 @@ impl Engine<'_> {
             }
             _ => None,
         };
-        let _ = stage;
         let snap = self.snapshot(st, &text, &log, false)?;
         self.finish_step(st, snap, failure, &key, text)
     }
