@@ -461,27 +461,16 @@ fn annotations(
     Ok(out)
 }
 
-/// The newest `lib/apk/db/installed` in the chain, read from the layers.
+/// The newest `lib/apk/db/installed` in the chain, read from the layers (whiteouts of it or
+/// of a parent directory hide it, as [`crate::fsimage::tree::read_file`] decides for any path).
 pub fn installed_db(store: &Store, top: &Snapshot) -> anyhow::Result<Option<String>> {
-    use std::io::Read as _;
-    for s in store.chain(top)?.iter().rev() {
-        let Some(l) = s.layer() else { continue };
-        let mut a = tar::Archive::new(std::io::BufReader::new(fs_err::File::open(&l)?));
-        for e in a.entries()? {
-            let mut e = e?;
-            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-            let name = name.trim_start_matches("./");
-            if name == "lib/apk/db/.wh.installed" || name == "lib/apk/.wh.db" {
-                return Ok(None);
-            }
-            if name == "lib/apk/db/installed" {
-                let mut text = String::new();
-                e.read_to_string(&mut text)?;
-                return Ok(Some(text));
-            }
-        }
-    }
-    Ok(None)
+    let Some(bytes) = crate::fsimage::tree::read_file(store, top, apk::installed::INSTALLED_PATH)?
+    else {
+        return Ok(None);
+    };
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("`/{}` is not UTF-8", apk::installed::INSTALLED_PATH))?;
+    Ok(Some(text))
 }
 
 /// Package name → installed size (`I:`), from an installed database.
