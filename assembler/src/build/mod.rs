@@ -394,6 +394,7 @@ impl Engine<'_> {
         key.update(serde_json::to_vec(&keyed).map_err(anyhow::Error::from)?);
         key.update([0]);
         key.update(format!("{:?}{:?}", x.kind, x.flags));
+        let indexes = crate::packages::IndexMemo::default();
         let copy_plan = match &x.kind {
             Kind::Copy { .. } | Kind::Add { .. } => {
                 let plan = copy::plan(self, st, x)?;
@@ -416,7 +417,7 @@ impl Engine<'_> {
                     && apk.action == containerfile::ApkAction::Add
                 {
                     key.update([0]);
-                    key.update(self.apk_plan(&st.rootfs(), &apk));
+                    key.update(self.apk_plan(&st.rootfs(), &apk, &indexes));
                 }
                 None
             }
@@ -477,7 +478,7 @@ impl Engine<'_> {
                         layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
                             .context("failed to give the build root the image's owners")?;
                     }
-                    let failure = self.run_apk(&rootfs, &apk, spec.network, &mut log)?;
+                    let failure = self.run_apk(&rootfs, &apk, spec.network, &indexes, &mut log)?;
                     crate::packages::record_package_owners(&rootfs, &mut st.owners)
                         .map_err(anyhow::Error::from)?;
                     let snap = self.snapshot(st, &text, &log, false)?;
@@ -567,8 +568,15 @@ impl Engine<'_> {
     /// What `apk add` would install from the current indexes, as cache key bytes; the
     /// reporter says what it found. A failure is keyed too (the step then runs and reports
     /// it for real).
-    fn apk_plan(&self, rootfs: &Path, cmd: &containerfile::ApkCommand) -> Vec<u8> {
-        let fetcher = crate::packages::ImageFetcher::new(rootfs);
+    fn apk_plan(
+        &self,
+        rootfs: &Path,
+        cmd: &containerfile::ApkCommand,
+        indexes: &crate::packages::IndexMemo,
+    ) -> Vec<u8> {
+        let fetcher = crate::packages::ImageFetcher::new(rootfs)
+            .reporting(self.reporter)
+            .remembering(indexes);
         let mut o = apk::install::InstallOptions::new(
             &fetcher,
             &apk::install::NoScripts,
@@ -638,6 +646,7 @@ impl Engine<'_> {
         rootfs: &Path,
         cmd: &containerfile::ApkCommand,
         network: bool,
+        indexes: &crate::packages::IndexMemo,
         log: &mut Vec<u8>,
     ) -> anyhow::Result<Option<String>> {
         use crate::packages::{EventLines, ImageFetcher, SandboxScripts};
@@ -647,7 +656,9 @@ impl Engine<'_> {
             reporter.output(b);
             buf.borrow_mut().extend_from_slice(b);
         };
-        let fetcher = ImageFetcher::new(rootfs).reporting(self.reporter);
+        let fetcher = ImageFetcher::new(rootfs)
+            .reporting(self.reporter)
+            .remembering(indexes);
         let scripts = SandboxScripts {
             sandbox: self.sandbox,
             output: &out,
