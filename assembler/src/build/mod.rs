@@ -395,6 +395,13 @@ impl Engine<'_> {
         key.update([0]);
         key.update(format!("{:?}{:?}", x.kind, x.flags));
         let indexes = crate::packages::IndexMemo::default();
+        // A plain `apk add`/`apk del` RUN is carried out by our installer, not the sandbox.
+        let native_apk = match &x.kind {
+            Kind::Run { command, .. } if x.kind.run_script().is_none() => {
+                containerfile::detect_apk(command)
+            }
+            _ => None,
+        };
         let copy_plan = match &x.kind {
             Kind::Copy { .. } | Kind::Add { .. } => {
                 let plan = copy::plan(self, st, x)?;
@@ -411,13 +418,11 @@ impl Engine<'_> {
                 );
                 // A native `apk add`'s result depends on the repositories too: key what it
                 // would install now, so a re-uploaded package or a new version reruns it.
-                if let Kind::Run { command, .. } = &x.kind
-                    && x.kind.run_script().is_none()
-                    && let Some(apk) = containerfile::detect_apk(command)
+                if let Some(apk) = &native_apk
                     && apk.action == containerfile::ApkAction::Add
                 {
                     key.update([0]);
-                    key.update(self.apk_plan(&st.rootfs(), &apk, &indexes));
+                    key.update(self.apk_plan(&st.rootfs(), apk, &indexes));
                 }
                 None
             }
@@ -467,9 +472,7 @@ impl Engine<'_> {
                     network: self.opts.network || x.flag("network") == Some("host"),
                     interactive: false,
                 };
-                if x.kind.run_script().is_none()
-                    && let Some(apk) = containerfile::detect_apk(command)
-                {
+                if let Some(apk) = &native_apk {
                     // Install scripts run as root: with the image's ids mapped they must
                     // see the image's owners. The installer itself writes with the caller's
                     // owner, so the layer still translates (OwnerMap) for its files.
@@ -478,7 +481,7 @@ impl Engine<'_> {
                         layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
                             .context("failed to give the build root the image's owners")?;
                     }
-                    let failure = self.run_apk(&rootfs, &apk, spec.network, &indexes, &mut log)?;
+                    let failure = self.run_apk(&rootfs, apk, spec.network, &indexes, &mut log)?;
                     crate::packages::record_package_owners(&rootfs, &mut st.owners)
                         .map_err(anyhow::Error::from)?;
                     let snap = self.snapshot(st, &text, &log, false)?;
