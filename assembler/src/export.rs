@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use apk::atomic::write_atomic;
 use apk::gzip::{GzipOptions, GzipWriter};
+use apk::installed::{INSTALLED_PATH, InstalledDb};
 use sha2::{Digest, Sha256};
 
 use crate::build::Reporter;
@@ -446,75 +447,50 @@ fn annotations(
 ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
     let mut out = std::collections::BTreeMap::new();
     if let Some(db) = installed_db(store, top)? {
-        let mut pkgs = Vec::new();
-        let mut name = None;
-        for line in db.lines() {
-            if let Some(n) = line.strip_prefix("P:") {
-                name = Some(n.to_string());
-            } else if let (Some(v), Some(n)) = (line.strip_prefix("V:"), name.take()) {
-                pkgs.push(format!("{n}={v}"));
-            }
-        }
+        let mut pkgs: Vec<String> = db
+            .packages
+            .iter()
+            .map(|p| format!("{}={}", p.entry.name, p.entry.version))
+            .collect();
         pkgs.sort();
         out.insert("dev.assemble.packages".to_string(), pkgs.join(","));
     }
     Ok(out)
 }
 
-/// The newest `lib/apk/db/installed` in the chain, read from the layers.
-pub fn installed_db(store: &Store, top: &Snapshot) -> anyhow::Result<Option<String>> {
-    use std::io::Read as _;
-    for s in store.chain(top)?.iter().rev() {
-        let Some(l) = s.layer() else { continue };
-        let mut a = tar::Archive::new(std::io::BufReader::new(fs_err::File::open(&l)?));
-        for e in a.entries()? {
-            let mut e = e?;
-            let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-            let name = name.trim_start_matches("./");
-            if name == "lib/apk/db/.wh.installed" || name == "lib/apk/.wh.db" {
-                return Ok(None);
-            }
-            if name == "lib/apk/db/installed" {
-                let mut text = String::new();
-                e.read_to_string(&mut text)?;
-                return Ok(Some(text));
-            }
-        }
-    }
-    Ok(None)
+/// The newest `lib/apk/db/installed` in the chain, read from the layers (whiteouts of it or
+/// of a parent directory hide it, as [`crate::fsimage::tree::read_file`] decides for any
+/// path) and parsed by the `apk` crate, as `assemble inspect` and the build read it.
+pub fn installed_db(store: &Store, top: &Snapshot) -> anyhow::Result<Option<InstalledDb>> {
+    let Some(bytes) = crate::fsimage::tree::read_file(store, top, INSTALLED_PATH)? else {
+        return Ok(None);
+    };
+    let db = InstalledDb::from_bytes(&bytes)
+        .with_context(|| format!("`/{INSTALLED_PATH}` of the image"))?;
+    Ok(Some(db))
 }
 
-/// Package name → installed size (`I:`), from an installed database.
-fn installed_sizes(db: &str) -> std::collections::HashMap<String, u64> {
-    let mut out = std::collections::HashMap::new();
-    let mut name = String::new();
-    for line in db.lines() {
-        if let Some(p) = line.strip_prefix("P:") {
-            name = p.to_string();
-        } else if let Some(i) = line.strip_prefix("I:") {
-            out.insert(name.clone(), i.parse().unwrap_or(0));
-        }
-    }
-    out
+/// Package name → installed size (`I:`).
+fn installed_sizes(db: &InstalledDb) -> std::collections::HashMap<String, u64> {
+    db.packages
+        .iter()
+        .map(|p| (p.entry.name.clone(), p.entry.installed_size))
+        .collect()
 }
 
-/// File path (no leading `/`) → owning package, from an installed database (`F:` directory
-/// lines followed by `R:` file lines).
-fn package_owners(db: &str) -> std::collections::HashMap<String, String> {
+/// File path (no leading `/`) → owning package.
+fn package_owners(db: &InstalledDb) -> std::collections::HashMap<String, String> {
     let mut out = std::collections::HashMap::new();
-    let (mut pkg, mut dir) = (String::new(), String::new());
-    for line in db.lines() {
-        if let Some(p) = line.strip_prefix("P:") {
-            pkg = p.to_string();
-        } else if let Some(d) = line.strip_prefix("F:") {
-            dir = d.to_string();
-        } else if let Some(f) = line.strip_prefix("R:") {
-            let path = if dir.is_empty() {
-                f.to_string()
-            } else {
-                format!("{dir}/{f}")
-            };
-            out.insert(path, pkg.clone());
+    for p in &db.packages {
+        for d in &p.dirs {
+            for f in &d.files {
+                let path = if d.path.is_empty() {
+                    f.name.clone()
+                } else {
+                    format!("{}/{}", d.path, f.name)
+                };
+                out.insert(path, p.entry.name.clone());
+            }
         }
     }
     out
@@ -528,7 +504,7 @@ fn package_owners(db: &str) -> std::collections::HashMap<String, String> {
 /// depends only on its files, so images built from the same packages share it.
 fn package_layers(
     build: &[&Snapshot],
-    db: &str,
+    db: &InstalledDb,
     merged: &Path,
     budget: usize,
     work: &Path,

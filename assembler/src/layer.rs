@@ -12,7 +12,7 @@
 //! owners, no user/group names, and mtimes clamped to SOURCE_DATE_EPOCH when given.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -283,8 +283,7 @@ fn write_diff_inner(
             forget(image, p);
         }
     }
-    let file = io::BufWriter::new(fs_err::File::create(out)?);
-    let mut tar = tar::Builder::new(HashWriter::new(file));
+    let mut tar = create_layer(out)?;
     let mut entries = 0;
     for p in &deletions {
         let name = p
@@ -363,16 +362,7 @@ fn write_diff_inner(
         }
         entries += 1;
     }
-    let hw = tar.into_inner()?;
-    let (buf, diff_id, size) = hw.finish();
-    buf.into_inner()
-        .map_err(io::IntoInnerError::into_error)?
-        .sync_all()?;
-    Ok(LayerInfo {
-        diff_id,
-        size,
-        entries,
-    })
+    finish_layer(tar, entries)
 }
 
 fn header(t: tar::EntryType, mode: u32, uid: u32, gid: u32, mtime: u64) -> tar::Header {
@@ -477,11 +467,7 @@ fn apply_inner(
     let mut dirs = Vec::new();
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let name = name
-            .trim_start_matches("./")
-            .trim_end_matches('/')
-            .to_string();
+        let name = entry_name(&entry);
         if name.is_empty() || name == "." {
             continue;
         }
@@ -627,10 +613,7 @@ pub fn squash(layers: &[PathBuf], out: &Path) -> io::Result<LayerInfo> {
         let mut a = tar::Archive::new(io::BufReader::new(fs_err::File::open(l)?));
         for e in a.entries()? {
             let e = e?;
-            let name = String::from_utf8_lossy(&e.path_bytes())
-                .trim_start_matches("./")
-                .trim_end_matches('/')
-                .to_string();
+            let name = entry_name(&e);
             let (dir, base) = name.rsplit_once('/').unwrap_or(("", name.as_str()));
             let prefix = |p: &str| {
                 if dir.is_empty() {
@@ -666,8 +649,7 @@ pub fn squash(layers: &[PathBuf], out: &Path) -> io::Result<LayerInfo> {
             state.insert(name, State::Present { layer: i, opaque });
         }
     }
-    let file = io::BufWriter::new(fs_err::File::create(out)?);
-    let mut tar = tar::Builder::new(HashWriter::new(file));
+    let mut tar = create_layer(out)?;
     let mut entries = 0;
     for (name, s) in &state {
         if matches!(s, State::Deleted) {
@@ -682,15 +664,10 @@ pub fn squash(layers: &[PathBuf], out: &Path) -> io::Result<LayerInfo> {
         }
     }
     for (i, l) in layers.iter().enumerate() {
-        let mut f = io::BufReader::new(fs_err::File::open(l)?);
-        f.rewind()?;
-        let mut a = tar::Archive::new(f);
+        let mut a = tar::Archive::new(io::BufReader::new(fs_err::File::open(l)?));
         for e in a.entries()? {
             let mut e = e?;
-            let name = String::from_utf8_lossy(&e.path_bytes())
-                .trim_start_matches("./")
-                .trim_end_matches('/')
-                .to_string();
+            let name = entry_name(&e);
             let Some(State::Present { layer, opaque }) = state.get(&name) else {
                 continue;
             };
@@ -707,15 +684,7 @@ pub fn squash(layers: &[PathBuf], out: &Path) -> io::Result<LayerInfo> {
             }
         }
     }
-    let (buf, diff_id, size) = tar.into_inner()?.finish();
-    buf.into_inner()
-        .map_err(io::IntoInnerError::into_error)?
-        .sync_all()?;
-    Ok(LayerInfo {
-        diff_id,
-        size,
-        entries,
-    })
+    finish_layer(tar, entries)
 }
 
 /// Splits a layer into `groups + 1` layers with the same combined effect: group 0 gets
@@ -745,16 +714,13 @@ pub fn split_labelled(
     let mut counts = vec![0usize; groups + 1];
     for g in 0..=groups {
         let path = work.join(format!("split-{g}.tar"));
-        let file = io::BufWriter::new(fs_err::File::create(&path)?);
-        builders.push((path, tar::Builder::new(HashWriter::new(file))));
+        let tar = create_layer(&path)?;
+        builders.push((path, tar));
     }
     let mut a = tar::Archive::new(io::BufReader::new(fs_err::File::open(layer)?));
     for e in a.entries()? {
         let mut e = e?;
-        let name = String::from_utf8_lossy(&e.path_bytes())
-            .trim_start_matches("./")
-            .trim_end_matches('/')
-            .to_string();
+        let name = entry_name(&e);
         let mut h = e.header().clone();
         let g = match h.entry_type() {
             tar::EntryType::Directory => 0,
@@ -772,23 +738,41 @@ pub fn split_labelled(
     }
     let mut out = Vec::new();
     for (g, ((path, tar), n)) in builders.into_iter().zip(counts).enumerate() {
-        let (buf, diff_id, size) = tar.into_inner()?.finish();
-        buf.into_inner()
-            .map_err(io::IntoInnerError::into_error)?
-            .sync_all()?;
+        let info = finish_layer(tar, n)?;
         if n > 0 {
-            out.push((
-                g,
-                path,
-                LayerInfo {
-                    diff_id,
-                    size,
-                    entries: n,
-                },
-            ));
+            out.push((g, path, info));
         }
     }
     Ok(out)
+}
+
+/// A layer tar being written, hashed as it goes (the hash is the layer's diff_id).
+type LayerBuilder = tar::Builder<HashWriter<io::BufWriter<fs_err::File>>>;
+
+fn create_layer(out: &Path) -> io::Result<LayerBuilder> {
+    let file = io::BufWriter::new(fs_err::File::create(out)?);
+    Ok(tar::Builder::new(HashWriter::new(file)))
+}
+
+/// Ends the archive and fsyncs it: a snapshot must not point at a torn layer.
+fn finish_layer(tar: LayerBuilder, entries: usize) -> io::Result<LayerInfo> {
+    let (buf, diff_id, size) = tar.into_inner()?.finish();
+    buf.into_inner()
+        .map_err(io::IntoInnerError::into_error)?
+        .sync_all()?;
+    Ok(LayerInfo {
+        diff_id,
+        size,
+        entries,
+    })
+}
+
+/// An entry's path as layers compare it: no leading `./`, no trailing `/`.
+fn entry_name<R: Read>(e: &tar::Entry<'_, R>) -> String {
+    String::from_utf8_lossy(&e.path_bytes())
+        .trim_start_matches("./")
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// Appends a layer entry under `name` with header `h`: links keep their (possibly long)

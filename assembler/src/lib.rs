@@ -19,6 +19,7 @@ pub mod export;
 pub mod fsimage;
 pub mod init;
 pub mod layer;
+mod oci;
 pub mod packages;
 pub mod progress;
 pub mod reference;

@@ -6,8 +6,11 @@
 //! image*, as they would for a real apk running there, so they are read through the image
 //! root, never from the host.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::rc::Rc;
 
 use apk::install::{FetchError, Fetcher, ScriptJob, ScriptOutcome, ScriptRunner};
 use apk::rootfs::RootDir;
@@ -22,7 +25,14 @@ pub struct ImageFetcher<'a> {
     pub client: reqwest::blocking::Client,
     /// Shows the progress of HTTP downloads.
     pub reporter: Option<&'a dyn crate::build::Reporter>,
+    /// Indexes already fetched for this step.
+    pub indexes: Option<&'a IndexMemo>,
 }
+
+/// The indexes a step's `apk add` was planned from (its cache key), kept for its install:
+/// each index is fetched once per step, and the step installs from what it was keyed on.
+#[derive(Debug, Default)]
+pub struct IndexMemo(RefCell<HashMap<String, Rc<[u8]>>>);
 
 impl<'a> ImageFetcher<'a> {
     /// A fetcher for `root`.
@@ -31,7 +41,14 @@ impl<'a> ImageFetcher<'a> {
             root,
             client: reqwest::blocking::Client::new(),
             reporter: None,
+            indexes: None,
         }
+    }
+
+    /// The same fetcher, answering index URLs from `memo` (filled on first use).
+    pub fn remembering(mut self, memo: &'a IndexMemo) -> Self {
+        self.indexes = Some(memo);
+        self
     }
 
     /// The same fetcher, showing download progress through `reporter`.
@@ -43,6 +60,30 @@ impl<'a> ImageFetcher<'a> {
 
 impl Fetcher for ImageFetcher<'_> {
     fn open(&self, url: &str) -> Result<Box<dyn Read>, FetchError> {
+        let Some(memo) = self.indexes.filter(|_| url.ends_with("/APKINDEX.tar.gz")) else {
+            return self.fetch(url);
+        };
+        if let Some(bytes) = memo.0.borrow().get(url) {
+            return Ok(Box::new(std::io::Cursor::new(Rc::clone(bytes))));
+        }
+        let mut bytes = Vec::new();
+        self.fetch(url)?
+            .take(apk::index::MAX_INDEX_SIZE)
+            .read_to_end(&mut bytes)
+            .map_err(|source| FetchError::Io {
+                url: url.to_owned(),
+                source,
+            })?;
+        let bytes: Rc<[u8]> = bytes.into();
+        memo.0
+            .borrow_mut()
+            .insert(url.to_owned(), Rc::clone(&bytes));
+        Ok(Box::new(std::io::Cursor::new(bytes)))
+    }
+}
+
+impl ImageFetcher<'_> {
+    fn fetch(&self, url: &str) -> Result<Box<dyn Read>, FetchError> {
         if url.starts_with("http://") || url.starts_with("https://") {
             let failed = |reason: String| FetchError::Failed {
                 url: url.to_owned(),

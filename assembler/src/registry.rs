@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::build::Reporter;
+use crate::oci::{Index, Manifest, blob};
 use crate::progress::{ProgressRead, human_bytes};
 
 use anyhow::{Context as _, bail};
@@ -321,28 +322,9 @@ pub fn push_layout(
     creds: Option<(String, String)>,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<String> {
-    #[derive(Deserialize)]
-    struct Desc {
-        digest: String,
-        #[serde(rename = "mediaType", default)]
-        media_type: String,
-    }
-    #[derive(Deserialize)]
-    struct Index {
-        manifests: Vec<Desc>,
-    }
-    #[derive(Deserialize)]
-    struct Manifest {
-        config: Desc,
-        layers: Vec<Desc>,
-    }
-    let blob = |d: &str| {
-        dir.join("blobs/sha256")
-            .join(d.trim_start_matches("sha256:"))
-    };
     let index: Index = serde_json::from_slice(&fs_err::read(dir.join("index.json"))?)?;
     let m = index.manifests.first().context("empty OCI index")?;
-    let bytes = fs_err::read(blob(&m.digest))?;
+    let bytes = fs_err::read(blob(dir, &m.digest)?)?;
     let manifest: Manifest = serde_json::from_slice(&bytes)?;
     let reg = Registry::new(&dest.host, tls_verify, creds)?.reporting(reporter);
     for d in manifest
@@ -350,7 +332,7 @@ pub fn push_layout(
         .iter()
         .chain(std::iter::once(&manifest.config))
     {
-        reg.put_blob(&dest.name, &d.digest, &blob(&d.digest))
+        reg.put_blob(&dest.name, &d.digest, &blob(dir, &d.digest)?)
             .with_context(|| format!("failed to push blob {}", d.digest))?;
     }
     reg.put_manifest(&dest.name, &dest.reference, &m.media_type, &bytes)?;

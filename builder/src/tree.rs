@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use apk::index::IndexEntry;
+use apk::installed::atom_name;
 
 use crate::apkbuild::Recipe;
 
@@ -62,10 +63,6 @@ pub fn find_recipes(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, TreeError> {
         }
     }
     Ok(out.into_iter().collect())
-}
-
-fn atom_name(atom: &str) -> &str {
-    atom.split(['<', '>', '=', '~']).next().unwrap_or(atom)
 }
 
 /// The recipes in build order, each with the indexes (into the result) of the recipes it

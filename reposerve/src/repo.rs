@@ -479,9 +479,11 @@ impl Repo {
             }
         };
         let mut replaced = Vec::new();
+        let mut checked = BTreeMap::new();
         for (key, items) in &by_index {
-            let (index, _) = load(key).await?;
-            replaced.extend(self.check_conflicts(key, &index, items)?);
+            let loaded = load(key).await?;
+            replaced.extend(self.check_conflicts(key, &loaded.0, items)?);
+            checked.insert(key.clone(), loaded);
         }
         for (key, items) in &by_index {
             for s in items {
@@ -496,7 +498,13 @@ impl Repo {
             let started = std::time::Instant::now();
             let mut done = false;
             for attempt in 0..S3_ATTEMPTS {
-                let (mut index, version) = load(&key).await?;
+                // The first attempt writes over the very index the conflicts were checked
+                // against: if another replica changed it meanwhile, the conditional put
+                // fails and the retry reads it again and checks again.
+                let (mut index, version) = match checked.remove(&key) {
+                    Some(loaded) => loaded,
+                    None => load(&key).await?,
+                };
                 if attempt > 0 {
                     self.check_conflicts(&key, &index, &items)?;
                 }

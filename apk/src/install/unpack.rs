@@ -397,7 +397,7 @@ impl DataVisitor for Forwarder<'_, '_> {
                 // Sized to the entry: most files are far smaller than a chunk. The reader
                 // bounds what it yields by the header size, so this never under-reads.
                 let mut buf = vec![0; usize::try_from(remaining).unwrap_or(CHUNK).clamp(1, CHUNK)];
-                let n = read_full(content, &mut buf)?;
+                let n = crate::tar::read::read_full(content, &mut buf)?;
                 remaining = remaining.saturating_sub(n as u64);
                 if n == 0 {
                     break;
@@ -408,19 +408,6 @@ impl DataVisitor for Forwarder<'_, '_> {
         }
         self.send(Msg::End)
     }
-}
-
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The content of the current entry, as the writer receives it.

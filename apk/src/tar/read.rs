@@ -93,7 +93,7 @@ impl<R: Read> TarReader<R> {
         loop {
             let mut block = [0u8; BLOCK];
             let start = self.offset;
-            match read_block(&mut self.inner, &mut block)? {
+            match read_full(&mut self.inner, &mut block)? {
                 0 => return Ok(None),
                 BLOCK => {}
                 n => {
@@ -231,7 +231,7 @@ impl<R: Read> TarReader<R> {
         let mut block = [0u8; BLOCK];
         loop {
             let start = self.offset;
-            match read_block(&mut self.inner, &mut block)? {
+            match read_full(&mut self.inner, &mut block)? {
                 0 => return Ok(()),
                 BLOCK if block.iter().all(|&b| b == 0) => self.offset += BLOCK as u64,
                 BLOCK => {
@@ -313,10 +313,13 @@ impl<R: Read> Read for ContentReader<'_, R> {
     }
 }
 
-fn read_block(r: &mut impl Read, block: &mut [u8; BLOCK]) -> io::Result<usize> {
+/// Fills `buf` as far as the stream goes: like `read_exact`, but a short count at the end
+/// of the stream is an answer, not an error (a truncated archive is reported by the caller
+/// with its offset).
+pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
-    while filled < BLOCK {
-        match r.read(&mut block[filled..]) {
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -2,7 +2,7 @@
 //! layout `oci:DIR[:tag]` or a `docker-archive:FILE`, whose layers are imported into the
 //! store as base snapshots (kept as separate layers on export).
 
-use std::io::Read;
+use std::io::{BufRead as _, Read};
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::config::ImageConfig;
 use crate::layer;
+use crate::oci::{Index, Manifest, blob};
 use crate::store::{ImageRef, Snapshot, SnapshotMeta, Store, StoreError};
 
 /// The snapshot a FROM names (`None` for scratch).
@@ -99,30 +100,6 @@ pub fn materialize_recording(
     Ok(owners)
 }
 
-#[derive(Deserialize)]
-struct Descriptor {
-    digest: String,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
-}
-#[derive(Deserialize)]
-struct Index {
-    manifests: Vec<Descriptor>,
-}
-#[derive(Deserialize)]
-struct Manifest {
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-}
-
-fn blob(dir: &Path, digest: &str) -> anyhow::Result<std::path::PathBuf> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .with_context(|| format!("unsupported digest `{digest}` in `{}`", dir.display()))?;
-    Ok(dir.join("blobs/sha256").join(hex))
-}
-
 fn import_oci(
     store: &Store,
     dir: &Path,
@@ -192,15 +169,6 @@ fn import_docker_archive(store: &Store, file: &Path, name: &str) -> anyhow::Resu
 }
 
 /// Stores each (possibly gzip-compressed) layer as a base snapshot.
-pub fn import_base(
-    store: &Store,
-    layers: &[std::path::PathBuf],
-    config: &[u8],
-    name: &str,
-) -> anyhow::Result<Snapshot> {
-    import_layers(store, layers, config, name)
-}
-
 fn import_layers(
     store: &Store,
     layers: &[std::path::PathBuf],
@@ -214,17 +182,13 @@ fn import_layers(
     for (i, l) in layers.iter().enumerate() {
         let tmp = store.tempdir("layer-")?;
         let out = tmp.path().join("layer.tar");
-        let mut f = fs_err::File::open(l)?;
-        let mut magic = [0u8; 2];
-        let got = f.read(&mut magic)?;
-        drop(f);
-        let f = fs_err::File::open(l)?;
-        let mut reader: Box<dyn Read> = if got == 2 && magic == [0x1f, 0x8b] {
-            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
-                f,
-            )))
+        // Peek at the gzip magic through the buffer instead of opening the file twice.
+        let mut f = std::io::BufReader::new(fs_err::File::open(l)?);
+        let gzip = f.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        let mut reader: Box<dyn Read> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(f))
         } else {
-            Box::new(std::io::BufReader::new(f))
+            Box::new(f)
         };
         let mut w = layer::HashWriter::new(fs_err::File::create(&out)?);
         std::io::copy(&mut reader, &mut w)?;

@@ -20,7 +20,7 @@ use crate::layer::{self, Manifest};
 use crate::sandbox::{RunSpec, Sandbox};
 use crate::store::{Snapshot, SnapshotMeta, Store};
 
-pub use from::{import_base, materialize, materialize_recording};
+pub use from::{materialize, materialize_recording};
 
 /// Progress and command output (the binary prints; the library never does).
 pub trait Reporter {
@@ -370,7 +370,7 @@ impl Engine<'_> {
                 });
                 continue;
             }
-            self.fs_step(index, &mut st, &x)?;
+            self.fs_step(&mut st, &x)?;
         }
         self.stages.insert(index, st);
         Ok(())
@@ -379,7 +379,6 @@ impl Engine<'_> {
     /// RUN, COPY or ADD: cache lookup, execution, snapshot.
     fn fs_step(
         &mut self,
-        stage: usize,
         st: &mut StageState,
         x: &containerfile::Instruction,
     ) -> Result<(), BuildError> {
@@ -395,6 +394,14 @@ impl Engine<'_> {
         key.update(serde_json::to_vec(&keyed).map_err(anyhow::Error::from)?);
         key.update([0]);
         key.update(format!("{:?}{:?}", x.kind, x.flags));
+        let indexes = crate::packages::IndexMemo::default();
+        // A plain `apk add`/`apk del` RUN is carried out by our installer, not the sandbox.
+        let native_apk = match &x.kind {
+            Kind::Run { command, .. } if x.kind.run_script().is_none() => {
+                containerfile::detect_apk(command)
+            }
+            _ => None,
+        };
         let copy_plan = match &x.kind {
             Kind::Copy { .. } | Kind::Add { .. } => {
                 let plan = copy::plan(self, st, x)?;
@@ -411,13 +418,11 @@ impl Engine<'_> {
                 );
                 // A native `apk add`'s result depends on the repositories too: key what it
                 // would install now, so a re-uploaded package or a new version reruns it.
-                if let Kind::Run { command, .. } = &x.kind
-                    && x.kind.run_script().is_none()
-                    && let Some(apk) = containerfile::detect_apk(command)
+                if let Some(apk) = &native_apk
                     && apk.action == containerfile::ApkAction::Add
                 {
                     key.update([0]);
-                    key.update(self.apk_plan(&st.rootfs(), &apk));
+                    key.update(self.apk_plan(&st.rootfs(), apk, &indexes));
                 }
                 None
             }
@@ -467,9 +472,7 @@ impl Engine<'_> {
                     network: self.opts.network || x.flag("network") == Some("host"),
                     interactive: false,
                 };
-                if x.kind.run_script().is_none()
-                    && let Some(apk) = containerfile::detect_apk(command)
-                {
+                if let Some(apk) = &native_apk {
                     // Install scripts run as root: with the image's ids mapped they must
                     // see the image's owners. The installer itself writes with the caller's
                     // owner, so the layer still translates (OwnerMap) for its files.
@@ -478,7 +481,7 @@ impl Engine<'_> {
                         layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
                             .context("failed to give the build root the image's owners")?;
                     }
-                    let failure = self.run_apk(&rootfs, &apk, spec.network, &mut log)?;
+                    let failure = self.run_apk(&rootfs, apk, spec.network, &indexes, &mut log)?;
                     crate::packages::record_package_owners(&rootfs, &mut st.owners)
                         .map_err(anyhow::Error::from)?;
                     let snap = self.snapshot(st, &text, &log, false)?;
@@ -528,7 +531,6 @@ impl Engine<'_> {
             }
             _ => None,
         };
-        let _ = stage;
         let snap = self.snapshot(st, &text, &log, false)?;
         self.finish_step(st, snap, failure, &key, text)
     }
@@ -569,8 +571,15 @@ impl Engine<'_> {
     /// What `apk add` would install from the current indexes, as cache key bytes; the
     /// reporter says what it found. A failure is keyed too (the step then runs and reports
     /// it for real).
-    fn apk_plan(&self, rootfs: &Path, cmd: &containerfile::ApkCommand) -> Vec<u8> {
-        let fetcher = crate::packages::ImageFetcher::new(rootfs);
+    fn apk_plan(
+        &self,
+        rootfs: &Path,
+        cmd: &containerfile::ApkCommand,
+        indexes: &crate::packages::IndexMemo,
+    ) -> Vec<u8> {
+        let fetcher = crate::packages::ImageFetcher::new(rootfs)
+            .reporting(self.reporter)
+            .remembering(indexes);
         let mut o = apk::install::InstallOptions::new(
             &fetcher,
             &apk::install::NoScripts,
@@ -640,6 +649,7 @@ impl Engine<'_> {
         rootfs: &Path,
         cmd: &containerfile::ApkCommand,
         network: bool,
+        indexes: &crate::packages::IndexMemo,
         log: &mut Vec<u8>,
     ) -> anyhow::Result<Option<String>> {
         use crate::packages::{EventLines, ImageFetcher, SandboxScripts};
@@ -649,7 +659,9 @@ impl Engine<'_> {
             reporter.output(b);
             buf.borrow_mut().extend_from_slice(b);
         };
-        let fetcher = ImageFetcher::new(rootfs).reporting(self.reporter);
+        let fetcher = ImageFetcher::new(rootfs)
+            .reporting(self.reporter)
+            .remembering(indexes);
         let scripts = SandboxScripts {
             sandbox: self.sandbox,
             output: &out,

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use apk::rootfs::RootDir;
 
-use super::{Kind, Manifest, Owners};
+use super::{Kind, Manifest, Node, Owners};
 
 /// Gives every path of `manifest` its image owner from `image` on disk (root when unknown),
 /// so a sandbox that maps the image's ids sees them, and keeps `manifest` in step (a chown
@@ -41,28 +41,33 @@ fn chown_where(
         if n.mode & 0o6000 != 0 && !matches!(n.kind, Kind::Symlink(_)) {
             dir.set_mode(p, n.mode).map_err(io::Error::other)?;
         }
-        let md = dir.metadata(p).map_err(io::Error::other)?;
-        n.uid = md.uid();
-        n.gid = md.gid();
-        n.mode = md.mode() & 0o7777;
-        n.ctime = (md.ctime(), md.ctime_nsec());
-        inodes.insert(n.ino);
+        // A regular file may have other names (hard links) whose ctime this moved too:
+        // every name of such an inode is read once, after all the chowns.
+        if matches!(n.kind, Kind::File) {
+            inodes.insert(n.ino);
+        } else {
+            refresh(&dir, p, n)?;
+        }
         changed += 1;
     }
-    // Another name of a changed inode (a hard link) saw its ctime move too, maybe after we
-    // read it: read them all again.
     if !inodes.is_empty() {
         for (p, n) in manifest.iter_mut() {
             if inodes.contains(&n.ino) && matches!(n.kind, Kind::File) {
-                let md = dir.metadata(p).map_err(io::Error::other)?;
-                n.uid = md.uid();
-                n.gid = md.gid();
-                n.mode = md.mode() & 0o7777;
-                n.ctime = (md.ctime(), md.ctime_nsec());
+                refresh(&dir, p, n)?;
             }
         }
     }
     Ok(changed)
+}
+
+/// Reads back what a chown changed: owners, mode bits (setuid/setgid may drop) and ctime.
+fn refresh(dir: &RootDir, p: &Path, n: &mut Node) -> io::Result<()> {
+    let md = dir.metadata(p).map_err(io::Error::other)?;
+    n.uid = md.uid();
+    n.gid = md.gid();
+    n.mode = md.mode() & 0o7777;
+    n.ctime = (md.ctime(), md.ctime_nsec());
+    Ok(())
 }
 
 #[cfg(test)]

@@ -368,11 +368,7 @@ impl Recipe {
                 if atom.starts_with('!') {
                     continue;
                 }
-                let name = atom
-                    .split(['<', '>', '=', '~'])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+                let name = apk::installed::atom_name(&atom).to_string();
                 if !name.is_empty() && !out.contains(&name) {
                     out.push(name);
                 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use apk::index::{ApkIndex, IndexEntry, SignedIndex};
+use apk::installed::atom_name;
 use apk::keys::PrivateKey;
 use apk::sign::SignatureType;
 
@@ -76,10 +77,6 @@ pub fn all_entries(repodest: &Path, arch: &str) -> Result<Vec<(PathBuf, IndexEnt
     Ok(out)
 }
 
-fn atom_name(atom: &str) -> &str {
-    atom.split(['<', '>', '=', '~']).next().unwrap_or(atom)
-}
-
 /// Finds the entry providing `name` (package name or a `provides` name).
 pub fn find_provider<'a>(
     entries: &'a [(PathBuf, IndexEntry)],
@@ -109,7 +106,15 @@ pub fn closure<'a>(
             && !out.iter().any(|o| o.1.name == found.1.name)
         {
             out.push(found);
-            todo.extend(found.1.depends.iter().map(|d| atom_name(d).to_string()));
+            // Conflicts (`!name`) name nothing to install.
+            todo.extend(
+                found
+                    .1
+                    .depends
+                    .iter()
+                    .filter(|d| !d.starts_with('!'))
+                    .map(|d| atom_name(d).to_string()),
+            );
         }
     }
     out.sort_by(|a, b| a.1.name.cmp(&b.1.name));

@@ -75,10 +75,8 @@ pub fn strip(root: &Path) -> Result<usize, BuildError> {
         let Ok(elf) = goblin::elf::Elf::parse(&bytes) else {
             continue;
         };
-        let opts: &[&str] = if elf.header.e_type == goblin::elf::header::ET_DYN && !elf.is_lib {
-            // PIE executables are ET_DYN too; abuild strips both the same way.
-            &["--strip-unneeded"]
-        } else if elf.header.e_type == goblin::elf::header::ET_DYN {
+        // PIE executables are ET_DYN too; abuild strips them like shared objects.
+        let opts: &[&str] = if elf.header.e_type == goblin::elf::header::ET_DYN {
             &["--strip-unneeded"]
         } else if elf.header.e_type == goblin::elf::header::ET_EXEC {
             &[]
@@ -188,10 +186,15 @@ pub fn trace(root: &Path, fullver: &str, noarch: bool) -> Result<Traced, BuildEr
         }
     }
     // A package never depends on what it provides itself.
-    let own = t.sonames.clone();
-    t.needed.retain(|n| !own.contains(n));
-    let own_pc = t.pc_provides.clone();
-    t.pc_requires.retain(|m| !own_pc.contains(m));
+    let Traced {
+        needed,
+        sonames,
+        pc_requires,
+        pc_provides,
+        ..
+    } = &mut t;
+    needed.retain(|n| !sonames.contains(n));
+    pc_requires.retain(|m| !pc_provides.contains(m));
     Ok(t)
 }
 

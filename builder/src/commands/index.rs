@@ -1,6 +1,7 @@
 //! `apkbuild index`: `apk index` + `abuild-sign` in one step. With `--index OLD`, packages
 //! whose file name and size match an entry of the old index are not read again.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,12 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
         description: args.description.clone(),
         packages: Vec::new(),
     };
+    // (file name, size) → the old entry, first one kept: one lookup per package instead of
+    // a scan of the old index (and a file name formatted per entry) for each.
+    let mut reusable: HashMap<(String, u64), &IndexEntry> = HashMap::new();
+    for e in old.iter().flat_map(|o| &o.packages) {
+        reusable.entry((e.file_name(), e.file_size)).or_insert(e);
+    }
     let (mut reused, mut read) = (0, 0);
     for path in &args.packages {
         let size = fs_err::metadata(path)?.len();
@@ -68,13 +75,9 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let cached = old.as_ref().and_then(|o| {
-            o.packages
-                .iter()
-                .find(|e| e.file_name() == name && e.file_size == size)
-        });
+        let cached = reusable.get(&(name.to_owned(), size));
         let mut entry = match (cached, &keys) {
-            (Some(e), None) => {
+            (Some(&e), None) => {
                 reused += 1;
                 e.clone()
             }
