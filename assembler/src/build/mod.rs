@@ -655,6 +655,19 @@ impl Engine<'_> {
             output: &out,
             network,
         };
+        // The installer would name the build root's temporary path and say nothing of the
+        // usual cause: a FROM scratch image has no keys until a COPY puts them there.
+        if let Some(k) = cmd.keys_dir.as_ref()
+            && !rootfs.join(k.trim_start_matches('/')).is_dir()
+        {
+            let msg = format!(
+                "--keys-dir `{k}` is not a directory in the image; COPY the repository's \
+                 public keys there in an earlier step (e.g. `COPY keys/ {k}`)"
+            );
+            out(format!("ERROR: {msg}\n").as_bytes());
+            *log = buf.into_inner();
+            return Ok(Some(format!("apk: {msg}")));
+        }
         let events = EventLines(&out);
         let mut o = apk::install::InstallOptions::new(&fetcher, &scripts, &events);
         self.apk_options(&mut o, rootfs, cmd);
