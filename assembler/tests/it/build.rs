@@ -422,4 +422,21 @@ fn apk_add_with_a_missing_keys_dir_says_to_copy_the_keys() {
             && log.contains("COPY keys/ /etc/apk/keys"),
         "{log}"
     );
+    // The installer reads the directory as a host path: nothing may lead it out of the root.
+    for (setup, dir, says) in [
+        ("", "/../../etc/apk/keys", "`..` is not allowed"),
+        (
+            "RUN ln -s /etc /hostlink\n",
+            "/hostlink/apk/keys",
+            "symbolic link",
+        ),
+    ] {
+        ws.containerfile(&format!(
+            "{PRELUDE}{setup}RUN apk add --repository http://127.0.0.1:9/main --keys-dir {dir} hello\n"
+        ));
+        let out = ws.assemble(&["-t", "nokeys:2", "ctx"]);
+        assert!(!out.status.success());
+        let log = text(&out);
+        assert!(log.contains(says), "{log}");
+    }
 }
