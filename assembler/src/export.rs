@@ -102,6 +102,26 @@ impl std::str::FromStr for Output {
     }
 }
 
+/// The `TYPE:PATH` the user wrote (sizes in bytes), for messages.
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, path) = match self {
+            Self::Oci(p) => ("oci", p),
+            Self::OciArchive(p) => ("oci-archive", p),
+            Self::DockerArchive(p) => ("docker-archive", p),
+            Self::Rootfs(p) => ("rootfs", p),
+            Self::RootfsTar(p) => ("rootfs-tar", p),
+            Self::Ext4(p, _) => ("ext4", p),
+            Self::Squashfs(p) => ("squashfs", p),
+        };
+        write!(f, "{kind}:{}", path.display())?;
+        if let Self::Ext4(_, Some(size)) = self {
+            write!(f, ":{size}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A blob written into the output.
 struct Blob {
     digest: String,

@@ -585,12 +585,12 @@ impl Engine<'_> {
             &apk::install::NoScripts,
             &apk::install::NoReporter,
         );
-        self.apk_options(&mut o, rootfs, cmd);
-        let planned = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))
-            .map_err(|e| e.to_string())
-            .and_then(|atoms| {
-                apk::install::plan_add(rootfs, &atoms, &o).map_err(|e| e.to_string())
-            });
+        let planned = image_keys_dir(rootfs, cmd).and_then(|keys| {
+            self.apk_options(&mut o, keys, cmd);
+            let atoms = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))
+                .map_err(|e| e.to_string())?;
+            apk::install::plan_add(rootfs, &atoms, &o).map_err(|e| e.to_string())
+        });
         match planned {
             Ok(r) => {
                 let names: Vec<String> = r
@@ -628,15 +628,11 @@ impl Engine<'_> {
     fn apk_options(
         &self,
         o: &mut apk::install::InstallOptions<'_>,
-        rootfs: &Path,
+        keys_dir: Option<PathBuf>,
         cmd: &containerfile::ApkCommand,
     ) {
         o.repositories.extra = cmd.repositories.clone();
-        // --keys-dir names a directory inside the image, like a real apk run there.
-        o.repositories.keys_dir = cmd
-            .keys_dir
-            .as_ref()
-            .map(|k| rootfs.join(k.trim_start_matches('/')));
+        o.repositories.keys_dir = keys_dir;
         o.allow_untrusted = cmd.allow_untrusted;
         o.virtual_name = cmd.virtual_name.clone();
         o.update_cache = cmd.update;
@@ -667,9 +663,17 @@ impl Engine<'_> {
             output: &out,
             network,
         };
+        let keys = match image_keys_dir(rootfs, cmd) {
+            Ok(keys) => keys,
+            Err(msg) => {
+                out(format!("ERROR: {msg}\n").as_bytes());
+                *log = buf.into_inner();
+                return Ok(Some(format!("apk: {msg}")));
+            }
+        };
         let events = EventLines(&out);
         let mut o = apk::install::InstallOptions::new(&fetcher, &scripts, &events);
-        self.apk_options(&mut o, rootfs, cmd);
+        self.apk_options(&mut o, keys, cmd);
         o.apply.devices = apk::rootfs::DevicePolicy::CreateOrSkip;
         // Owners are kept in the owner table (from the database below), not on disk.
         o.apply.chown = false;
@@ -809,4 +813,50 @@ fn command_argv(f: &CommandForm, c: &ImageConfig) -> Vec<String> {
             a
         }
     }
+}
+
+/// `--keys-dir DIR` of an `apk add`, which names a directory inside the image (as a real apk
+/// run there), as the host path the installer reads. The installer reads it as a host path,
+/// so `..` and symlinks along it are refused rather than followed out of the build root.
+/// The message names the image's path, not the build root's temporary one, and the usual
+/// cause: a FROM scratch image has no keys until a COPY puts them there.
+fn image_keys_dir(
+    rootfs: &Path,
+    cmd: &containerfile::ApkCommand,
+) -> Result<Option<PathBuf>, String> {
+    use std::path::Component;
+    let Some(k) = cmd.keys_dir.as_ref() else {
+        return Ok(None);
+    };
+    let mut path = rootfs.to_path_buf();
+    for c in Path::new(k).components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => {
+                path.push(name);
+                match fs_err::symlink_metadata(&path) {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        return Err(format!(
+                            "--keys-dir `{k}` goes through a symbolic link in the image; \
+                             name the directory it points to"
+                        ));
+                    }
+                    Ok(m) if m.is_dir() => {}
+                    _ => {
+                        return Err(format!(
+                            "--keys-dir `{k}` is not a directory in the image; COPY the \
+                             repository's public keys there in an earlier step (e.g. \
+                             `COPY keys/ {k}`)"
+                        ));
+                    }
+                }
+            }
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(format!(
+                    "--keys-dir `{k}`: `..` is not allowed; name the directory from /"
+                ));
+            }
+        }
+    }
+    Ok(Some(path))
 }

@@ -140,7 +140,7 @@ pub fn run(
             ext4_margin: a.ext4_margin,
         };
         crate::export::export(store, &built.snapshot, o, &eo, reporter)
-            .with_context(|| format!("failed to write output {o:?}"))?;
+            .with_context(|| format!("failed to write output `{o}`"))?;
     }
     for t in &a.tags {
         reporter.line(&format!(

@@ -452,9 +452,16 @@ mod tests {
         fn ext4_outputs_parse_file_and_size(name in "[a-z/._-]{1,20}", mb in 1u64..4096) {
             let o: crate::export::Output = format!("ext4:{name}:{mb}M").parse().unwrap();
             proptest::prop_assert_eq!(
-                o,
-                crate::export::Output::Ext4(name.clone().into(), Some(mb << 20))
+                &o,
+                &crate::export::Output::Ext4(name.clone().into(), Some(mb << 20))
             );
+            // Messages name the output as written, so it must read back the same.
+            proptest::prop_assert_eq!(o.to_string().parse::<crate::export::Output>().unwrap(), o);
+            for kind in ["oci", "oci-archive", "docker-archive", "rootfs", "rootfs-tar", "squashfs"] {
+                let text = format!("{kind}:{name}");
+                let o: crate::export::Output = text.parse().unwrap();
+                proptest::prop_assert_eq!(o.to_string(), text);
+            }
             let o: crate::export::Output = format!("ext4:{name}").parse().unwrap();
             proptest::prop_assert_eq!(o, crate::export::Output::Ext4(name.into(), None));
         }

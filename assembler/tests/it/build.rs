@@ -405,3 +405,38 @@ fn the_cache_works_without_source_date_epoch() {
     let log = text(&ws.assemble_env(&["-t", "c", "ctx"], None));
     assert_eq!(log.matches("--> Using cache").count(), 3, "{log}");
 }
+
+/// The README's s6 example once lacked the COPY of the keys: the error must say so, naming
+/// the image's path rather than the build root's temporary one.
+#[test]
+fn apk_add_with_a_missing_keys_dir_says_to_copy_the_keys() {
+    let Some(ws) = Ws::new() else { return };
+    ws.containerfile(
+        "FROM scratch\nRUN apk add --repository http://127.0.0.1:9/main --keys-dir /etc/apk/keys hello\n",
+    );
+    let out = ws.assemble(&["-t", "nokeys:1", "ctx"]);
+    assert!(!out.status.success());
+    let log = text(&out);
+    assert!(
+        log.contains("--keys-dir `/etc/apk/keys` is not a directory in the image")
+            && log.contains("COPY keys/ /etc/apk/keys"),
+        "{log}"
+    );
+    // The installer reads the directory as a host path: nothing may lead it out of the root.
+    for (setup, dir, says) in [
+        ("", "/../../etc/apk/keys", "`..` is not allowed"),
+        (
+            "RUN ln -s /etc /hostlink\n",
+            "/hostlink/apk/keys",
+            "symbolic link",
+        ),
+    ] {
+        ws.containerfile(&format!(
+            "{PRELUDE}{setup}RUN apk add --repository http://127.0.0.1:9/main --keys-dir {dir} hello\n"
+        ));
+        let out = ws.assemble(&["-t", "nokeys:2", "ctx"]);
+        assert!(!out.status.success());
+        let log = text(&out);
+        assert!(log.contains(says), "{log}");
+    }
+}

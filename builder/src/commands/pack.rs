@@ -17,7 +17,8 @@ use crate::env::Env;
 pub struct Args {
     /// The package root (`$pkgdir`): its contents become the package's files.
     pub dir: PathBuf,
-    /// Output file, or a directory to write `<name>-<version>.apk` into.
+    /// Output file, or a directory to write `<name>-<version>.apk` into (created when
+    /// the name ends with `/`).
     #[arg(short, long, default_value = ".")]
     pub output: PathBuf,
     /// Start from this .PKGINFO (size and datahash are recomputed); flags below override it.
@@ -157,7 +158,12 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
     if let Some(key) = &key {
         writer.signers.push((key, args.kind));
     }
-    let out_path = if args.output.is_dir() {
+    // `-o out/` names a directory even before it exists, as `cp` and `tar -C` users expect.
+    let names_dir = args.output.as_os_str().as_encoded_bytes().ends_with(b"/");
+    if names_dir {
+        fs_err::create_dir_all(&args.output)?;
+    }
+    let out_path = if names_dir || args.output.is_dir() {
         args.output.join(info.file_name())
     } else {
         args.output.clone()

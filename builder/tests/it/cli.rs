@@ -309,3 +309,24 @@ fn inspect_json_lists_files_with_checksums() {
     assert_eq!(link["sha1"], "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d");
     assert_eq!(link["link"], "hello");
 }
+
+/// `-o out/` is a directory, created when missing (it used to fail renaming onto `out/`).
+#[test]
+fn pack_output_with_a_trailing_slash_is_a_directory() {
+    let home = testkit::tempdir();
+    testkit::write_fixture_like_tree(&home.path().join("tree"), "hi");
+    apkbuild(home.path())
+        .args([
+            "pack",
+            "tree",
+            "--name",
+            "hi",
+            "--version",
+            "1.0-r0",
+            "--unsigned",
+        ])
+        .args(["-o", "new/dir/"])
+        .assert()
+        .success();
+    assert!(home.path().join("new/dir/hi-1.0-r0.apk").is_file());
+}

@@ -170,3 +170,17 @@ fn deploy_job_uploads_with_the_id_token() {
             .is_file()
     );
 }
+
+/// The README promises `--help` on every `ci/` script; getopts alone rejected it.
+#[test]
+fn help_describes_the_options() {
+    let t = tempfile::tempdir().unwrap();
+    for flag in ["--help", "-h"] {
+        crate::support::script("apkdeploy", t.path())
+            .arg(flag)
+            .assert()
+            .success()
+            .stdout(predicates::str::contains("usage: apkdeploy"))
+            .stdout(predicates::str::contains("-s "));
+    }
+}
