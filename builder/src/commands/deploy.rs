@@ -20,7 +20,8 @@ pub struct Args {
     #[arg(long)]
     pub url: String,
     /// Name of the environment variable holding the JWT (a GitLab `id_tokens` variable)
-    /// [default: REPOSERVE_TOKEN, then CI_JOB_JWT_V2].
+    /// [default: REPOSERVE_JWT (the templates' `id_tokens` name), then REPOSERVE_TOKEN,
+    /// then CI_JOB_JWT_V2].
     #[arg(long, value_name = "VAR")]
     pub token_env: Option<String>,
     /// Version for a `<repo>/<arch>` (REPODEST) layout.
@@ -68,7 +69,11 @@ pub fn run(args: &Args, _env: &Env) -> anyhow::Result<ExitCode> {
     // job's choice), so it cannot be listed in `env.rs`.
     let names: Vec<String> = match &args.token_env {
         Some(v) => vec![v.clone()],
-        None => vec!["REPOSERVE_TOKEN".into(), "CI_JOB_JWT_V2".into()],
+        None => vec![
+            "REPOSERVE_JWT".into(),
+            "REPOSERVE_TOKEN".into(),
+            "CI_JOB_JWT_V2".into(),
+        ],
     };
     let token = names
         .iter()
