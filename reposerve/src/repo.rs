@@ -617,7 +617,7 @@ impl Repo {
 /// Maps a package error to a stable reason and a message without server paths.
 pub fn classify(err: &PackageError) -> Rejection {
     let inner = match err {
-        PackageError::At { source, .. } => source.as_ref(),
+        PackageError::At { error, .. } => error.as_ref(),
         e => e,
     };
     let reason = match inner {

@@ -26,13 +26,14 @@ pub const MAX_INDEX_SIZE: u64 = 512 << 20;
 #[non_exhaustive]
 pub enum IndexError {
     /// Context: which file.
-    #[error("`{path}`: {source}")]
+    #[error("`{path}`: {error}")]
     At {
         /// The index file.
         path: PathBuf,
         /// The error.
-        #[source]
-        source: Box<IndexError>,
+        // Not `source`: the message already shows it, and a source would print twice
+        // in a `{:#}` chain.
+        error: Box<IndexError>,
     },
     /// A line of the APKINDEX text is malformed.
     #[error("APKINDEX line {line}: {reason}")]
@@ -76,7 +77,7 @@ impl IndexError {
             e @ Self::At { .. } => e,
             e => Self::At {
                 path: path.into(),
-                source: Box::new(e),
+                error: Box::new(e),
             },
         }
     }

@@ -56,13 +56,14 @@ pub const SCRIPT_NAMES: &[&str] = &[
 #[non_exhaustive]
 pub enum PackageError {
     /// Context: which file the error is about.
-    #[error("`{path}`: {source}")]
+    #[error("`{path}`: {error}")]
     At {
         /// The package file or tree.
         path: PathBuf,
         /// What went wrong.
-        #[source]
-        source: Box<PackageError>,
+        // Not `source`: the message already shows it, and a source would print twice
+        // in a `{:#}` chain.
+        error: Box<PackageError>,
     },
     /// A gzip member is corrupt or truncated.
     #[error("{member} member at byte {offset}: {source}")]
@@ -196,7 +197,7 @@ impl PackageError {
             e @ Self::At { .. } => e,
             e => Self::At {
                 path: path.into(),
-                source: Box::new(e),
+                error: Box::new(e),
             },
         }
     }
