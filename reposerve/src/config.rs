@@ -33,7 +33,8 @@ pub struct Config {
     /// Size limits.
     #[serde(default)]
     pub limits: Limits,
-    /// Re-uploading an existing name-version replaces it instead of answering 409.
+    /// Uploading a different build of an indexed name-version replaces it instead of
+    /// answering 409. (The very same package again is always accepted, as a no-op.)
     #[serde(default)]
     pub allow_replace: bool,
     /// Where packages and indexes live.

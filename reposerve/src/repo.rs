@@ -92,6 +92,40 @@ pub struct Accepted {
     pub path: String,
     /// True if an existing package of the same version was replaced.
     pub replaced: bool,
+    /// True if the repository already had this very package (same control checksum):
+    /// nothing was written. A retried CI job re-uploads the same reproducible build, and
+    /// that must not fail.
+    pub unchanged: bool,
+}
+
+/// What an upload does to the package of the same name and version already indexed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// No such version yet.
+    New,
+    /// A different build of the version replaces it (`allow_replace`).
+    Replaces,
+    /// The same package again (same `C:` checksum): nothing to write.
+    Unchanged,
+}
+
+impl Accepted {
+    fn of(key: &IndexKey, entry: IndexEntry, outcome: Outcome) -> Self {
+        Self {
+            path: format!(
+                "{}/{}/{}/{}",
+                key.version,
+                key.repo,
+                key.arch,
+                entry.file_name()
+            ),
+            name: entry.name,
+            version: entry.version,
+            arch: key.arch.clone(),
+            replaced: outcome == Outcome::Replaces,
+            unchanged: outcome == Outcome::Unchanged,
+        }
+    }
 }
 
 /// The parsed index and the identity of the file it was read from or written to: if an
@@ -365,61 +399,65 @@ impl Repo {
             }
             guards.push(guard);
         }
-        let mut replaced = Vec::new();
+        let mut outcomes = Vec::new();
         for ((key, items), guard) in by_index.iter().zip(&guards) {
             let index = &guard.as_ref().expect("loaded above").index;
-            replaced.extend(self.check_conflicts(key, index, items)?);
+            outcomes.push(self.check_conflicts(key, index, items)?);
         }
         let mut accepted = Vec::new();
-        let mut replaced = replaced.into_iter();
-        for ((key, items), mut guard) in by_index.into_iter().zip(guards) {
+        for (((key, items), mut guard), outcomes) in by_index.into_iter().zip(guards).zip(outcomes)
+        {
+            let dir = self.root.join(key.rel_dir());
+            let mut to_write = Vec::new();
+            let mut replaced = Vec::new();
+            for (s, outcome) in items.into_iter().zip(outcomes) {
+                // An indexed package whose file went missing is written again.
+                if outcome == Outcome::Unchanged && dir.join(s.entry.file_name()).is_file() {
+                    accepted.push(Accepted::of(&key, s.entry, outcome));
+                } else {
+                    replaced.push(outcome);
+                    to_write.push(s);
+                }
+            }
+            if to_write.is_empty() {
+                continue;
+            }
             let started = std::time::Instant::now();
             let mut index = guard.take().expect("loaded above").index;
             let this = Arc::clone(self);
             let signer = signer.clone();
             let result = tokio::task::spawn_blocking(move || {
-                let r = this.write_index(&key, &mut index, items, &signer);
+                let r = this.write_index(&key, &mut index, to_write, &signer);
                 (index, key, r)
             })
             .await
             .map_err(AppError::internal)?;
             let (index, key, r) = result;
-            match r {
-                Ok(entries) => {
-                    let path = self.root.join(key.rel_dir()).join(INDEX_NAME);
-                    *guard = Some(CachedIndex {
-                        index,
-                        stamp: stamp(&path),
-                    });
-                    metrics.index_update(started.elapsed());
-                    for e in entries {
-                        let file = e.file_name();
-                        accepted.push(Accepted {
-                            path: format!("{}/{}/{}/{file}", key.version, key.repo, key.arch),
-                            name: e.name,
-                            version: e.version,
-                            arch: key.arch.clone(),
-                            replaced: replaced.next().unwrap_or(false),
-                        });
-                    }
-                }
-                // The cache may hold entries that are not on disk: drop it, reload next time.
-                Err(e) => return Err(e),
+            // On error the cache may hold entries that are not on disk: it stays empty and
+            // is reloaded next time.
+            let entries = r?;
+            *guard = Some(CachedIndex {
+                index,
+                stamp: stamp(&dir.join(INDEX_NAME)),
+            });
+            metrics.index_update(started.elapsed());
+            for (e, outcome) in entries.into_iter().zip(replaced) {
+                accepted.push(Accepted::of(&key, e, outcome));
             }
         }
         Ok(accepted)
     }
 
-    /// Refuses duplicates in the request and (unless replacing is allowed) versions the
-    /// index already has; returns, per item, whether it replaces one.
+    /// Refuses duplicates in the request and (unless replacing is allowed) a different
+    /// build of a version the index already has; says, per item, what it does.
     fn check_conflicts(
         &self,
         key: &IndexKey,
         index: &ApkIndex,
         items: &[Staged],
-    ) -> Result<Vec<bool>, AppError> {
+    ) -> Result<Vec<Outcome>, AppError> {
         let mut seen = std::collections::HashSet::new();
-        let mut replaced = Vec::new();
+        let mut outcomes = Vec::new();
         for s in items {
             let (n, v) = (&s.entry.name, &s.entry.version);
             if !seen.insert((n, v)) {
@@ -428,21 +466,25 @@ impl Repo {
                     format!("{n}-{v} is in the request twice"),
                 ));
             }
-            let exists = index.get(n, v).is_some();
-            if exists && !self.allow_replace {
-                return Err(AppError::new(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    format!(
-                        "{n}-{v} is already in {}/{}/{}; bump pkgrel to publish a new build",
-                        key.version, key.repo, key.arch
-                    ),
-                    format!("{n}-{v} exists in {key:?}"),
-                ));
-            }
-            replaced.push(exists);
+            let outcome = match index.get(n, v) {
+                None => Outcome::New,
+                Some(old) if old.checksum == s.entry.checksum => Outcome::Unchanged,
+                Some(_) if self.allow_replace => Outcome::Replaces,
+                Some(_) => {
+                    return Err(AppError::new(
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        format!(
+                            "a different build of {n}-{v} is already in {}/{}/{}; bump pkgrel to publish a new build",
+                            key.version, key.repo, key.arch
+                        ),
+                        format!("{n}-{v} exists in {key:?} with another checksum"),
+                    ));
+                }
+            };
+            outcomes.push(outcome);
         }
-        Ok(replaced)
+        Ok(outcomes)
     }
 
     /// The S3 flavour of [`Repo::commit`]: packages are put first, then each index is
@@ -478,23 +520,34 @@ impl Repo {
                 }
             }
         };
-        let mut replaced = Vec::new();
         let mut checked = BTreeMap::new();
-        for (key, items) in &by_index {
-            let loaded = load(key).await?;
-            replaced.extend(self.check_conflicts(key, &loaded.0, items)?);
-            checked.insert(key.clone(), loaded);
+        let mut accepted = Vec::new();
+        let mut by_index_new = BTreeMap::new();
+        for (key, items) in by_index {
+            let loaded = load(&key).await?;
+            let outcomes = self.check_conflicts(&key, &loaded.0, &items)?;
+            let mut to_write = Vec::new();
+            for (s, outcome) in items.into_iter().zip(outcomes) {
+                if outcome == Outcome::Unchanged {
+                    accepted.push(Accepted::of(&key, s.entry, outcome));
+                } else {
+                    to_write.push((s, outcome));
+                }
+            }
+            if !to_write.is_empty() {
+                checked.insert(key.clone(), loaded);
+                by_index_new.insert(key, to_write);
+            }
         }
-        for (key, items) in &by_index {
-            for s in items {
+        for (key, items) in &by_index_new {
+            for (s, _) in items {
                 s3.put_file(&rel_of(key, &s.entry.file_name()), &s.file)
                     .await
                     .map_err(AppError::internal)?;
             }
         }
-        let mut accepted = Vec::new();
-        let mut replaced = replaced.into_iter();
-        for (key, items) in by_index {
+        for (key, items) in by_index_new {
+            let (items, outcomes): (Vec<Staged>, Vec<Outcome>) = items.into_iter().unzip();
             let started = std::time::Instant::now();
             let mut done = false;
             for attempt in 0..S3_ATTEMPTS {
@@ -541,14 +594,8 @@ impl Repo {
                 ));
             }
             metrics.index_update(started.elapsed());
-            for s in items {
-                accepted.push(Accepted {
-                    path: rel_of(&key, &s.entry.file_name()),
-                    name: s.entry.name,
-                    version: s.entry.version,
-                    arch: key.arch.clone(),
-                    replaced: replaced.next().unwrap_or(false),
-                });
+            for (s, outcome) in items.into_iter().zip(outcomes) {
+                accepted.push(Accepted::of(&key, s.entry, outcome));
             }
         }
         drop(guards);

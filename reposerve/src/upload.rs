@@ -174,7 +174,7 @@ async fn handle(state: &AppState, mut multipart: Multipart) -> Result<UploadResp
     }
     let accepted = state.repo.commit(staged, &state.metrics).await?;
     for a in &accepted {
-        tracing::info!(name = %a.name, version = %a.version, path = %a.path, replaced = a.replaced, "package accepted");
+        tracing::info!(name = %a.name, version = %a.version, path = %a.path, replaced = a.replaced, unchanged = a.unchanged, "package accepted");
     }
     Ok(UploadResponse { accepted })
 }

@@ -149,7 +149,12 @@ pub fn run(args: &Args, _env: &Env) -> anyhow::Result<ExitCode> {
             );
         }
         for a in body["accepted"].as_array().into_iter().flatten() {
-            writeln!(out, "{}", a["path"].as_str().unwrap_or_default())?;
+            let path = a["path"].as_str().unwrap_or_default();
+            if a["unchanged"].as_bool() == Some(true) {
+                writeln!(out, "{path} (already published, unchanged)")?;
+            } else {
+                writeln!(out, "{path}")?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -63,8 +63,29 @@ fn apkdeploy_script_uploads_repodest_with_id_token() {
         env.index_names("v3.21", "community", "x86_64"),
         ["b-1.0-r0"]
     );
-    // Again: 409s fail, unless -s.
-    assert!(!run(&[]).status.success());
+    // Again (a retried job): the same packages are accepted and change nothing.
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A different build of a published version: 409 fails, unless -s.
+    let mut other = Pkg::new("a", "1.0-r0");
+    other.extra_bytes = 64;
+    write(&tree, "main/x86_64/a-1.0-r0.apk", &other.build());
+    let out = run(&[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("409"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(run(&["-s"]).status.success());
 
     if let Ok(out) = std::process::Command::new("shellcheck")

@@ -82,7 +82,14 @@ fn two_replicas_share_a_bucket_without_losing_updates() {
     // Nothing was written under the local directories but staging.
     assert!(!env_a.root().join("edge").exists());
 
+    // The same package again is a no-op; a different build of it is refused.
     let (st, body) = upload(&b, None, Form::new().file("p.apk", &pkgs[0]));
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["accepted"][0]["unchanged"], true, "{body}");
+    let first = body["accepted"][0]["name"].as_str().unwrap().to_string();
+    let mut other = Pkg::new(&first, "1.0-r0");
+    other.extra_bytes = 64;
+    let (st, body) = upload(&b, None, Form::new().file("p.apk", &other.build()));
     assert_eq!(st, 409, "{body}");
 
     // A package over the multipart threshold goes up in parts and comes back whole.

@@ -128,25 +128,57 @@ fn upload_then_resolve_over_http() {
 }
 
 #[test]
-fn reupload_conflicts_unless_replace_allowed() {
+fn reupload_same_is_noop_different_conflicts_unless_replace_allowed() {
     let env = Env::new("");
     let pkg = Pkg::new("dup", "1.0-r0").build();
+    let mut other = Pkg::new("dup", "1.0-r0");
+    other.extra_bytes = 64;
+    let other = other.build();
     {
         let server = env.start(&["-d"]);
         let (s, b) = upload(&server, None, Form::new().file("dup.apk", &pkg));
         assert_eq!(s, 200, "{b}");
+        assert_eq!(b["accepted"][0]["unchanged"], false);
         let before = env.snapshot();
+        // A retried job uploads the same package again: accepted, nothing written.
         let (s, b) = upload(&server, None, Form::new().file("dup.apk", &pkg));
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["accepted"][0]["unchanged"], true, "{b}");
+        assert_eq!(b["accepted"][0]["replaced"], false, "{b}");
+        assert!(env.snapshot() == before);
+        // A different build of the same version is refused, and changes nothing.
+        let (s, b) = upload(&server, None, Form::new().file("dup.apk", &other));
         assert_eq!(s, 409, "{b}");
         assert_eq!(b["error"], "conflict");
+        assert!(b["hint"].as_str().unwrap().contains("bump pkgrel"), "{b}");
         assert!(env.snapshot() == before);
+        // A request mixing the same package with a new one writes only the new one.
+        let fresh = Pkg::new("fresh", "1.0-r0").build();
+        let (s, b) = upload(
+            &server,
+            None,
+            Form::new().file("dup.apk", &pkg).file("fresh.apk", &fresh),
+        );
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(
+            env.index_names("edge", "main", "x86_64"),
+            ["dup-1.0-r0", "fresh-1.0-r0"]
+        );
     }
     env.write_config("allow_replace: true\n");
     let server = env.start(&["-d"]);
-    let (s, b) = upload(&server, None, Form::new().file("dup.apk", &pkg));
+    let (s, b) = upload(&server, None, Form::new().file("dup.apk", &other));
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["accepted"][0]["replaced"], true);
-    assert_eq!(env.index_names("edge", "main", "x86_64"), ["dup-1.0-r0"]);
+    assert_eq!(
+        env.index_names("edge", "main", "x86_64"),
+        ["dup-1.0-r0", "fresh-1.0-r0"]
+    );
+    let served = reqwest::blocking::get(server.url("/edge/main/x86_64/dup-1.0-r0.apk"))
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(served.as_ref(), other.as_slice());
 }
 
 #[test]
