@@ -71,7 +71,7 @@ pub struct BuildOptions {
 pub enum BuildError {
     /// A step failed; its partial state is a snapshot.
     #[error(
-        "step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}\nOpen a shell there with: assemble --store {store} run -it {tag}@{snapshot} /bin/sh"
+        "step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}\n{look}"
     )]
     StepFailed {
         /// Step number.
@@ -86,6 +86,9 @@ pub enum BuildError {
         tag: String,
         /// The store root.
         store: String,
+        /// How to look inside: the command opening a shell there, or, when the image has
+        /// no shell, unpacking it.
+        look: String,
     },
     /// Anything else, with its context.
     #[error("{0:#}")]
@@ -552,13 +555,30 @@ impl Engine<'_> {
             self.store
                 .set_tag(&self.failed_tag, &snap.id)
                 .context("failed to tag the failed build")?;
+            let store = self.store.root().display().to_string();
+            let (tag, id) = (&self.failed_tag, &snap.id);
+            // `--entrypoint`: an ENTRYPOINT set before the failing step would otherwise run
+            // with the shell as its argument.
+            let has_shell = apk::rootfs::RootDir::open(st.rootfs())
+                .and_then(|r| r.exists("bin/sh"))
+                .unwrap_or(false);
+            let look = if has_shell {
+                format!(
+                    "Open a shell there with: assemble --store {store} run -it --entrypoint /bin/sh {tag}@{id}"
+                )
+            } else {
+                format!(
+                    "The image has no /bin/sh to open a shell in; unpack it to look inside with: assemble --store {store} export {tag}@{id} rootfs:failed-rootfs"
+                )
+            };
             return Err(BuildError::StepFailed {
                 step: self.step,
                 instruction: text,
                 status,
                 snapshot: snap.id,
                 tag: self.failed_tag.clone(),
-                store: self.store.root().display().to_string(),
+                store,
+                look,
             });
         }
         self.store

@@ -27,11 +27,34 @@ pub struct RunArgs {
     /// Share the host network.
     #[arg(long)]
     pub network: Option<String>,
+    /// Run this program instead of the image's ENTRYPOINT (its CMD is then not used, as
+    /// with `docker run --entrypoint`); `--entrypoint ''` clears it.
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
     /// NAME[:TAG][@SNAPSHOT] or @SNAPSHOT.
     pub image: String,
     /// The command (default: the image's ENTRYPOINT/CMD, else /bin/sh).
-    #[arg(trailing_var_arg = true)]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// What runs: ENTRYPOINT (or `--entrypoint`) followed by the given command, else by CMD
+/// when the entrypoint is the image's own; `/bin/sh` when that is all empty.
+fn command_line(a: &RunArgs, entrypoint: Option<&[String]>, cmd: Option<&[String]>) -> Vec<String> {
+    let mut argv = match a.entrypoint.as_deref() {
+        Some("") => Vec::new(),
+        Some(e) => vec![e.to_string()],
+        None => entrypoint.unwrap_or_default().to_vec(),
+    };
+    if !a.command.is_empty() {
+        argv.extend(a.command.iter().cloned());
+    } else if a.entrypoint.is_none() {
+        argv.extend(cmd.unwrap_or_default().iter().cloned());
+    }
+    if argv.is_empty() {
+        argv.push("/bin/sh".into());
+    }
+    argv
 }
 
 /// Runs.
@@ -55,19 +78,7 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
     } else {
         None
     };
-    let argv = if a.command.is_empty() {
-        let mut v = c.entrypoint.clone().unwrap_or_default();
-        v.extend(c.cmd.clone().unwrap_or_default());
-        if v.is_empty() {
-            vec!["/bin/sh".to_string()]
-        } else {
-            v
-        }
-    } else {
-        let mut v = c.entrypoint.clone().unwrap_or_default();
-        v.extend(a.command.iter().cloned());
-        v
-    };
+    let argv = command_line(a, c.entrypoint.as_deref(), c.cmd.as_deref());
     let spec = RunSpec {
         argv,
         env: c.env.clone(),
@@ -126,4 +137,38 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
         Some(n) => ExitCode::from(u8::try_from(n).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(entrypoint: Option<&str>, command: &[&str]) -> RunArgs {
+        RunArgs {
+            interactive: true,
+            tty: true,
+            commit: None,
+            network: None,
+            entrypoint: entrypoint.map(str::to_string),
+            image: "x".into(),
+            command: command.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn entrypoint_and_cmd_as_docker_run_combines_them() {
+        let ep = ["/init".to_string()];
+        let cmd = ["/usr/bin/app".to_string(), "-v".to_string()];
+        let line = |e, c: &[&str]| command_line(&args(e, c), Some(&ep), Some(&cmd));
+        assert_eq!(line(None, &[]), ["/init", "/usr/bin/app", "-v"]);
+        assert_eq!(line(None, &["/bin/sh"]), ["/init", "/bin/sh"]);
+        assert_eq!(line(Some("/bin/sh"), &[]), ["/bin/sh"]);
+        assert_eq!(
+            line(Some("/bin/sh"), &["-c", "ls"]),
+            ["/bin/sh", "-c", "ls"]
+        );
+        assert_eq!(line(Some(""), &["ls"]), ["ls"]);
+        assert_eq!(line(Some(""), &[]), ["/bin/sh"]);
+        assert_eq!(command_line(&args(None, &[]), None, None), ["/bin/sh"]);
+    }
 }

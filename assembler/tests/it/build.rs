@@ -2,6 +2,65 @@
 
 use crate::support::{PRELUDE, Ws, text};
 
+/// The snapshot id after "Most recent snapshot is @".
+fn failed_snapshot(log: &str) -> String {
+    log.split("Most recent snapshot is @")
+        .nth(1)
+        .expect("snapshot message")
+        .get(..12)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn failed_build_hint_works_with_an_entrypoint_and_without_a_shell() {
+    let Some(ws) = Ws::new() else { return };
+    // An ENTRYPOINT set before the failing step: the printed command still opens a shell.
+    ws.containerfile(&format!(
+        "{PRELUDE}ENTRYPOINT [\"/bin/false\"]\nRUN echo partial > /partial && exit 3\n"
+    ));
+    let out = ws.assemble(&["-t", "ep", "ctx"]);
+    assert!(!out.status.success());
+    let log = text(&out);
+    let id = failed_snapshot(&log);
+    assert!(
+        log.contains(&format!("run -it --entrypoint /bin/sh ep:failed@{id}")),
+        "{log}"
+    );
+    let shown = ws.assemble(&[
+        "run",
+        "--entrypoint",
+        "/bin/sh",
+        &format!("ep:failed@{id}"),
+        "-c",
+        "cat /partial",
+    ]);
+    assert!(shown.status.success(), "{}", text(&shown));
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), "partial\n");
+
+    // No shell in the image: the hint unpacks it instead, and that command works.
+    ws.containerfile(
+        "FROM scratch\nCOPY busybox /opt/busybox\nRUN [\"/opt/busybox\", \"false\"]\n",
+    );
+    let out = ws.assemble(&["-t", "nosh", "ctx"]);
+    assert!(!out.status.success());
+    let log = text(&out);
+    let id = failed_snapshot(&log);
+    assert!(log.contains("has no /bin/sh"), "{log}");
+    assert!(
+        log.contains(&format!("export nosh:failed@{id} rootfs:failed-rootfs")),
+        "{log}"
+    );
+    let dir = ws.path("failed-rootfs");
+    let out = ws.assemble(&[
+        "export",
+        &format!("nosh:failed@{id}"),
+        &format!("rootfs:{}", dir.display()),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(dir.join("opt/busybox").is_file());
+}
+
 #[test]
 fn failed_step_keeps_a_snapshot_and_the_rebuild_resumes_from_cache() {
     let Some(ws) = Ws::new() else { return };
@@ -22,7 +81,7 @@ fn failed_step_keeps_a_snapshot_and_the_rebuild_resumes_from_cache() {
         .unwrap()
         .to_string();
     assert!(
-        log.contains(&format!("run -it app:failed@{id} /bin/sh")),
+        log.contains(&format!("run -it --entrypoint /bin/sh app:failed@{id}")),
         "{log}"
     );
 
