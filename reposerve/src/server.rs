@@ -92,12 +92,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         });
         if let Some(redirect) = &tls.redirect {
             let https_port = https_port.unwrap_or(443);
-            let addrs: Vec<SocketAddr> = match redirect.protocols {
-                Protocols::Both => vec![SocketAddr::from(([0u16; 8], redirect.port))],
-                Protocols::Ipv4 => vec![SocketAddr::from(([0, 0, 0, 0], redirect.port))],
-                Protocols::Ipv6 => vec![SocketAddr::from(([0u16; 8], redirect.port))],
-                Protocols::None => Vec::new(),
-            };
+            let addrs = redirect_addrs(&cli.listen_tls, redirect.port, redirect.protocols);
+            if addrs.is_empty() && redirect.protocols != Protocols::None {
+                tracing::warn!(
+                    protocols = ?redirect.protocols,
+                    "no HTTPS listen address (-L) of those protocols: no redirect listener"
+                );
+            }
             for addr in addrs {
                 let app =
                     Router::new().fallback(move |req: Request| redirect_to_https(&req, https_port));
@@ -159,6 +160,47 @@ async fn spawn_plain(
     Ok(())
 }
 
+/// Where the redirect listens: on the hosts of the HTTPS listeners (so `-L 127.0.0.1:8443`
+/// keeps the redirect on loopback too), at the redirect port, for the families `protocols`
+/// allows. A wildcard HTTPS address gives the wildcard of each allowed family (`[::]` for
+/// both, dual-stack as Linux binds it by default).
+fn redirect_addrs(listen_tls: &[SocketAddr], port: u16, protocols: Protocols) -> Vec<SocketAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let (v4, v6) = match protocols {
+        Protocols::Both => (true, true),
+        Protocols::Ipv4 => (true, false),
+        Protocols::Ipv6 => (false, true),
+        Protocols::None => return Vec::new(),
+    };
+    let mut out: Vec<SocketAddr> = Vec::new();
+    let mut push = |ip: IpAddr| {
+        let a = SocketAddr::new(ip, port);
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    for l in listen_tls {
+        match l.ip() {
+            ip if ip.is_unspecified() => push(if v6 {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            }),
+            ip @ IpAddr::V4(_) if v4 => push(ip),
+            ip @ IpAddr::V6(_) if v6 => push(ip),
+            _ => {}
+        }
+    }
+    // A dual-stack `[::]` already takes IPv4: a second `0.0.0.0` bind would fail.
+    if out
+        .iter()
+        .any(|a| a.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+    {
+        out.retain(|a| a.ip() != IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+    out
+}
+
 fn redirect_to_https(req: &Request, port: u16) -> std::future::Ready<Response> {
     let host = req
         .headers()
@@ -182,4 +224,46 @@ fn redirect_to_https(req: &Request, port: u16) -> std::future::Ready<Response> {
         (false, Ok(_)) => Redirect::permanent(&target).into_response(),
         _ => (StatusCode::BAD_REQUEST, "missing or bad Host header\n").into_response(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(listen: &[&str], p: Protocols) -> Vec<String> {
+        let listen: Vec<SocketAddr> = listen.iter().map(|a| a.parse().unwrap()).collect();
+        redirect_addrs(&listen, 80, p)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn redirect_listens_where_https_does() {
+        assert_eq!(addrs(&["0.0.0.0:8443"], Protocols::Both), ["[::]:80"]);
+        assert_eq!(addrs(&["0.0.0.0:8443"], Protocols::Ipv4), ["0.0.0.0:80"]);
+        assert_eq!(addrs(&["[::]:8443"], Protocols::Ipv6), ["[::]:80"]);
+        assert!(addrs(&["0.0.0.0:8443"], Protocols::None).is_empty());
+        assert_eq!(
+            addrs(&["127.0.0.1:8443"], Protocols::Ipv4),
+            ["127.0.0.1:80"]
+        );
+        assert_eq!(
+            addrs(&["127.0.0.1:8443"], Protocols::Both),
+            ["127.0.0.1:80"]
+        );
+        assert!(addrs(&["127.0.0.1:8443"], Protocols::Ipv6).is_empty());
+        assert_eq!(
+            addrs(&["127.0.0.1:8443", "[::1]:8443"], Protocols::Both),
+            ["127.0.0.1:80", "[::1]:80"]
+        );
+        assert_eq!(
+            addrs(&["127.0.0.1:8443", "[::1]:8443"], Protocols::Ipv6),
+            ["[::1]:80"]
+        );
+        assert_eq!(
+            addrs(&["0.0.0.0:8443", "[::]:9443"], Protocols::Both),
+            ["[::]:80"]
+        );
+    }
 }
