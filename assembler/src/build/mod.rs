@@ -401,7 +401,10 @@ impl Engine<'_> {
         // A plain `apk add`/`apk del` RUN is carried out by our installer, not the sandbox.
         let native_apk = match &x.kind {
             Kind::Run { command, .. } if x.kind.run_script().is_none() => {
-                containerfile::detect_apk(command)
+                let env = st.args.run_env();
+                let lookup =
+                    |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+                containerfile::detect_apk_with(command, &lookup)
             }
             _ => None,
         };

@@ -1,10 +1,15 @@
 //! Recognise a RUN that is only `apk add …` / `apk del …` (optionally after
 //! `apk update &&`), so the engine can install natively instead of running a shell.
 //!
-//! Conservative on purpose: anything the shell would interpret beyond plain words and
-//! `&&` (pipes, redirections such as an unquoted `pkg>=1`, variables, globs, `;`, other
-//! commands, unknown apk options) gives `None`, and the engine runs the command in the
-//! sandbox as written.
+//! Conservative on purpose: anything the shell would interpret beyond plain words, `&&` and
+//! `$NAME`/`${NAME}` of variables the step defines (pipes, redirections such as an unquoted
+//! `pkg>=1`, other expansions, globs, `;`, other commands, unknown apk options) gives
+//! `None`, and the engine runs the command in the sandbox as written.
+//!
+//! Variables are expanded only where the shell's result is certain: the variable is set
+//! (ENV or ARG of the step), and unquoted values hold no blanks or glob characters (which
+//! the shell would split or match). So `ARG TAG=1.2-r0` + `RUN apk add app=$TAG`, the
+//! form `ci/bump-containerfile` keeps up to date, installs natively.
 
 use super::CommandForm;
 
@@ -66,11 +71,22 @@ impl ApkCommand {
     }
 }
 
-/// `Some` when the RUN is exactly apk add/del/update commands joined by `&&`.
+/// `Some` when the RUN is exactly apk add/del/update commands joined by `&&`, with no
+/// variables (see [`detect_apk_with`]).
 pub fn detect_apk(run: &CommandForm) -> Option<ApkCommand> {
+    detect_apk_with(run, &|_| None)
+}
+
+/// As [`detect_apk`], expanding `$NAME`/`${NAME}` in the shell form with `vars` (the
+/// step's environment: ENV and ARG) as the shell would; an unset name gives `None`.
+/// The exec form is not expanded (no shell, as in Docker).
+pub fn detect_apk_with(
+    run: &CommandForm,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Option<ApkCommand> {
     let commands = match run {
         CommandForm::Exec(words) => vec![words.clone()],
-        CommandForm::Shell(text) => split_shell(text)?,
+        CommandForm::Shell(text) => split_shell(text, vars)?,
     };
     let mut updates: Vec<ApkCommand> = Vec::new();
     let mut main: Option<ApkCommand> = None;
@@ -184,9 +200,29 @@ fn parse_apk(words: &[String]) -> Option<ApkCommand> {
     }
 }
 
+/// `NAME` or `{NAME}` after a `$`: the variable's value, `None` for other expansions
+/// (`${X:-y}`, `$1`, `$@`, …) or an unset name.
+fn expand_var(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let braced = chars.next_if_eq(&'{').is_some();
+    let mut name = String::new();
+    while let Some(c) = chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_') {
+        name.push(c);
+    }
+    if braced && chars.next() != Some('}') {
+        return None;
+    }
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    vars(&name)
+}
+
 /// Split a shell command into `&&`-joined simple commands of plain words; `None` for
 /// anything else the shell would interpret.
-fn split_shell(text: &str) -> Option<Vec<Vec<String>>> {
+fn split_shell(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Option<Vec<Vec<String>>> {
     let mut commands = vec![Vec::new()];
     let mut word = String::new();
     let mut in_word = false;
@@ -226,7 +262,9 @@ fn split_shell(text: &str) -> Option<Vec<Vec<String>>> {
                 loop {
                     match chars.next()? {
                         '"' => break,
-                        '$' | '`' => return None,
+                        // Inside double quotes the value is taken as it is.
+                        '$' => word.push_str(&expand_var(&mut chars, vars)?),
+                        '`' => return None,
                         '\\' => match chars.next()? {
                             c @ ('"' | '\\') => word.push(c),
                             '$' | '`' => return None,
@@ -246,7 +284,21 @@ fn split_shell(text: &str) -> Option<Vec<Vec<String>>> {
                     c => word.push(c),
                 }
             }
-            '|' | ';' | '<' | '>' | '(' | ')' | '$' | '`' | '*' | '?' | '[' | ']' | '{' | '}' => {
+            '$' => {
+                let value = expand_var(&mut chars, vars)?;
+                // Unquoted, the shell would split blanks, match globs, or drop an empty
+                // word: leave those to the shell.
+                if value.is_empty()
+                    || value
+                        .chars()
+                        .any(|c| c.is_whitespace() || "*?[]{}~\\'\"$`|&;<>()#".contains(c))
+                {
+                    return None;
+                }
+                in_word = true;
+                word.push_str(&value);
+            }
+            '|' | ';' | '<' | '>' | '(' | ')' | '`' | '*' | '?' | '[' | ']' | '{' | '}' => {
                 return None;
             }
             '#' | '~' | '!' if !in_word => return None,
@@ -271,7 +323,7 @@ mod tests {
 
     #[test]
     fn shell_splitting() {
-        let s = |t| split_shell(t);
+        let s = |t| split_shell(t, &|_| None);
         assert_eq!(
             s("apk update&&apk add 'a b' \"c\\\"d\" e\\ f"),
             Some(vec![
@@ -290,5 +342,43 @@ mod tests {
         assert_eq!(s("a && && b"), None);
         assert_eq!(s("x~y"), Some(vec![vec!["x~y".to_owned()]]));
         assert_eq!(s("~x"), None);
+        assert_eq!(s("apk add a=$V"), None);
+    }
+
+    #[test]
+    fn variables_of_the_step_are_expanded_where_the_shell_is_certain() {
+        let vars = |n: &str| match n {
+            "TAG" => Some("1.2-r0".to_owned()),
+            "PKGS" => Some("a b".to_owned()),
+            "GLOB" => Some("a*".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        };
+        let s = |t| split_shell(t, &vars);
+        let words = |v: &[&str]| Some(vec![v.iter().map(|w| (*w).to_owned()).collect()]);
+        assert_eq!(s("apk add app=$TAG"), words(&["apk", "add", "app=1.2-r0"]));
+        assert_eq!(
+            s("apk add app=${TAG}x"),
+            words(&["apk", "add", "app=1.2-r0x"])
+        );
+        assert_eq!(
+            s("apk add \"app=$TAG\""),
+            words(&["apk", "add", "app=1.2-r0"])
+        );
+        assert_eq!(s("apk add \"$PKGS\""), words(&["apk", "add", "a b"]));
+        assert_eq!(s("apk add '$TAG'"), words(&["apk", "add", "$TAG"]));
+        // Split, globbed, dropped, unset, or another kind of expansion: the shell's job.
+        for t in [
+            "apk add $PKGS",
+            "apk add $GLOB",
+            "apk add $EMPTY",
+            "apk add $UNSET",
+            "apk add ${TAG:-1}",
+            "apk add $1",
+            "apk add ${TAG",
+            "apk add $",
+        ] {
+            assert_eq!(s(t), None, "{t}");
+        }
     }
 }

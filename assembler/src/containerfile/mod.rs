@@ -23,7 +23,7 @@ mod stages;
 
 use std::path::Path;
 
-pub use apk::{ApkAction, ApkCommand, detect_apk};
+pub use apk::{ApkAction, ApkCommand, detect_apk, detect_apk_with};
 pub use args::{BuildArgs, Platform, StageArgs};
 pub use error::{ParseError, ParseErrorKind};
 pub use expand::{ExpandError, Vars, expand_word, expand_words};

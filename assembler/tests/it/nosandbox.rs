@@ -41,3 +41,46 @@ fn a_build_without_sandbox_steps_needs_no_bwrap() {
     assert!(log.contains("`bwrap` is not installed"), "{log}");
     assert!(log.contains("apt-get install bubblewrap"), "{log}");
 }
+
+#[test]
+fn an_apk_add_with_build_arguments_is_still_native() {
+    let Some(ws) = Ws::new() else { return };
+    local_repo(
+        &ws,
+        &[
+            PkgSpec::new("liba", "1.0-r0").file("usr/lib/liba.so.1", "library a 1\n"),
+            PkgSpec::new("liba", "2.0-r0").file("usr/lib/liba.so.2", "library a 2\n"),
+        ],
+    );
+    let empty = ws.path("empty-path");
+    fs_err::create_dir_all(&empty).unwrap();
+    let path = empty.display().to_string();
+    // The pin `ci/bump-containerfile` rewrites, and a repository named by ENV: no shell
+    // and no bwrap are needed, since the variables are expanded as the shell would.
+    ws.containerfile(
+        "FROM scratch\nARG TAG=1.0-r0\nENV REPO=/repo\nCOPY repo /repo\nCOPY keys /keys\n\
+         RUN apk add --no-cache -X \"$REPO\" --keys-dir /keys liba=${TAG}\n",
+    );
+    let out = ws.assemble_vars(
+        &["-t", "arg", "-o", "rootfs:arg1", "ctx"],
+        &[("PATH", &path)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(ws.path("arg1/usr/lib/liba.so.1").is_file());
+    assert!(!ws.path("arg1/usr/lib/liba.so.2").exists());
+
+    let out = ws.assemble_vars(
+        &[
+            "-t",
+            "arg",
+            "--build-arg",
+            "TAG=2.0-r0",
+            "-o",
+            "rootfs:arg2",
+            "ctx",
+        ],
+        &[("PATH", &path)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(ws.path("arg2/usr/lib/liba.so.2").is_file());
+}

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use assembler::containerfile::{
     ApkAction, Arg, BuildArgs, CommandForm, Containerfile, ExpandError, Healthcheck, Kind,
-    ParseError, ParseErrorKind, Platform, detect_apk, expand_word, expand_words, parse,
+    ParseError, ParseErrorKind, Platform, detect_apk, detect_apk_with, expand_word, expand_words,
+    parse,
 };
 use proptest::prelude::*;
 

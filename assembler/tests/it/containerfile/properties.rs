@@ -48,4 +48,17 @@ proptest! {
             prop_assert!(c.action == ApkAction::Update || !c.packages.is_empty(), "{}", s);
         }
     }
+
+    /// With variables (some values blank or globs), detection never panics and an accepted
+    /// add/del still names a package.
+    #[test]
+    fn detect_apk_with_vars_is_total(
+        s in "apk (add|del) [-a-zA-Z0-9 =.${}'\"_]{0,40}",
+        v in "[-a-z0-9.* ]{0,6}",
+    ) {
+        let lookup = |n: &str| (n == "V" || n == "V_2").then(|| v.clone());
+        if let Some(c) = detect_apk_with(&CommandForm::Shell(s.clone()), &lookup) {
+            prop_assert!(!c.packages.is_empty(), "{}", s);
+        }
+    }
 }
