@@ -643,6 +643,13 @@ fn install_one(
     if let Some((kind, outcome)) = unpacked.pre_outcome {
         runner.record(report, &mut pkg, kind, outcome);
     }
+    for path in &unpacked.skipped_devices {
+        let msg = format!(
+            "{}-{}: device node /{path} was not created (creating device nodes needs root); the tree lacks it",
+            entry.name, entry.version
+        );
+        opts.reporter.event(Event::Warning(&msg));
+    }
     // Files taken over leave their former owners' records.
     for (path, j) in &unpacked.taken {
         let former = &others[*j].entry.name;

@@ -62,6 +62,8 @@ pub(super) struct Unpacked {
     pub flags: String,
     /// What became of the pre-install/pre-upgrade script, if the package has one.
     pub pre_outcome: Option<(ScriptKind, ScriptOutcome)>,
+    /// Device nodes not created ([`crate::rootfs::DevicePolicy`] allowed skipping them).
+    pub skipped_devices: Vec<String>,
 }
 
 struct Visitor<'a, 'b> {
@@ -77,6 +79,7 @@ struct Visitor<'a, 'b> {
     flags: String,
     failure: Option<InstallError>,
     my_replaces: Option<(Vec<Dependency>, u32)>,
+    skipped_devices: Vec<String>,
 }
 
 /// Stops the stream with `err`, kept for the caller to report precisely.
@@ -265,6 +268,9 @@ impl DataVisitor for Visitor<'_, '_> {
         };
         if entry.kind == EntryType::File {
             self.digests.insert(entry.path.clone(), digest);
+        }
+        if applied == Applied::SkippedDevice {
+            self.skipped_devices.push(entry.path.clone());
         }
         let xattr_digest = self.set_xattrs(entry, applied);
         let file = InstalledFile {
@@ -494,6 +500,7 @@ pub(super) fn unpack(
                 flags: String::new(),
                 failure: None,
                 my_replaces: None,
+                skipped_devices: Vec::new(),
             };
             let written = write_entries(&mut v, &rx);
             // Dropping the receiver makes the reader stop at its next send.
@@ -525,6 +532,7 @@ pub(super) fn unpack(
             taken: v.taken,
             flags: v.flags,
             pre_outcome: fwd.pre_outcome,
+            skipped_devices: v.skipped_devices,
         }),
         Err(err) => {
             for path in v.created.iter().rev() {
