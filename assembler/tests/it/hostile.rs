@@ -1,6 +1,6 @@
 //! Hostile input through the real binary: malicious packages installed by `RUN apk add`
 //! (names with `..`, absolute names, a symlink out of the root then a write through it,
-//! device nodes when unprivileged) are refused, and the host stays untouched. (The COPY of
+//! device nodes when unprivileged) are refused or skipped, and the host stays untouched. (The COPY of
 //! a context symlink pointing outside is in `build.rs`.)
 
 use testkit::repo::{Node, PkgSpec, RepoBuilder};
