@@ -73,13 +73,7 @@ fn failed_step_keeps_a_snapshot_and_the_rebuild_resumes_from_cache() {
     let log = text(&out);
     assert!(log.contains("Step 4/5 : RUN echo partial"), "{log}");
     assert!(log.contains("failing now"), "live output missing: {log}");
-    let id = log
-        .split("Most recent snapshot is @")
-        .nth(1)
-        .expect("snapshot message")
-        .get(..12)
-        .unwrap()
-        .to_string();
+    let id = failed_snapshot(&log);
     assert!(
         log.contains(&format!("run -it --entrypoint /bin/sh app:failed@{id}")),
         "{log}"
