@@ -142,7 +142,13 @@ fn quickstart_builds_serves_assembles_and_runs_the_image() {
         stdout.contains("6 recipes: 0 built, 6 from the cache"),
         "{stdout}"
     );
-    assert!(stdout.contains("exists   edge/main/x86_64/greet-1.0.0-r0.apk"));
+    // The reproducible rebuild uploads the very same package: a no-op, not a conflict.
+    assert!(
+        stdout.contains(
+            "same     edge/main/x86_64/greet-1.0.0-r0.apk (already published, unchanged)"
+        ),
+        "{stdout}"
+    );
     assert!(stdout.contains("--> Using cache"), "{stdout}");
     assert!(stdout.contains("Hello, world!"), "{stdout}");
     assert_eq!(read(&out.join("image/oci/index.json")), index);
