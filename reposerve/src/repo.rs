@@ -409,13 +409,13 @@ impl Repo {
         {
             let dir = self.root.join(key.rel_dir());
             let mut to_write = Vec::new();
-            let mut replaced = Vec::new();
+            let mut written_outcomes = Vec::new();
             for (s, outcome) in items.into_iter().zip(outcomes) {
                 // An indexed package whose file went missing is written again.
                 if outcome == Outcome::Unchanged && dir.join(s.entry.file_name()).is_file() {
                     accepted.push(Accepted::of(&key, s.entry, outcome));
                 } else {
-                    replaced.push(outcome);
+                    written_outcomes.push(outcome);
                     to_write.push(s);
                 }
             }
@@ -441,7 +441,7 @@ impl Repo {
                 stamp: stamp(&dir.join(INDEX_NAME)),
             });
             metrics.index_update(started.elapsed());
-            for (e, outcome) in entries.into_iter().zip(replaced) {
+            for (e, outcome) in entries.into_iter().zip(written_outcomes) {
                 accepted.push(Accepted::of(&key, e, outcome));
             }
         }
