@@ -267,6 +267,30 @@ fn squashfs_output_has_image_owners_and_is_reproducible() {
     assert_eq!(sha256(&ws.path("vm.sqfs")), sha256(&ws.path("again.sqfs")));
 }
 
+/// Unpacks the squashfs `image` of the workspace into `root/` and gives the command that
+/// starts its `/sbin/init` as PID 1 of a fresh PID namespace, chrooted there.
+fn init_of_unpacked(ws: &Ws, image: &str) -> std::process::Command {
+    let root = ws.path("root").display().to_string();
+    let img = ws.path(image).display().to_string();
+    assert!(
+        run("unsquashfs", &["-q", "-d", &root, &img], &[])
+            .status
+            .success()
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount",
+        "--mount-proc=/proc",
+        "chroot",
+        &root,
+    ])
+    .arg("/sbin/init")
+    .stdin(std::process::Stdio::null());
+    cmd
+}
+
 /// The generated `/sbin/init` as PID 1 of a fresh PID namespace on the unpacked squashfs:
 /// ENV, WORKDIR and USER reach CMD, and the "power off" ends the namespace.
 #[test]
@@ -282,26 +306,7 @@ fn generated_init_runs_cmd_as_user_in_workdir_with_env() {
     vm_image(&ws);
     let o = ws.assemble(&["-t", "vm", "-o", "squashfs:vm.sqfs", "ctx"]);
     assert!(o.status.success(), "{}", text(&o));
-    let root = ws.path("root").display().to_string();
-    let img = ws.path("vm.sqfs").display().to_string();
-    assert!(
-        run("unsquashfs", &["-q", "-d", &root, &img], &[])
-            .status
-            .success()
-    );
-    let o = std::process::Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount",
-            "--mount-proc=/proc",
-            "chroot",
-            &root,
-        ])
-        .arg("/sbin/init")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let o = init_of_unpacked(&ws, "vm.sqfs").output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     eprintln!("{out}{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(out, "hello world\n1000\n/home/app\n");
@@ -404,24 +409,7 @@ fn generated_init_forwards_sigterm_to_the_main_process() {
     ));
     let o = ws.assemble(&["-t", "term", "-o", "squashfs:term.sqfs", "ctx"]);
     assert!(o.status.success(), "{}", text(&o));
-    let root = ws.path("root").display().to_string();
-    let img = ws.path("term.sqfs").display().to_string();
-    assert!(
-        run("unsquashfs", &["-q", "-d", &root, &img], &[])
-            .status
-            .success()
-    );
-    let mut child = std::process::Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount",
-            "--mount-proc=/proc",
-            "chroot",
-            &root,
-        ])
-        .arg("/sbin/init")
-        .stdin(std::process::Stdio::null())
+    let mut child = init_of_unpacked(&ws, "term.sqfs")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
