@@ -263,12 +263,8 @@ fn preconditions() -> Result<PathBuf, String> {
 
 #[test]
 fn source_tag_to_pushed_image_and_bumped_manifest() {
-    let bin_dir = match preconditions() {
-        Ok(d) => d,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
+    let Ok(bin_dir) = preconditions().inspect_err(|why| println!("skipped: {why}")) else {
+        return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let env = Env {

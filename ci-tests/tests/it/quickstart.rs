@@ -75,12 +75,8 @@ fn preconditions() -> Result<std::path::PathBuf, String> {
 
 #[test]
 fn quickstart_builds_serves_assembles_and_runs_the_image() {
-    let bin_dir = match preconditions() {
-        Ok(d) => d,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
+    let Ok(bin_dir) = preconditions().inspect_err(|why| println!("skipped: {why}")) else {
+        return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
@@ -157,12 +153,8 @@ fn quickstart_builds_serves_assembles_and_runs_the_image() {
 
 #[test]
 fn a_failing_step_stops_reposerve_and_says_what_to_do() {
-    let bin_dir = match preconditions() {
-        Ok(d) => d,
-        Err(why) => {
-            println!("skipped: {why}");
-            return;
-        }
+    let Ok(bin_dir) = preconditions().inspect_err(|why| println!("skipped: {why}")) else {
+        return;
     };
     // The real apkbuild and reposerve, and an `assemble` that fails (false(1)), so the
     // script fails after reposerve started. The recipes build without the sandbox, as on
