@@ -2,10 +2,10 @@
 //! `adduser`, `chown -R app /app` and a `.post-install` chown work and their owners reach
 //! the layers; rootless, a chown to another id fails with a message saying what to do.
 
-use testkit::repo::{PkgSpec, RepoBuilder};
+use testkit::repo::PkgSpec;
 
 use crate::layers::{layers, owners_of};
-use crate::support::{PRELUDE, Ws, text};
+use crate::support::{PRELUDE, Ws, local_repo, text};
 
 /// What busybox `adduser -D app` does (Debian's static busybox has no adduser applet).
 const ADDUSER: &str = "RUN mkdir -p /etc /home/app \
@@ -133,24 +133,16 @@ fn a_post_install_script_may_chown() {
     if !as_root() {
         return;
     }
-    let mut repo = RepoBuilder::new(&ws.path("ctx/repo"));
-    repo.add(
-        &PkgSpec::new("svc", "1.0-r0")
+    local_repo(
+        &ws,
+        &[PkgSpec::new("svc", "1.0-r0")
             .file("var/lib/svc/data", "d\n")
             .file("usr/bin/svc", "#!/bin/sh\n")
             .script(
                 ".post-install",
                 "#!/bin/sh\nchown -R 1000:1000 /var/lib/svc && chmod 700 /var/lib/svc\n",
-            ),
+            )],
     );
-    repo.write_index(true);
-    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
-    let key = format!("{}.pub", testkit::FIXTURE_KEY);
-    fs_err::copy(
-        testkit::fixtures().join("keys").join(&key),
-        ws.path("ctx/keys").join(&key),
-    )
-    .unwrap();
     ws.containerfile(&format!(
         "{PRELUDE}COPY repo /repo\nCOPY keys /keys\n\
          RUN apk add --no-cache -X /repo --keys-dir /keys svc\n\
@@ -189,7 +181,7 @@ fn a_rootless_chown_says_what_to_do() {
 #[test]
 fn a_rootless_post_install_chown_says_what_to_do() {
     let Some(ws) = Ws::new() else { return };
-    crate::support::local_repo(
+    local_repo(
         &ws,
         &[PkgSpec::new("svc", "1.0-r0")
             .file("var/lib/svc/data", "d\n")

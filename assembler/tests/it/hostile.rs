@@ -3,9 +3,9 @@
 //! device nodes when unprivileged) are refused or skipped, and the host stays untouched. (The COPY of
 //! a context symlink pointing outside is in `build.rs`.)
 
-use testkit::repo::{Node, PkgSpec, RepoBuilder};
+use testkit::repo::{Node, PkgSpec};
 
-use crate::support::{PRELUDE, Ws, text};
+use crate::support::{PRELUDE, Ws, local_repo, text};
 
 /// A workspace with `outside/keep`: a host directory no package may reach.
 fn workspace() -> Option<Ws> {
@@ -13,23 +13,6 @@ fn workspace() -> Option<Ws> {
     fs_err::create_dir_all(ws.path("outside")).unwrap();
     fs_err::write(ws.path("outside/keep"), "keep\n").unwrap();
     Some(ws)
-}
-
-/// A signed repository of `specs` (only) in the context, and its key.
-fn repo(ws: &Ws, specs: &[PkgSpec]) {
-    let _ = fs_err::remove_dir_all(ws.path("ctx/repo"));
-    let mut repo = RepoBuilder::new(&ws.path("ctx/repo"));
-    for s in specs {
-        repo.add(s);
-    }
-    repo.write_index(true);
-    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
-    let key = format!("{}.pub", testkit::FIXTURE_KEY);
-    fs_err::copy(
-        testkit::fixtures().join("keys").join(&key),
-        ws.path("ctx/keys").join(&key),
-    )
-    .unwrap();
 }
 
 fn containerfile(ws: &Ws, pkg: &str) {
@@ -77,7 +60,7 @@ fn malicious_packages_are_refused_and_the_host_is_untouched() {
             "absolute",
         ),
     ];
-    repo(
+    local_repo(
         &ws,
         &specs.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
     );
@@ -106,7 +89,7 @@ fn malicious_packages_are_refused_and_the_host_is_untouched() {
     // inside the root.
     let planted = PkgSpec::new("planted", "1-r0").node("usr/lib/trap", Node::Symlink(outside));
     let user = PkgSpec::new("user", "1-r0").file("usr/lib/trap/pwned", "x\n");
-    repo(&ws, &[planted, user]);
+    local_repo(&ws, &[planted, user]);
     ws.containerfile(&format!(
         "{PRELUDE}COPY repo /repo\nCOPY keys /keys\n\
          RUN apk add --no-cache -X /repo --keys-dir /keys planted\n\
@@ -122,7 +105,7 @@ fn device_nodes_of_a_package_are_not_created_by_an_unprivileged_build() {
         .file("usr/bin/before", "x\n")
         .node("usr/dev/mem", Node::CharDevice(1, 1));
     let Some(ws) = workspace() else { return };
-    repo(&ws, &[dev]);
+    local_repo(&ws, &[dev]);
     containerfile(&ws, "devnode");
     let Some(out) = ws.assemble_rootless(&["-t", "dev", "-o", "oci:dev", "ctx"]) else {
         return;

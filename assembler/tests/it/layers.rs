@@ -3,9 +3,9 @@
 
 use std::io::Read as _;
 
-use testkit::repo::{PkgSpec, RepoBuilder};
+use testkit::repo::PkgSpec;
 
-use crate::support::{PRELUDE, Ws, text};
+use crate::support::{PRELUDE, Ws, local_repo, text};
 
 /// One layer of an OCI layout: its digest, its history line and its entries
 /// `(path, uid, gid)`.
@@ -170,8 +170,6 @@ fn files_a_run_under_user_touches_keep_the_owner_the_step_gave_them() {
 /// A repository with two packages (one depending on the other) in `ctx/repo`, and the
 /// fixture key in `ctx/keys`.
 fn repo(ws: &Ws) {
-    let mut repo = RepoBuilder::new(&ws.path("ctx/repo"));
-    repo.add(&PkgSpec::new("liba", "1.0-r0").file("usr/lib/liba.so.1", "library a\n"));
     let mut tool = PkgSpec::new("tool", "2.0-r0")
         .file("usr/bin/tool", "#!/bin/sh\necho tool\n")
         .node("var/lib/tool", testkit::repo::Node::Dir(0o750))
@@ -185,15 +183,13 @@ fn repo(ws: &Ws) {
             "nogroup".into(),
         ),
     ];
-    repo.add(&tool);
-    repo.write_index(true);
-    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
-    let key = format!("{}.pub", testkit::FIXTURE_KEY);
-    fs_err::copy(
-        testkit::fixtures().join("keys").join(&key),
-        ws.path("ctx/keys").join(&key),
-    )
-    .unwrap();
+    local_repo(
+        ws,
+        &[
+            PkgSpec::new("liba", "1.0-r0").file("usr/lib/liba.so.1", "library a\n"),
+            tool,
+        ],
+    );
 }
 
 #[test]

@@ -154,9 +154,11 @@ pub fn run(cmd: &str, args: &[&str], envs: &[(&str, &Path)]) -> Output {
     out
 }
 
-/// Writes a signed repository of `pkgs` into `<ws>/ctx/repo` and the fixture public key into
-/// `<ws>/ctx/keys` (COPY them into an image, then `apk add -X /repo --keys-dir /keys …`).
+/// Writes a signed repository of `pkgs` (only: an earlier one is replaced) into
+/// `<ws>/ctx/repo` and the fixture public key into `<ws>/ctx/keys` (COPY them into an image,
+/// then `apk add -X /repo --keys-dir /keys …`).
 pub fn local_repo(ws: &Ws, pkgs: &[testkit::repo::PkgSpec]) {
+    let _ = fs_err::remove_dir_all(ws.path("ctx/repo"));
     let mut repo = testkit::repo::RepoBuilder::new(&ws.path("ctx/repo"));
     for p in pkgs {
         repo.add(p);
