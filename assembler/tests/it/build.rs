@@ -1,6 +1,6 @@
 //! The build engine end to end: snapshots, the :failed tag, the step cache, refusals.
 
-use crate::support::{PRELUDE, Ws, text};
+use crate::support::{PRELUDE, Ws, copy_dir, text};
 
 /// The snapshot id after "Most recent snapshot is @".
 fn failed_snapshot(log: &str) -> String {
@@ -259,17 +259,6 @@ HEALTHCHECK --interval=5s CMD [\"true\"]\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD 
 fn apk_add_runs_natively_with_scripts_in_the_sandbox() {
     let Some(ws) = Ws::new() else { return };
     let fx = testkit::fixtures();
-    let copy_dir = |from: &std::path::Path, to: &std::path::Path| {
-        for e in walkdir::WalkDir::new(from) {
-            let e = e.unwrap();
-            let dest = to.join(e.path().strip_prefix(from).unwrap());
-            if e.file_type().is_dir() {
-                fs_err::create_dir_all(&dest).unwrap();
-            } else {
-                fs_err::copy(e.path(), &dest).unwrap();
-            }
-        }
-    };
     copy_dir(&fx.join("repo"), &ws.path("ctx/repo"));
     fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
     let key = format!("{}.pub", testkit::FIXTURE_KEY);

@@ -1,18 +1,6 @@
 //! `assemble inspect`: config, layers, packages from the installed database, s6 services.
 
-use crate::support::{PRELUDE, Ws, text};
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.unwrap();
-        let dest = to.join(e.path().strip_prefix(from).unwrap());
-        if e.file_type().is_dir() {
-            fs_err::create_dir_all(&dest).unwrap();
-        } else {
-            fs_err::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
+use crate::support::{PRELUDE, Ws, copy_dir, text};
 
 #[test]
 fn inspect_lists_config_layers_packages_and_services() {

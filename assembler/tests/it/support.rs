@@ -154,6 +154,19 @@ pub fn run(cmd: &str, args: &[&str], envs: &[(&str, &Path)]) -> Output {
     out
 }
 
+/// Copies the tree `from` into `to` (files and directories).
+pub fn copy_dir(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.unwrap();
+        let dest = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            fs_err::create_dir_all(&dest).unwrap();
+        } else {
+            fs_err::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
 /// Writes a signed repository of `pkgs` (only: an earlier one is replaced) into
 /// `<ws>/ctx/repo` and the fixture public key into `<ws>/ctx/keys` (COPY them into an image,
 /// then `apk add -X /repo --keys-dir /keys …`).
