@@ -11,26 +11,15 @@ const TOKEN: &str = "glpat-test-token";
 const CONTAINERFILE: &str = "FROM scratch\nRUN apk add --no-cache hello=1.0.0-r0\n";
 
 fn server(tags: &[&str]) -> Server {
-    let mut files = std::collections::BTreeMap::new();
-    files.insert(
-        "main".to_string(),
-        [
-            ("Containerfile".to_string(), CONTAINERFILE.to_string()),
-            (
-                "deploy/app.v1.yaml".to_string(),
-                "image: r.example.com/a:1\n".to_string(),
-            ),
-        ]
-        .into_iter()
-        .collect(),
-    );
-    Server::start(Project {
-        path: PROJECT.to_string(),
-        files,
-        tags: tags.iter().map(|t| (*t).to_string()).collect(),
-        token: TOKEN.to_string(),
-        ..Project::default()
-    })
+    Server::start(Project::on_main(
+        PROJECT,
+        TOKEN,
+        &[
+            ("Containerfile", CONTAINERFILE),
+            ("deploy/app.v1.yaml", "image: r.example.com/a:1\n"),
+        ],
+        tags,
+    ))
 }
 
 fn downstream(s: &Server, dir: &std::path::Path) -> assert_cmd::Command {

@@ -164,20 +164,7 @@ fn checkout_with(name: &str, dirs: &[(&str, &str)], files: &[(&str, String)]) ->
 }
 
 fn downstream(path: &str, files: &[(&str, String)]) -> Server {
-    Server::start(Project {
-        path: path.into(),
-        files: [(
-            "main".to_string(),
-            files
-                .iter()
-                .map(|(n, t)| ((*n).to_string(), t.clone()))
-                .collect(),
-        )]
-        .into_iter()
-        .collect(),
-        token: TOKEN.into(),
-        ..Project::default()
-    })
+    Server::start(Project::on_main(path, TOKEN, files, &[]))
 }
 
 /// The one commit `server` received: its JSON body.

@@ -35,6 +35,29 @@ pub struct Project {
     pub requests: Vec<Request>,
 }
 
+impl Project {
+    /// A project `path` whose `main` branch holds `files` (name, content), with tags `tags`,
+    /// answering to `token`.
+    pub fn on_main(
+        path: &str,
+        token: &str,
+        files: &[(&str, impl AsRef<str>)],
+        tags: &[&str],
+    ) -> Self {
+        let main = files
+            .iter()
+            .map(|(n, t)| ((*n).to_string(), t.as_ref().to_string()))
+            .collect();
+        Project {
+            path: path.to_string(),
+            files: [("main".to_string(), main)].into_iter().collect(),
+            tags: tags.iter().map(|t| (*t).to_string()).collect(),
+            token: token.to_string(),
+            ..Project::default()
+        }
+    }
+}
+
 /// A running stand-in; the thread ends with the test process.
 pub struct Server {
     /// `http://127.0.0.1:PORT`.

@@ -156,21 +156,7 @@ fn rust_variant_and_recipe_tree_pipeline() {
 }
 
 fn downstream_server(path: &str, files: &[(&str, String)], tags: &[&str]) -> Server {
-    Server::start(Project {
-        path: path.to_string(),
-        files: [(
-            "main".to_string(),
-            files
-                .iter()
-                .map(|(n, t)| ((*n).to_string(), t.clone()))
-                .collect(),
-        )]
-        .into_iter()
-        .collect(),
-        tags: tags.iter().map(|t| (*t).to_string()).collect(),
-        token: "glpat-downstream".to_string(),
-        ..Project::default()
-    })
+    Server::start(Project::on_main(path, "glpat-downstream", files, tags))
 }
 
 /// Runs one job of `project` in shell mode as a tag pipeline for `tag`.
