@@ -4,7 +4,7 @@
 use testkit::repo::{PkgSpec, RepoBuilder};
 
 use crate::build::serve_dir;
-use crate::support::{PRELUDE, Ws, text};
+use crate::support::{PRELUDE, Ws, context_keys, text};
 
 /// (Re)writes the repository served at `<ws>/www/repo` with `pkgs`.
 fn publish(ws: &Ws, pkgs: &[PkgSpec]) {
@@ -36,13 +36,7 @@ fn cache_hits(log: &str) -> usize {
 #[test]
 fn an_apk_step_reruns_when_the_repository_changes_what_it_installs() {
     let Some(ws) = Ws::new() else { return };
-    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
-    let key = format!("{}.pub", testkit::FIXTURE_KEY);
-    fs_err::copy(
-        testkit::fixtures().join("keys").join(&key),
-        ws.path("ctx/keys").join(&key),
-    )
-    .unwrap();
+    context_keys(&ws);
     publish(&ws, &[liba("a1\n"), tool("1.0-r0")]);
     let base = serve_dir(ws.path("www"));
     // Steps: FROM, COPY busybox, RUN --install, COPY keys, RUN apk add, RUN cat.

@@ -1,6 +1,6 @@
 //! The build engine end to end: snapshots, the :failed tag, the step cache, refusals.
 
-use crate::support::{PRELUDE, Ws, copy_dir, text};
+use crate::support::{PRELUDE, Ws, context_keys, copy_dir, text};
 
 /// The snapshot id after "Most recent snapshot is @".
 fn failed_snapshot(log: &str) -> String {
@@ -260,9 +260,7 @@ fn apk_add_runs_natively_with_scripts_in_the_sandbox() {
     let Some(ws) = Ws::new() else { return };
     let fx = testkit::fixtures();
     copy_dir(&fx.join("repo"), &ws.path("ctx/repo"));
-    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
-    let key = format!("{}.pub", testkit::FIXTURE_KEY);
-    fs_err::copy(fx.join("keys").join(&key), ws.path("ctx/keys").join(&key)).unwrap();
+    context_keys(&ws);
     ws.containerfile(&format!(
         "{PRELUDE}COPY repo /repo\nCOPY keys /keys\n\
          RUN apk add --no-cache -X /repo --keys-dir /keys hello\n\
@@ -388,13 +386,7 @@ fn packages_fetched_over_http_show_progress() {
     let mut repo = testkit::repo::RepoBuilder::new(&ws.path("www/repo"));
     repo.add(&testkit::repo::PkgSpec::new("liba", "1.0-r0").file("usr/lib/liba.so.1", "a\n"));
     repo.write_index(true);
-    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
-    let key = format!("{}.pub", testkit::FIXTURE_KEY);
-    fs_err::copy(
-        testkit::fixtures().join("keys").join(&key),
-        ws.path("ctx/keys").join(&key),
-    )
-    .unwrap();
+    context_keys(&ws);
     let base = serve_dir(ws.path("www"));
     ws.containerfile(&format!(
         "{PRELUDE}COPY keys /keys\nRUN apk add --no-cache -X {base}/repo --keys-dir /keys liba\n"

@@ -1,15 +1,13 @@
 //! `assemble inspect`: config, layers, packages from the installed database, s6 services.
 
-use crate::support::{PRELUDE, Ws, copy_dir, text};
+use crate::support::{PRELUDE, Ws, context_keys, copy_dir, text};
 
 #[test]
 fn inspect_lists_config_layers_packages_and_services() {
     let Some(ws) = Ws::new() else { return };
     let fx = testkit::fixtures();
     copy_dir(&fx.join("repo"), &ws.path("ctx/repo"));
-    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
-    let key = format!("{}.pub", testkit::FIXTURE_KEY);
-    fs_err::copy(fx.join("keys").join(&key), ws.path("ctx/keys").join(&key)).unwrap();
+    context_keys(&ws);
     for (p, body) in [
         ("ctx/etc/services.d/web/run", "#!/bin/sh\nexec httpd -f\n"),
         ("ctx/etc/services.d/web/finish", "#!/bin/sh\n"),

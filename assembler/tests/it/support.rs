@@ -154,6 +154,17 @@ pub fn run(cmd: &str, args: &[&str], envs: &[(&str, &Path)]) -> Output {
     out
 }
 
+/// The fixture public key in `<ws>/ctx/keys` (COPY it into an image for `--keys-dir`).
+pub fn context_keys(ws: &Ws) {
+    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
+    let key = format!("{}.pub", testkit::FIXTURE_KEY);
+    fs_err::copy(
+        testkit::fixtures().join("keys").join(&key),
+        ws.path("ctx/keys").join(&key),
+    )
+    .unwrap();
+}
+
 /// Copies the tree `from` into `to` (files and directories).
 pub fn copy_dir(from: &Path, to: &Path) {
     for e in walkdir::WalkDir::new(from) {
@@ -177,11 +188,5 @@ pub fn local_repo(ws: &Ws, pkgs: &[testkit::repo::PkgSpec]) {
         repo.add(p);
     }
     repo.write_index(true);
-    fs_err::create_dir_all(ws.path("ctx/keys")).unwrap();
-    let key = format!("{}.pub", testkit::FIXTURE_KEY);
-    fs_err::copy(
-        testkit::fixtures().join("keys").join(&key),
-        ws.path("ctx/keys").join(&key),
-    )
-    .unwrap();
+    context_keys(ws);
 }
