@@ -342,29 +342,13 @@ pub(super) fn execute(
             .trim_end_matches('/')
             .to_string();
         if it.extract {
-            dst.create_dir_all(&rel, 0o755)?;
-            let sub = if rel.is_empty() {
-                dst.try_clone()?
-            } else {
-                dst.open_dir(&rel)?
-            };
-            let Content::Tree(p) = &it.content else {
-                continue;
-            };
-            let f = src.as_ref().context("no source")?.open_file(p)?;
-            let mut magic = [0u8; 2];
-            let mut f2 = src.as_ref().context("no source")?.open_file(p)?;
-            let _ = f2.read(&mut magic)?;
-            let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
-                Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
-                    f,
-                )))
-            } else {
-                Box::new(std::io::BufReader::new(f))
-            };
-            // The archive's owners are the image's, even where the disk cannot hold them.
-            crate::layer::apply_reader_recording(&sub, reader, p, &mut st.owners, Path::new(&rel))?;
-            log.extend_from_slice(format!("extracted {} into /{rel}\n", p.display()).as_bytes());
+            if let Content::Tree(p) = &it.content {
+                let src = src.as_ref().context("no source")?;
+                extract(&dst, src, p, &rel, &mut st.owners)?;
+                log.extend_from_slice(
+                    format!("extracted {} into /{rel}\n", p.display()).as_bytes(),
+                );
+            }
             continue;
         }
         if rel.is_empty() {
@@ -393,6 +377,36 @@ pub(super) fn execute(
         st.owners.insert(PathBuf::from(&rel), (uid, gid));
         log.extend_from_slice(format!("/{rel}\n").as_bytes());
     }
+    Ok(())
+}
+
+/// ADD of a local tar archive `p` (gzipped or not): extracted into `rel` of the image.
+fn extract(
+    dst: &RootDir,
+    src: &RootDir,
+    p: &Path,
+    rel: &str,
+    owners: &mut crate::layer::Owners,
+) -> anyhow::Result<()> {
+    dst.create_dir_all(rel, 0o755)?;
+    let sub = if rel.is_empty() {
+        dst.try_clone()?
+    } else {
+        dst.open_dir(rel)?
+    };
+    let f = src.open_file(p)?;
+    let mut magic = [0u8; 2];
+    let mut f2 = src.open_file(p)?;
+    let _ = f2.read(&mut magic)?;
+    let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            f,
+        )))
+    } else {
+        Box::new(std::io::BufReader::new(f))
+    };
+    // The archive's owners are the image's, even where the disk cannot hold them.
+    crate::layer::apply_reader_recording(&sub, reader, p, owners, Path::new(rel))?;
     Ok(())
 }
 
