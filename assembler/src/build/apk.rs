@@ -4,10 +4,37 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Engine;
-use crate::containerfile;
+use super::step::Step;
+use super::{BuildError, Engine, StageState};
+use crate::containerfile::{self, ApkCommand};
+use crate::packages::IndexMemo;
 
 impl Engine<'_> {
+    /// Runs `cmd` with our installer and keeps the result, failed or not.
+    pub(super) fn apk_step(
+        &self,
+        st: &mut StageState,
+        cmd: &ApkCommand,
+        network: bool,
+        indexes: &IndexMemo,
+        step: Step,
+    ) -> Result<(), BuildError> {
+        let rootfs = st.rootfs();
+        // Install scripts run as root: with the image's ids mapped they must see the
+        // image's owners. The installer itself writes with the caller's owner, so the
+        // layer still translates (OwnerMap) for its files.
+        let image_ids = self.image_owners(st, "")?;
+        let mut log = Vec::new();
+        let failure = self.run_apk(&rootfs, cmd, network, indexes, &mut log)?;
+        crate::packages::record_package_owners(&rootfs, &mut st.owners)
+            .map_err(anyhow::Error::from)?;
+        let snap = self.snapshot(st, &step.text, &log, false)?;
+        if image_ids {
+            self.chown_back(st)?;
+        }
+        self.finish_step(st, snap, failure, step)
+    }
+
     /// What `apk add` would install from the current indexes, as cache key bytes; the
     /// reporter says what it found. A failure is keyed too (the step then runs and reports
     /// it for real).

@@ -2,9 +2,9 @@
 //! every RUN, COPY and ADD, reusing cached steps, and keeping a failed RUN's partial state.
 //!
 //! Here: the build's entry and the state its steps share. The stage loop and the config
-//! instructions are in `stage`; a RUN/COPY/ADD step (key, cache, RUN in the sandbox) in
-//! `step`, a native `apk add`/`apk del` in `apk`, COPY/ADD in `copy`; finishing a step
-//! (snapshot, `:failed`, owners) in `snapshot`; FROM in `from`.
+//! instructions are in `stage`; a RUN/COPY/ADD step (key, cache) in `step`; its RUN in the
+//! sandbox in `run`, a native `apk add`/`apk del` in `apk`, COPY/ADD in `copy`; finishing a
+//! step (snapshot, `:failed`, owners) in `snapshot`; FROM in `from`.
 
 // A build stops at its first error, which is moved once: keep its fields flat.
 #![allow(clippy::result_large_err)]
@@ -12,6 +12,7 @@
 mod apk;
 mod copy;
 mod from;
+mod run;
 mod snapshot;
 mod stage;
 mod step;

@@ -1,7 +1,10 @@
 //! Finishing a step: its layer and snapshot, the `:failed` tag and hint when it failed,
-//! the cache entry when it did not, the owners of the build root after a step run with
+//! the cache entry when it did not, the owners of the build root around a step run with
 //! the image's ids, and a stage's final (config-only) snapshot.
 
+use anyhow::Context as _;
+
+use super::step::Step;
 use super::{BuildError, Engine, StageState};
 use crate::config::History;
 use crate::layer;
@@ -15,53 +18,73 @@ impl Engine<'_> {
         st: &mut StageState,
         snap: Snapshot,
         failure: Option<String>,
-        key: &str,
-        text: String,
+        step: Step,
     ) -> Result<(), BuildError> {
-        use anyhow::Context as _;
         self.reporter
             .line(&format!("--> Snapshot created: @{}", snap.id));
         if let Some(status) = failure {
-            self.store
-                .set_tag(&self.failed_tag, &snap.id)
-                .context("failed to tag the failed build")?;
-            let store = self.store.root().display().to_string();
-            let (tag, id) = (&self.failed_tag, &snap.id);
-            // `--entrypoint`: an ENTRYPOINT set before the failing step would otherwise run
-            // with the shell as its argument.
-            let has_shell = apk::rootfs::RootDir::open(st.rootfs())
-                .and_then(|r| r.exists("bin/sh"))
-                .unwrap_or(false);
-            let look = if has_shell {
-                format!(
-                    "Open a shell there with: assemble --store {store} run -it --entrypoint /bin/sh {tag}@{id}"
-                )
-            } else {
-                format!(
-                    "The image has no /bin/sh to open a shell in; unpack it to look inside with: assemble --store {store} export {tag}@{id} rootfs:failed-rootfs"
-                )
-            };
-            return Err(BuildError::StepFailed {
-                step: self.step,
-                instruction: text,
-                status,
-                snapshot: snap.id,
-                tag: self.failed_tag.clone(),
-                store,
-                look,
-            });
+            return Err(self.step_failed(st, snap, status, step.text)?);
         }
         self.store
-            .cache_put(key, &snap.id)
+            .cache_put(&step.key, &snap.id)
             .context("failed to record the step cache")?;
         st.top = Some(snap);
         Ok(())
     }
 
+    /// Tags the failed step's snapshot `:failed`; the error says how to look inside.
+    fn step_failed(
+        &self,
+        st: &StageState,
+        snap: Snapshot,
+        status: String,
+        text: String,
+    ) -> anyhow::Result<BuildError> {
+        self.store
+            .set_tag(&self.failed_tag, &snap.id)
+            .context("failed to tag the failed build")?;
+        let store = self.store.root().display().to_string();
+        let (tag, id) = (&self.failed_tag, &snap.id);
+        // `--entrypoint`: an ENTRYPOINT set before the failing step would otherwise run
+        // with the shell as its argument.
+        let has_shell = apk::rootfs::RootDir::open(st.rootfs())
+            .and_then(|r| r.exists("bin/sh"))
+            .unwrap_or(false);
+        let look = if has_shell {
+            format!(
+                "Open a shell there with: assemble --store {store} run -it --entrypoint /bin/sh {tag}@{id}"
+            )
+        } else {
+            format!(
+                "The image has no /bin/sh to open a shell in; unpack it to look inside with: assemble --store {store} export {tag}@{id} rootfs:failed-rootfs"
+            )
+        };
+        Ok(BuildError::StepFailed {
+            step: self.step,
+            instruction: text,
+            status,
+            snapshot: snap.id,
+            tag: self.failed_tag.clone(),
+            store,
+            look,
+        })
+    }
+
+    /// Gives the build root the image's owners when the sandbox runs `user` with the
+    /// image's ids mapped; true then.
+    pub(super) fn image_owners(&self, st: &mut StageState, user: &str) -> anyhow::Result<bool> {
+        let rootfs = st.rootfs();
+        let image_ids = self.sandbox.maps_image_ids(&rootfs, user);
+        if image_ids {
+            layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
+                .context("failed to give the build root the image's owners")?;
+        }
+        Ok(image_ids)
+    }
+
     /// Back to the caller owning the whole build root (after a step that ran with the image's
     /// ids mapped), which the next step's one-id sandbox and our own writes expect.
     pub(super) fn chown_back(&self, st: &mut StageState) -> anyhow::Result<()> {
-        use anyhow::Context as _;
         let host = (
             rustix::process::geteuid().as_raw(),
             rustix::process::getegid().as_raw(),
@@ -81,7 +104,6 @@ impl Engine<'_> {
         on_disk: bool,
     ) -> anyhow::Result<Snapshot> {
         let run_step = text.starts_with("RUN");
-        use anyhow::Context as _;
         let rootfs = st.rootfs();
         let after = layer::scan(&rootfs).context("failed to scan the build root")?;
         let tmp = st.root.path().join("layer.tar");

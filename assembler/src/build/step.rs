@@ -1,44 +1,33 @@
 //! A RUN, COPY or ADD step: its cache key, reusing a cached snapshot, and otherwise
 //! carrying it out (in the sandbox, with our installer, or by copying).
 
+use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
-use super::stage::command_argv;
 use super::{BuildError, Engine, StageState, copy};
-use crate::containerfile::{self, Kind};
+use crate::containerfile::{self, ApkCommand, Instruction, Kind};
 use crate::layer;
-use crate::sandbox::RunSpec;
+use crate::packages::IndexMemo;
+
+/// What the last parts of a step need to know about it.
+pub(super) struct Step {
+    /// The instruction as written (the snapshot's `created_by`).
+    pub text: String,
+    /// The cache key (hex).
+    pub key: String,
+}
 
 impl Engine<'_> {
     /// RUN, COPY or ADD: cache lookup, execution, snapshot.
     pub(super) fn fs_step(
         &mut self,
         st: &mut StageState,
-        x: &containerfile::Instruction,
+        x: &Instruction,
     ) -> Result<(), BuildError> {
-        use anyhow::Context as _;
-        let text = x.span.logical.clone();
-        let mut key = Sha256::new();
-        key.update(st.top.as_ref().map_or("scratch", |t| t.id.as_str()));
-        key.update([0]);
-        // The config without its history: history carries creation times, which must not
-        // defeat the cache when SOURCE_DATE_EPOCH is unset.
-        let mut keyed = st.config.clone();
-        keyed.history.clear();
-        key.update(serde_json::to_vec(&keyed).map_err(anyhow::Error::from)?);
-        key.update([0]);
-        key.update(format!("{:?}{:?}", x.kind, x.flags));
-        let indexes = crate::packages::IndexMemo::default();
+        let indexes = IndexMemo::default();
         // A plain `apk add`/`apk del` RUN is carried out by our installer, not the sandbox.
-        let native_apk = match &x.kind {
-            Kind::Run { command, .. } if x.kind.run_script().is_none() => {
-                let env = st.args.run_env();
-                let lookup =
-                    |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-                containerfile::detect_apk_with(command, &lookup)
-            }
-            _ => None,
-        };
+        let native_apk = native_apk(st, x);
+        let mut key = step_key(st, x)?;
         let copy_plan = match &x.kind {
             Kind::Copy { .. } | Kind::Add { .. } => {
                 let plan = copy::plan(self, st, x)?;
@@ -46,129 +35,110 @@ impl Engine<'_> {
                 Some(plan)
             }
             _ => {
-                key.update(
-                    st.args
-                        .run_env()
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}\n"))
-                        .collect::<String>(),
-                );
-                // A native `apk add`'s result depends on the repositories too: key what it
-                // would install now, so a re-uploaded package or a new version reruns it.
-                if let Some(apk) = &native_apk
-                    && apk.action == containerfile::ApkAction::Add
-                {
-                    key.update([0]);
-                    key.update(self.apk_plan(&st.rootfs(), apk, &indexes));
-                }
+                self.key_run(&mut key, st, native_apk.as_ref(), &indexes);
                 None
             }
         };
-        let key = hex::encode(key.finalize());
-        let rootfs = st.rootfs();
-        if !self.opts.no_cache
-            && let Some(hit) = self.store.cache_get(&key)
-            && hit.meta.parent.as_deref() == st.top.as_ref().map(|t| t.id.as_str())
-        {
-            if let Some(l) = hit.layer() {
-                let root = apk::rootfs::RootDir::open(&rootfs).map_err(anyhow::Error::from)?;
-                layer::apply_recording(&root, &l, &mut st.owners).map_err(anyhow::Error::from)?;
-            }
-            st.manifest = layer::scan(&rootfs).context("failed to scan the build root")?;
-            st.config = hit.meta.config.clone();
-            self.reporter.line(&format!("--> Using cache @{}", hit.id));
-            st.top = Some(hit);
+        let step = Step {
+            text: x.span.logical.clone(),
+            key: hex::encode(key.finalize()),
+        };
+        if self.reuse_cached(st, &step.key)? {
             return Ok(());
         }
-        let mut log = Vec::new();
-        let failure = match (&x.kind, copy_plan) {
+        match (&x.kind, copy_plan) {
             (Kind::Run { command, .. }, _) => {
-                let argv = match x.kind.run_script() {
-                    Some(containerfile::RunScript::Body(h)) => {
-                        let mut a = st.config.shell();
-                        a.push(h.content.clone());
-                        a
-                    }
-                    Some(containerfile::RunScript::Shell(s)) => {
-                        let mut a = st.config.shell();
-                        a.push(s);
-                        a
-                    }
-                    None => command_argv(command, &st.config),
-                };
-                let spec = RunSpec {
-                    argv,
-                    env: st
-                        .args
-                        .run_env()
-                        .into_iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect(),
-                    workdir: st.config.working_dir.clone(),
-                    user: st.config.user.clone(),
-                    network: self.opts.network || x.flag("network") == Some("host"),
-                    interactive: false,
-                };
-                if let Some(apk) = &native_apk {
-                    // Install scripts run as root: with the image's ids mapped they must
-                    // see the image's owners. The installer itself writes with the caller's
-                    // owner, so the layer still translates (OwnerMap) for its files.
-                    let image_ids = self.sandbox.maps_image_ids(&rootfs, "");
-                    if image_ids {
-                        layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
-                            .context("failed to give the build root the image's owners")?;
-                    }
-                    let failure = self.run_apk(&rootfs, apk, spec.network, &indexes, &mut log)?;
-                    crate::packages::record_package_owners(&rootfs, &mut st.owners)
-                        .map_err(anyhow::Error::from)?;
-                    let snap = self.snapshot(st, &text, &log, false)?;
-                    if image_ids {
-                        self.chown_back(st)?;
-                    }
-                    return self.finish_step(st, snap, failure, &key, text);
+                let spec = self.run_spec(st, x, command);
+                match &native_apk {
+                    Some(apk) => self.apk_step(st, apk, spec.network, &indexes, step),
+                    None => self.run_step(st, &spec, step),
                 }
-                let image_ids = self.sandbox.maps_image_ids(&rootfs, &spec.user);
-                if image_ids {
-                    layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
-                        .context("failed to give the build root the image's owners")?;
-                }
-                let reporter = self.reporter;
-                let status = self
-                    .sandbox
-                    .run(&rootfs, &spec, &mut |b| {
-                        reporter.output(b);
-                        log.extend_from_slice(b);
-                    })
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| {
-                        format!(
-                            "step {} `{text}` runs in the bubblewrap sandbox (every RUN but a \
-                             plain `apk add`/`apk del` does)",
-                            self.step
-                        )
-                    })?;
-                let failure = (!status.success()).then(|| {
-                    let mut f = status.to_string();
-                    let as_root = crate::sandbox::resolve_user(&rootfs, &spec.user).ok();
-                    if !image_ids && as_root == Some((0, 0)) && crate::sandbox::chown_refused(&log)
-                    {
-                        f.push_str(crate::sandbox::ROOTLESS_CHOWN_HINT);
-                    }
-                    f
-                });
-                let snap = self.snapshot(st, &text, &log, image_ids)?;
-                if image_ids {
-                    self.chown_back(st)?;
-                }
-                return self.finish_step(st, snap, failure, &key, text);
             }
             (_, Some(plan)) => {
+                let mut log = Vec::new();
                 copy::execute(self, st, &plan, &mut log)?;
-                None
+                let snap = self.snapshot(st, &step.text, &log, false)?;
+                self.finish_step(st, snap, None, step)
             }
-            _ => None,
+            _ => {
+                let snap = self.snapshot(st, &step.text, b"", false)?;
+                self.finish_step(st, snap, None, step)
+            }
+        }
+    }
+
+    /// The RUN parts of the key: the environment, and what a native `apk add` would
+    /// install now from the repositories (so a re-uploaded package or a new version reruns
+    /// it).
+    fn key_run(
+        &self,
+        key: &mut Sha256,
+        st: &StageState,
+        native_apk: Option<&ApkCommand>,
+        indexes: &IndexMemo,
+    ) {
+        key.update(
+            st.args
+                .run_env()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect::<String>(),
+        );
+        if let Some(apk) = native_apk
+            && apk.action == containerfile::ApkAction::Add
+        {
+            key.update([0]);
+            key.update(self.apk_plan(&st.rootfs(), apk, indexes));
+        }
+    }
+
+    /// Applies the cached snapshot of `key` when there is one above the stage's top.
+    fn reuse_cached(&self, st: &mut StageState, key: &str) -> anyhow::Result<bool> {
+        if self.opts.no_cache {
+            return Ok(false);
+        }
+        let Some(hit) = self.store.cache_get(key) else {
+            return Ok(false);
         };
-        let snap = self.snapshot(st, &text, &log, false)?;
-        self.finish_step(st, snap, failure, &key, text)
+        if hit.meta.parent.as_deref() != st.top.as_ref().map(|t| t.id.as_str()) {
+            return Ok(false);
+        }
+        let rootfs = st.rootfs();
+        if let Some(l) = hit.layer() {
+            let root = apk::rootfs::RootDir::open(&rootfs)?;
+            layer::apply_recording(&root, &l, &mut st.owners)?;
+        }
+        st.manifest = layer::scan(&rootfs).context("failed to scan the build root")?;
+        st.config = hit.meta.config.clone();
+        self.reporter.line(&format!("--> Using cache @{}", hit.id));
+        st.top = Some(hit);
+        Ok(true)
+    }
+}
+
+/// The step's key so far: its parent, the config it starts from and the instruction.
+fn step_key(st: &StageState, x: &Instruction) -> anyhow::Result<Sha256> {
+    let mut key = Sha256::new();
+    key.update(st.top.as_ref().map_or("scratch", |t| t.id.as_str()));
+    key.update([0]);
+    // The config without its history: history carries creation times, which must not
+    // defeat the cache when SOURCE_DATE_EPOCH is unset.
+    let mut keyed = st.config.clone();
+    keyed.history.clear();
+    key.update(serde_json::to_vec(&keyed)?);
+    key.update([0]);
+    key.update(format!("{:?}{:?}", x.kind, x.flags));
+    Ok(key)
+}
+
+/// The `apk add`/`apk del` of a plain RUN (no script), with the step's ARG and ENV.
+fn native_apk(st: &StageState, x: &Instruction) -> Option<ApkCommand> {
+    match &x.kind {
+        Kind::Run { command, .. } if x.kind.run_script().is_none() => {
+            let env = st.args.run_env();
+            let lookup = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+            containerfile::detect_apk_with(command, &lookup)
+        }
+        _ => None,
     }
 }
