@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::step::Step;
 use super::{BuildError, Engine, StageState};
-use crate::containerfile::{self, ApkCommand};
+use crate::containerfile::{ApkAction, ApkCommand};
 use crate::packages::IndexMemo;
 
 impl Engine<'_> {
@@ -38,12 +38,7 @@ impl Engine<'_> {
     /// What `apk add` would install from the current indexes, as cache key bytes; the
     /// reporter says what it found. A failure is keyed too (the step then runs and reports
     /// it for real).
-    pub(super) fn apk_plan(
-        &self,
-        rootfs: &Path,
-        cmd: &containerfile::ApkCommand,
-        indexes: &crate::packages::IndexMemo,
-    ) -> Vec<u8> {
+    pub(super) fn apk_plan(&self, rootfs: &Path, cmd: &ApkCommand, indexes: &IndexMemo) -> Vec<u8> {
         let fetcher = crate::packages::ImageFetcher::new(rootfs)
             .reporting(self.reporter)
             .remembering(indexes);
@@ -60,28 +55,11 @@ impl Engine<'_> {
         });
         match planned {
             Ok(r) => {
-                let names: Vec<String> = r
-                    .planned
-                    .iter()
-                    .map(|(n, v, _)| format!("{n}-{v}"))
-                    .collect();
-                let shown = if names.len() > 8 {
-                    format!("{}, … ({} in all)", names[..8].join(", "), names.len())
-                } else {
-                    names.join(", ")
-                };
-                self.reporter
-                    .line(&format!("--> The repositories resolve this to: {shown}"));
-                r.planned
-                    .iter()
-                    // A `--virtual` package (no checksum) is versioned by the build time:
-                    // keyed by name only, or every build without SOURCE_DATE_EPOCH misses.
-                    .map(|(n, v, c)| match c.is_empty() {
-                        true => format!("{n}\n"),
-                        false => format!("{n} {v} {c}\n"),
-                    })
-                    .collect::<String>()
-                    .into_bytes()
+                self.reporter.line(&format!(
+                    "--> The repositories resolve this to: {}",
+                    shown(&r.planned)
+                ));
+                planned_key(&r.planned)
             }
             Err(e) => {
                 self.reporter
@@ -96,7 +74,7 @@ impl Engine<'_> {
         &self,
         o: &mut apk::install::InstallOptions<'_>,
         keys_dir: Option<PathBuf>,
-        cmd: &containerfile::ApkCommand,
+        cmd: &ApkCommand,
     ) {
         o.repositories.extra = cmd.repositories.clone();
         o.repositories.keys_dir = keys_dir;
@@ -107,12 +85,12 @@ impl Engine<'_> {
     }
 
     /// `apk add`/`apk del` with our installer; `Some(reason)` when it failed.
-    pub(super) fn run_apk(
+    fn run_apk(
         &self,
         rootfs: &Path,
-        cmd: &containerfile::ApkCommand,
+        cmd: &ApkCommand,
         network: bool,
-        indexes: &crate::packages::IndexMemo,
+        indexes: &IndexMemo,
         log: &mut Vec<u8>,
     ) -> anyhow::Result<Option<String>> {
         use crate::packages::{EventLines, ImageFetcher, SandboxScripts};
@@ -130,42 +108,19 @@ impl Engine<'_> {
             output: &out,
             network,
         };
-        let keys = match image_keys_dir(rootfs, cmd) {
-            Ok(keys) => keys,
+        let failure = match image_keys_dir(rootfs, cmd) {
+            Ok(keys) => {
+                let events = EventLines(&out);
+                let mut o = apk::install::InstallOptions::new(&fetcher, &scripts, &events);
+                self.apk_options(&mut o, keys, cmd);
+                o.apply.devices = apk::rootfs::DevicePolicy::CreateOrSkip;
+                // Owners are kept in the owner table (from the database below), not on disk.
+                o.apply.chown = false;
+                outcome(install(rootfs, cmd, &o)?, &out)
+            }
             Err(msg) => {
                 out(format!("ERROR: {msg}\n").as_bytes());
-                *log = buf.into_inner();
-                return Ok(Some(format!("apk: {msg}")));
-            }
-        };
-        let events = EventLines(&out);
-        let mut o = apk::install::InstallOptions::new(&fetcher, &scripts, &events);
-        self.apk_options(&mut o, keys, cmd);
-        o.apply.devices = apk::rootfs::DevicePolicy::CreateOrSkip;
-        // Owners are kept in the owner table (from the database below), not on disk.
-        o.apply.chown = false;
-        let result = match cmd.action {
-            containerfile::ApkAction::Add => {
-                let atoms = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))?;
-                apk::install::add(rootfs, &atoms, &o)
-            }
-            containerfile::ApkAction::Del => apk::install::del(rootfs, &cmd.packages, &o),
-            _ => Ok(apk::install::InstallReport::default()),
-        };
-        let failure = match result {
-            Ok(r) => {
-                out(format!(
-                    "OK: {} installed, {} upgraded, {} removed (native installer)\n",
-                    r.installed.len(),
-                    r.upgraded.len(),
-                    r.removed.len()
-                )
-                .as_bytes());
-                None
-            }
-            Err(e) => {
-                out(format!("ERROR: {e}\n").as_bytes());
-                Some(format!("apk: {e}"))
+                Some(format!("apk: {msg}"))
             }
         };
         *log = buf.into_inner();
@@ -173,15 +128,76 @@ impl Engine<'_> {
     }
 }
 
+/// Runs the installer for `cmd`; the outer error is a bad package list, the inner one the
+/// installer's.
+fn install(
+    rootfs: &Path,
+    cmd: &ApkCommand,
+    o: &apk::install::InstallOptions<'_>,
+) -> anyhow::Result<Result<apk::install::InstallReport, apk::install::InstallError>> {
+    Ok(match cmd.action {
+        ApkAction::Add => {
+            let atoms = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))?;
+            apk::install::add(rootfs, &atoms, o)
+        }
+        ApkAction::Del => apk::install::del(rootfs, &cmd.packages, o),
+        _ => Ok(apk::install::InstallReport::default()),
+    })
+}
+
+/// Says how the installer did (to `out`); `Some(reason)` when it failed.
+fn outcome(
+    result: Result<apk::install::InstallReport, apk::install::InstallError>,
+    out: &dyn Fn(&[u8]),
+) -> Option<String> {
+    match result {
+        Ok(r) => {
+            out(format!(
+                "OK: {} installed, {} upgraded, {} removed (native installer)\n",
+                r.installed.len(),
+                r.upgraded.len(),
+                r.removed.len()
+            )
+            .as_bytes());
+            None
+        }
+        Err(e) => {
+            out(format!("ERROR: {e}\n").as_bytes());
+            Some(format!("apk: {e}"))
+        }
+    }
+}
+
+/// The planned packages for a person: the first eight and how many in all.
+fn shown(planned: &[(String, String, String)]) -> String {
+    let names: Vec<String> = planned.iter().map(|(n, v, _)| format!("{n}-{v}")).collect();
+    if names.len() > 8 {
+        format!("{}, … ({} in all)", names[..8].join(", "), names.len())
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The planned packages as cache key bytes.
+fn planned_key(planned: &[(String, String, String)]) -> Vec<u8> {
+    planned
+        .iter()
+        // A `--virtual` package (no checksum) is versioned by the build time: keyed by
+        // name only, or every build without SOURCE_DATE_EPOCH misses.
+        .map(|(n, v, c)| match c.is_empty() {
+            true => format!("{n}\n"),
+            false => format!("{n} {v} {c}\n"),
+        })
+        .collect::<String>()
+        .into_bytes()
+}
+
 /// `--keys-dir DIR` of an `apk add`, which names a directory inside the image (as a real apk
 /// run there), as the host path the installer reads. The installer reads it as a host path,
 /// so `..` and symlinks along it are refused rather than followed out of the build root.
 /// The message names the image's path, not the build root's temporary one, and the usual
 /// cause: a FROM scratch image has no keys until a COPY puts them there.
-fn image_keys_dir(
-    rootfs: &Path,
-    cmd: &containerfile::ApkCommand,
-) -> Result<Option<PathBuf>, String> {
+fn image_keys_dir(rootfs: &Path, cmd: &ApkCommand) -> Result<Option<PathBuf>, String> {
     use std::path::Component;
     let Some(k) = cmd.keys_dir.as_ref() else {
         return Ok(None);
