@@ -20,6 +20,8 @@ mod step;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use anyhow::Context as _;
+
 use crate::config::{ImageConfig, rfc3339};
 use crate::containerfile::{self, BuildArgs, Containerfile, Platform, StageArgs};
 use crate::layer::{self, Manifest};
@@ -132,38 +134,14 @@ pub fn build(
     opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<Built, BuildError> {
-    use anyhow::Context as _;
     let file = containerfile::parse_file(&opts.file)
         .with_context(|| format!("failed to read `{}`", opts.file.display()))?;
     for n in &file.notes {
         reporter.line(&format!("note: {n}"));
     }
-    let mut bargs = BuildArgs::new(
-        opts.build_args.clone(),
-        &Platform::host(),
-        &Platform::host(),
-    );
-    bargs
-        .declare_globals(&file)
-        .map_err(|e| anyhow::anyhow!("{}: global ARG: {e}", opts.file.display()))?;
-    let target = match &opts.target {
-        Some(t) => {
-            file.stage(t)
-                .with_context(|| {
-                    format!("--target `{t}`: no such stage in `{}`", opts.file.display())
-                })?
-                .index
-        }
-        None => file.stages.len() - 1,
-    };
-    let gv = bargs.global_vars();
-    let needed = file.needed_stages(target, &|s| {
-        containerfile::expand_word(s, &gv, file.escape).unwrap_or_else(|_| s.to_string())
-    });
-    let total: usize = needed
-        .iter()
-        .map(|&i| file.stages[i].instructions.len() + 1)
-        .sum();
+    let bargs = global_args(&file, opts)?;
+    let target = target_stage(&file, opts)?;
+    let needed = needed_stages(&file, &bargs, target);
     let mut engine = Engine {
         store,
         sandbox,
@@ -171,16 +149,12 @@ pub fn build(
         reporter,
         file: &file,
         step: 0,
-        total,
+        total: needed
+            .iter()
+            .map(|&i| file.stages[i].instructions.len() + 1)
+            .sum(),
         stages: BTreeMap::new(),
-        failed_tag: format!(
-            "{}:failed",
-            opts.tags
-                .first()
-                .map(|t| crate::store::normalize_tag(t))
-                .and_then(|t| t.rsplit_once(':').map(|(n, _)| n.to_string()))
-                .unwrap_or_else(|| "unnamed".into())
-        ),
+        failed_tag: failed_tag(&opts.tags),
     };
     for &i in &needed {
         engine.build_stage(i, &bargs)?;
@@ -201,6 +175,49 @@ pub fn build(
             .context("failed to tag the image")?;
     }
     Ok(Built { snapshot: top })
+}
+
+/// The build args with the Containerfile's global ARGs (before the first FROM) declared.
+fn global_args(file: &Containerfile, opts: &BuildOptions) -> anyhow::Result<BuildArgs> {
+    let mut bargs = BuildArgs::new(
+        opts.build_args.clone(),
+        &Platform::host(),
+        &Platform::host(),
+    );
+    bargs
+        .declare_globals(file)
+        .map_err(|e| anyhow::anyhow!("{}: global ARG: {e}", opts.file.display()))?;
+    Ok(bargs)
+}
+
+/// The index of the stage to build: `--target`, else the last.
+fn target_stage(file: &Containerfile, opts: &BuildOptions) -> anyhow::Result<usize> {
+    let Some(t) = &opts.target else {
+        return Ok(file.stages.len() - 1);
+    };
+    let stage = file
+        .stage(t)
+        .with_context(|| format!("--target `{t}`: no such stage in `{}`", opts.file.display()))?;
+    Ok(stage.index)
+}
+
+/// The stages `target` needs (itself included), in file order; stage references are
+/// expanded with the global ARGs.
+fn needed_stages(file: &Containerfile, bargs: &BuildArgs, target: usize) -> Vec<usize> {
+    let gv = bargs.global_vars();
+    file.needed_stages(target, &|s| {
+        containerfile::expand_word(s, &gv, file.escape).unwrap_or_else(|_| s.to_string())
+    })
+}
+
+/// `NAME:failed` for the first `-t NAME[:tag]` (`unnamed:failed` without one).
+fn failed_tag(tags: &[String]) -> String {
+    let name = tags
+        .first()
+        .map(|t| crate::store::normalize_tag(t))
+        .and_then(|t| t.rsplit_once(':').map(|(n, _)| n.to_string()))
+        .unwrap_or_else(|| "unnamed".into());
+    format!("{name}:failed")
 }
 
 struct Engine<'a> {
