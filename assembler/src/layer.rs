@@ -477,62 +477,11 @@ fn apply_inner(
             source: Box::new(source),
         };
         apk::rootfs::check_entry_name(&name).map_err(entry_err)?;
-        let (dir, base) = match name.rsplit_once('/') {
-            Some((d, b)) => (d, b),
-            None => ("", name.as_str()),
-        };
-        if base == ".wh..wh..opq" {
-            clear_dir(root, Path::new(dir)).map_err(entry_err)?;
-            let d = prefix.join(dir);
-            let own = owners.get(&d).copied();
-            forget(owners, &d);
-            if let Some(o) = own {
-                owners.insert(d, o);
-            }
+        if whiteout(root, owners, prefix, &name).map_err(entry_err)? {
             continue;
         }
-        if let Some(victim) = base.strip_prefix(".wh.") {
-            let victim = Path::new(dir).join(victim);
-            remove_all(root, &victim).map_err(entry_err)?;
-            forget(owners, &prefix.join(&victim));
+        let Some(meta) = entry_meta(&entry, &name) else {
             continue;
-        }
-        let h = entry.header();
-        let link = || {
-            entry
-                .link_name_bytes()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        };
-        let kind = match h.entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
-            tar::EntryType::Directory => EntryKind::Dir,
-            tar::EntryType::Symlink => EntryKind::Symlink(link()),
-            tar::EntryType::Link => EntryKind::HardLink(
-                link()
-                    .trim_start_matches("./")
-                    .trim_start_matches('/')
-                    .to_string(),
-            ),
-            tar::EntryType::Char | tar::EntryType::Block => {
-                let major = h.device_major().ok().flatten().unwrap_or(0);
-                let minor = h.device_minor().ok().flatten().unwrap_or(0);
-                if h.entry_type() == tar::EntryType::Char {
-                    EntryKind::CharDevice { major, minor }
-                } else {
-                    EntryKind::BlockDevice { major, minor }
-                }
-            }
-            tar::EntryType::Fifo => EntryKind::Fifo,
-            _ => continue,
-        };
-        let meta = EntryMeta {
-            path: name.clone(),
-            kind,
-            mode: h.mode().unwrap_or(0o644),
-            uid: h.uid().unwrap_or(0) as u32,
-            gid: h.gid().unwrap_or(0) as u32,
-            mtime: h.mtime().unwrap_or(0) as i64,
         };
         if meta.kind == EntryKind::Dir {
             dirs.push(meta.clone());
@@ -553,6 +502,76 @@ fn apply_inner(
         let _ = root.set_mtime(&d.path, d.mtime);
     }
     Ok(())
+}
+
+/// Carries out entry `name` when it is a whiteout (`.wh..wh..opq` empties its directory,
+/// `.wh.NAME` removes NAME), forgetting the owners of what it removed; false for any
+/// other entry.
+fn whiteout(
+    root: &RootDir,
+    owners: &mut Owners,
+    prefix: &Path,
+    name: &str,
+) -> Result<bool, apk::rootfs::RootfsError> {
+    let (dir, base) = name.rsplit_once('/').unwrap_or(("", name));
+    if base == ".wh..wh..opq" {
+        clear_dir(root, Path::new(dir))?;
+        let d = prefix.join(dir);
+        let own = owners.get(&d).copied();
+        forget(owners, &d);
+        if let Some(o) = own {
+            owners.insert(d, o);
+        }
+        return Ok(true);
+    }
+    if let Some(victim) = base.strip_prefix(".wh.") {
+        let victim = Path::new(dir).join(victim);
+        remove_all(root, &victim)?;
+        forget(owners, &prefix.join(&victim));
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// What tar `entry` (named `name`) puts in the root; `None` for a kind we skip.
+fn entry_meta<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Option<EntryMeta> {
+    let h = entry.header();
+    let link = || {
+        entry
+            .link_name_bytes()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let kind = match h.entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+        tar::EntryType::Directory => EntryKind::Dir,
+        tar::EntryType::Symlink => EntryKind::Symlink(link()),
+        tar::EntryType::Link => EntryKind::HardLink(
+            link()
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .to_string(),
+        ),
+        tar::EntryType::Char | tar::EntryType::Block => {
+            let major = h.device_major().ok().flatten().unwrap_or(0);
+            let minor = h.device_minor().ok().flatten().unwrap_or(0);
+            if h.entry_type() == tar::EntryType::Char {
+                EntryKind::CharDevice { major, minor }
+            } else {
+                EntryKind::BlockDevice { major, minor }
+            }
+        }
+        tar::EntryType::Fifo => EntryKind::Fifo,
+        _ => return None,
+    };
+    Some(EntryMeta {
+        path: name.to_string(),
+        kind,
+        mode: h.mode().unwrap_or(0o644),
+        uid: h.uid().unwrap_or(0) as u32,
+        gid: h.gid().unwrap_or(0) as u32,
+        mtime: h.mtime().unwrap_or(0) as i64,
+    })
 }
 
 /// The host path of `rel` inside `root`, refusing any symlink on the way (so a recursive

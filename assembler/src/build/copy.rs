@@ -57,169 +57,261 @@ pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::
         _ => unreachable!("copy::plan is only called for COPY and ADD"),
     };
     let line = x.span.line;
-    let workdir = if st.config.working_dir.is_empty() {
-        "/"
-    } else {
-        &st.config.working_dir
-    };
-    let mut dest_abs = if dest.starts_with('/') {
-        dest.clone()
-    } else {
-        format!("{}/{dest}", workdir.trim_end_matches('/'))
-    };
-    let dest_is_dir = dest.ends_with('/') || dest == "." || sources.len() + heredocs.len() > 1;
-    if dest_is_dir && !dest_abs.ends_with('/') {
-        dest_abs.push('/');
-    }
-    let mut image_root = None;
-    let (src_root, ignore) = match x.flag("from") {
-        None => (e.opts.context.clone(), dockerignore(&e.opts.context)?),
-        Some(from) => {
-            let lower = from.to_ascii_lowercase();
-            let stage = e
-                .file
-                .stages
-                .iter()
-                .find(|s| s.name.as_deref() == Some(lower.as_str()) || s.index.to_string() == lower)
-                .map(|s| s.index);
-            match stage.and_then(|i| e.stages.get(&i)) {
-                Some(s) => (s.rootfs(), Vec::new()),
-                None => {
-                    let top = super::from::resolve_base(e.store, from, e.opts, e.reporter)?
-                        .with_context(|| format!("line {line}: --from=scratch has no files"))?;
-                    let tmp = e.store.tempdir("from-")?;
-                    super::from::materialize(e.store, &top, tmp.path())?;
-                    let p = tmp.path().to_path_buf();
-                    image_root = Some(tmp);
-                    (p, Vec::new())
-                }
-            }
-        }
-    };
-    let root = RootDir::open(&src_root)
-        .with_context(|| format!("cannot open `{}`", src_root.display()))?;
-    let canon_root = fs_err::canonicalize(&src_root)?;
-    let mut items = Vec::new();
-    for h in heredocs {
-        let d = if dest_is_dir {
-            format!("{dest_abs}{}", h.delimiter)
+    let dest = Dest::new(&st.config.working_dir, dest, sources.len() + heredocs.len());
+    let src = Source::open(e, x.flag("from"), line)?;
+    let mut items: Vec<Item> = heredocs.iter().map(|h| dest.heredoc(h)).collect();
+    for s in sources {
+        if add && (s.starts_with("http://") || s.starts_with("https://")) {
+            let bytes = download(s, x.flag("checksum"), e.reporter)
+                .with_context(|| format!("line {line}: ADD {s}"))?;
+            items.push(dest.download(s, bytes));
         } else {
-            dest_abs.clone()
+            src.items(s, &dest, add, line, &mut items)?;
+        }
+    }
+    let chmod = chmod_flag(x.flag("chmod"), line)?;
+    let content_hash = src.hash(&items)?;
+    Ok(CopyPlan {
+        items,
+        source: Some(src.path),
+        chown: x.flag("chown").map(str::to_string),
+        chmod,
+        content_hash,
+        _image_root: src.image_root,
+    })
+}
+
+/// Where a COPY/ADD writes: its destination made absolute (against WORKDIR), ending with
+/// `/` when it is a directory.
+struct Dest {
+    abs: String,
+    /// Named as a directory, or more than one source.
+    is_dir: bool,
+}
+
+impl Dest {
+    fn new(working_dir: &str, dest: &str, n_sources: usize) -> Self {
+        let workdir = if working_dir.is_empty() {
+            "/"
+        } else {
+            working_dir
         };
-        items.push(Item {
-            dest: d,
+        let mut abs = if dest.starts_with('/') {
+            dest.to_string()
+        } else {
+            format!("{}/{dest}", workdir.trim_end_matches('/'))
+        };
+        let is_dir = dest.ends_with('/') || dest == "." || n_sources > 1;
+        if is_dir && !abs.ends_with('/') {
+            abs.push('/');
+        }
+        Dest { abs, is_dir }
+    }
+
+    /// The path of a source named `name`: inside a directory destination, else the
+    /// destination itself.
+    fn named(&self, name: &str) -> String {
+        if self.abs.ends_with('/') {
+            format!("{}{name}", self.abs)
+        } else {
+            self.abs.clone()
+        }
+    }
+
+    /// A heredoc's file: named by its delimiter inside a directory destination.
+    fn heredoc(&self, h: &crate::containerfile::Heredoc) -> Item {
+        let dest = if self.is_dir {
+            format!("{}{}", self.abs, h.delimiter)
+        } else {
+            self.abs.clone()
+        };
+        Item {
+            dest,
             kind: EntryKind::File,
             mode: 0o644,
             mtime: 0,
             content: Content::Bytes(h.content.clone().into_bytes()),
             extract: false,
-        });
-    }
-    for src in sources {
-        if add && (src.starts_with("http://") || src.starts_with("https://")) {
-            let bytes = download(src, x.flag("checksum"), e.reporter)
-                .with_context(|| format!("line {line}: ADD {src}"))?;
-            let name = src
-                .rsplit('/')
-                .next()
-                .filter(|n| !n.is_empty())
-                .unwrap_or("download");
-            let d = if dest_abs.ends_with('/') {
-                format!("{dest_abs}{name}")
-            } else {
-                dest_abs.clone()
-            };
-            items.push(Item {
-                dest: d,
-                kind: EntryKind::File,
-                mode: 0o600,
-                mtime: 0,
-                content: Content::Bytes(bytes),
-                extract: false,
-            });
-            continue;
         }
-        let matches = expand_source(&root, &src_root, src, &ignore)
+    }
+
+    /// ADD of a URL: named by the URL's last segment.
+    fn download(&self, url: &str, bytes: Vec<u8>) -> Item {
+        let name = url
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("download");
+        Item {
+            dest: self.named(name),
+            kind: EntryKind::File,
+            mode: 0o600,
+            mtime: 0,
+            content: Content::Bytes(bytes),
+            extract: false,
+        }
+    }
+}
+
+/// The tree COPY/ADD reads from: the context (minus `.dockerignore`), another stage's root,
+/// or an image extracted for `--from`.
+struct Source {
+    path: PathBuf,
+    ignore: Vec<(bool, glob::Pattern)>,
+    root: RootDir,
+    canon: PathBuf,
+    image_root: Option<tempfile::TempDir>,
+}
+
+impl Source {
+    fn open(e: &Engine<'_>, from: Option<&str>, line: usize) -> anyhow::Result<Self> {
+        let mut image_root = None;
+        let (path, ignore) = match from {
+            None => (e.opts.context.clone(), dockerignore(&e.opts.context)?),
+            Some(from) => match earlier_stage(e, from) {
+                Some(s) => (s.rootfs(), Vec::new()),
+                None => {
+                    let tmp = image_tree(e, from, line)?;
+                    let p = tmp.path().to_path_buf();
+                    image_root = Some(tmp);
+                    (p, Vec::new())
+                }
+            },
+        };
+        let root =
+            RootDir::open(&path).with_context(|| format!("cannot open `{}`", path.display()))?;
+        let canon = fs_err::canonicalize(&path)?;
+        Ok(Source {
+            path,
+            ignore,
+            root,
+            canon,
+            image_root,
+        })
+    }
+
+    /// The items of source `src` (a path or glob) written to `dest`.
+    fn items(
+        &self,
+        src: &str,
+        dest: &Dest,
+        add: bool,
+        line: usize,
+        items: &mut Vec<Item>,
+    ) -> anyhow::Result<()> {
+        let matches = expand_source(&self.root, &self.path, src, &self.ignore)
             .with_context(|| format!("line {line}: COPY source `{src}`"))?;
         if matches.is_empty() {
             bail!(
                 "line {line}: `{src}` matches no file in `{}`",
-                src_root.display()
+                self.path.display()
             );
         }
         for rel in matches {
-            // A top-level symlink is followed, but only to somewhere inside the source tree.
-            let host = src_root.join(&rel);
-            let real = fs_err::canonicalize(&host)
-                .with_context(|| format!("line {line}: `{}` cannot be resolved", rel.display()))?;
-            let Ok(inside) = real.strip_prefix(&canon_root) else {
-                bail!(
-                    "line {line}: `{}` is a symlink pointing outside the build context (to `{}`); refusing to copy it. Copy the target into the context instead",
-                    rel.display(),
-                    real.display()
-                );
-            };
-            let inside = inside.to_path_buf();
-            let md = root.metadata(&inside)?;
+            let inside = self.inside(&rel, line)?;
+            let md = self.root.metadata(&inside)?;
+            if md.is_dir() {
+                let target = dest.abs.trim_end_matches('/').to_string();
+                walk_dir(
+                    &self.root,
+                    &self.path,
+                    &inside,
+                    &target,
+                    &self.ignore,
+                    items,
+                )?;
+                continue;
+            }
             let base = rel
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if md.is_dir() {
-                let target = dest_abs.trim_end_matches('/').to_string();
-                walk_dir(&root, &src_root, &inside, &target, &ignore, &mut items)?;
-            } else {
-                let d = if dest_abs.ends_with('/') {
-                    format!("{dest_abs}{base}")
+            let extract = add && is_archive(&self.root, &inside);
+            items.push(Item {
+                dest: if extract {
+                    dest.abs.clone()
                 } else {
-                    dest_abs.clone()
-                };
-                let extract = add && is_archive(&root, &inside);
-                items.push(Item {
-                    dest: if extract { dest_abs.clone() } else { d },
-                    kind: EntryKind::File,
-                    mode: md.mode() & 0o7777,
-                    mtime: md.mtime(),
-                    content: Content::Tree(inside),
-                    extract,
-                });
+                    dest.named(&base)
+                },
+                kind: EntryKind::File,
+                mode: md.mode() & 0o7777,
+                mtime: md.mtime(),
+                content: Content::Tree(inside),
+                extract,
+            });
+        }
+        Ok(())
+    }
+
+    /// `rel` in the tree: a top-level symlink is followed, but only to somewhere inside it.
+    fn inside(&self, rel: &Path, line: usize) -> anyhow::Result<PathBuf> {
+        let host = self.path.join(rel);
+        let real = fs_err::canonicalize(&host)
+            .with_context(|| format!("line {line}: `{}` cannot be resolved", rel.display()))?;
+        let Ok(inside) = real.strip_prefix(&self.canon) else {
+            bail!(
+                "line {line}: `{}` is a symlink pointing outside the build context (to `{}`); refusing to copy it. Copy the target into the context instead",
+                rel.display(),
+                real.display()
+            );
+        };
+        Ok(inside.to_path_buf())
+    }
+
+    /// Digest of every item's name, metadata and bytes: the plan's part of the cache key.
+    fn hash(&self, items: &[Item]) -> anyhow::Result<String> {
+        let mut h = Sha256::new();
+        for it in items {
+            h.update(format!(
+                "{}\0{:?}\0{:o}\0{}\0{}\0",
+                it.dest, it.kind, it.mode, it.mtime, it.extract
+            ));
+            match &it.content {
+                Content::Bytes(b) => h.update(b),
+                Content::Tree(p) if it.kind == EntryKind::File => {
+                    let mut f = self.root.open_file(p)?;
+                    std::io::copy(&mut f, &mut h)?;
+                }
+                Content::Tree(_) => {}
             }
         }
+        Ok(hex::encode(h.finalize()))
     }
-    let chmod = match x.flag("chmod") {
-        Some(m) => Some(
-            u32::from_str_radix(m, 8)
-                .ok()
-                .filter(|m| *m <= 0o7777)
-                .with_context(|| {
-                    format!("line {line}: --chmod={m}: expected an octal mode such as 0755")
-                })?,
-        ),
-        None => None,
+}
+
+/// `--from=NAME`: an earlier stage of this build, by name or index, when there is one.
+fn earlier_stage<'s>(e: &'s Engine<'_>, from: &str) -> Option<&'s StageState> {
+    let lower = from.to_ascii_lowercase();
+    let stage = e
+        .file
+        .stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some(lower.as_str()) || s.index.to_string() == lower)
+        .map(|s| s.index);
+    stage.and_then(|i| e.stages.get(&i))
+}
+
+/// `--from=IMAGE`: the image's files, extracted into a temporary directory.
+fn image_tree(e: &Engine<'_>, from: &str, line: usize) -> anyhow::Result<tempfile::TempDir> {
+    let top = super::from::resolve_base(e.store, from, e.opts, e.reporter)?
+        .with_context(|| format!("line {line}: --from=scratch has no files"))?;
+    let tmp = e.store.tempdir("from-")?;
+    super::from::materialize(e.store, &top, tmp.path())?;
+    Ok(tmp)
+}
+
+/// `--chmod=MODE`, an octal mode.
+fn chmod_flag(flag: Option<&str>, line: usize) -> anyhow::Result<Option<u32>> {
+    let Some(m) = flag else {
+        return Ok(None);
     };
-    let mut h = Sha256::new();
-    for it in &items {
-        h.update(format!(
-            "{}\0{:?}\0{:o}\0{}\0{}\0",
-            it.dest, it.kind, it.mode, it.mtime, it.extract
-        ));
-        match &it.content {
-            Content::Bytes(b) => h.update(b),
-            Content::Tree(p) if it.kind == EntryKind::File => {
-                let mut f = root.open_file(p)?;
-                std::io::copy(&mut f, &mut h)?;
-            }
-            Content::Tree(_) => {}
-        }
-    }
-    Ok(CopyPlan {
-        items,
-        source: Some(src_root),
-        chown: x.flag("chown").map(str::to_string),
-        chmod,
-        content_hash: hex::encode(h.finalize()),
-        _image_root: image_root,
-    })
+    let mode = u32::from_str_radix(m, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .with_context(|| {
+            format!("line {line}: --chmod={m}: expected an octal mode such as 0755")
+        })?;
+    Ok(Some(mode))
 }
 
 pub(super) fn execute(
@@ -250,29 +342,13 @@ pub(super) fn execute(
             .trim_end_matches('/')
             .to_string();
         if it.extract {
-            dst.create_dir_all(&rel, 0o755)?;
-            let sub = if rel.is_empty() {
-                dst.try_clone()?
-            } else {
-                dst.open_dir(&rel)?
-            };
-            let Content::Tree(p) = &it.content else {
-                continue;
-            };
-            let f = src.as_ref().context("no source")?.open_file(p)?;
-            let mut magic = [0u8; 2];
-            let mut f2 = src.as_ref().context("no source")?.open_file(p)?;
-            let _ = f2.read(&mut magic)?;
-            let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
-                Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
-                    f,
-                )))
-            } else {
-                Box::new(std::io::BufReader::new(f))
-            };
-            // The archive's owners are the image's, even where the disk cannot hold them.
-            crate::layer::apply_reader_recording(&sub, reader, p, &mut st.owners, Path::new(&rel))?;
-            log.extend_from_slice(format!("extracted {} into /{rel}\n", p.display()).as_bytes());
+            if let Content::Tree(p) = &it.content {
+                let src = src.as_ref().context("no source")?;
+                extract(&dst, src, p, &rel, &mut st.owners)?;
+                log.extend_from_slice(
+                    format!("extracted {} into /{rel}\n", p.display()).as_bytes(),
+                );
+            }
             continue;
         }
         if rel.is_empty() {
@@ -301,6 +377,36 @@ pub(super) fn execute(
         st.owners.insert(PathBuf::from(&rel), (uid, gid));
         log.extend_from_slice(format!("/{rel}\n").as_bytes());
     }
+    Ok(())
+}
+
+/// ADD of a local tar archive `p` (gzipped or not): extracted into `rel` of the image.
+fn extract(
+    dst: &RootDir,
+    src: &RootDir,
+    p: &Path,
+    rel: &str,
+    owners: &mut crate::layer::Owners,
+) -> anyhow::Result<()> {
+    dst.create_dir_all(rel, 0o755)?;
+    let sub = if rel.is_empty() {
+        dst.try_clone()?
+    } else {
+        dst.open_dir(rel)?
+    };
+    let f = src.open_file(p)?;
+    let mut magic = [0u8; 2];
+    let mut f2 = src.open_file(p)?;
+    let _ = f2.read(&mut magic)?;
+    let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            f,
+        )))
+    } else {
+        Box::new(std::io::BufReader::new(f))
+    };
+    // The archive's owners are the image's, even where the disk cannot hold them.
+    crate::layer::apply_reader_recording(&sub, reader, p, owners, Path::new(rel))?;
     Ok(())
 }
 

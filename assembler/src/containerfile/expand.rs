@@ -324,98 +324,118 @@ impl<'a> Lexer<'a> {
             _ => {}
         }
         let name = self.name();
-        let Some(mut op) = self.next() else {
+        let Some(op) = self.next() else {
             return Err(self.syntax("missing '}'"));
         };
         let value = self.vars.get(&name).map(str::to_owned);
         match op {
             '}' => Ok(value.unwrap_or_default()),
-            ':' | '+' | '-' | '?' | '#' | '%' => {
-                let null_is_unset = op == ':';
-                if null_is_unset {
-                    op = self.next().ok_or_else(|| self.syntax("missing '}'"))?;
-                }
-                let raw = op == '#' || op == '%';
-                let word = self.until(Some('}'), raw).map_err(|e| {
-                    if self.peek().is_none() {
-                        self.syntax("missing '}'")
-                    } else {
-                        e
-                    }
-                })?;
-                let word = word.0;
-                let unset = value.is_none() || (null_is_unset && value.as_deref() == Some(""));
-                match op {
-                    '-' => Ok(if unset {
-                        word
-                    } else {
-                        value.unwrap_or_default()
-                    }),
-                    '+' => Ok(if unset { String::new() } else { word }),
-                    '?' => {
-                        if value.is_none() {
-                            Err(ExpandError::Required {
-                                name,
-                                message: if word.is_empty() {
-                                    "is not allowed to be unset".to_owned()
-                                } else {
-                                    word
-                                },
-                            })
-                        } else if unset {
-                            Err(ExpandError::Required {
-                                name,
-                                message: if word.is_empty() {
-                                    "is not allowed to be empty".to_owned()
-                                } else {
-                                    word
-                                },
-                            })
-                        } else {
-                            Ok(value.unwrap_or_default())
-                        }
-                    }
-                    '#' | '%' if !null_is_unset => {
-                        let value = value.unwrap_or_default();
-                        let (greedy, pattern) = match word.strip_prefix(op) {
-                            Some(p) => (true, p),
-                            None => (false, word.as_str()),
-                        };
-                        let pattern = parse_pattern(pattern, self.escape);
-                        Ok(if op == '#' {
-                            trim_prefix(&value, &pattern, greedy)
-                        } else {
-                            trim_suffix(&value, &pattern, greedy)
-                        })
-                    }
-                    _ => Err(self.syntax(&format!("unsupported modifier (:{op}) in substitution"))),
-                }
-            }
-            '/' => {
-                let all = self.peek() == Some('/');
-                if all {
-                    self.next();
-                }
-                let pattern = self.until(Some('/'), true).map_err(|e| {
-                    if self.peek().is_none() {
-                        self.syntax("missing '/' in ${}")
-                    } else {
-                        e
-                    }
-                })?;
-                let replacement = self.until(Some('}'), true).map_err(|e| {
-                    if self.peek().is_none() {
-                        self.syntax("missing '}'")
-                    } else {
-                        e
-                    }
-                })?;
-                let value = value.unwrap_or_default();
-                let pattern = parse_pattern(&pattern.0, self.escape);
-                Ok(replace(&value, &pattern, &replacement.0, all))
-            }
+            ':' | '+' | '-' | '?' | '#' | '%' => self.modifier(name, value, op),
+            '/' => self.replacement(value),
             _ => Err(self.syntax(&format!("unsupported modifier ({op}) in substitution"))),
         }
+    }
+
+    /// `${name<op>word}` (after `op`): `-`, `+`, `?` (each also with `:`), `#`, `##`, `%`
+    /// and `%%`.
+    fn modifier(
+        &mut self,
+        name: String,
+        value: Option<String>,
+        mut op: char,
+    ) -> Result<String, ExpandError> {
+        let null_is_unset = op == ':';
+        if null_is_unset {
+            op = self.next().ok_or_else(|| self.syntax("missing '}'"))?;
+        }
+        let raw = op == '#' || op == '%';
+        let word = self.until(Some('}'), raw).map_err(|e| {
+            if self.peek().is_none() {
+                self.syntax("missing '}'")
+            } else {
+                e
+            }
+        })?;
+        let word = word.0;
+        let unset = value.is_none() || (null_is_unset && value.as_deref() == Some(""));
+        match op {
+            '-' => Ok(if unset {
+                word
+            } else {
+                value.unwrap_or_default()
+            }),
+            '+' => Ok(if unset { String::new() } else { word }),
+            '?' => required(name, value, unset, &word),
+            '#' | '%' if !null_is_unset => {
+                let value = value.unwrap_or_default();
+                let (greedy, pattern) = match word.strip_prefix(op) {
+                    Some(p) => (true, p),
+                    None => (false, word.as_str()),
+                };
+                let pattern = parse_pattern(pattern, self.escape);
+                Ok(if op == '#' {
+                    trim_prefix(&value, &pattern, greedy)
+                } else {
+                    trim_suffix(&value, &pattern, greedy)
+                })
+            }
+            _ => Err(self.syntax(&format!("unsupported modifier (:{op}) in substitution"))),
+        }
+    }
+
+    /// `${name/pattern/replacement}` and `${name//pattern/replacement}` (after the first `/`).
+    fn replacement(&mut self, value: Option<String>) -> Result<String, ExpandError> {
+        let all = self.peek() == Some('/');
+        if all {
+            self.next();
+        }
+        let pattern = self.until(Some('/'), true).map_err(|e| {
+            if self.peek().is_none() {
+                self.syntax("missing '/' in ${}")
+            } else {
+                e
+            }
+        })?;
+        let replacement = self.until(Some('}'), true).map_err(|e| {
+            if self.peek().is_none() {
+                self.syntax("missing '}'")
+            } else {
+                e
+            }
+        })?;
+        let value = value.unwrap_or_default();
+        let pattern = parse_pattern(&pattern.0, self.escape);
+        Ok(replace(&value, &pattern, &replacement.0, all))
+    }
+}
+
+/// `${name?word}` / `${name:?word}`: the value, or an error with `word` (or the usual
+/// message) when it is unset (or empty).
+fn required(
+    name: String,
+    value: Option<String>,
+    unset: bool,
+    word: &str,
+) -> Result<String, ExpandError> {
+    let message = |default: &str| {
+        if word.is_empty() {
+            default.to_owned()
+        } else {
+            word.to_owned()
+        }
+    };
+    if value.is_none() {
+        Err(ExpandError::Required {
+            message: message("is not allowed to be unset"),
+            name,
+        })
+    } else if unset {
+        Err(ExpandError::Required {
+            message: message("is not allowed to be empty"),
+            name,
+        })
+    } else {
+        Ok(value.unwrap_or_default())
     }
 }
 

@@ -115,130 +115,20 @@ pub(crate) fn build(
     path: &Path,
     notes: &mut Vec<String>,
 ) -> Result<Instruction, ParseError> {
-    let upper = raw.keyword.to_ascii_uppercase();
-    let Some(name) = INSTRUCTIONS.iter().copied().find(|i| *i == upper) else {
-        let suggestion = suggest(&raw.keyword, INSTRUCTIONS);
-        let hint = match suggestion {
-            Some(s) => format!("did you mean {s}?"),
-            None => format!("known instructions: {}", INSTRUCTIONS.join(" ")),
-        };
-        return Err(raw.error(
-            path,
-            ParseErrorKind::UnknownInstruction {
-                name: raw.keyword.clone(),
-                suggestion: suggestion.map(str::to_owned),
-            },
-            0,
-            format!("unknown instruction `{}`", raw.keyword),
-            Some(hint),
-        ));
-    };
+    let name = known_instruction(raw, path)?;
     let cx = Ctx {
         raw,
         path,
         name,
         escape,
     };
-    let args_start = raw.args_start;
     let (flags, rest_offset) = if name == "ONBUILD" {
-        (Vec::new(), args_start)
+        (Vec::new(), raw.args_start)
     } else {
-        parse_flags(&cx, args_start)?
+        parse_flags(&cx, raw.args_start)?
     };
     let rest = &raw.logical[rest_offset..];
-    let kind = match name {
-        "FROM" => parse_from(&cx, rest, rest_offset)?,
-        "RUN" => {
-            if rest.is_empty() {
-                return Err(cx.missing("write the command to run: `RUN apk add curl`"));
-            }
-            Kind::Run {
-                command: command_form(&cx, rest, rest_offset)?,
-                heredocs: raw.heredocs.clone(),
-            }
-        }
-        "COPY" | "ADD" => parse_copy(&cx, rest, rest_offset)?,
-        "ENV" | "LABEL" => {
-            let pairs = parse_name_val(&cx, rest, rest_offset)?;
-            if name == "ENV" {
-                Kind::Env(pairs)
-            } else {
-                Kind::Label(pairs)
-            }
-        }
-        "ARG" => {
-            let words = raw_words(rest, escape);
-            if words.is_empty() {
-                return Err(cx.missing("declare a name: `ARG VERSION` or `ARG VERSION=1.0`"));
-            }
-            let mut args = Vec::new();
-            for (s, e) in words {
-                let word = &rest[s..e];
-                let (n, default) = match word.split_once('=') {
-                    Some((n, v)) => (n, Some(v.to_owned())),
-                    None => (word, None),
-                };
-                if n.is_empty() {
-                    return Err(cx.bad(
-                        rest_offset + s,
-                        "ARG names can not be blank".to_owned(),
-                        "write `ARG NAME=value`",
-                    ));
-                }
-                args.push(Arg::new(n, default));
-            }
-            Kind::Arg(args)
-        }
-        "MAINTAINER" => Kind::Maintainer(non_empty(&cx, rest, "`MAINTAINER name <mail>`")?),
-        "EXPOSE" => Kind::Expose(words_non_empty(&cx, rest, "`EXPOSE 80 443/tcp`")?),
-        "USER" => Kind::User(non_empty(
-            &cx,
-            rest,
-            "`USER name[:group]` or `USER 1000:1000`",
-        )?),
-        "WORKDIR" => Kind::Workdir(non_empty(&cx, rest, "`WORKDIR /app`")?),
-        "STOPSIGNAL" => Kind::StopSignal(non_empty(&cx, rest, "`STOPSIGNAL SIGTERM`")?),
-        "SHELL" => match maybe_json(&cx, rest, rest_offset)? {
-            Some(v) if !v.is_empty() => Kind::Shell(v),
-            _ => {
-                return Err(cx.bad_json(
-                    rest_offset,
-                    "SHELL requires the arguments to be in JSON form".to_owned(),
-                    "write `SHELL [\"/bin/sh\", \"-c\"]`",
-                ));
-            }
-        },
-        "ENTRYPOINT" | "CMD" => {
-            if rest.is_empty() {
-                return Err(cx.missing(&format!(
-                    "write `{name} [\"executable\", \"arg\"]` or `{name} command args`"
-                )));
-            }
-            let form = command_form(&cx, rest, rest_offset)?;
-            if name == "CMD" {
-                Kind::Cmd(form)
-            } else {
-                Kind::Entrypoint(form)
-            }
-        }
-        "VOLUME" => {
-            let vols = match maybe_json(&cx, rest, rest_offset)? {
-                Some(v) => v,
-                _ => words_non_empty(&cx, rest, "`VOLUME /data` or `VOLUME [\"/data\"]`")?,
-            };
-            if vols.is_empty() || vols.iter().any(|v| v.trim().is_empty()) {
-                return Err(cx.bad(
-                    rest_offset,
-                    "VOLUME specified can not be an empty string".to_owned(),
-                    "name the mount point: `VOLUME /data`",
-                ));
-            }
-            Kind::Volume(vols)
-        }
-        "HEALTHCHECK" => parse_healthcheck(&cx, &flags, rest, rest_offset)?,
-        "ONBUILD" => parse_onbuild(&cx, notes)?,
-        _ => unreachable!("every INSTRUCTIONS entry is handled"),
-    };
+    let kind = parse_kind(&cx, &flags, rest, rest_offset, notes)?;
     Ok(Instruction {
         kind,
         flags,
@@ -250,6 +140,136 @@ pub(crate) fn build(
             logical: raw.logical.clone(),
         },
     })
+}
+
+/// The instruction `raw`'s keyword names, in upper case; an unknown one is an error
+/// suggesting the nearest.
+fn known_instruction(raw: &RawInstruction, path: &Path) -> Result<&'static str, ParseError> {
+    let upper = raw.keyword.to_ascii_uppercase();
+    if let Some(name) = INSTRUCTIONS.iter().copied().find(|i| *i == upper) {
+        return Ok(name);
+    }
+    let suggestion = suggest(&raw.keyword, INSTRUCTIONS);
+    let hint = match suggestion {
+        Some(s) => format!("did you mean {s}?"),
+        None => format!("known instructions: {}", INSTRUCTIONS.join(" ")),
+    };
+    Err(raw.error(
+        path,
+        ParseErrorKind::UnknownInstruction {
+            name: raw.keyword.clone(),
+            suggestion: suggestion.map(str::to_owned),
+        },
+        0,
+        format!("unknown instruction `{}`", raw.keyword),
+        Some(hint),
+    ))
+}
+
+/// The arguments `rest` (at `rest_offset` of the logical line) of instruction `cx.name`.
+fn parse_kind(
+    cx: &Ctx<'_>,
+    flags: &[Flag],
+    rest: &str,
+    rest_offset: usize,
+    notes: &mut Vec<String>,
+) -> Result<Kind, ParseError> {
+    let name = cx.name;
+    Ok(match name {
+        "FROM" => parse_from(cx, rest, rest_offset)?,
+        "RUN" => parse_run(cx, rest, rest_offset)?,
+        "COPY" | "ADD" => parse_copy(cx, rest, rest_offset)?,
+        "ENV" => Kind::Env(parse_name_val(cx, rest, rest_offset)?),
+        "LABEL" => Kind::Label(parse_name_val(cx, rest, rest_offset)?),
+        "ARG" => parse_arg(cx, rest, rest_offset)?,
+        "MAINTAINER" => Kind::Maintainer(non_empty(cx, rest, "`MAINTAINER name <mail>`")?),
+        "EXPOSE" => Kind::Expose(words_non_empty(cx, rest, "`EXPOSE 80 443/tcp`")?),
+        "USER" => Kind::User(non_empty(
+            cx,
+            rest,
+            "`USER name[:group]` or `USER 1000:1000`",
+        )?),
+        "WORKDIR" => Kind::Workdir(non_empty(cx, rest, "`WORKDIR /app`")?),
+        "STOPSIGNAL" => Kind::StopSignal(non_empty(cx, rest, "`STOPSIGNAL SIGTERM`")?),
+        "SHELL" => parse_shell(cx, rest, rest_offset)?,
+        "ENTRYPOINT" => Kind::Entrypoint(parse_command(cx, rest, rest_offset)?),
+        "CMD" => Kind::Cmd(parse_command(cx, rest, rest_offset)?),
+        "VOLUME" => parse_volume(cx, rest, rest_offset)?,
+        "HEALTHCHECK" => parse_healthcheck(cx, flags, rest, rest_offset)?,
+        "ONBUILD" => parse_onbuild(cx, notes)?,
+        _ => unreachable!("every INSTRUCTIONS entry is handled"),
+    })
+}
+
+fn parse_run(cx: &Ctx<'_>, rest: &str, rest_offset: usize) -> Result<Kind, ParseError> {
+    if rest.is_empty() {
+        return Err(cx.missing("write the command to run: `RUN apk add curl`"));
+    }
+    Ok(Kind::Run {
+        command: command_form(cx, rest, rest_offset)?,
+        heredocs: cx.raw.heredocs.clone(),
+    })
+}
+
+fn parse_arg(cx: &Ctx<'_>, rest: &str, rest_offset: usize) -> Result<Kind, ParseError> {
+    let words = raw_words(rest, cx.escape);
+    if words.is_empty() {
+        return Err(cx.missing("declare a name: `ARG VERSION` or `ARG VERSION=1.0`"));
+    }
+    let mut args = Vec::new();
+    for (s, e) in words {
+        let word = &rest[s..e];
+        let (n, default) = match word.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (word, None),
+        };
+        if n.is_empty() {
+            return Err(cx.bad(
+                rest_offset + s,
+                "ARG names can not be blank".to_owned(),
+                "write `ARG NAME=value`",
+            ));
+        }
+        args.push(Arg::new(n, default));
+    }
+    Ok(Kind::Arg(args))
+}
+
+fn parse_shell(cx: &Ctx<'_>, rest: &str, rest_offset: usize) -> Result<Kind, ParseError> {
+    match maybe_json(cx, rest, rest_offset)? {
+        Some(v) if !v.is_empty() => Ok(Kind::Shell(v)),
+        _ => Err(cx.bad_json(
+            rest_offset,
+            "SHELL requires the arguments to be in JSON form".to_owned(),
+            "write `SHELL [\"/bin/sh\", \"-c\"]`",
+        )),
+    }
+}
+
+/// The command of ENTRYPOINT or CMD.
+fn parse_command(cx: &Ctx<'_>, rest: &str, rest_offset: usize) -> Result<CommandForm, ParseError> {
+    let name = cx.name;
+    if rest.is_empty() {
+        return Err(cx.missing(&format!(
+            "write `{name} [\"executable\", \"arg\"]` or `{name} command args`"
+        )));
+    }
+    command_form(cx, rest, rest_offset)
+}
+
+fn parse_volume(cx: &Ctx<'_>, rest: &str, rest_offset: usize) -> Result<Kind, ParseError> {
+    let vols = match maybe_json(cx, rest, rest_offset)? {
+        Some(v) => v,
+        _ => words_non_empty(cx, rest, "`VOLUME /data` or `VOLUME [\"/data\"]`")?,
+    };
+    if vols.is_empty() || vols.iter().any(|v| v.trim().is_empty()) {
+        return Err(cx.bad(
+            rest_offset,
+            "VOLUME specified can not be an empty string".to_owned(),
+            "name the mount point: `VOLUME /data`",
+        ));
+    }
+    Ok(Kind::Volume(vols))
 }
 
 fn non_empty(cx: &Ctx<'_>, rest: &str, example: &str) -> Result<String, ParseError> {

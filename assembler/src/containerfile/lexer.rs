@@ -100,212 +100,315 @@ fn directive(line: &str) -> Option<(String, String)> {
 }
 
 pub(crate) fn lex(source: &str, path: &Path) -> Result<Lexed, ParseError> {
-    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-    let lines: Vec<&str> = source
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
-    // A trailing newline makes an empty last element that is not a line.
-    let n_lines = if source.ends_with('\n') {
-        lines.len() - 1
-    } else {
-        lines.len()
-    };
-    let mut escape = '\\';
-    let mut notes = Vec::new();
-    let mut seen_directives: Vec<String> = Vec::new();
-    let mut i = 0;
-    // Parser directives: only before anything else, stop at the first other line.
-    while i < n_lines {
-        let Some((name, value)) = directive(lines[i]) else {
-            break;
+    let mut lexer = Lexer::new(source, path);
+    lexer.directives()?;
+    let mut instructions = Vec::new();
+    while let Some(raw) = lexer.instruction()? {
+        instructions.push(raw);
+    }
+    Ok(Lexed {
+        escape: lexer.escape,
+        notes: lexer.notes,
+        instructions,
+    })
+}
+
+/// The state the lexing steps share: the source lines, the cursor over them, and what the
+/// directives decided.
+struct Lexer<'a> {
+    path: &'a Path,
+    lines: Vec<&'a str>,
+    /// The number of real lines (`lines` may end with an empty non-line).
+    n_lines: usize,
+    /// The current line (0-based).
+    i: usize,
+    escape: char,
+    notes: Vec<String>,
+}
+
+/// A logical line's text, continuations joined, with its map back to the source.
+struct Joined {
+    logical: String,
+    segments: Vec<(usize, usize, usize)>,
+    source_lines: Vec<(usize, String)>,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(source: &'a str, path: &'a Path) -> Self {
+        let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+        let lines: Vec<&str> = source
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .collect();
+        // A trailing newline makes an empty last element that is not a line.
+        let n_lines = if source.ends_with('\n') {
+            lines.len() - 1
+        } else {
+            lines.len()
         };
-        let bad = |message: String, hint: &str| {
-            ParseError::new(
-                path,
-                ParseErrorKind::BadDirective { name: name.clone() },
-                i + 1,
-                1,
-                lines[i].to_owned(),
-                message,
-                Some(hint.to_owned()),
-            )
-        };
-        if !matches!(name.as_str(), "escape" | "syntax" | "check") {
-            // Unknown directives are plain comments (buildkit); they end the header.
-            break;
+        Lexer {
+            path,
+            lines,
+            n_lines,
+            i: 0,
+            escape: '\\',
+            notes: Vec::new(),
         }
-        if seen_directives.contains(&name) {
-            return Err(bad(
-                format!("only one `{name}` parser directive can be used"),
-                "remove the repeated directive",
-            ));
+    }
+
+    /// Parser directives: only before anything else, stop at the first other line.
+    fn directives(&mut self) -> Result<(), ParseError> {
+        let mut seen: Vec<String> = Vec::new();
+        while self.i < self.n_lines {
+            let Some((name, value)) = directive(self.lines[self.i]) else {
+                break;
+            };
+            if !matches!(name.as_str(), "escape" | "syntax" | "check") {
+                // Unknown directives are plain comments (buildkit); they end the header.
+                break;
+            }
+            if seen.contains(&name) {
+                return Err(self.bad_directive(
+                    &name,
+                    format!("only one `{name}` parser directive can be used"),
+                    "remove the repeated directive",
+                ));
+            }
+            seen.push(name.clone());
+            self.apply_directive(&name, &value)?;
+            self.i += 1;
         }
-        seen_directives.push(name.clone());
-        match name.as_str() {
+        Ok(())
+    }
+
+    /// Applies the known directive `name` on the current line.
+    fn apply_directive(&mut self, name: &str, value: &str) -> Result<(), ParseError> {
+        let at = format!("{}:{}", self.path.display(), self.i + 1);
+        match name {
             "escape" => {
-                escape = match value.as_str() {
+                self.escape = match value {
                     "\\" => '\\',
                     "`" => '`',
                     _ => {
-                        return Err(bad(
+                        return Err(self.bad_directive(
+                            name,
                             format!("invalid escape character `{value}`"),
                             "the escape directive takes `\\` or `` ` ``",
                         ));
                     }
                 }
             }
-            "syntax" => notes.push(format!(
-                "{}:{}: `# syntax={value}` ignored: assemble uses its own Containerfile parser",
-                path.display(),
-                i + 1
+            "syntax" => self.notes.push(format!(
+                "{at}: `# syntax={value}` ignored: assemble uses its own Containerfile parser"
             )),
-            _ => notes.push(format!(
-                "{}:{}: `# check={value}` ignored: assemble has no build checks",
-                path.display(),
-                i + 1
+            _ => self.notes.push(format!(
+                "{at}: `# check={value}` ignored: assemble has no build checks"
             )),
         }
-        i += 1;
+        Ok(())
     }
 
-    let mut instructions = Vec::new();
-    while i < n_lines {
-        let first = lines[i];
-        let trimmed = first.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            i += 1;
-            continue;
+    fn bad_directive(&self, name: &str, message: String, hint: &str) -> ParseError {
+        ParseError::new(
+            self.path,
+            ParseErrorKind::BadDirective {
+                name: name.to_owned(),
+            },
+            self.i + 1,
+            1,
+            self.lines[self.i].to_owned(),
+            message,
+            Some(hint.to_owned()),
+        )
+    }
+
+    /// The next instruction, with its heredoc bodies; `None` at the end of the file.
+    fn instruction(&mut self) -> Result<Option<RawInstruction>, ParseError> {
+        if !self.skip_blank_and_comments() {
+            return Ok(None);
         }
-        let start_line = i;
-        let lead = first.chars().count() - trimmed.chars().count();
+        let start_line = self.i;
+        let first = self.lines[start_line];
+        let lead = first.chars().count() - first.trim_start().chars().count();
+        let joined = self.join_continuations(lead);
+        let mut raw = RawInstruction::new(joined, start_line + 1, lead + 1, self.i + 1);
+        self.i += 1;
+        let upper = raw.keyword.to_ascii_uppercase();
+        if matches!(upper.as_str(), "RUN" | "COPY" | "ADD") {
+            self.heredocs(&mut raw, &upper)?;
+        }
+        raw.text = self.lines[start_line..raw.end_line].join("\n");
+        Ok(Some(raw))
+    }
+
+    /// Moves to the next line holding an instruction; false at the end of the file.
+    fn skip_blank_and_comments(&mut self) -> bool {
+        while self.i < self.n_lines {
+            let trimmed = self.lines[self.i].trim_start();
+            if !(trimmed.is_empty() || trimmed.starts_with('#')) {
+                return true;
+            }
+            self.i += 1;
+        }
+        false
+    }
+
+    /// The logical line starting at the current line (its first `lead` characters blank),
+    /// continuations joined; leaves the cursor on its last line.
+    fn join_continuations(&mut self, lead: usize) -> Joined {
+        let first = self.lines[self.i];
         let mut logical = String::new();
-        let mut segments = vec![(0, i + 1, lead + 1)];
-        let mut source_lines = vec![(i + 1, first.to_owned())];
-        let mut piece = trimmed;
+        let mut segments = vec![(0, self.i + 1, lead + 1)];
+        let mut source_lines = vec![(self.i + 1, first.to_owned())];
+        let mut piece = first.trim_start();
         let mut empty_continuation_noted = false;
         loop {
             let body = piece.trim_end_matches(is_blank);
-            if let Some(stripped) = body.strip_suffix(escape) {
-                logical.push_str(stripped);
-                // Continue: skip blank and comment lines inside the continuation.
-                i += 1;
-                while i < n_lines {
-                    let t = lines[i].trim_start();
-                    if t.is_empty() || t.starts_with('#') {
-                        if t.is_empty() && !empty_continuation_noted {
-                            // buildkit warns that these will become errors.
-                            empty_continuation_noted = true;
-                            notes.push(format!(
-                                "{}:{}: empty continuation line (Docker warns these will become \
-                                 errors; remove it or the escape before it)",
-                                path.display(),
-                                i + 1
-                            ));
-                        }
-                        i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                if i >= n_lines {
-                    // EOF inside a continuation ends the instruction (as Docker).
-                    i = n_lines - 1;
-                    break;
-                }
-                segments.push((logical.len(), i + 1, 1));
-                source_lines.push((i + 1, lines[i].to_owned()));
-                piece = lines[i];
-            } else {
+            let Some(stripped) = body.strip_suffix(self.escape) else {
                 logical.push_str(piece);
                 break;
+            };
+            logical.push_str(stripped);
+            self.i += 1;
+            self.skip_continuation_gap(&mut empty_continuation_noted);
+            if self.i >= self.n_lines {
+                // EOF inside a continuation ends the instruction (as Docker).
+                self.i = self.n_lines - 1;
+                break;
             }
+            segments.push((logical.len(), self.i + 1, 1));
+            source_lines.push((self.i + 1, self.lines[self.i].to_owned()));
+            piece = self.lines[self.i];
         }
-        let logical = logical.trim_end().to_owned();
+        Joined {
+            logical,
+            segments,
+            source_lines,
+        }
+    }
+
+    /// Skips the blank and comment lines inside a continuation, noting the first blank one.
+    fn skip_continuation_gap(&mut self, noted: &mut bool) {
+        while self.i < self.n_lines {
+            let t = self.lines[self.i].trim_start();
+            if !t.is_empty() && !t.starts_with('#') {
+                break;
+            }
+            if t.is_empty() && !*noted {
+                // buildkit warns that these will become errors.
+                *noted = true;
+                self.notes.push(format!(
+                    "{}:{}: empty continuation line (Docker warns these will become \
+                     errors; remove it or the escape before it)",
+                    self.path.display(),
+                    self.i + 1
+                ));
+            }
+            self.i += 1;
+        }
+    }
+
+    /// Reads the bodies of `raw`'s heredocs (RUN/COPY/ADD `upper`) from the lines after it.
+    fn heredocs(&mut self, raw: &mut RawInstruction, upper: &str) -> Result<(), ParseError> {
+        let words = heredoc_words(raw.args(), self.escape).map_err(|offset| {
+            raw.error(
+                self.path,
+                ParseErrorKind::BadArguments {
+                    instruction: upper.to_owned(),
+                },
+                raw.args_start + offset,
+                "unterminated quote in a heredoc delimiter".to_owned(),
+                Some("close the quote: `<<'EOF'` or `<<\"EOF\"`".to_owned()),
+            )
+        })?;
+        for (offset, spec) in words {
+            let Some(content) = self.heredoc_body(&spec) else {
+                return Err(unterminated_heredoc(
+                    raw,
+                    self.path,
+                    raw.args_start + offset,
+                    &spec,
+                ));
+            };
+            raw.heredocs.push(Heredoc { content, ..spec });
+        }
+        raw.end_line = raw.end_line.max(self.i);
+        Ok(())
+    }
+
+    /// The lines up to `spec`'s delimiter, each ending with `\n`; `None` at the end of the
+    /// file without one.
+    fn heredoc_body(&mut self, spec: &Heredoc) -> Option<String> {
+        let mut content = String::new();
+        while self.i < self.n_lines {
+            let line = self.lines[self.i];
+            self.i += 1;
+            let line = if spec.strip_tabs {
+                line.trim_start_matches('\t')
+            } else {
+                line
+            };
+            if line == spec.delimiter {
+                return Some(content);
+            }
+            content.push_str(line);
+            content.push('\n');
+        }
+        None
+    }
+}
+
+impl RawInstruction {
+    /// The instruction of `joined`, from source line `line` column `column` to `end_line`
+    /// (text and heredocs are filled in afterwards).
+    fn new(joined: Joined, line: usize, column: usize, end_line: usize) -> Self {
+        let logical = joined.logical.trim_end().to_owned();
         let kw_len = logical.find(char::is_whitespace).unwrap_or(logical.len());
         let keyword = logical[..kw_len].to_owned();
         let args_start = logical[kw_len..]
             .find(|c: char| !c.is_whitespace())
             .map_or(logical.len(), |n| kw_len + n);
-        let mut raw = RawInstruction {
+        RawInstruction {
             keyword,
             logical,
             args_start,
-            line: start_line + 1,
-            column: lead + 1,
-            end_line: i + 1,
+            line,
+            column,
+            end_line,
             text: String::new(),
             heredocs: Vec::new(),
-            segments,
-            source_lines,
-        };
-        i += 1;
-        let upper = raw.keyword.to_ascii_uppercase();
-        if matches!(upper.as_str(), "RUN" | "COPY" | "ADD") {
-            let words = heredoc_words(raw.args(), escape).map_err(|offset| {
-                raw.error(
-                    path,
-                    ParseErrorKind::BadArguments {
-                        instruction: upper.clone(),
-                    },
-                    raw.args_start + offset,
-                    "unterminated quote in a heredoc delimiter".to_owned(),
-                    Some("close the quote: `<<'EOF'` or `<<\"EOF\"`".to_owned()),
-                )
-            })?;
-            for (offset, spec) in words {
-                let offset = raw.args_start + offset;
-                let mut content = String::new();
-                let mut done = false;
-                while i < n_lines {
-                    let line = lines[i];
-                    i += 1;
-                    let line = if spec.strip_tabs {
-                        line.trim_start_matches('\t')
-                    } else {
-                        line
-                    };
-                    if line == spec.delimiter {
-                        done = true;
-                        break;
-                    }
-                    content.push_str(line);
-                    content.push('\n');
-                }
-                if !done {
-                    return Err(raw.error(
-                        path,
-                        ParseErrorKind::UnterminatedHeredoc {
-                            delimiter: spec.delimiter.clone(),
-                        },
-                        offset,
-                        format!(
-                            "heredoc `{}` is not terminated before the end of the file",
-                            spec.delimiter
-                        ),
-                        Some(format!(
-                            "end the heredoc with a line containing only `{}`{}",
-                            spec.delimiter,
-                            if spec.strip_tabs {
-                                " (leading tabs allowed)"
-                            } else {
-                                " (no leading blanks: use `<<-` to allow tabs)"
-                            }
-                        )),
-                    ));
-                }
-                raw.heredocs.push(Heredoc { content, ..spec });
-            }
-            raw.end_line = raw.end_line.max(i);
+            segments: joined.segments,
+            source_lines: joined.source_lines,
         }
-        raw.text = lines[start_line..raw.end_line].join("\n");
-        instructions.push(raw);
     }
-    Ok(Lexed {
-        escape,
-        notes,
-        instructions,
-    })
+}
+
+fn unterminated_heredoc(
+    raw: &RawInstruction,
+    path: &Path,
+    offset: usize,
+    spec: &Heredoc,
+) -> ParseError {
+    let tabs = if spec.strip_tabs {
+        " (leading tabs allowed)"
+    } else {
+        " (no leading blanks: use `<<-` to allow tabs)"
+    };
+    raw.error(
+        path,
+        ParseErrorKind::UnterminatedHeredoc {
+            delimiter: spec.delimiter.clone(),
+        },
+        offset,
+        format!(
+            "heredoc `{}` is not terminated before the end of the file",
+            spec.delimiter
+        ),
+        Some(format!(
+            "end the heredoc with a line containing only `{}`{tabs}",
+            spec.delimiter
+        )),
+    )
 }
 
 /// Byte ranges of the words of `s`, split on blanks outside quotes; quotes and escapes

@@ -253,11 +253,48 @@ pub fn write(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
     let need = need(&staged.tree);
-    let min = minimum(&need);
-    let size = match size {
-        Some(s) if !fits(s, &need) => {
+    let size = image_size(size, &need, margin, file)?;
+    let conf = work.join("mke2fs.conf");
+    fs_err::write(&conf, MKE2FS_CONF)?;
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs_err::create_dir_all(dir)?;
+    }
+    let out = AtomicFile::create(file)?;
+    let job = Job {
+        staged,
+        file,
+        tmp: out.temp_path(),
+        fake_time: staged.created.to_string(),
+        need,
+        size,
+        margin,
+    };
+    reporter.line(&format!(
+        "--> Writing ext4 `{}`: {} MiB, {} entries, {} MiB of files (mkfs.ext4 -d)",
+        file.display(),
+        size / MIB,
+        need.entries,
+        need.content.div_ceil(MIB),
+    ));
+    let mkfs_secs = job.mkfs(&conf)?;
+    let debugfs_secs = job.set_metadata(work, reporter)?;
+    out.commit()
+        .with_context(|| format!("failed to rename the ext4 image into `{}`", file.display()))?;
+    reporter.line(&format!(
+        "--> Wrote {} (mkfs.ext4 {mkfs_secs:.2} s, debugfs {debugfs_secs:.2} s)",
+        file.display()
+    ));
+    Ok(())
+}
+
+/// The image's size in bytes: `size` (whole blocks) when the files fit in it, else the
+/// minimum plus `margin` in whole MiB.
+fn image_size(size: Option<u64>, need: &Need, margin: u64, file: &Path) -> anyhow::Result<u64> {
+    let min = minimum(need);
+    Ok(match size {
+        Some(s) if !fits(s, need) => {
             let mut fits_from = s.div_ceil(MIB) * MIB;
-            while !fits(fits_from, &need) {
+            while !fits(fits_from, need) {
                 fits_from += MIB;
             }
             return Err(FsImageError::TooSmall {
@@ -273,113 +310,125 @@ pub fn write(
         }
         Some(s) => s / BLOCK * BLOCK,
         None => (min + margin).div_ceil(MIB) * MIB,
-    };
-    let conf = work.join("mke2fs.conf");
-    fs_err::write(&conf, MKE2FS_CONF)?;
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs_err::create_dir_all(dir)?;
+    })
+}
+
+/// What the steps writing one ext4 image share.
+struct Job<'a> {
+    staged: &'a Staged,
+    /// The image's final path (for messages).
+    file: &'a Path,
+    /// The temporary file the tools write, renamed to `file` at the end.
+    tmp: &'a Path,
+    /// `E2FSPROGS_FAKE_TIME`: the image's creation time, for reproducible time stamps.
+    fake_time: String,
+    need: Need,
+    size: u64,
+    margin: u64,
+}
+
+impl Job<'_> {
+    /// `mkfs.ext4 -d` with the files of the staged tree; the seconds it took.
+    fn mkfs(&self, conf: &Path) -> anyhow::Result<f64> {
+        let (staged, size) = (self.staged, self.size);
+        let mut mkfs = std::process::Command::new(program("mkfs.ext4"));
+        mkfs.env("E2FSPROGS_FAKE_TIME", &self.fake_time)
+            .env("MKE2FS_CONFIG", conf)
+            .env_remove("MKE2FS_SYNC")
+            .env_remove("MKE2FS_FIRST_META_BG")
+            .env_remove("MKE2FS_DEVICE_SECTSIZE")
+            .env_remove("MKE2FS_DEVICE_PHYS_SECTSIZE")
+            .args([
+                "-F", "-q", "-t", "ext4", "-T", "ext4", "-b", "4096", "-I", "256", "-m", "0",
+            ])
+            .arg("-N")
+            .arg(inode_count(size, &self.need).to_string())
+            .args(["-L", "rootfs", "-U"])
+            .arg(staged.uuid("ext4 uuid"))
+            .arg("-E")
+            .arg(format!(
+                "hash_seed={},root_owner=0:0,nodiscard",
+                staged.uuid("ext4 hash seed")
+            ))
+            .arg("-d")
+            .arg(&staged.dir)
+            .arg(self.tmp)
+            .arg(format!("{}k", size / 1024));
+        let started = std::time::Instant::now();
+        run_tool(mkfs, "mkfs.ext4", "e2fsprogs", self.file).map_err(|e| self.mkfs_failed(e))?;
+        Ok(started.elapsed().as_secs_f64())
     }
-    let out = AtomicFile::create(file)?;
-    let tmp = out.temp_path().to_path_buf();
-    let fake_time = staged.created.to_string();
-    reporter.line(&format!(
-        "--> Writing ext4 `{}`: {} MiB, {} entries, {} MiB of files (mkfs.ext4 -d)",
-        file.display(),
-        size / MIB,
-        need.entries,
-        need.content.div_ceil(MIB),
-    ));
-    let mut mkfs = std::process::Command::new(program("mkfs.ext4"));
-    mkfs.env("E2FSPROGS_FAKE_TIME", &fake_time)
-        .env("MKE2FS_CONFIG", &conf)
-        .env_remove("MKE2FS_SYNC")
-        .env_remove("MKE2FS_FIRST_META_BG")
-        .env_remove("MKE2FS_DEVICE_SECTSIZE")
-        .env_remove("MKE2FS_DEVICE_PHYS_SECTSIZE")
-        .args([
-            "-F", "-q", "-t", "ext4", "-T", "ext4", "-b", "4096", "-I", "256", "-m", "0",
-        ])
-        .arg("-N")
-        .arg(inode_count(size, &need).to_string())
-        .args(["-L", "rootfs", "-U"])
-        .arg(staged.uuid("ext4 uuid"))
-        .arg("-E")
-        .arg(format!(
-            "hash_seed={},root_owner=0:0,nodiscard",
-            staged.uuid("ext4 hash seed")
-        ))
-        .arg("-d")
-        .arg(&staged.dir)
-        .arg(&tmp)
-        .arg(format!("{}k", size / 1024));
-    let started = std::time::Instant::now();
-    if let Err(e) = run_tool(mkfs, "mkfs.ext4", "e2fsprogs", file) {
-        if let FsImageError::ToolFailed { output, .. } = &e
-            && (output.contains("No space left")
-                || output.contains("Could not allocate")
-                || output.contains("inode"))
+
+    /// mkfs's failure; when it ran out of room, says whether the host disk is full or the
+    /// SIZE too small.
+    fn mkfs_failed(&self, e: FsImageError) -> anyhow::Error {
+        let FsImageError::ToolFailed { output, .. } = &e else {
+            return e.into();
+        };
+        if !(output.contains("No space left")
+            || output.contains("Could not allocate")
+            || output.contains("inode"))
         {
-            // mkfs writes a sparse file: a full host disk fails the same way as a too small
-            // SIZE, and asking for a larger SIZE would not help.
-            let dir = tmp.parent().unwrap_or(Path::new("."));
-            if let Ok(st) = rustix::fs::statvfs(dir)
-                && st.f_bavail.saturating_mul(st.f_frsize) < need.content
-            {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "the disk holding `{}` is full ({} MiB free, the image's files need {} MiB): free some space or write the image elsewhere",
-                    file.display(),
-                    st.f_bavail.saturating_mul(st.f_frsize) / MIB,
-                    need.content.div_ceil(MIB)
-                )));
-            }
-            return Err(anyhow::Error::new(e).context(format!(
-                "the filesystem is too small for the image; give a larger SIZE than {} (ext4:{}:{}M) or none",
-                size,
-                file.display(),
-                (size + size / 4 + margin).div_ceil(MIB)
-            )));
+            return e.into();
         }
-        return Err(e.into());
+        let (file, need, size) = (self.file, &self.need, self.size);
+        // mkfs writes a sparse file: a full host disk fails the same way as a too small
+        // SIZE, and asking for a larger SIZE would not help.
+        let dir = self.tmp.parent().unwrap_or(Path::new("."));
+        if let Ok(st) = rustix::fs::statvfs(dir)
+            && st.f_bavail.saturating_mul(st.f_frsize) < need.content
+        {
+            return anyhow::Error::new(e).context(format!(
+                "the disk holding `{}` is full ({} MiB free, the image's files need {} MiB): free some space or write the image elsewhere",
+                file.display(),
+                st.f_bavail.saturating_mul(st.f_frsize) / MIB,
+                need.content.div_ceil(MIB)
+            ));
+        }
+        anyhow::Error::new(e).context(format!(
+            "the filesystem is too small for the image; give a larger SIZE than {} (ext4:{}:{}M) or none",
+            size,
+            file.display(),
+            (size + size / 4 + self.margin).div_ceil(MIB)
+        ))
     }
-    let mkfs_secs = started.elapsed().as_secs_f64();
-    let script = work.join("fixups.debugfs");
-    let commands = fixups(staged)?;
-    reporter.line(&format!(
-        "--> Setting owners, modes and time stamps: {} debugfs commands",
-        commands.lines().count()
-    ));
-    fs_err::write(&script, commands)?;
-    let started = std::time::Instant::now();
-    let mut dbg = std::process::Command::new(program("debugfs"));
-    dbg.env("E2FSPROGS_FAKE_TIME", &fake_time)
-        .arg("-w")
-        .arg("-f")
-        .arg(&script)
-        .arg(&tmp);
-    let o = run_tool(dbg, "debugfs", "e2fsprogs", file)?;
-    // debugfs exits 0 whatever its commands did: any message besides its banner is an error.
-    let errors: Vec<String> = String::from_utf8_lossy(&o.stderr)
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
-        .map(str::to_string)
-        .collect();
-    if !errors.is_empty() {
-        return Err(FsImageError::ToolFailed {
-            tool: "debugfs",
-            status: "command errors".into(),
-            file: file.to_path_buf(),
-            output: errors.join("\n"),
-        })
-        .with_context(|| format!("failed to set owners in `{}`", file.display()));
+
+    /// Sets owners, modes and time stamps with a debugfs script; the seconds debugfs took.
+    fn set_metadata(&self, work: &Path, reporter: &dyn Reporter) -> anyhow::Result<f64> {
+        let file = self.file;
+        let script = work.join("fixups.debugfs");
+        let commands = fixups(self.staged)?;
+        reporter.line(&format!(
+            "--> Setting owners, modes and time stamps: {} debugfs commands",
+            commands.lines().count()
+        ));
+        fs_err::write(&script, commands)?;
+        let started = std::time::Instant::now();
+        let mut dbg = std::process::Command::new(program("debugfs"));
+        dbg.env("E2FSPROGS_FAKE_TIME", &self.fake_time)
+            .arg("-w")
+            .arg("-f")
+            .arg(&script)
+            .arg(self.tmp);
+        let o = run_tool(dbg, "debugfs", "e2fsprogs", file)?;
+        // debugfs exits 0 whatever its commands did: any message besides its banner is an
+        // error.
+        let errors: Vec<String> = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
+            .map(str::to_string)
+            .collect();
+        if !errors.is_empty() {
+            return Err(FsImageError::ToolFailed {
+                tool: "debugfs",
+                status: "command errors".into(),
+                file: file.to_path_buf(),
+                output: errors.join("\n"),
+            })
+            .with_context(|| format!("failed to set owners in `{}`", file.display()));
+        }
+        Ok(started.elapsed().as_secs_f64())
     }
-    let debugfs_secs = started.elapsed().as_secs_f64();
-    out.commit()
-        .with_context(|| format!("failed to rename the ext4 image into `{}`", file.display()))?;
-    reporter.line(&format!(
-        "--> Wrote {} (mkfs.ext4 {mkfs_secs:.2} s, debugfs {debugfs_secs:.2} s)",
-        file.display()
-    ));
-    Ok(())
 }
 
 #[cfg(test)]

@@ -277,6 +277,42 @@ pub fn stage(
     created: u64,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Staged> {
+    let dir = extract(store, top, work, reporter)?;
+    let mut tree = tree::merged(store, top)?;
+    let root = RootDir::open(&dir)?;
+    add_extracted_parents(&dir, &mut tree, created)?;
+    add_vm_dirs(&root, &mut tree, created)?;
+    let cfg = &top.meta.config;
+    let ids = crate::sandbox::resolve_user(&dir, &cfg.user)
+        .with_context(|| format!("USER `{}` of the image", cfg.user))?;
+    let init = init::plan(cfg, &tree, ids).map_err(FsImageError::from)?;
+    add_init(&root, &mut tree, &init, created)?;
+    add_file(
+        &root,
+        &mut tree,
+        CONFIG_PATH,
+        &config_json(cfg, &init),
+        0o644,
+        created,
+    )?;
+    let absent = absent_nodes(&root, &tree)?;
+    Ok(Staged {
+        dir,
+        tree,
+        absent,
+        digest: image_digest(store, top)?,
+        created,
+        init,
+    })
+}
+
+/// Extracts `top` into `work/root`.
+fn extract(
+    store: &Store,
+    top: &Snapshot,
+    work: &Path,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<PathBuf> {
     reporter.line("--> Extracting the image root");
     let started = std::time::Instant::now();
     let dir = work.join("root");
@@ -286,12 +322,14 @@ pub fn stage(
         "--> Extracted in {:.2} s",
         started.elapsed().as_secs_f64()
     ));
-    let mut tree = tree::merged(store, top)?;
-    let root = RootDir::open(&dir)?;
-    // Parents the layers never listed were made by the extraction: root's, as Docker does.
-    for e in walkdir::WalkDir::new(&dir).min_depth(1).sort_by_file_name() {
+    Ok(dir)
+}
+
+/// Parents the layers never listed were made by the extraction: root's, as Docker does.
+fn add_extracted_parents(dir: &Path, tree: &mut Tree, created: u64) -> anyhow::Result<()> {
+    for e in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
         let e = e?;
-        let rel = e.path().strip_prefix(&dir)?.to_string_lossy().into_owned();
+        let rel = e.path().strip_prefix(dir)?.to_string_lossy().into_owned();
         if tree.contains_key(&rel) {
             continue;
         }
@@ -307,6 +345,11 @@ pub fn stage(
         };
         tree.insert(rel, Meta::root_owned(kind, md.mode() & 0o7777, created));
     }
+    Ok(())
+}
+
+/// The mount points a booted VM needs, and `/dev/console` and `/dev/null`.
+fn add_vm_dirs(root: &RootDir, tree: &mut Tree, created: u64) -> anyhow::Result<()> {
     for (d, mode) in [
         ("dev", 0o755),
         ("proc", 0o555),
@@ -326,16 +369,17 @@ pub fn stage(
                 .or_insert_with(|| Meta::root_owned(Kind::Char(major, minor), mode, created));
         }
     }
-    let cfg = &top.meta.config;
-    let ids = crate::sandbox::resolve_user(&dir, &cfg.user)
-        .with_context(|| format!("USER `{}` of the image", cfg.user))?;
-    let init = init::plan(cfg, &tree, ids).map_err(FsImageError::from)?;
-    match &init {
+    Ok(())
+}
+
+/// `/sbin/init` per `init`: the image's own, a link to its program, or our script.
+fn add_init(root: &RootDir, tree: &mut Tree, init: &Init, created: u64) -> anyhow::Result<()> {
+    match init {
         Init::Own => {}
         Init::Link(target) => {
-            let rel = physical(&tree, "sbin/init");
+            let rel = physical(tree, "sbin/init");
             if let Some((d, _)) = rel.rsplit_once('/') {
-                ensure_dir(&root, &mut tree, d, created)?;
+                ensure_dir(root, tree, d, created)?;
             }
             root.symlink(&rel, target)?;
             tree.insert(
@@ -344,19 +388,17 @@ pub fn stage(
             );
         }
         Init::Script(s) | Init::S6Script(s) => {
-            add_file(&root, &mut tree, "sbin/init", s.as_bytes(), 0o755, created)?;
+            add_file(root, tree, "sbin/init", s.as_bytes(), 0o755, created)?;
         }
     }
-    add_file(
-        &root,
-        &mut tree,
-        CONFIG_PATH,
-        &config_json(cfg, &init),
-        0o644,
-        created,
-    )?;
+    Ok(())
+}
+
+/// The device nodes and fifos of `tree` the extraction could not make (the tools make
+/// them); any other entry missing on disk, or a name that is not UTF-8, is an error.
+fn absent_nodes(root: &RootDir, tree: &Tree) -> anyhow::Result<BTreeSet<String>> {
     let mut absent = BTreeSet::new();
-    for (p, m) in &tree {
+    for (p, m) in tree {
         if p.contains('\u{fffd}') {
             return Err(FsImageError::BadName {
                 path: p.clone(),
@@ -377,14 +419,7 @@ pub fn stage(
             ),
         }
     }
-    Ok(Staged {
-        dir,
-        tree,
-        absent,
-        digest: image_digest(store, top)?,
-        created,
-        init,
-    })
+    Ok(absent)
 }
 
 /// Runs `cmd`, mapping "not installed" and failures to [`FsImageError`].
