@@ -3,21 +3,19 @@
 //! package of the build is written: a failed build leaves the repository and its index
 //! as they were.
 
+pub mod package;
 pub mod phase;
 pub mod repo;
 pub mod sources;
 pub mod tracedeps;
 pub mod zip;
 
-use std::collections::BTreeMap;
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use apk::index::IndexEntry;
 use apk::keys::PrivateKey;
-use apk::package::{Package, PackageWriter, ReadLimits, Script, TreeOptions, scan_tree};
-use apk::pkginfo::PkgInfo;
-use apk::sign::SignatureType;
+use apk::package::{Package, ReadLimits};
 use sha2::{Digest as _, Sha256};
 
 use crate::Reporter;
@@ -161,7 +159,8 @@ fn maintainer(recipe: &Recipe) -> String {
         .unwrap_or_default()
 }
 
-/// Builds one recipe.
+/// Builds one recipe: cache lookup, sources, build dependencies, the phases, then the
+/// packages written, indexed and stored in the cache.
 pub fn build(
     recipe: &Recipe,
     opts: &Options,
@@ -176,139 +175,244 @@ pub fn build(
         ));
         return Ok(Outcome::Skipped);
     }
-    let name = recipe.pkgname().to_string();
-    let out_dir = arch_dir(recipe, opts);
-    let work = opts.work_root.join(recipe.repo()).join(&name);
-    if work.exists() {
-        fs_err::remove_dir_all(&work)?;
-    }
-    fs_err::create_dir_all(work.join("tmp"))?;
-    let mut ctx = Context::new(&recipe.dir, &work, &opts.carch);
-
+    let job = Job::start(recipe, opts, reporter)?;
     let repo_entries = repo::all_entries(&opts.repodest, &opts.carch)?;
-    let check = !recipe.has_option("!check");
-    let deps = repo::closure(&repo_entries, &recipe.build_dependencies(check));
+    let deps = repo::closure(&repo_entries, &recipe.build_dependencies(job.check));
     // The key needs no download: remote sources enter it through their sha512sums, which
     // the build that stored the entry verified.
     let (key, inputs) = cache_key(recipe, opts, &deps)?;
+    if let Some(paths) = job.take_from_cache(&key)? {
+        return Ok(Outcome::Cached(paths));
+    }
+    let ctx = job.prepare(&deps)?;
+    job.run_phases(&ctx)?;
+    let paths = job.package(&ctx, &key, inputs)?;
+    Ok(Outcome::Built(paths))
+}
 
-    if let Some(cache) = &opts.cache {
-        match cache.lookup(&key)? {
+/// One build in progress: what its steps share.
+struct Job<'a> {
+    recipe: &'a Recipe,
+    opts: &'a Options,
+    reporter: &'a dyn Reporter,
+    /// `pkgname`, for messages.
+    name: String,
+    /// The fresh work directory (`$srcdir`, `$pkgbasedir`, `$HOME`).
+    work: PathBuf,
+    /// Where the packages go.
+    out_dir: PathBuf,
+    /// Whether check() runs (not `options="!check"`).
+    check: bool,
+}
+
+impl<'a> Job<'a> {
+    /// Starts a build in a fresh work directory.
+    fn start(
+        recipe: &'a Recipe,
+        opts: &'a Options,
+        reporter: &'a dyn Reporter,
+    ) -> Result<Self, BuildError> {
+        let name = recipe.pkgname().to_string();
+        let work = opts.work_root.join(recipe.repo()).join(&name);
+        if work.exists() {
+            fs_err::remove_dir_all(&work)?;
+        }
+        fs_err::create_dir_all(work.join("tmp"))?;
+        Ok(Self {
+            recipe,
+            opts,
+            reporter,
+            name,
+            work,
+            out_dir: arch_dir(recipe, opts),
+            check: !recipe.has_option("!check"),
+        })
+    }
+
+    /// The packages from the cache into the repository, when the cache has them.
+    fn take_from_cache(&self, key: &str) -> Result<Option<Vec<PathBuf>>, BuildError> {
+        let Some(cache) = &self.opts.cache else {
+            return Ok(None);
+        };
+        let name = &self.name;
+        match cache.lookup(key)? {
             Lookup::Hit(_, files) => {
-                reporter.info(&format!(
+                self.reporter.info(&format!(
                     "{name}: cache hit {} in {}: downloading, not building",
                     &key[..16],
                     cache.describe()
                 ));
-                let paths = install_files(recipe, opts, &out_dir, &files)?;
-                let _ = fs_err::remove_dir_all(&work);
-                return Ok(Outcome::Cached(paths));
+                let paths = install_files(self.recipe, self.opts, &self.out_dir, &files)?;
+                let _ = fs_err::remove_dir_all(&self.work);
+                Ok(Some(paths))
             }
             Lookup::Miss(why) => {
-                reporter.info(&format!(
+                self.reporter.info(&format!(
                     "{name}: cache miss {} ({why}): building",
                     &key[..16]
                 ));
+                Ok(None)
             }
         }
     }
 
-    reporter.info(&format!("{name}: fetching sources"));
-    let fetched = sources::fetch(recipe, &ctx.srcdir(), opts.cache.as_ref(), reporter)?;
-    sources::verify(recipe, &fetched)?;
-    sources::unpack(&fetched, &ctx.srcdir())?;
-    if !deps.is_empty() {
-        let sysroot = work.join("sysroot");
-        install_sysroot(&deps, &sysroot)?;
-        reporter.info(&format!(
-            "{name}: build dependencies from the repository: {}",
-            deps.iter()
-                .map(|d| format!("{}-{}", d.1.name, d.1.version))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-        ctx.exports.extend(sysroot_exports(&sysroot));
+    /// Sources fetched, verified and unpacked, build dependencies in a sysroot: the
+    /// context the phases run in.
+    fn prepare(&self, deps: &[&(PathBuf, IndexEntry)]) -> Result<Context, BuildError> {
+        let (recipe, opts, name) = (self.recipe, self.opts, &self.name);
+        let mut ctx = Context::new(&recipe.dir, &self.work, &opts.carch);
+        self.reporter.info(&format!("{name}: fetching sources"));
+        let fetched = sources::fetch(recipe, &ctx.srcdir(), opts.cache.as_ref(), self.reporter)?;
+        sources::verify(recipe, &fetched)?;
+        sources::unpack(&fetched, &ctx.srcdir())?;
+        if !deps.is_empty() {
+            let sysroot = self.work.join("sysroot");
+            install_sysroot(deps, &sysroot)?;
+            self.reporter.info(&format!(
+                "{name}: build dependencies from the repository: {}",
+                deps.iter()
+                    .map(|d| format!("{}-{}", d.1.name, d.1.version))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+            ctx.exports.extend(sysroot_exports(&sysroot));
+        }
+        ctx.exports
+            .push(("SOURCE_DATE_EPOCH".into(), opts.source_date.to_string()));
+        ctx.exports
+            .push(("CFLAGS".into(), "-Os -fstack-clash-protection".into()));
+        ctx.exports.extend(opts.exports.iter().cloned());
+        Ok(ctx)
     }
-    ctx.exports
-        .push(("SOURCE_DATE_EPOCH".into(), opts.source_date.to_string()));
-    ctx.exports
-        .push(("CFLAGS".into(), "-Os -fstack-clash-protection".into()));
-    ctx.exports.extend(opts.exports.iter().cloned());
 
-    let sandbox: Box<dyn phase::Sandbox> = if opts.sandbox {
-        Box::new(phase::Bubblewrap {
-            net: recipe.has_option("net"),
-            writable: Vec::new(),
-        })
-    } else {
-        Box::new(phase::Direct)
-    };
-    sandbox.preflight()?;
-    let runner = phase::Runner {
-        sandbox: sandbox.as_ref(),
-    };
-    let cd = "cd \"$builddir\" 2>/dev/null || cd \"$srcdir\"";
-    let run = |phase: &str, body: &str| -> Result<(), BuildError> {
-        reporter.info(&format!("{name}: {phase}()"));
-        runner.run(&ctx, &recipe.path, phase, body, reporter)?;
+    /// prepare(), build(), check(), package() and the split functions, in the sandbox.
+    fn run_phases(&self, ctx: &Context) -> Result<(), BuildError> {
+        let sandbox: Box<dyn phase::Sandbox> = if self.opts.sandbox {
+            Box::new(phase::Bubblewrap {
+                net: self.recipe.has_option("net"),
+                writable: Vec::new(),
+            })
+        } else {
+            Box::new(phase::Direct)
+        };
+        sandbox.preflight()?;
+        let phases = Phases {
+            job: self,
+            ctx,
+            runner: phase::Runner {
+                sandbox: sandbox.as_ref(),
+            },
+        };
+        phases.run("prepare", &format!("{CD}\nprepare"))?;
+        phases.run("build", &format!("{CD}\nbuild"))?;
+        phases.check()?;
+        phases.package()?;
+        phases.split_functions()
+    }
+
+    /// Writes, indexes and caches the packages; the work directory goes unless kept.
+    fn package(
+        &self,
+        ctx: &Context,
+        key: &str,
+        inputs: Vec<(String, String)>,
+    ) -> Result<Vec<PathBuf>, BuildError> {
+        let name = &self.name;
+        let started = std::time::Instant::now();
+        let files = package::package_all(self.recipe, self.opts, ctx, self.reporter)?;
+        let paths = install_files(self.recipe, self.opts, &self.out_dir, &files)?;
+        self.reporter.info(&format!(
+            "{name}: packaged, signed and indexed {} packages in {:.3} s",
+            files.len(),
+            started.elapsed().as_secs_f64()
+        ));
+        if let Some(cache) = &self.opts.cache
+            && cache.writable()
+        {
+            cache.store(key, inputs, &files)?;
+            self.reporter
+                .info(&format!("{name}: stored in the cache as {}", &key[..16]));
+        }
+        if !self.opts.keep_work {
+            let _ = fs_err::remove_dir_all(&self.work);
+        }
+        Ok(paths)
+    }
+}
+
+/// Where each phase starts: `$builddir`, else `$srcdir`.
+const CD: &str = "cd \"$builddir\" 2>/dev/null || cd \"$srcdir\"";
+
+/// The phases of one build and where they run.
+struct Phases<'j> {
+    job: &'j Job<'j>,
+    ctx: &'j Context,
+    runner: phase::Runner<'j>,
+}
+
+impl Phases<'_> {
+    fn run(&self, phase: &str, body: &str) -> Result<(), BuildError> {
+        let job = self.job;
+        job.reporter.info(&format!("{}: {phase}()", job.name));
+        self.runner
+            .run(self.ctx, &job.recipe.path, phase, body, job.reporter)?;
         Ok(())
-    };
-    run("prepare", &format!("{cd}\nprepare"))?;
-    run("build", &format!("{cd}\nbuild"))?;
-    if check && recipe.functions.contains("check") {
-        run("check", &format!("{cd}\ncheck"))?;
-    } else if !check {
-        reporter.info(&format!("{name}: check() skipped (options=\"!check\")"));
     }
-    if !recipe.functions.contains("package") {
-        return Err(BuildError::MissingFunction {
-            apkbuild: recipe.path.clone(),
-            problem: "no package() function: define one that installs into \"$pkgdir\"".into(),
-        });
+
+    /// check(), unless `options="!check"`.
+    fn check(&self) -> Result<(), BuildError> {
+        let job = self.job;
+        if job.check && job.recipe.functions.contains("check") {
+            self.run("check", &format!("{CD}\ncheck"))?;
+        } else if !job.check {
+            job.reporter.info(&format!(
+                "{}: check() skipped (options=\"!check\")",
+                job.name
+            ));
+        }
+        Ok(())
     }
-    run(
-        "package",
-        &format!("rm -rf \"$pkgdir\"\nmkdir -p \"$pkgdir\"\n{cd}\npackage"),
-    )?;
-    for sub in recipe.subpackages() {
-        if !recipe.functions.contains(&sub.func) {
+
+    /// package(), into a fresh `$pkgdir`.
+    fn package(&self) -> Result<(), BuildError> {
+        let recipe = self.job.recipe;
+        if !recipe.functions.contains("package") {
             return Err(BuildError::MissingFunction {
                 apkbuild: recipe.path.clone(),
-                problem: format!(
-                    "subpackage {}: split function {}() is not defined",
-                    sub.name, sub.func
-                ),
+                problem: "no package() function: define one that installs into \"$pkgdir\"".into(),
             });
         }
-        let q = script::shell_quote(&sub.name);
-        run(
-            &sub.func,
-            &format!(
-                "subpkgname={q}\nsubpkgdir=\"$pkgbasedir/$subpkgname\"\nrm -rf \"$subpkgdir\"\nmkdir -p \"$subpkgdir\"\n{cd}\n{}\n{} > \"$pkgbasedir/.meta-$subpkgname\"",
-                sub.func,
-                script::dump_vars_fn()
-            ),
-        )?;
+        self.run(
+            "package",
+            &format!("rm -rf \"$pkgdir\"\nmkdir -p \"$pkgdir\"\n{CD}\npackage"),
+        )
     }
 
-    let started = std::time::Instant::now();
-    let files = package_all(recipe, opts, &ctx, reporter)?;
-    let paths = install_files(recipe, opts, &out_dir, &files)?;
-    reporter.info(&format!(
-        "{name}: packaged, signed and indexed {} packages in {:.3} s",
-        files.len(),
-        started.elapsed().as_secs_f64()
-    ));
-    if let Some(cache) = &opts.cache
-        && cache.writable()
-    {
-        cache.store(&key, inputs, &files)?;
-        reporter.info(&format!("{name}: stored in the cache as {}", &key[..16]));
+    /// Each subpackage's split function, its variables saved for the packaging step.
+    fn split_functions(&self) -> Result<(), BuildError> {
+        let recipe = self.job.recipe;
+        for sub in recipe.subpackages() {
+            if !recipe.functions.contains(&sub.func) {
+                return Err(BuildError::MissingFunction {
+                    apkbuild: recipe.path.clone(),
+                    problem: format!(
+                        "subpackage {}: split function {}() is not defined",
+                        sub.name, sub.func
+                    ),
+                });
+            }
+            let q = script::shell_quote(&sub.name);
+            self.run(
+                &sub.func,
+                &format!(
+                    "subpkgname={q}\nsubpkgdir=\"$pkgbasedir/$subpkgname\"\nrm -rf \"$subpkgdir\"\nmkdir -p \"$subpkgdir\"\n{CD}\n{}\n{} > \"$pkgbasedir/.meta-$subpkgname\"",
+                    sub.func,
+                    script::dump_vars_fn()
+                ),
+            )?;
+        }
+        Ok(())
     }
-    if !opts.keep_work {
-        let _ = fs_err::remove_dir_all(&work);
-    }
-    Ok(Outcome::Built(paths))
 }
 
 /// The cache key and the inputs it hashes.
@@ -409,173 +513,6 @@ fn sysroot_exports(sysroot: &Path) -> Vec<(String, String)> {
             format!("{s}/usr/bin:{s}/bin:{}", crate::apkbuild::CLEAN_PATH),
         ),
     ]
-}
-
-/// Reads the `name SEP value` records a split function left.
-fn read_meta(path: &Path) -> Result<BTreeMap<String, String>, BuildError> {
-    let text = fs_err::read_to_string(path)?;
-    Ok(text
-        .split('\x1e')
-        .filter(|r| !r.is_empty())
-        .filter_map(|r| r.split_once('\x1f'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
-}
-
-/// Strips, traces and writes every package of the build (in memory: name, bytes).
-fn package_all(
-    recipe: &Recipe,
-    opts: &Options,
-    ctx: &Context,
-    reporter: &dyn Reporter,
-) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
-    let fullver = recipe.full_version();
-    let base = ctx.pkgbasedir();
-    let mut metas: BTreeMap<String, (BTreeMap<String, String>, String)> = BTreeMap::new();
-    metas.insert(
-        recipe.pkgname().to_string(),
-        (recipe.vars.clone(), recipe.pkgarch()),
-    );
-    for sub in recipe.subpackages() {
-        let meta = read_meta(&base.join(format!(".meta-{}", sub.name)))?;
-        metas.insert(sub.name.clone(), (meta, sub.arch.clone()));
-    }
-    let mut traced = BTreeMap::new();
-    for name in metas.keys() {
-        let dir = base.join(name);
-        fs_err::create_dir_all(&dir)?;
-        if !recipe.has_option("!strip") {
-            let n = tracedeps::strip(&dir)?;
-            if n > 0 {
-                reporter.info(&format!("{name}: stripped {n} ELF files"));
-            }
-        }
-        let noarch = metas[name].1 == "noarch";
-        traced.insert(
-            name.clone(),
-            (dir.clone(), tracedeps::trace(&dir, &fullver, noarch)?),
-        );
-    }
-    let trace = !recipe.has_option("!tracedeps");
-    let auto = tracedeps::auto_depends(&traced, &fullver);
-    let install = words(recipe.var("install"));
-    let triggers = words(recipe.var("triggers"));
-    let mut out = Vec::new();
-    // Main package first, then subpackages in recipe order.
-    let mut order = vec![recipe.pkgname().to_string()];
-    order.extend(recipe.subpackages().into_iter().map(|s| s.name));
-    for name in order {
-        let (vars, arch) = &metas[&name];
-        let v = |k: &str| vars.get(k).cloned().unwrap_or_default();
-        let mut info = PkgInfo {
-            pkgname: name.clone(),
-            pkgver: fullver.clone(),
-            pkgdesc: v("pkgdesc"),
-            url: v("url"),
-            builddate: opts.source_date,
-            packager: opts.packager.clone().unwrap_or_default(),
-            arch: arch.clone(),
-            origin: recipe.pkgname().to_string(),
-            maintainer: maintainer(recipe),
-            license: v("license"),
-            replaces: words(&v("replaces")),
-            depends: words(&v("depends")),
-            provides: words(&v("provides")),
-            install_if: words(&v("install_if")),
-            provider_priority: v("provider_priority").parse().ok(),
-            replaces_priority: v("replaces_priority").parse().ok(),
-            generator: Some(format!(
-                "Generated by apkbuild {}",
-                env!("CARGO_PKG_VERSION")
-            )),
-            ..PkgInfo::default()
-        };
-        let (dir, t) = &traced[&name];
-        let mut scripts = Vec::new();
-        for file in &install {
-            if let Some(kind) = file.strip_prefix(&format!("{name}.")) {
-                scripts.push(Script {
-                    name: format!(".{kind}"),
-                    content: fs_err::read(recipe.dir.join(file)).map_err(|source| {
-                        BuildError::RecipeFile {
-                            apkbuild: recipe.path.clone(),
-                            field: "install",
-                            file: file.clone(),
-                            source,
-                        }
-                    })?,
-                });
-            }
-        }
-        for t in &triggers {
-            let (file, dirs) = t.split_once('=').unwrap_or((t, ""));
-            if file.strip_suffix(".trigger") == Some(name.as_str()) {
-                scripts.push(Script {
-                    name: ".trigger".into(),
-                    content: fs_err::read(recipe.dir.join(file))?,
-                });
-                info.triggers = dirs
-                    .split(':')
-                    .filter(|d| !d.is_empty())
-                    .map(str::to_string)
-                    .collect();
-            }
-        }
-        scripts.sort_by_key(|s| apk::package::SCRIPT_NAMES.iter().position(|n| *n == s.name));
-        // abuild: a `#!/bin/sh` script makes the package depend on /bin/sh (unless it
-        // already depends on busybox or /bin/sh, or is busybox).
-        let has_sh = |d: &String| {
-            let n = d.split(['<', '>', '=', '~']).next().unwrap_or(d);
-            n == "busybox" || n == "/bin/sh"
-        };
-        if name != "busybox"
-            && !info.depends.iter().any(has_sh)
-            && scripts.iter().any(|s| {
-                s.content
-                    .strip_prefix(b"#!")
-                    .is_some_and(|r| r.trim_ascii_start().starts_with(b"/bin/sh"))
-            })
-        {
-            info.depends.push("/bin/sh".into());
-        }
-        if trace {
-            for p in &t.provides {
-                if !info.provides.contains(p) {
-                    info.provides.push(p.clone());
-                }
-            }
-            for d in &auto[&name] {
-                if !info.depends.contains(d) {
-                    info.depends.push(d.clone());
-                }
-            }
-        }
-        let pkg_err = |source| BuildError::Package {
-            path: dir.clone(),
-            source: Box::new(source),
-        };
-        let entries = scan_tree(dir, &TreeOptions::new(opts.source_date)).map_err(pkg_err)?;
-        let mut writer = PackageWriter::new(info.clone(), opts.source_date);
-        writer.scripts = scripts;
-        writer.signers.push((&opts.key, SignatureType::Rsa));
-        let mut bytes = Vec::new();
-        {
-            let mut buf = BufWriter::new(&mut bytes);
-            writer.write(&entries, &mut buf).map_err(pkg_err)?;
-            buf.flush()?;
-        }
-        reporter.info(&format!(
-            "{name}: {} ({} bytes)",
-            info.file_name(),
-            bytes.len()
-        ));
-        out.push((info.file_name(), bytes));
-    }
-    Ok(out)
 }
 
 /// Writes package files into the repository (all written before any is committed) and
