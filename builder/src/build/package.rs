@@ -1,6 +1,7 @@
 //! After the phases: every `$pkgbasedir/<name>` tree becomes a signed package, the way
-//! abuild's `prepare_package` and `create_apks` do it: strip, trace dependencies, write
-//! `.PKGINFO` with the recipe's (or the split function's) metadata and the install scripts.
+//! abuild's `prepare_package` and `create_apks` do it: trace dependencies, write
+//! `.PKGINFO` with the metadata the shell left (after `package()` for the main package,
+//! after the split function for a subpackage) and the install scripts.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write as _};
@@ -13,16 +14,17 @@ use apk::sign::SignatureType;
 use super::{BuildError, Options, tracedeps};
 use crate::Reporter;
 use crate::apkbuild::Recipe;
-use crate::apkbuild::script::Context;
 
 /// A package file written in memory: (file name, bytes).
 pub type Written = (String, Vec<u8>);
 
-/// One package of the build before it is written: its metadata as the shell left it (the
-/// recipe's for the main package, the split function's for a subpackage) and its arch.
-struct Part {
-    vars: BTreeMap<String, String>,
-    arch: String,
+/// One package of the build before it is written: its metadata as the shell left it and
+/// its arch.
+pub struct Part {
+    /// The variables after `package()` or the split function.
+    pub vars: BTreeMap<String, String>,
+    /// Its arch.
+    pub arch: String,
 }
 
 /// What the steps of one packaging run share.
@@ -36,54 +38,65 @@ struct Packaging<'a> {
     auto: BTreeMap<String, Vec<String>>,
 }
 
-/// Strips, traces and writes every package of the build (in memory: name, bytes), the main
+/// Traces and writes every package of the build (in memory: name, bytes), the main
 /// package first, then the subpackages in recipe order.
 pub fn package_all(
     recipe: &Recipe,
     opts: &Options,
-    ctx: &Context,
+    base: &Path,
+    parts: BTreeMap<String, Part>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Written>, BuildError> {
-    let base = ctx.pkgbasedir();
     let mut job = Packaging {
         recipe,
         opts,
         reporter,
         fullver: recipe.full_version(),
-        parts: collect_parts(recipe, &base)?,
+        parts,
         traced: BTreeMap::new(),
         auto: BTreeMap::new(),
     };
-    job.strip_and_trace(&base)?;
+    job.trace(base)?;
     let mut order = vec![recipe.pkgname().to_string()];
     order.extend(recipe.subpackages().into_iter().map(|s| s.name));
     order.iter().map(|name| job.write(name)).collect()
 }
 
-/// The metadata of the main package and of every subpackage.
-fn collect_parts(recipe: &Recipe, base: &Path) -> Result<BTreeMap<String, Part>, BuildError> {
+/// The metadata of the main package and of every subpackage, from the records the
+/// phases left. A function that set `arch` itself gets abuild's treatment: `noarch` is
+/// taken (with a warning), anything else refused.
+pub fn collect_parts(
+    recipe: &Recipe,
+    base: &Path,
+    reporter: &dyn Reporter,
+) -> Result<BTreeMap<String, Part>, BuildError> {
     let mut parts = BTreeMap::new();
-    parts.insert(
-        recipe.pkgname().to_string(),
-        Part {
-            vars: recipe.vars.clone(),
-            arch: recipe.pkgarch(),
-        },
-    );
-    for sub in recipe.subpackages() {
-        let vars = read_meta(&base.join(format!(".meta-{}", sub.name)))?;
-        parts.insert(
-            sub.name.clone(),
-            Part {
-                vars,
-                arch: sub.arch.clone(),
-            },
-        );
+    let main = (recipe.pkgname().to_string(), recipe.pkgarch());
+    let subs = recipe.subpackages().into_iter().map(|s| (s.name, s.arch));
+    for (name, arch) in std::iter::once(main).chain(subs) {
+        let vars = read_meta(&base.join(format!(".meta-{name}")))?;
+        let set = vars.get("arch").map_or("", String::as_str);
+        let arch = if set == recipe.var("arch") {
+            arch
+        } else if set == "noarch" {
+            reporter.warn(&format!(
+                "{name}: the split function set arch=\"noarch\": use subpackages=\"{name}::noarch\" instead"
+            ));
+            "noarch".to_string()
+        } else {
+            return Err(BuildError::Postcheck {
+                package: name,
+                problem: format!(
+                    "the function set arch=\"{set}\": use the subpackages=\"pkg:split:arch\" format instead"
+                ),
+            });
+        };
+        parts.insert(name, Part { vars, arch });
     }
     Ok(parts)
 }
 
-/// Reads the `name SEP value` records a split function left.
+/// Reads the `name SEP value` records a phase left.
 fn read_meta(path: &Path) -> Result<BTreeMap<String, String>, BuildError> {
     let text = fs_err::read_to_string(path)?;
     Ok(text
@@ -99,23 +112,30 @@ fn words(s: &str) -> Vec<String> {
 }
 
 impl Packaging<'_> {
-    /// Strips ELF files (unless `!strip`) and traces what each tree provides and needs.
-    fn strip_and_trace(&mut self, base: &Path) -> Result<(), BuildError> {
+    /// Traces what each tree provides and needs (unless `!tracedeps` for it).
+    fn trace(&mut self, base: &Path) -> Result<(), BuildError> {
         for (name, part) in &self.parts {
             let dir = base.join(name);
             fs_err::create_dir_all(&dir)?;
-            if !self.recipe.has_option("!strip") {
-                let n = tracedeps::strip(&dir)?;
-                if n > 0 {
-                    self.reporter
-                        .info(&format!("{name}: stripped {n} ELF files"));
-                }
-            }
-            let noarch = part.arch == "noarch";
-            let traced = tracedeps::trace(&dir, &self.fullver, noarch)?;
+            let v = |k: &str| part.vars.get(k).cloned().unwrap_or_default();
+            let opts = tracedeps::TraceOptions {
+                noarch: part.arch == "noarch",
+                sonameprefix: v("sonameprefix"),
+                pcprefix: v("pcprefix"),
+                somask: words(&v("somask")),
+                ldpath: v("ldpath"),
+                ldpath_recursive: self.recipe.has_option_for(name, "ldpath-recursive"),
+                sover_namecheck: self.recipe.has_option_for(name, "sover-namecheck"),
+            };
+            let traced = if self.recipe.has_option_for(name, "!tracedeps") {
+                tracedeps::Traced::default()
+            } else {
+                tracedeps::trace(&dir, name, &self.fullver, &opts)?
+            };
             self.traced.insert(name.clone(), (dir, traced));
         }
-        self.auto = tracedeps::auto_depends(&self.traced, &self.fullver);
+        let prefixes = (self.recipe.var("sonameprefix"), self.recipe.var("pcprefix"));
+        self.auto = tracedeps::auto_depends(&self.traced, &self.fullver, prefixes);
         Ok(())
     }
 
@@ -124,9 +144,7 @@ impl Packaging<'_> {
         let mut info = self.pkginfo(name);
         let scripts = self.scripts(name, &mut info)?;
         add_sh_dependency(name, &mut info, &scripts);
-        if !self.recipe.has_option("!tracedeps") {
-            self.add_traced(name, &mut info);
-        }
+        self.add_traced(name, &mut info);
         let dir = &self.traced[name].0;
         let bytes = self.write_signed(dir, &info, scripts)?;
         self.reporter.info(&format!(
@@ -150,10 +168,18 @@ impl Packaging<'_> {
             packager: self.opts.packager.clone().unwrap_or_default(),
             arch: part.arch.clone(),
             origin: self.recipe.pkgname().to_string(),
-            maintainer: super::maintainer(self.recipe),
-            license: v("license"),
+            maintainer: match v("maintainer") {
+                m if m.is_empty() => self.recipe.maintainer(),
+                m => m,
+            },
+            // abuild writes `$(echo $license)`: one line, single spaces.
+            license: words(&v("license")).join(" "),
             replaces: words(&v("replaces")),
-            depends: words(&v("depends")),
+            // A package never depends on itself (abuild skips the atom that is its name).
+            depends: words(&v("depends"))
+                .into_iter()
+                .filter(|d| d != name)
+                .collect(),
             provides: words(&v("provides")),
             install_if: words(&v("install_if")),
             provider_priority: v("provider_priority").parse().ok(),

@@ -23,8 +23,29 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// Run the phases directly instead of in a bubblewrap sandbox (as abuild does).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rootbld")]
     pub no_sandbox: bool,
+    /// Build in a root of its own, as `abuild rootbld`: the --build-base root filesystem
+    /// (or, without one, alpine-base build-base abuild from the repositories) plus the
+    /// recipe's build dependencies, under bubblewrap; nothing of the host is visible.
+    #[arg(long)]
+    pub rootbld: bool,
+    /// The root filesystem --rootbld starts from: a .tar.gz (e.g. Alpine's minirootfs) or a
+    /// directory.
+    #[arg(long, value_name = "ROOTFS", requires = "rootbld")]
+    pub build_base: Option<PathBuf>,
+    /// More repositories --rootbld installs from (besides the root's own and $REPODEST).
+    #[arg(
+        long = "repository",
+        short = 'X',
+        value_name = "URL|DIR",
+        requires = "rootbld"
+    )]
+    pub repositories: Vec<String>,
+    /// Keys trusted for the repositories of a root built without --build-base
+    /// [default: /etc/apk/keys].
+    #[arg(long, value_name = "DIR", requires = "rootbld")]
+    pub keys_dir: Option<PathBuf>,
     /// Cache location: a directory or `s3://bucket/prefix` [default: $APKBUILD_CACHE or
     /// the user's cache directory].
     #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
@@ -93,10 +114,24 @@ impl BuildArgs {
             }
             Some(Cache::open(&cfg)?)
         };
+        let base = match &self.build_base {
+            Some(b) if !b.exists() => anyhow::bail!(
+                "--build-base `{}` does not exist: pass a root filesystem .tar.gz (e.g. \
+                 alpine-minirootfs-3.20.3-x86_64.tar.gz) or directory",
+                b.display()
+            ),
+            Some(b) => Some(std::path::absolute(b)?),
+            None => None,
+        };
         Ok(build::Options {
             repodest: std::path::absolute(repodest)?,
             carch: self.arch.clone(),
             sandbox: !self.no_sandbox,
+            rootbld: self.rootbld.then_some(build::rootbld::RootBuild {
+                base,
+                repositories: self.repositories.clone(),
+                keys_dir: self.keys_dir.clone(),
+            }),
             key,
             source_date: env.source_date_or(super::now()),
             source_date_explicit: env.source_date_epoch.is_some(),
