@@ -1,5 +1,6 @@
 //! Recipes built by the real binary; shared helpers here, tests in the modules.
 
+mod abuild;
 mod bad_input;
 mod cache;
 mod packaging;
@@ -29,10 +30,19 @@ pub fn apkbuild(home: &Path) -> Command {
 /// The example recipes, copied so tests can change them.
 pub fn examples(into: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/recipes");
-    let dst = into.join("recipes");
-    for e in walkdir::WalkDir::new(&src) {
+    copy_dir(&src, &into.join("recipes"))
+}
+
+/// The recipes written for these tests (`builder/tests/recipes`).
+pub fn test_recipes() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recipes")
+}
+
+/// Copies a directory tree; returns `dst`.
+pub fn copy_dir(src: &Path, dst: &Path) -> PathBuf {
+    for e in walkdir::WalkDir::new(src) {
         let e = e.unwrap();
-        let rel = e.path().strip_prefix(&src).unwrap();
+        let rel = e.path().strip_prefix(src).unwrap();
         let to = dst.join(rel);
         if e.file_type().is_dir() {
             fs_err::create_dir_all(&to).unwrap();
@@ -40,7 +50,7 @@ pub fn examples(into: &Path) -> PathBuf {
             fs_err::copy(e.path(), &to).unwrap();
         }
     }
-    dst
+    dst.to_path_buf()
 }
 
 /// The sandbox when bwrap works here, else `--no-sandbox` (said on stderr).
