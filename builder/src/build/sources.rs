@@ -47,7 +47,7 @@ pub enum SourceError {
         reason: String,
     },
     /// A source has no checksum line.
-    #[error("{}: no {algo}sums entry for `{file}`: run `apkbuild checksum {}` to record it", apkbuild.display(), dir.display())]
+    #[error("{}: no {algo}sums entry for `{file}`: run `apkbuild checksum {}` to record it", apkbuild.display(), recipe_dir(apkbuild).display())]
     NoChecksum {
         /// `sha512` (or legacy `sha256`).
         algo: &'static str,
@@ -55,14 +55,12 @@ pub enum SourceError {
         apkbuild: PathBuf,
         /// The source file name.
         file: String,
-        /// The recipe directory (for the command to run).
-        dir: PathBuf,
     },
     /// A source does not match its checksum line.
     #[error(
         "{}: {algo} of `{file}` does not match {algo}sums (expected {}…, got {}…): if the new \
          file is intended, run `apkbuild checksum {}`",
-        apkbuild.display(), &expected[..expected.len().min(16)], &actual[..actual.len().min(16)], dir.display()
+        apkbuild.display(), &expected[..expected.len().min(16)], &actual[..actual.len().min(16)], recipe_dir(apkbuild).display()
     )]
     Mismatch {
         /// `sha512` (or legacy `sha256`).
@@ -75,8 +73,6 @@ pub enum SourceError {
         expected: String,
         /// sha512 found.
         actual: String,
-        /// The recipe directory (for the command to run).
-        dir: PathBuf,
     },
     /// An archive entry that would land outside `$srcdir`.
     #[error("refusing to unpack `{archive}`: entry `{}` {problem}", entry.display())]
@@ -102,6 +98,11 @@ pub enum SourceError {
     /// I/O.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// The directory of an APKBUILD, for the command to run.
+fn recipe_dir(apkbuild: &Path) -> &Path {
+    apkbuild.parent().unwrap_or(apkbuild)
 }
 
 /// An error and its causes on one line.
@@ -270,7 +271,6 @@ pub fn verify(recipe: &Recipe, fetched: &[(Source, PathBuf)]) -> Result<(), Sour
                 algo,
                 apkbuild: recipe.path.clone(),
                 file: src.file_name.clone(),
-                dir: recipe.dir.clone(),
             });
         };
         let actual = digest_file(path, algo)?;
@@ -281,7 +281,6 @@ pub fn verify(recipe: &Recipe, fetched: &[(Source, PathBuf)]) -> Result<(), Sour
                 file: src.file_name.clone(),
                 expected: expected.clone(),
                 actual,
-                dir: recipe.dir.clone(),
             });
         }
     }

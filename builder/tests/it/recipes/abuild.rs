@@ -422,8 +422,7 @@ fn built(home: &Path, name: &str) -> Package {
 fn issue12_maintainer_variable_of_newer_recipes() {
     let home = testkit::tempdir();
     let text = format!(
-        "{}maintainer=\"New Style <new@example.org>\"\npackage() {{ mkdir -p \"$pkgdir\"; }}\n",
-        HEAD
+        "{HEAD}maintainer=\"New Style <new@example.org>\"\npackage() {{ mkdir -p \"$pkgdir\"; }}\n"
     );
     build_one(home.path(), &text, &[]).success();
     assert_eq!(
