@@ -149,17 +149,116 @@ have_patches() {
 
 # Applies one patch from stdin. `patch` as abuild does; where the machine has no `patch`
 # (a fresh machine with only a compiler and git), `git apply`, which works outside a
-# repository and takes the same -pN.
+# repository and takes the same -pN; where it has neither (a bare Alpine root: busybox
+# has no patch applet), the strict awk applier below.
 _apply_patch() {
 	if command -v patch >/dev/null 2>&1; then
 		patch $patch_args_cfg ${patch_args:--p1}
 	elif command -v git >/dev/null 2>&1; then
 		git apply --whitespace=nowarn ${patch_args:--p1}
 	else
-		error "neither patch nor git is installed: install patch (apt-get install patch / apk add patch)"
-		return 1
+		msg2 "no patch or git here: applying it with apkbuild's built-in applier"
+		_apply_patch_awk
 	fi
 }
+
+# A unified diff from stdin applied with awk alone. Strict where patch is lenient: every
+# hunk's context must match exactly (it may sit at another line than its header says);
+# otherwise nothing is written and it fails, saying to install patch. Files keep their
+# inode and mode; `/dev/null` creates and deletes files.
+_apply_patch_awk() {
+	local __a __strip=1
+	for __a in $patch_args_cfg ${patch_args:--p1}; do
+		case "$__a" in -p[0-9]*) __strip=${__a#-p} ;; esac
+	done
+	awk -v strip="$__strip" "$_APPLY_AWK"
+}
+
+_APPLY_AWK='
+function q(s) { gsub(/'"'"'/, "'"'"'\\'"'"''"'"'", s); return "'"'"'" s "'"'"'" }
+function name(line,   f, i, n) {
+	f = substr(line, 5); sub(/\t.*/, "", f)
+	if (f == "/dev/null") return f
+	for (i = 0; i < strip; i++) { n = index(f, "/"); if (!n) return f; f = substr(f, n + 1) }
+	return f
+}
+function fail(why) { if (!failed) print "apply: " why ": install patch (add it to makedepends)" > "/dev/stderr"; failed = 1 }
+function open_file(f,   l, r) {
+	norig = 0; pos = 1; nout = 0; cur = f
+	if (oldname == "/dev/null") return
+	# A missing file is created by hunks that add to an empty one (diff -N).
+	while ((r = (getline l < f)) > 0) orig[++norig] = l
+	close(f)
+}
+function finish(   i, tmp) {
+	if (cur == "") return
+	while (pos <= norig) out[++nout] = orig[pos++]
+	tmp = cur ".apkbuild-patch"
+	n_staged++; staged[n_staged] = cur; deleted[n_staged] = (newname == "/dev/null")
+	printf "" > tmp
+	for (i = 1; i <= nout; i++) print out[i] > tmp
+	close(tmp)
+	cur = ""
+}
+function matches(p,   i) {
+	if (p < pos || p + nold - 1 > norig) return 0
+	for (i = 1; i <= nold; i++) if (orig[p + i - 1] != hold[i]) return 0
+	return 1
+}
+function apply_hunk(   want, d, p, i) {
+	want = (nold == 0) ? ostart + 1 : ostart
+	p = 0
+	for (d = 0; d <= norig + 1 && !p; d++) {
+		if (matches(want - d)) p = want - d
+		else if (matches(want + d)) p = want + d
+	}
+	if (!p) { fail(cur ": a hunk at line " ostart " does not match"); return }
+	while (pos < p) out[++nout] = orig[pos++]
+	for (i = 1; i <= nnew; i++) out[++nout] = hnew[i]
+	pos = p + nold
+}
+inhunk && (substr($0, 1, 1) == " " || $0 == "") {
+	hold[++nold] = substr($0, 2); hnew[++nnew] = substr($0, 2); rold--; rnew--
+	if (rold <= 0 && rnew <= 0) { inhunk = 0; apply_hunk() }
+	next
+}
+inhunk && substr($0, 1, 1) == "-" {
+	hold[++nold] = substr($0, 2); rold--
+	if (rold <= 0 && rnew <= 0) { inhunk = 0; apply_hunk() }
+	next
+}
+inhunk && substr($0, 1, 1) == "+" {
+	hnew[++nnew] = substr($0, 2); rnew--
+	if (rold <= 0 && rnew <= 0) { inhunk = 0; apply_hunk() }
+	next
+}
+/^\\ No newline/ { fail("a file without a final newline"); next }
+/^--- / { finish(); oldname = name($0); next }
+/^\+\+\+ / {
+	newname = name($0)
+	open_file(newname == "/dev/null" ? oldname : newname)
+	next
+}
+/^@@ / {
+	split($2, o, ","); split($3, n, ",")
+	ostart = substr(o[1], 2) + 0; rold = (2 in o) ? o[2] + 0 : 1
+	rnew = (2 in n) ? n[2] + 0 : 1
+	nold = 0; nnew = 0; inhunk = (rold > 0 || rnew > 0)
+	if (!inhunk) apply_hunk()
+	next
+}
+END {
+	finish()
+	if (inhunk) fail("the patch ends inside a hunk")
+	for (i = 1; i <= n_staged; i++) {
+		tmp = q(staged[i] ".apkbuild-patch"); f = q(staged[i])
+		if (failed) cmd = "rm -f " tmp
+		else if (deleted[i]) cmd = "rm -f " tmp " " f
+		else cmd = "d=$(dirname " f "); mkdir -p \"$d\" && cat " tmp " > " f " && rm -f " tmp
+		if (system(cmd) != 0) failed = 1
+	}
+	exit failed
+}'
 
 default_prepare() {
 	local __s __failed=

@@ -94,10 +94,10 @@ impl Context {
         env
     }
 
-    /// The whole script: prelude, this run's variables, the APKBUILD sourced under
+    /// The whole script: prelude, this run's variables, `$startdir/APKBUILD` sourced under
     /// `set -e`, abuild's derived variables, `body`.
-    pub fn script(&self, apkbuild: &Path, body: &str) -> String {
-        let quoted = shell_quote(&apkbuild.display().to_string());
+    pub fn script(&self, body: &str) -> String {
+        let quoted = shell_quote(&self.startdir.join("APKBUILD").display().to_string());
         let vars: String = self
             .vars
             .iter()
@@ -116,7 +116,7 @@ impl Context {
     /// Runs `body` after sourcing the APKBUILD and returns its standard output.
     pub fn eval(&self, apkbuild: &Path, body: &str) -> Result<String, RecipeError> {
         let out = self
-            .command(&self.script(apkbuild, body))
+            .command(&self.script(body))
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(|e| RecipeError::Shell {

@@ -263,7 +263,7 @@ impl Runner<'_> {
         body: &str,
         reporter: &dyn Reporter,
     ) -> Result<(), PhaseError> {
-        let script = ctx.script(apkbuild, &format!("exec 2>&1\nset -e\n{body}"));
+        let script = ctx.script(&format!("exec 2>&1\nset -e\n{body}"));
         let mut cmd = self.sandbox.command(ctx, &script);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())

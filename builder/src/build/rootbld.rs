@@ -183,7 +183,8 @@ fn trust_keys(setup: &RootSetup<'_>, root: &Path, host: bool) -> Result<(), Buil
         let dir = host_keys_dir(setup.spec);
         if let Ok(rd) = fs_err::read_dir(&dir) {
             for e in rd.filter_map(Result::ok) {
-                if e.file_type().is_ok_and(|t| t.is_file()) {
+                let public = e.file_name().to_string_lossy().ends_with(".pub");
+                if public && e.file_type().is_ok_and(|t| t.is_file()) {
                     fs_err::copy(e.path(), keys.join(e.file_name()))?;
                 }
             }

@@ -4,6 +4,7 @@ mod abuild;
 mod bad_input;
 mod cache;
 mod packaging;
+mod rootbld;
 mod s6;
 mod sandbox;
 mod sources;

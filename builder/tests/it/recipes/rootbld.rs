@@ -1,0 +1,254 @@
+//! Issue 12: `--rootbld` builds in a root of its own made from Alpine's minirootfs (or from
+//! packages), and what it builds installs and runs in a fresh Alpine root with Alpine's
+//! own apk, scripts on and signatures checked.
+
+use predicates::prelude::*;
+
+use super::*;
+use crate::reference::{self, clients, in_alpine, ok};
+
+/// `apkbuild build-all --rootbld --build-base BASE` of `dirs` into `repodest`.
+fn rootbld(home: &Path, base: &Path, repodest: &Path, dirs: &[PathBuf]) -> assert_cmd::Command {
+    let mut cmd = apkbuild(home);
+    cmd.arg("build-all")
+        .args(dirs)
+        .arg("--repodest")
+        .arg(repodest)
+        .args(["--no-cache", "--rootbld", "--build-base"])
+        .arg(base);
+    cmd
+}
+
+/// The preconditions of these tests: the reference clients and bwrap.
+fn ready(test: &str) -> Option<PathBuf> {
+    let dir = clients(test)?;
+    reference::bwrap_works(test).then_some(dir)
+}
+
+#[test]
+fn issue12_rootbld_in_the_minirootfs_gives_packages_alpine_apk_installs_and_runs() {
+    let Some(clients) = ready("rootbld in the minirootfs") else {
+        return;
+    };
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    let repodest = home.path().join("packages");
+    let dirs = [tree.join("main/hello-sh"), tree.join("main/motd")];
+    rootbld(
+        home.path(),
+        &reference::minirootfs_tar(&clients),
+        &repodest,
+        &dirs,
+    )
+    .assert()
+    .success()
+    .stderr(predicate::str::contains(
+        "applying it with apkbuild's built-in applier",
+    ));
+    for f in ["hello-sh-0.3-r1.apk", "motd-2.1-r0.apk"] {
+        let pkg =
+            apk::package::Package::open(&arch_dir(&repodest).join(f), Default::default()).unwrap();
+        pkg.verify(&testkit::fixture_keyring()).unwrap();
+        assert!(!pkg.info.depends.iter().any(|d| d.contains("libc.so.6")));
+    }
+    // A second, fresh Alpine root; Alpine's apk checks our signatures and runs the
+    // pre-install script that creates the service user.
+    let root = reference::fresh_alpine(&clients, &home.path().join("alpine"));
+    let add = in_alpine(
+        &root,
+        Some(&repodest),
+        &[
+            "apk",
+            "add",
+            "--repositories-file",
+            "/dev/null",
+            "-X",
+            "/repo/main",
+            "hello-sh",
+            "motd",
+        ],
+    );
+    let log = ok("Alpine's apk add", &add);
+    assert!(
+        log.contains("Executing hello-sh-0.3-r1.pre-install"),
+        "{log}"
+    );
+    let run = ok(
+        "the installed programs",
+        &in_alpine(
+            &root,
+            None,
+            &["/bin/sh", "-c", "hello-sh && motd && id hellod"],
+        ),
+    );
+    assert!(run.contains("hello from hello-sh"), "{run}");
+    assert!(run.contains("Message of the day: patched"), "{run}");
+    assert!(run.contains("hellod"), "{run}");
+}
+
+#[test]
+fn issue12_rootbld_hides_the_host_runs_the_root_s_shell_and_keeps_the_network_off() {
+    let Some(clients) = ready("rootbld isolation") else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let home = testkit::tempdir();
+    let recipe = |options: &str, expect_net: &str| {
+        format!(
+            "{HEAD}options=\"{options}\"\n\
+             build() {{\n\
+             \t[ \"$(readlink /proc/$$/exe)\" = /bin/busybox ]\n\
+             \t[ -e /etc/alpine-release ] && [ ! -e /etc/debian_version ]\n\
+             \t[ ! -e {home} ]\n\
+             \tif nc -w 2 127.0.0.1 {port} </dev/null; then net=on; else net=off; fi\n\
+             \t[ $net = {expect_net} ]\n\
+             }}\n\
+             package() {{ mkdir -p \"$pkgdir\"; }}\n",
+            home = home.path().display()
+        )
+    };
+    for (options, net) in [("", "off"), ("net", "on")] {
+        let dir = bad_recipe(home.path(), &recipe(options, net), &[]);
+        rootbld(
+            home.path(),
+            &reference::minirootfs_tar(&clients),
+            &home.path().join("p"),
+            &[dir],
+        )
+        .assert()
+        .success();
+    }
+}
+
+#[test]
+fn issue12_rootbld_names_a_tool_the_root_lacks() {
+    let Some(clients) = ready("rootbld missing tool") else {
+        return;
+    };
+    // The minirootfs has no compiler: a C recipe cannot build there, and says why.
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    rootbld(
+        home.path(),
+        &reference::minirootfs_tar(&clients),
+        &home.path().join("p"),
+        &[tree.join("main/hello-server")],
+    )
+    .assert()
+    .failure()
+    .stderr(predicate::str::contains(
+        "build() failed: `cc` is not installed in the build root: add the package providing it to makedepends",
+    ));
+}
+
+#[test]
+fn issue12_rootbld_installs_makedepends_from_repodest_and_keys_the_cache_on_the_base() {
+    let Some(clients) = ready("rootbld makedepends") else {
+        return;
+    };
+    let home = testkit::tempdir();
+    // An offline base: the minirootfs unpacked, its remote repositories dropped.
+    let base = reference::fresh_alpine(&clients, &home.path().join("base"));
+    fs_err::write(base.join("etc/apk/repositories"), "").unwrap();
+    let tree = examples(home.path());
+    let repodest = home.path().join("packages");
+    rootbld(home.path(), &base, &repodest, &[tree.join("main/motd")])
+        .assert()
+        .success();
+    let dir = bad_recipe(
+        home.path(),
+        &format!(
+            "{HEAD}makedepends=\"motd\"\nbuilddir=\"$srcdir\"\nbuild() {{ motd > motd.txt; }}\n\
+             package() {{ install -Dm644 motd.txt \"$pkgdir\"/usr/share/bad/motd.txt; }}\n"
+        ),
+        &[],
+    );
+    let build = |base: &Path| {
+        let mut cmd = apkbuild(home.path());
+        cmd.arg("build")
+            .arg(&dir)
+            .arg("--repodest")
+            .arg(&repodest)
+            .arg("--cache")
+            .arg(home.path().join("cache"))
+            .args(["--rootbld", "--build-base"])
+            .arg(base)
+            .assert()
+            .success()
+    };
+    build(&base).stderr(predicate::str::contains(
+        "build root: installing build dependencies: motd",
+    ));
+    build(&base).stdout(predicate::str::contains("cached "));
+    // Another base is another cache key.
+    fs_err::write(base.join("etc/motd"), "changed base\n").unwrap();
+    build(&base).stdout(predicate::str::contains("built "));
+}
+
+#[test]
+fn issue12_rootbld_without_a_base_installs_alpine_base_build_base_abuild() {
+    let Some(clients) = ready("rootbld from packages") else {
+        return;
+    };
+    let home = testkit::tempdir();
+    let base_repo = home.path().join("base-packages");
+    // alpine-base made of the minirootfs' files, and empty build-base and abuild: what the
+    // repositories give abuild's rootbld, built here.
+    let tar = fs_err::read(reference::minirootfs_tar(&clients)).unwrap();
+    let sum = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha512::digest(&tar))
+    };
+    let base_dir = home.path().join("bases/main/alpine-base");
+    fs_err::create_dir_all(&base_dir).unwrap();
+    // Not a name abuild unpacks: package() extracts it, absolute symlinks and all.
+    fs_err::write(base_dir.join("rootfs.bin"), &tar).unwrap();
+    let meta = |name: &str| {
+        HEAD.replace("pkgname=bad", &format!("pkgname={name}"))
+            + "options=\"!check !strip !tracedeps !fhs suid\"\n"
+    };
+    fs_err::write(
+        base_dir.join("APKBUILD"),
+        meta("alpine-base")
+            + &format!(
+                "arch=\"all\"\nprovides=\"/bin/sh\"\nsource=\"rootfs.bin\"\n\
+                 package() {{ mkdir -p \"$pkgdir\"; tar -xzf \"$srcdir\"/rootfs.bin -C \"$pkgdir\"; \
+                 rm -rf \"$pkgdir\"/lib/apk/db \"$pkgdir\"/etc/apk/world \"$pkgdir\"/etc/apk/repositories \"$pkgdir\"/dev; }}\n\
+                 sha512sums=\"{sum}  rootfs.bin\"\n"
+            ),
+    )
+    .unwrap();
+    for name in ["build-base", "abuild"] {
+        let d = home.path().join("bases/main").join(name);
+        fs_err::create_dir_all(&d).unwrap();
+        fs_err::write(
+            d.join("APKBUILD"),
+            meta(name) + "package() { mkdir -p \"$pkgdir\"; }\n",
+        )
+        .unwrap();
+    }
+    build_all(
+        home.path(),
+        &home.path().join("bases"),
+        &base_repo,
+        &["--no-cache"],
+    )
+    .success();
+    let tree = examples(home.path());
+    let keys = testkit::fixture("keys");
+    apkbuild(home.path())
+        .arg("build")
+        .arg(tree.join("main/hello-sh"))
+        .arg("--repodest")
+        .arg(home.path().join("packages"))
+        .args(["--no-cache", "--rootbld", "-X"])
+        .arg(base_repo.join("main"))
+        .arg("--keys-dir")
+        .arg(keys)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "build root: installing alpine-base build-base abuild from the repositories",
+        ));
+}
