@@ -3,6 +3,7 @@
 mod abuild;
 mod bad_input;
 mod cache;
+mod clients;
 mod packaging;
 mod rootbld;
 mod s6;
