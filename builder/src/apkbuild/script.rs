@@ -34,6 +34,10 @@ pub struct Context {
     pub vars: Vec<(String, String)>,
     /// The shell (busybox ash).
     pub shell: Shell,
+    /// Run as root (uid 0 in the sandbox's user namespace), as abuild runs `package()` and
+    /// the split functions under fakeroot; otherwise as an unprivileged build user (uid
+    /// 1000), as abuild runs `prepare()`, `build()` and `check()`.
+    pub as_root: bool,
 }
 
 impl Context {
@@ -53,6 +57,7 @@ impl Context {
             exports: Vec::new(),
             vars: Vec::new(),
             shell,
+            as_root: true,
         }
     }
 

@@ -114,13 +114,13 @@ impl Sandbox for Bubblewrap {
 
     fn command(&self, ctx: &Context, script: &str) -> Command {
         let mut c = Command::new("bwrap");
-        c.args(["--unshare-user", "--uid", "0", "--gid", "0"])
-            .args([
-                "--unshare-ipc",
-                "--unshare-pid",
-                "--unshare-uts",
-                "--die-with-parent",
-            ]);
+        user(&mut c, ctx);
+        c.args([
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-uts",
+            "--die-with-parent",
+        ]);
         if !self.net {
             c.arg("--unshare-net");
         }
@@ -163,15 +163,15 @@ impl Sandbox for RootBwrap {
 
     fn command(&self, ctx: &Context, script: &str) -> Command {
         let mut c = Command::new("bwrap");
-        c.args(["--unshare-user", "--uid", "0", "--gid", "0"])
-            .args([
-                "--unshare-ipc",
-                "--unshare-pid",
-                "--unshare-uts",
-                "--die-with-parent",
-                "--new-session",
-            ])
-            .args(["--hostname", "apkbuild"]);
+        user(&mut c, ctx);
+        c.args([
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-uts",
+            "--die-with-parent",
+            "--new-session",
+        ])
+        .args(["--hostname", "apkbuild"]);
         if !self.net {
             c.arg("--unshare-net");
         }
@@ -194,6 +194,12 @@ impl Sandbox for RootBwrap {
     fn place(&self) -> &'static str {
         "in the build root"
     }
+}
+
+/// A user namespace where the phase runs as root (uid 0) or as the build user (uid 1000).
+fn user(c: &mut Command, ctx: &Context) {
+    let id = if ctx.as_root { "0" } else { "1000" };
+    c.args(["--unshare-user", "--uid", id, "--gid", id]);
 }
 
 /// The common tail of a bwrap command line: the working directory, the clean

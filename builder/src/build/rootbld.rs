@@ -229,6 +229,13 @@ fn add_users(root: &Path, users: &[String], groups: &[String]) -> Result<(), Bui
     let mut group = fs_err::read_to_string(&group_path).unwrap_or_default();
     let mut passwd = fs_err::read_to_string(&passwd_path).unwrap_or_default();
     let has = |text: &str, name: &str| text.lines().any(|l| l.split(':').next() == Some(name));
+    // The build user the first phases run as (uid 1000, as abuild's rootbld has it).
+    if !has(&group, "build") {
+        group.push_str("build:x:1000:build\n");
+    }
+    if !has(&passwd, "build") {
+        passwd.push_str("build:x:1000:1000:build:/home/build:/bin/sh\n");
+    }
     let mut gid = 101;
     for g in groups {
         if !has(&group, g) {

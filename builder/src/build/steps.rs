@@ -3,7 +3,9 @@
 //! saved for the main package, as abuild writes the main `.PKGINFO` in the shell that
 //! ran `package()`), then each subpackage's split function in a fresh shell with
 //! `$subpkgname`, `$subpkgdir` and `$subpkgarch` set and `provides`/`install_if` cleared
-//! (abuild's `pre_split`), and `strip` over what the packages hold.
+//! (abuild's `pre_split`), and `strip` over what the packages hold. In a sandbox the first
+//! phases run as an unprivileged build user and the packaging ones as root, as abuild runs
+//! them (the latter under fakeroot).
 
 use std::path::PathBuf;
 
@@ -53,11 +55,12 @@ impl<'a> Phases<'a> {
     /// unpack() (when the recipe has its own), prepare(), build(), check(), package()
     /// and the split functions.
     pub fn run_all(&self) -> Result<(), BuildError> {
+        let user = self.as_user(false);
         if self.recipe.functions.contains("unpack") {
-            self.run(self.ctx, "unpack", "unpack")?;
+            self.run(&user, "unpack", "unpack")?;
         }
-        self.run(self.ctx, "prepare", &format!("{ENTER}\nprepare"))?;
-        self.run(self.ctx, "build", &format!("{ENTER}\nbuild"))?;
+        self.run(&user, "prepare", &format!("{ENTER}\nprepare"))?;
+        self.run(&user, "build", &format!("{ENTER}\nbuild"))?;
         self.check()?;
         self.package()?;
         self.split_functions()
@@ -71,10 +74,17 @@ impl<'a> Phases<'a> {
         Ok(())
     }
 
+    /// The context as the build user, or as root for `options="checkroot"` checks.
+    fn as_user(&self, checkroot: bool) -> Context {
+        let mut ctx = self.ctx.clone();
+        ctx.as_root = checkroot && self.recipe.has_option("checkroot");
+        ctx
+    }
+
     /// check(), unless `options="!check"` or cross-building.
     fn check(&self) -> Result<(), BuildError> {
         if self.check {
-            self.run(self.ctx, "check", &format!("{ENTER}\ncheck"))?;
+            self.run(&self.as_user(true), "check", &format!("{ENTER}\ncheck"))?;
         } else {
             self.reporter.info(&format!(
                 "{}: check() skipped (options=\"!check\", or cross-building)",
