@@ -274,44 +274,38 @@ impl Runner<'_> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn()?;
-        let stderr = child.stderr.take();
-        // bwrap's own errors go to stderr; the script's output (2>&1) to stdout.
-        let err_thread = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut e) = stderr {
-                let _ = std::io::Read::read_to_string(&mut e, &mut s);
-            }
-            s
-        });
-        let mut tail = VecDeque::with_capacity(TAIL);
-        if let Some(out) = child.stdout.take() {
-            for line in std::io::BufReader::new(out).lines() {
-                let line = line.unwrap_or_else(|e| format!("<unreadable output: {e}>"));
-                reporter.output(phase, &line);
-                if tail.len() == TAIL {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-        }
-        let status = child.wait()?;
-        let err = err_thread.join().unwrap_or_default();
-        for line in err.lines() {
-            if tail.len() == TAIL {
-                tail.pop_front();
-            }
-            tail.push_back(line.to_string());
-        }
+        let (status, tail) = run_showing(cmd.spawn()?, phase, reporter)?;
         if status.success() {
             return Ok(());
         }
+        Err(self.failure(apkbuild, phase, status, tail))
+    }
+
+    /// What a failed phase says: the command it missed, or its status; its last lines.
+    fn failure(
+        &self,
+        apkbuild: &Path,
+        phase: &str,
+        status: std::process::ExitStatus,
+        tail: VecDeque<String>,
+    ) -> PhaseError {
         let tool = (status.code() == Some(127))
             .then(|| tail.iter().rev().find_map(|l| missing_command(l)))
             .flatten();
-        let recipe = apkbuild.display().to_string();
-        let (phase, tail) = (phase.to_string(), quote(tail));
-        Err(match tool {
+        let chown_refused = tail.iter().any(|l| {
+            (l.contains("ownership") || l.contains("chown")) && l.contains("Invalid argument")
+        });
+        let mut tail = quote(tail);
+        if chown_refused {
+            // abuild runs package() under fakeroot, which records any owner; a user
+            // namespace maps root alone.
+            tail.push_str(
+                "\n  (apkbuild has no fakeroot: in the sandbox files can belong to root only, \
+                 so chown to pkgusers/pkggroups fails; set the owner in an install script)",
+            );
+        }
+        let (recipe, phase) = (apkbuild.display().to_string(), phase.to_string());
+        match tool {
             Some(tool) => PhaseError::MissingTool {
                 recipe,
                 phase,
@@ -325,8 +319,44 @@ impl Runner<'_> {
                 status: status.to_string(),
                 tail,
             },
-        })
+        }
     }
+}
+
+/// Waits for a phase, passing its output lines to `reporter`; returns its status and
+/// last lines (bwrap's own errors, from stderr, after the script's, from stdout).
+fn run_showing(
+    mut child: std::process::Child,
+    phase: &str,
+    reporter: &dyn Reporter,
+) -> Result<(std::process::ExitStatus, VecDeque<String>), PhaseError> {
+    let stderr = child.stderr.take();
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+        }
+        s
+    });
+    let mut tail = VecDeque::with_capacity(TAIL);
+    let mut keep = |line: String| {
+        if tail.len() == TAIL {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    };
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).lines() {
+            let line = line.unwrap_or_else(|e| format!("<unreadable output: {e}>"));
+            reporter.output(phase, &line);
+            keep(line);
+        }
+    }
+    let status = child.wait()?;
+    for line in err_thread.join().unwrap_or_default().lines() {
+        keep(line.to_string());
+    }
+    Ok((status, tail))
 }
 
 /// The command ash says it could not find: `apkbuild: line 3: gcc: not found`.

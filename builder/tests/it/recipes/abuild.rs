@@ -366,6 +366,11 @@ fn issue12_package_variables_reach_the_main_package_only() {
 fn issue12_tracing_honours_sonameprefix_ldpath_pcprefix_python_and_per_package_options() {
     let main = pkg("toolbox").info;
     assert!(main.provides.contains(&"so:toolbox:libplug.so.3=3".into()));
+    // somask="libm.so.6": linked, but no dependency on it.
+    assert!(
+        !main.depends.iter().any(|d| d.starts_with("so:libm")),
+        "{main:?}"
+    );
     assert!(main.depends.contains(&"so:toolbox:libtb.so.1".into()));
     assert!(main.provides.contains(&format!("py3.12:tbmod={VER}")));
     assert!(main.provides.contains(&format!("py3.12:tbsingle={VER}")));
@@ -391,6 +396,30 @@ fn issue12_tracing_honours_sonameprefix_ldpath_pcprefix_python_and_per_package_o
         "{arch:?}"
     );
     assert!(arch.provides.is_empty());
+}
+
+#[test]
+fn issue12_pcprefix_names_provided_and_sibling_pkg_config_modules() {
+    let home = testkit::tempdir();
+    let pc = |name: &str, req: &str| {
+        format!(
+            "mkdir -p \"$1\"/usr/lib/pkgconfig; printf 'Name: {name}\\nVersion: 1.0\\nRequires: {req}\\n' > \"$1\"/usr/lib/pkgconfig/{name}.pc"
+        )
+    };
+    let text = format!(
+        "{HEAD}pcprefix=\"bad:\"\nsubpackages=\"$pkgname-b:_b\"\n\
+         _pc() {{ {}; }}\n_pcb() {{ {}; }}\n\
+         package() {{ _pc \"$pkgdir\"; }}\n_b() {{ _pcb \"$subpkgdir\"; }}\n",
+        pc("a", "b >= 1.0, zlib"),
+        pc("b", "")
+    );
+    build_one(home.path(), &text, &[]).success();
+    let a = built(home.path(), "bad-1.0-r0.apk").info;
+    assert!(a.provides.contains(&"pc:bad:a=1.0".into()), "{a:?}");
+    assert!(a.depends.contains(&"pc:bad:b>=1.0".into()), "{a:?}");
+    assert!(a.depends.contains(&"pc:zlib".into()), "{a:?}");
+    let b = built(home.path(), "bad-b-1.0-r0.apk").info;
+    assert!(b.provides.contains(&"pc:bad:b=1.0".into()), "{b:?}");
 }
 
 #[test]

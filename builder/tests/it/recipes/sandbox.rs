@@ -134,3 +134,19 @@ fn issue12_build_and_check_run_unprivileged_package_as_root_as_with_abuild() {
             .success();
     }
 }
+
+#[test]
+fn issue12_chown_to_another_owner_says_there_is_no_fakeroot() {
+    if sandbox_flag().is_some() {
+        eprintln!("SKIPPED: bwrap cannot create a user namespace here");
+        return;
+    }
+    fails_leaving_repo_unchanged(
+        "chown",
+        &format!(
+            "{HEAD}pkgusers=\"svc\"\npackage() {{ mkdir -p \"$pkgdir\"/var/lib/svc; chown 100:101 \"$pkgdir\"/var/lib/svc; }}\n"
+        ),
+        &[],
+        "apkbuild has no fakeroot",
+    );
+}
