@@ -262,7 +262,7 @@ impl Recipe {
                 self.dir.display()
             ));
         }
-        if self.sources().iter().any(|_| true)
+        if !self.sources().is_empty()
             && self.var("sha512sums").is_empty()
             && self.var("sha256sums").is_empty()
             && !self.var("md5sums").is_empty()

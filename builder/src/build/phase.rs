@@ -114,16 +114,7 @@ impl Sandbox for Bubblewrap {
 
     fn command(&self, ctx: &Context, script: &str) -> Command {
         let mut c = Command::new("bwrap");
-        user(&mut c, ctx);
-        c.args([
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-uts",
-            "--die-with-parent",
-        ]);
-        if !self.net {
-            c.arg("--unshare-net");
-        }
+        namespaces(&mut c, ctx, self.net);
         c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
             .args(["--tmpfs", "/tmp"]);
         // The recipe may live under /tmp, hidden by the tmpfs: show it again, read-only.
@@ -163,18 +154,8 @@ impl Sandbox for RootBwrap {
 
     fn command(&self, ctx: &Context, script: &str) -> Command {
         let mut c = Command::new("bwrap");
-        user(&mut c, ctx);
-        c.args([
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-uts",
-            "--die-with-parent",
-            "--new-session",
-        ])
-        .args(["--hostname", "apkbuild"]);
-        if !self.net {
-            c.arg("--unshare-net");
-        }
+        namespaces(&mut c, ctx, self.net);
+        c.args(["--new-session", "--hostname", "apkbuild"]);
         c.arg("--ro-bind").arg(&self.root).arg("/");
         for dir in ["tmp", "var/tmp"] {
             c.arg("--bind")
@@ -196,10 +177,16 @@ impl Sandbox for RootBwrap {
     }
 }
 
-/// A user namespace where the phase runs as root (uid 0) or as the build user (uid 1000).
-fn user(c: &mut Command, ctx: &Context) {
+/// The namespaces of a phase: a user namespace where it runs as root (uid 0) or as the
+/// build user (uid 1000), its own IPC, PID and UTS, and no network unless `net`.
+fn namespaces(c: &mut Command, ctx: &Context, net: bool) {
     let id = if ctx.as_root { "0" } else { "1000" };
-    c.args(["--unshare-user", "--uid", id, "--gid", id]);
+    c.args(["--unshare-user", "--uid", id, "--gid", id])
+        .args(["--unshare-ipc", "--unshare-pid", "--unshare-uts"])
+        .arg("--die-with-parent");
+    if !net {
+        c.arg("--unshare-net");
+    }
 }
 
 /// The common tail of a bwrap command line: the working directory, the clean

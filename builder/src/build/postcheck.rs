@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use super::BuildError;
+use super::tracedeps::is_elf;
 use crate::apkbuild::Recipe;
 
 /// Directories abuild's FHS check keeps empty (`!fhs` allows them).
@@ -173,14 +174,6 @@ fn has_arch_binaries(files: &[(PathBuf, std::fs::Metadata)], dir: &Path) -> bool
     files.iter().any(|(rel, md)| {
         md.is_file() && (rel.extension().is_some_and(|e| e == "a") || is_elf(&dir.join(rel)))
     })
-}
-
-fn is_elf(path: &Path) -> bool {
-    let mut magic = [0u8; 4];
-    fs_err::File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-        .is_ok()
-        && magic == *b"\x7fELF"
 }
 
 /// Every entry under `dir`, relative, with its metadata (symlinks not followed).

@@ -60,7 +60,8 @@ pub struct Traced {
     pub debug_targets: BTreeSet<PathBuf>,
 }
 
-fn is_elf(path: &Path) -> bool {
+/// Whether `path` starts with the ELF magic.
+pub(crate) fn is_elf(path: &Path) -> bool {
     let mut magic = [0u8; 4];
     fs_err::File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))

@@ -25,18 +25,7 @@ pub fn minirootfs_tar(clients: &Path) -> PathBuf {
 
 /// Whether bwrap can make the user namespace the Alpine root runs in.
 pub fn bwrap_works(test: &str) -> bool {
-    let ok = Command::new("bwrap")
-        .args([
-            "--unshare-user",
-            "--uid",
-            "0",
-            "--ro-bind",
-            "/",
-            "/",
-            "true",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = crate::recipes::bwrap_usable();
     if !ok {
         eprintln!("SKIPPED {test}: bwrap cannot create a user namespace here");
     }
@@ -94,6 +83,21 @@ pub fn in_alpine(root: &Path, repo: Option<&Path>, argv: &[&str]) -> Output {
     ])
     .args(argv);
     cmd.output().unwrap()
+}
+
+/// Alpine's own apk adds `packages` from the repository `repodest/main` into `root`
+/// (signatures checked, scripts run); returns its output.
+pub fn alpine_apk_add(root: &Path, repodest: &Path, packages: &[&str]) -> String {
+    let mut argv = vec![
+        "apk",
+        "add",
+        "--repositories-file",
+        "/dev/null",
+        "-X",
+        "/repo/main",
+    ];
+    argv.extend(packages);
+    ok("Alpine's apk add", &in_alpine(root, Some(repodest), &argv))
 }
 
 /// Asserts a command succeeded, showing its output if not; returns its stdout.

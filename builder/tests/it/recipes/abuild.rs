@@ -143,15 +143,7 @@ fn issue12_subpackage_arches_follow_subpkg_set_and_noarch_lands_in_the_build_arc
 fn issue12_info_reports_subpackage_arches() {
     let home = testkit::tempdir();
     let tree = copy_dir(&test_recipes(), &home.path().join("recipes"));
-    let out = apkbuild(home.path())
-        .args(["info", "--json"])
-        .arg(tree.join("main/toolbox"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let v = info_json(home.path(), &tree.join("main/toolbox"));
     let arch_of = |n: &str| {
         v["subpackages"]
             .as_array()
@@ -430,23 +422,6 @@ fn issue12_the_build_reports_postcheck_warnings() {
 
 // --- small recipes of their own ---------------------------------------------------------
 
-/// Builds a one-recipe tree with `apkbuild build`; returns the assertion.
-fn build_one(home: &Path, text: &str, files: &[(&str, &[u8])]) -> assert_cmd::assert::Assert {
-    let dir = bad_recipe(home, text, files);
-    let mut cmd = apkbuild(home);
-    cmd.arg("build")
-        .arg(&dir)
-        .arg("--repodest")
-        .arg(home.join("p"))
-        .arg("--no-cache")
-        .args(sandbox_flag());
-    cmd.assert()
-}
-
-fn built(home: &Path, name: &str) -> Package {
-    Package::open(&arch_dir(&home.join("p")).join(name), Default::default()).unwrap()
-}
-
 #[test]
 fn issue12_maintainer_variable_of_newer_recipes() {
     let home = testkit::tempdir();
@@ -474,15 +449,7 @@ fn issue12_legacy_checksums_show_in_info_and_sha256sums_verify() {
     build_one(home.path(), &text, &[("data.txt", b"x\n")])
         .success()
         .stderr(predicate::str::contains("found old (sha256) checksums"));
-    let out = apkbuild(home.path())
-        .args(["info", "--json"])
-        .arg(home.path().join("bad/main/bad"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let v = info_json(home.path(), &home.path().join("bad/main/bad"));
     assert_eq!(v["variables"]["sha256sums"], format!("{sum}  data.txt"));
     assert_eq!(
         v["variables"]["md5sums"],
@@ -570,36 +537,46 @@ fn issue12_validate_refuses_what_abuild_refuses() {
     }
 }
 
-#[test]
-fn issue12_postcheck_refuses_non_fhs_paths_unless_options_fhs() {
+/// A package() that abuild refuses, refused with `expect`, and accepted with `option`.
+fn refused_unless(package: &str, option: &str, expect: &str) {
     let home = testkit::tempdir();
-    let text = |opt: &str| {
-        format!(
-            "{HEAD}options=\"{opt}\"\npackage() {{ install -Dm644 /dev/null \"$pkgdir\"/usr/local/share/x; }}\n"
-        )
-    };
+    let text = |opt: &str| format!("{HEAD}options=\"!strip {opt}\"\npackage() {{ {package}; }}\n");
     build_one(home.path(), &text(""), &[])
         .failure()
-        .stderr(predicate::str::contains(
-            "Packages must not put anything under /usr/local",
-        ));
-    build_one(home.path(), &text("!fhs"), &[]).success();
+        .stderr(predicate::str::contains(expect));
+    build_one(home.path(), &text(option), &[]).success();
+}
+
+#[test]
+fn issue12_postcheck_refuses_non_fhs_paths_unless_options_fhs() {
+    refused_unless(
+        "install -Dm644 /dev/null \"$pkgdir\"/usr/local/share/x",
+        "!fhs",
+        "Packages must not put anything under /usr/local",
+    );
+}
+
+#[test]
+fn issue12_postcheck_refuses_lib64_and_suid_unless_options_say_so() {
+    refused_unless(
+        "install -Dm644 /dev/null \"$pkgdir\"/usr/lib64/x",
+        "lib64",
+        "Packages must not put anything under /usr/lib64",
+    );
+    refused_unless(
+        "install -Dm4755 /dev/null \"$pkgdir\"/usr/share/bad/x",
+        "suid",
+        "Found executable files with SUID bit set",
+    );
 }
 
 #[test]
 fn issue12_archcheck_refuses_binaries_in_noarch() {
-    let home = testkit::tempdir();
-    let text = |opt: &str| {
-        format!(
-            "{HEAD}options=\"!strip {opt}\"\npackage() {{ install -Dm755 /bin/true \"$pkgdir\"/usr/bin/t; }}\n"
-        )
-    };
-    build_one(home.path(), &text(""), &[])
-        .failure()
-        .stderr(predicate::str::contains(
-            "Arch specific binaries found so arch must not be set to \"noarch\"",
-        ));
-    build_one(home.path(), &text("!archcheck"), &[]).success();
+    refused_unless(
+        "install -Dm755 /bin/true \"$pkgdir\"/usr/bin/t",
+        "!archcheck",
+        "Arch specific binaries found so arch must not be set to \"noarch\"",
+    );
 }
 
 #[test]

@@ -55,25 +55,57 @@ pub fn copy_dir(src: &Path, dst: &Path) -> PathBuf {
     dst.to_path_buf()
 }
 
+/// Whether bwrap can create the user namespace the sandbox needs (checked once).
+pub fn bwrap_usable() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        std::process::Command::new("bwrap")
+            .args(["--unshare-user", "--uid", "0", "--unshare-net"])
+            .args(["--ro-bind", "/", "/", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
 /// The sandbox when bwrap works here, else `--no-sandbox` (said on stderr).
 pub fn sandbox_flag() -> Option<&'static str> {
-    let ok = std::process::Command::new("bwrap")
-        .args([
-            "--unshare-user",
-            "--uid",
-            "0",
-            "--unshare-net",
-            "--ro-bind",
-            "/",
-            "/",
-            "true",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = bwrap_usable();
     if !ok {
         eprintln!("bwrap cannot create a user namespace here: building with --no-sandbox");
     }
     (!ok).then_some("--no-sandbox")
+}
+
+/// Builds a one-recipe tree (written by [`bad_recipe`]) with `apkbuild build` into
+/// `home/p`; returns the assertion.
+pub fn build_one(home: &Path, text: &str, files: &[(&str, &[u8])]) -> assert_cmd::assert::Assert {
+    let dir = bad_recipe(home, text, files);
+    let mut cmd = apkbuild(home);
+    cmd.arg("build")
+        .arg(&dir)
+        .arg("--repodest")
+        .arg(home.join("p"))
+        .arg("--no-cache")
+        .args(sandbox_flag());
+    cmd.assert()
+}
+
+/// A package [`build_one`] wrote.
+pub fn built(home: &Path, file: &str) -> apk::package::Package {
+    apk::package::Package::open(&arch_dir(&home.join("p")).join(file), Default::default()).unwrap()
+}
+
+/// `apkbuild info --json DIR`.
+pub fn info_json(home: &Path, dir: &Path) -> serde_json::Value {
+    let out = apkbuild(home)
+        .args(["info", "--json"])
+        .arg(dir)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
 }
 
 pub fn build_all(

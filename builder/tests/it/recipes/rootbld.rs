@@ -54,21 +54,7 @@ fn issue12_rootbld_in_the_minirootfs_gives_packages_alpine_apk_installs_and_runs
     // A second, fresh Alpine root; Alpine's apk checks our signatures and runs the
     // pre-install script that creates the service user.
     let root = reference::fresh_alpine(&clients, &home.path().join("alpine"));
-    let add = in_alpine(
-        &root,
-        Some(&repodest),
-        &[
-            "apk",
-            "add",
-            "--repositories-file",
-            "/dev/null",
-            "-X",
-            "/repo/main",
-            "hello-sh",
-            "motd",
-        ],
-    );
-    let log = ok("Alpine's apk add", &add);
+    let log = reference::alpine_apk_add(&root, &repodest, &["hello-sh", "motd"]);
     assert!(
         log.contains("Executing hello-sh-0.3-r1.pre-install"),
         "{log}"

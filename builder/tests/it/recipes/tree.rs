@@ -167,15 +167,7 @@ fn graph_orders_the_tree_and_writes_a_gitlab_child_pipeline() {
 fn info_prints_variables_subpackages_and_file_names() {
     let home = testkit::tempdir();
     let tree = examples(home.path());
-    let out = apkbuild(home.path())
-        .args(["info", "--json"])
-        .arg(tree.join("main/libgreet"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let v = info_json(home.path(), &tree.join("main/libgreet"));
     assert_eq!(v["variables"]["pkgname"], "libgreet");
     assert_eq!(v["variables"]["license"], "MIT");
     assert_eq!(v["repo"], "main");
