@@ -128,8 +128,8 @@ impl BuildArgs {
             carch: self.arch.clone(),
             sandbox: !self.no_sandbox,
             rootbld: self.rootbld.then_some(build::rootbld::RootBuild {
+                repositories: self.root_repositories(base.is_none())?,
                 base,
-                repositories: self.repositories.clone(),
                 keys_dir: self.keys_dir.clone(),
             }),
             key,
@@ -145,6 +145,30 @@ impl BuildArgs {
             keep_work: self.keep_work,
             exports: env.sccache.clone(),
         })
+    }
+}
+
+impl BuildArgs {
+    /// `-X` repositories; for a root made without `--build-base`, the host's
+    /// `/etc/apk/repositories` when `-X` names none (an Alpine machine's own).
+    fn root_repositories(&self, no_base: bool) -> anyhow::Result<Vec<String>> {
+        if !no_base || !self.repositories.is_empty() {
+            return Ok(self.repositories.clone());
+        }
+        let text = fs_err::read_to_string("/etc/apk/repositories").unwrap_or_default();
+        let repos: Vec<String> = apk::install::parse_repositories(&text)
+            .into_iter()
+            .filter(|r| r.tag.is_none())
+            .map(|r| r.url)
+            .collect();
+        if repos.is_empty() {
+            anyhow::bail!(
+                "--rootbld without --build-base installs alpine-base build-base abuild from \
+                 repositories, and none is configured: pass -X URL (e.g. an Alpine mirror's \
+                 v3.20/main) or --build-base ROOTFS"
+            );
+        }
+        Ok(repos)
     }
 }
 

@@ -238,3 +238,20 @@ fn issue12_rootbld_without_a_base_installs_alpine_base_build_base_abuild() {
             "build root: installing alpine-base build-base abuild from the repositories",
         ));
 }
+
+#[test]
+fn issue12_rootbld_without_a_base_or_repositories_says_what_to_pass() {
+    if Path::new("/etc/apk/repositories").exists() {
+        eprintln!("SKIPPED: this machine has /etc/apk/repositories, which --rootbld would use");
+        return;
+    }
+    let home = testkit::tempdir();
+    let tree = examples(home.path());
+    apkbuild(home.path())
+        .arg("build")
+        .arg(tree.join("main/motd"))
+        .arg("--rootbld")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("none is configured: pass -X URL"));
+}
