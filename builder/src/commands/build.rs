@@ -127,11 +127,15 @@ impl BuildArgs {
             repodest: std::path::absolute(repodest)?,
             carch: self.arch.clone(),
             sandbox: !self.no_sandbox,
-            rootbld: self.rootbld.then_some(build::rootbld::RootBuild {
-                repositories: self.root_repositories(base.is_none())?,
-                base,
-                keys_dir: self.keys_dir.clone(),
-            }),
+            rootbld: if self.rootbld {
+                Some(build::rootbld::RootBuild {
+                    repositories: self.root_repositories(base.is_none())?,
+                    base,
+                    keys_dir: self.keys_dir.clone(),
+                })
+            } else {
+                None
+            },
             key,
             source_date: env.source_date_or(super::now()),
             source_date_explicit: env.source_date_epoch.is_some(),
