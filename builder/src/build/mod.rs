@@ -305,6 +305,9 @@ impl<'a> Job<'a> {
         let srcdir = self.work.join("src");
         let fetched = sources::fetch(recipe, &srcdir, opts.cache.as_ref(), self.reporter)?;
         sources::verify(recipe, &fetched)?;
+        for w in sources::check_initd(recipe, &fetched)? {
+            self.reporter.warn(&w);
+        }
         if !recipe.functions.contains("unpack") {
             sources::unpack(&fetched, &srcdir)?;
         }

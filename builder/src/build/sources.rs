@@ -74,6 +74,14 @@ pub enum SourceError {
         /// sha512 found.
         actual: String,
     },
+    /// An init script that is not an OpenRC runscript.
+    #[error("{}: {file} is not an openrc #!/sbin/openrc-run script (abuild's initdcheck)", apkbuild.display())]
+    NotOpenRc {
+        /// The APKBUILD.
+        apkbuild: PathBuf,
+        /// The source.
+        file: String,
+    },
     /// An archive entry that would land outside `$srcdir`.
     #[error("refusing to unpack `{archive}`: entry `{}` {problem}", entry.display())]
     UnsafeEntry {
@@ -285,6 +293,29 @@ pub fn verify(recipe: &Recipe, fetched: &[(Source, PathBuf)]) -> Result<(), Sour
         }
     }
     Ok(())
+}
+
+/// abuild's `initdcheck`: a `*.initd` source must be an OpenRC runscript
+/// (`#!/sbin/openrc-run`); the old `runscript` interpreter is a warning.
+pub fn check_initd(
+    recipe: &Recipe,
+    fetched: &[(Source, PathBuf)],
+) -> Result<Vec<String>, SourceError> {
+    let mut warnings = Vec::new();
+    for (src, path) in fetched.iter().filter(|(s, _)| s.spec.ends_with(".initd")) {
+        let text = fs_err::read(path)?;
+        let first = String::from_utf8_lossy(text.split(|b| *b == b'\n').next().unwrap_or_default())
+            .into_owned();
+        if first.ends_with("sbin/runscript") {
+            warnings.push(format!("{} is not an openrc #!/sbin/openrc-run", src.spec));
+        } else if !first.ends_with("sbin/openrc-run") {
+            return Err(SourceError::NotOpenRc {
+                apkbuild: recipe.path.clone(),
+                file: src.spec.clone(),
+            });
+        }
+    }
+    Ok(warnings)
 }
 
 /// The kind of archive a source file name says it is.

@@ -571,6 +571,24 @@ fn issue12_postcheck_refuses_lib64_and_suid_unless_options_say_so() {
 }
 
 #[test]
+fn issue12_init_scripts_must_be_openrc_runscripts() {
+    let home = testkit::tempdir();
+    let script = b"#!/bin/sh\necho not openrc\n";
+    let sum = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha512::digest(script))
+    };
+    let text = format!(
+        "{HEAD}source=\"bad.initd\"\npackage() {{ mkdir -p \"$pkgdir\"; }}\nsha512sums=\"{sum}  bad.initd\"\n"
+    );
+    build_one(home.path(), &text, &[("bad.initd", script)])
+        .failure()
+        .stderr(predicate::str::contains(
+            "bad.initd is not an openrc #!/sbin/openrc-run script",
+        ));
+}
+
+#[test]
 fn issue12_archcheck_refuses_binaries_in_noarch() {
     refused_unless(
         "install -Dm755 /bin/true \"$pkgdir\"/usr/bin/t",

@@ -51,6 +51,17 @@ fn issue12_rootbld_in_the_minirootfs_gives_packages_alpine_apk_installs_and_runs
         pkg.verify(&testkit::fixture_keyring()).unwrap();
         assert!(!pkg.info.depends.iter().any(|d| d.contains("libc.so.6")));
     }
+    // The same inputs in a new root give the same bytes.
+    let again = home.path().join("again");
+    rootbld(
+        home.path(),
+        &reference::minirootfs_tar(&clients),
+        &again,
+        &dirs,
+    )
+    .assert()
+    .success();
+    assert_eq!(snapshot(&again), snapshot(&repodest));
     // A second, fresh Alpine root; Alpine's apk checks our signatures and runs the
     // pre-install script that creates the service user.
     let root = reference::fresh_alpine(&clients, &home.path().join("alpine"));
