@@ -47,14 +47,6 @@ pub enum BuildError {
     /// The cache failed (a miss is not an error).
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
-    /// A function the recipe needs is missing.
-    #[error("{}: {problem}", apkbuild.display())]
-    MissingFunction {
-        /// The APKBUILD.
-        apkbuild: PathBuf,
-        /// Which, and what to do.
-        problem: String,
-    },
     /// A file the recipe names (install script, trigger) cannot be read.
     #[error("{}: {field}=: `{file}`: {source}", apkbuild.display())]
     RecipeFile {

@@ -219,7 +219,12 @@ fn not_installed(root: &Path, atoms: &[String]) -> Result<Vec<String>, BuildErro
                 })
         })
     };
-    Ok(atoms.iter().filter(|a| !satisfied(a)).cloned().collect())
+    // A conflict (`!name`) names nothing to install.
+    Ok(atoms
+        .iter()
+        .filter(|a| !a.starts_with('!') && !satisfied(a))
+        .cloned()
+        .collect())
 }
 
 /// The recipe's `pkgusers` and `pkggroups` in the root's passwd and group (abuild's
