@@ -425,7 +425,18 @@ impl<'a> Job<'a> {
         }
         phases.strip(&strip)?;
         postcheck::remove_empty_dirs(self.recipe, &base.join(&self.name));
-        package::package_all(self.recipe, self.opts, &base, parts, self.reporter)
+        let installed = match self.opts.rootbld {
+            Some(_) => Some(tracedeps::Installed::read(&self.work.join("root"))?),
+            None => None,
+        };
+        package::package_all(
+            self.recipe,
+            self.opts,
+            &base,
+            parts,
+            installed,
+            self.reporter,
+        )
     }
 
     /// Writes, indexes and caches the packages; the work directory goes unless kept.

@@ -36,6 +36,8 @@ struct Packaging<'a> {
     parts: BTreeMap<String, Part>,
     traced: BTreeMap<String, (PathBuf, tracedeps::Traced)>,
     auto: BTreeMap<String, Vec<String>>,
+    /// What the build root has installed (`--rootbld`).
+    installed: Option<tracedeps::Installed>,
 }
 
 /// Traces and writes every package of the build (in memory: name, bytes), the main
@@ -45,6 +47,7 @@ pub fn package_all(
     opts: &Options,
     base: &Path,
     parts: BTreeMap<String, Part>,
+    installed: Option<tracedeps::Installed>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Written>, BuildError> {
     let mut job = Packaging {
@@ -55,6 +58,7 @@ pub fn package_all(
         parts,
         traced: BTreeMap::new(),
         auto: BTreeMap::new(),
+        installed,
     };
     job.trace(base)?;
     let mut order = vec![recipe.pkgname().to_string()];
@@ -135,7 +139,16 @@ impl Packaging<'_> {
             self.traced.insert(name.clone(), (dir, traced));
         }
         let prefixes = (self.recipe.var("sonameprefix"), self.recipe.var("pcprefix"));
-        self.auto = tracedeps::auto_depends(&self.traced, &self.fullver, prefixes);
+        let (auto, warnings) = tracedeps::auto_depends(
+            &self.traced,
+            &self.fullver,
+            prefixes,
+            self.installed.as_ref(),
+        )?;
+        for w in warnings {
+            self.reporter.warn(&w);
+        }
+        self.auto = auto;
         Ok(())
     }
 

@@ -313,20 +313,72 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
+/// What the build root has installed, for naming dependencies as abuild does inside it:
+/// the names its packages provide, and which package owns each library file.
+#[derive(Clone, Debug, Default)]
+pub struct Installed {
+    /// Package names and provided names (versions dropped).
+    pub provides: BTreeSet<String>,
+    /// `usr/lib/NAME` and `lib/NAME` → the owning package.
+    pub libraries: BTreeMap<String, String>,
+}
+
+impl Installed {
+    /// Reads a root's `lib/apk/db/installed` (empty when it has none).
+    pub fn read(root: &Path) -> Result<Self, BuildError> {
+        let path = root.join("lib/apk/db/installed");
+        let Ok(bytes) = fs_err::read(&path) else {
+            return Ok(Self::default());
+        };
+        let db = apk::installed::InstalledDb::from_bytes(&bytes).map_err(|e| BuildError::Root {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut out = Self::default();
+        for p in &db.packages {
+            out.provides.insert(p.entry.name.clone());
+            out.provides.extend(
+                p.entry
+                    .provides
+                    .iter()
+                    .map(|pr| pr.split('=').next().unwrap_or(pr).to_string()),
+            );
+            for d in p
+                .dirs
+                .iter()
+                .filter(|d| d.path == "usr/lib" || d.path == "lib")
+            {
+                for f in &d.files {
+                    out.libraries
+                        .insert(format!("{}/{}", d.path, f.name), p.entry.name.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Automatic dependencies, and abuild's warnings about them.
+pub type AutoDepends = (BTreeMap<String, Vec<String>>, Vec<String>);
+
 /// The automatic dependencies of each package of one build, named as abuild names them
 /// and in its order: first `SIBLING=VERSION` for a symlink into a sibling's files,
 /// `python3~X.Y`, and the `!BIN<VER !BIN>VER` conflicts of a debug package; then
 /// `pkgconfig` for a package shipping a pkgconfig directory, `so:NAME` and `pc:NAME` for
-/// what its ELF and `.pc` files need (prefixed when a sibling provides it prefixed).
+/// what its ELF and `.pc` files need (prefixed when a sibling provides it prefixed). In a
+/// build root (`installed`), a soname nothing installed provides names the package
+/// owning the library file, and one no package has fails; a pkg-config module nothing
+/// provides is left out with a warning (abuild's `trace_apk_deps`).
 pub fn auto_depends(
     traced: &BTreeMap<String, (PathBuf, Traced)>,
     fullver: &str,
     prefixes: (&str, &str),
-) -> BTreeMap<String, Vec<String>> {
+    installed: Option<&Installed>,
+) -> Result<AutoDepends, BuildError> {
     let (soprefix, pcprefix) = prefixes;
     let sibling_so: BTreeSet<&String> = traced.values().flat_map(|(_, t)| &t.sonames).collect();
     let sibling_pc: BTreeSet<&String> = traced.values().flat_map(|(_, t)| &t.pc_provides).collect();
-    let mut out = BTreeMap::new();
+    let (mut out, mut warnings) = (BTreeMap::new(), Vec::new());
     for (name, (_, t)) in traced {
         let mut first = links(traced, name, t, fullver);
         first.extend(t.python.iter().cloned());
@@ -337,23 +389,45 @@ pub fn auto_depends(
         }
         for so in &t.needed {
             let prefixed = format!("{soprefix}{so}");
-            auto.insert(if sibling_so.contains(&prefixed) {
-                format!("so:{prefixed}")
+            if sibling_so.contains(&prefixed) {
+                auto.insert(format!("so:{prefixed}"));
             } else {
-                format!("so:{so}")
-            });
+                auto.insert(so_depend(name, so, installed)?);
+            }
         }
         for pc in &t.pc_requires {
             let module = pc.split(['<', '>', '=', '~']).next().unwrap_or(pc);
-            auto.insert(if sibling_pc.contains(&format!("{pcprefix}{module}")) {
-                format!("pc:{pcprefix}{pc}")
+            if sibling_pc.contains(&format!("{pcprefix}{module}")) {
+                auto.insert(format!("pc:{pcprefix}{pc}"));
+            } else if installed.is_none_or(|i| i.provides.contains(&format!("pc:{module}"))) {
+                auto.insert(format!("pc:{pc}"));
             } else {
-                format!("pc:{pc}")
-            });
+                warnings.push(format!("{name}: Could not find any provider for pc:{pc}"));
+            }
         }
         out.insert(name.clone(), first.into_iter().chain(auto).collect());
     }
-    out
+    Ok((out, warnings))
+}
+
+/// `so:NAME`, or in a build root where nothing provides it, the package owning the file.
+fn so_depend(name: &str, so: &str, installed: Option<&Installed>) -> Result<String, BuildError> {
+    let Some(installed) = installed else {
+        return Ok(format!("so:{so}"));
+    };
+    if installed.provides.contains(&format!("so:{so}")) {
+        return Ok(format!("so:{so}"));
+    }
+    ["usr/lib", "lib"]
+        .iter()
+        .find_map(|d| installed.libraries.get(&format!("{d}/{so}")).cloned())
+        .ok_or_else(|| BuildError::Postcheck {
+            package: name.to_string(),
+            problem: format!(
+                "{so}: path not found: no package of the build root provides so:{so}; add \
+                 the package providing it to makedepends"
+            ),
+        })
 }
 
 /// `SIBLING=VERSION` for each symlink whose target only one sibling holds.

@@ -266,3 +266,76 @@ fn issue12_rootbld_without_a_base_or_repositories_says_what_to_pass() {
         .failure()
         .stderr(predicate::str::contains("none is configured: pass -X URL"));
 }
+
+#[test]
+fn issue12_rootbld_names_dependencies_by_what_the_root_provides() {
+    let Some(clients) = ready("rootbld dependency naming") else {
+        return;
+    };
+    let home = testkit::tempdir();
+    let base = reference::minirootfs_tar(&clients);
+    // The root's own busybox needs musl's soname, which the root's musl provides; a
+    // pkg-config module nothing provides is left out, with abuild's warning.
+    let dir = bad_recipe(
+        home.path(),
+        &format!(
+            "{HEAD}arch=\"all\"\noptions=\"!strip\"\n\
+             package() {{ install -Dm755 /bin/busybox \"$pkgdir\"/usr/bin/bb; mkdir -p \"$pkgdir\"/usr/lib/pkgconfig; \
+             printf 'Name: bad\\nVersion: 1\\nRequires: nosuch\\n' > \"$pkgdir\"/usr/lib/pkgconfig/bad.pc; }}\n"
+        ),
+        &[],
+    );
+    let repodest = home.path().join("p");
+    rootbld(home.path(), &base, &repodest, &[dir])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "Could not find any provider for pc:nosuch",
+        ));
+    let pkg = apk::package::Package::open(
+        &arch_dir(&repodest).join("bad-1.0-r0.apk"),
+        Default::default(),
+    )
+    .unwrap();
+    let depends = &pkg.info.depends;
+    assert!(
+        depends.iter().any(|d| d.starts_with("so:libc.musl-")),
+        "{depends:?}"
+    );
+    assert!(!depends.iter().any(|d| d.contains("nosuch")), "{depends:?}");
+    // A program linked against the host's glibc needs a soname no Alpine package has.
+    let home = testkit::tempdir();
+    let src = home.path().join("glibc.c");
+    fs_err::write(&src, "int main(void) { return 0; }\n").unwrap();
+    let bin = home.path().join("glibc-bin");
+    let compiled = std::process::Command::new("cc")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !compiled {
+        eprintln!("SKIPPED the glibc half: no C compiler on this machine");
+        return;
+    }
+    let bytes = fs_err::read(&bin).unwrap();
+    let sum = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha512::digest(&bytes))
+    };
+    let dir = bad_recipe(
+        home.path(),
+        &format!(
+            "{HEAD}arch=\"all\"\noptions=\"!strip\"\nsource=\"glibc-bin\"\n\
+             package() {{ install -Dm755 \"$srcdir\"/glibc-bin \"$pkgdir\"/usr/bin/glibc-bin; }}\n\
+             sha512sums=\"{sum}  glibc-bin\"\n"
+        ),
+        &[("glibc-bin", &bytes)],
+    );
+    rootbld(home.path(), &base, &home.path().join("p"), &[dir])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "libc.so.6: path not found: no package of the build root provides so:libc.so.6",
+        ));
+}
