@@ -153,17 +153,15 @@ impl Recipe {
             return Err(RecipeError::Missing { dir });
         }
         let text = fs_err::read_to_string(&path)?;
-        // abuild's defaults ($srcdir = $startdir/src, $pkgbasedir = $startdir/pkg), so that
-        // `info` shows what abuild would; builds use their own work directory.
-        let work = dir.clone();
         let shell = shell::Shell::host().map_err(|e| RecipeError::Shell {
             message: e.to_string(),
         })?;
-        let ctx = script::Context::new(&dir, &work, carch, shell.clone());
-        let probe: Vec<&str> = [
+        // abuild's defaults ($srcdir = $startdir/src, $pkgbasedir = $startdir/pkg), so that
+        // `info` shows what abuild would; builds use their own work directory.
+        let ctx = script::Context::new(&dir, &dir, carch, shell.clone());
+        let probe = [
             "prepare", "build", "check", "package", "unpack", "dev", "doc", "openrc",
-        ]
-        .to_vec();
+        ];
         let body = format!(
             "{}\n{}",
             script::dump_vars_fn(),
@@ -175,17 +173,7 @@ impl Recipe {
             },
             other => other,
         })?;
-        let mut vars = BTreeMap::new();
-        let mut functions = BTreeSet::new();
-        for record in out.split('\x1e').filter(|r| !r.is_empty()) {
-            let (k, v) = record.split_once('\x1f').unwrap_or((record, ""));
-            let k = k.trim_start_matches('\n');
-            if let Some(f) = k.strip_prefix("fn:") {
-                functions.insert(f.to_string());
-            } else {
-                vars.insert(k.to_string(), v.to_string());
-            }
-        }
+        let (vars, functions) = records(&out);
         let mut recipe = Self {
             dir,
             path,
@@ -197,25 +185,25 @@ impl Recipe {
         };
         recipe.validate()?;
         recipe.warn();
-        // Split functions named by the subpackages (not known before evaluation).
-        let extra: Vec<String> = recipe
+        recipe.probe_split_functions(&ctx)?;
+        Ok(recipe)
+    }
+
+    /// Adds the split functions the subpackages name (not known before evaluation).
+    fn probe_split_functions(&mut self, ctx: &script::Context) -> Result<(), RecipeError> {
+        let extra: Vec<String> = self
             .subpackages()
             .into_iter()
             .map(|s| s.func)
-            .filter(|f| !recipe.functions.contains(f))
+            .filter(|f| !self.functions.contains(f))
             .collect();
-        if !extra.is_empty() {
-            let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
-            let out = ctx.eval(&recipe.path, &script::probe_functions(&refs))?;
-            for record in out.split('\x1e') {
-                if let Some(f) = record.trim_start_matches('\n').strip_prefix("fn:") {
-                    recipe
-                        .functions
-                        .insert(f.split('\x1f').next().unwrap_or(f).to_string());
-                }
-            }
+        if extra.is_empty() {
+            return Ok(());
         }
-        Ok(recipe)
+        let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let out = ctx.eval(&self.path, &script::probe_functions(&refs))?;
+        self.functions.extend(records(&out).1);
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), RecipeError> {
@@ -469,6 +457,22 @@ impl Recipe {
         }
         out
     }
+}
+
+/// The `name 0x1F value 0x1E` records and `fn:NAME 0x1E` markers the shell printed.
+fn records(out: &str) -> (BTreeMap<String, String>, BTreeSet<String>) {
+    let mut vars = BTreeMap::new();
+    let mut functions = BTreeSet::new();
+    for record in out.split('\x1e').filter(|r| !r.is_empty()) {
+        let (k, v) = record.split_once('\x1f').unwrap_or((record, ""));
+        let k = k.trim_start_matches('\n');
+        if let Some(f) = k.strip_prefix("fn:") {
+            functions.insert(f.to_string());
+        } else {
+            vars.insert(k.to_string(), v.to_string());
+        }
+    }
+    (vars, functions)
 }
 
 /// abuild's `list_has`: `needle` is one of `words`; a `!needle` word before it says no.
