@@ -8,6 +8,10 @@ use std::sync::Mutex;
 pub trait Reporter: Sync {
     /// A step (`libgreet: build()`, `cache hit …`).
     fn info(&self, msg: &str);
+    /// Something abuild would warn about; the build goes on.
+    fn warn(&self, msg: &str) {
+        self.info(&format!("WARNING: {msg}"));
+    }
     /// One line of a phase's output.
     fn output(&self, phase: &str, line: &str);
     /// Download progress.

@@ -1,8 +1,14 @@
-//! Reading an APKBUILD the way abuild does: a real `/bin/sh` sources it (after our prelude of
+//! Reading an APKBUILD the way abuild does: busybox ash sources it (after our prelude of
 //! abuild's helpers) in an empty environment and prints the variables back, separated by
 //! ASCII record (0x1E) and unit (0x1F) separators. We never parse shell ourselves.
 
+pub mod arch;
 pub mod script;
+pub mod shell;
+pub mod subpkg;
+pub mod validate;
+
+pub use subpkg::Subpackage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +37,8 @@ pub const VARIABLES: &[&str] = &[
     "subpackages",
     "source",
     "sha512sums",
+    "sha256sums",
+    "md5sums",
     "options",
     "provides",
     "replaces",
@@ -42,6 +50,24 @@ pub const VARIABLES: &[&str] = &[
     "maintainer",
     "builddir",
     "pkgbasedir",
+    "pkgarch",
+    "depends_libs",
+    "depends_static",
+    "depends_openrc",
+    "depends_lang",
+    "langdir",
+    "sonameprefix",
+    "pcprefix",
+    "somask",
+    "ldpath",
+    // Misspellings abuild refuses.
+    "depend",
+    "makedepend",
+    "pkguser",
+    "pkggroup",
+    "subpackage",
+    "checkdepend",
+    "conflicts",
 ];
 
 /// Why a recipe cannot be read.
@@ -70,20 +96,19 @@ pub enum RecipeError {
         /// What is wrong and what to do.
         problem: String,
     },
+    /// What abuild's `validate` refuses.
+    #[error("{}{}: {problem}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        /// The APKBUILD.
+        path: PathBuf,
+        /// The line assigning the variable, when found.
+        line: Option<usize>,
+        /// What is wrong and what to do.
+        problem: String,
+    },
     /// I/O.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-}
-
-/// One entry of `subpackages`: `name[:split[:arch]]`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Subpackage {
-    /// Package name.
-    pub name: String,
-    /// The split function that fills `$subpkgdir`.
-    pub func: String,
-    /// Its arch (the main package's unless given).
-    pub arch: String,
 }
 
 /// One `source` entry.
@@ -112,6 +137,8 @@ pub struct Recipe {
     pub functions: BTreeSet<String>,
     /// The architecture we build for.
     pub carch: String,
+    /// What abuild would warn about while reading it (e.g. no `arch`).
+    pub warnings: Vec<String>,
 }
 
 /// Where the shell finds programs in the clean environment.
@@ -126,14 +153,15 @@ impl Recipe {
             return Err(RecipeError::Missing { dir });
         }
         let text = fs_err::read_to_string(&path)?;
+        let shell = shell::Shell::host().map_err(|e| RecipeError::Shell {
+            message: e.to_string(),
+        })?;
         // abuild's defaults ($srcdir = $startdir/src, $pkgbasedir = $startdir/pkg), so that
         // `info` shows what abuild would; builds use their own work directory.
-        let work = dir.clone();
-        let ctx = script::Context::new(&dir, &work, carch);
-        let probe: Vec<&str> = [
-            "prepare", "build", "check", "package", "dev", "doc", "openrc",
-        ]
-        .to_vec();
+        let ctx = script::Context::new(&dir, &dir, carch, shell.clone());
+        let probe = [
+            "prepare", "build", "check", "package", "unpack", "dev", "doc", "openrc",
+        ];
         let body = format!(
             "{}\n{}",
             script::dump_vars_fn(),
@@ -145,17 +173,7 @@ impl Recipe {
             },
             other => other,
         })?;
-        let mut vars = BTreeMap::new();
-        let mut functions = BTreeSet::new();
-        for record in out.split('\x1e').filter(|r| !r.is_empty()) {
-            let (k, v) = record.split_once('\x1f').unwrap_or((record, ""));
-            let k = k.trim_start_matches('\n');
-            if let Some(f) = k.strip_prefix("fn:") {
-                functions.insert(f.to_string());
-            } else {
-                vars.insert(k.to_string(), v.to_string());
-            }
-        }
+        let (vars, functions) = records(&out);
         let mut recipe = Self {
             dir,
             path,
@@ -163,27 +181,29 @@ impl Recipe {
             vars,
             functions,
             carch: carch.to_string(),
+            warnings: Vec::new(),
         };
         recipe.validate()?;
-        // Split functions named by the subpackages (not known before evaluation).
-        let extra: Vec<String> = recipe
+        recipe.warn();
+        recipe.probe_split_functions(&ctx)?;
+        Ok(recipe)
+    }
+
+    /// Adds the split functions the subpackages name (not known before evaluation).
+    fn probe_split_functions(&mut self, ctx: &script::Context) -> Result<(), RecipeError> {
+        let extra: Vec<String> = self
             .subpackages()
             .into_iter()
             .map(|s| s.func)
-            .filter(|f| !recipe.functions.contains(f))
+            .filter(|f| !self.functions.contains(f))
             .collect();
-        if !extra.is_empty() {
-            let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
-            let out = ctx.eval(&recipe.path, &script::probe_functions(&refs))?;
-            for record in out.split('\x1e') {
-                if let Some(f) = record.trim_start_matches('\n').strip_prefix("fn:") {
-                    recipe
-                        .functions
-                        .insert(f.split('\x1f').next().unwrap_or(f).to_string());
-                }
-            }
+        if extra.is_empty() {
+            return Ok(());
         }
-        Ok(recipe)
+        let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let out = ctx.eval(&self.path, &script::probe_functions(&refs))?;
+        self.functions.extend(records(&out).1);
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), RecipeError> {
@@ -211,13 +231,37 @@ impl Recipe {
                 format!("`{}` must be a number (e.g. 0)", self.var("pkgrel")),
             ));
         }
+        Ok(())
+    }
+
+    /// abuild's warnings about a recipe it still reads.
+    fn warn(&mut self) {
         if self.list("arch").is_empty() {
-            return Err(field(
-                "arch",
-                "empty: set arch=\"all\" or arch=\"noarch\"".into(),
+            self.warnings.push(format!(
+                "{}: arch is empty: abuild reads the recipe but builds it for no arch; \
+                 set arch=\"all\" (or \"noarch\", or the arches it builds on)",
+                self.path.display()
             ));
         }
-        Ok(())
+        if self.var("sha512sums").is_empty() && !self.var("sha256sums").is_empty() {
+            self.warnings.push(format!(
+                "{}: found old (sha256) checksums: run `apkbuild checksum {}` to write sha512sums",
+                self.path.display(),
+                self.dir.display()
+            ));
+        }
+        if !self.sources().is_empty()
+            && self.var("sha512sums").is_empty()
+            && self.var("sha256sums").is_empty()
+            && !self.var("md5sums").is_empty()
+        {
+            self.warnings.push(format!(
+                "{}: md5sums are not checked (abuild dropped them): run `apkbuild checksum {}` \
+                 to write sha512sums",
+                self.path.display(),
+                self.dir.display()
+            ));
+        }
     }
 
     /// A variable's value (empty if unset).
@@ -248,17 +292,25 @@ impl Recipe {
         format!("{}-r{}", self.pkgver(), self.var("pkgrel"))
     }
 
-    /// Whether `options` has `opt` (e.g. `!check`, `net`).
+    /// Whether `options` has `opt` (e.g. `!check`, `net`), as abuild's `list_has`: a
+    /// `!opt` word met first says no.
     pub fn has_option(&self, opt: &str) -> bool {
-        self.list("options").iter().any(|o| o == opt)
+        list_has(opt, &self.list("options"))
     }
 
-    /// The arch of the main package: `noarch` when the recipe says so, else `carch`.
+    /// Whether `options` has `opt` for package `name`: `name::opt`, or `opt` (abuild's
+    /// `options_has` while it makes that package).
+    pub fn has_option_for(&self, name: &str, opt: &str) -> bool {
+        let options = self.list("options");
+        list_has(&format!("{name}::{opt}"), &options) || list_has(opt, &options)
+    }
+
+    /// The arch of the main package (abuild's `$pkgarch`): `noarch` when `arch` lists it,
+    /// else `$CARCH`.
     pub fn pkgarch(&self) -> String {
-        if self.list("arch").iter().any(|a| a == "noarch") {
-            "noarch".into()
-        } else {
-            self.carch.clone()
+        match self.var("pkgarch") {
+            "" => self.carch.clone(),
+            a => a.to_string(),
         }
     }
 
@@ -276,21 +328,8 @@ impl Recipe {
     pub fn subpackages(&self) -> Vec<Subpackage> {
         let pkgarch = self.pkgarch();
         self.list("subpackages")
-            .into_iter()
-            .map(|spec| {
-                let mut parts = spec.splitn(3, ':');
-                let name = parts.next().unwrap_or_default().to_string();
-                let func = parts
-                    .next()
-                    .filter(|f| !f.is_empty())
-                    .map(str::to_string)
-                    .unwrap_or_else(|| default_split(&name));
-                let arch = parts
-                    .next()
-                    .filter(|a| !a.is_empty())
-                    .map_or_else(|| pkgarch.clone(), str::to_string);
-                Subpackage { name, func, arch }
-            })
+            .iter()
+            .map(|spec| Subpackage::parse(spec, &pkgarch, &self.carch))
             .collect()
     }
 
@@ -330,6 +369,25 @@ impl Recipe {
             .collect()
     }
 
+    /// The checksums sources are verified against, as (algorithm, [(file name, hex
+    /// digest)]): `sha512sums`, or the legacy `sha256sums` when there are none (abuild's
+    /// `sumalgo`). abuild no longer reads `md5sums`.
+    pub fn checksums(&self) -> (&'static str, Vec<(String, String)>) {
+        if self.var("sha512sums").is_empty() && !self.var("sha256sums").is_empty() {
+            return ("sha256", pairs(&self.list("sha256sums")));
+        }
+        ("sha512", pairs(&self.list("sha512sums")))
+    }
+
+    /// The maintainer as abuild reads it: `maintainer=`, else the `# Maintainer:` comment.
+    pub fn maintainer(&self) -> String {
+        let var = self.var("maintainer");
+        if !var.is_empty() {
+            return var.to_string();
+        }
+        maintainer_comments(&self.text).join("\n")
+    }
+
     /// `sha512sums` as (file name, hex digest).
     pub fn sha512sums(&self) -> Vec<(String, String)> {
         let words = self.list("sha512sums");
@@ -348,6 +406,29 @@ impl Recipe {
             .and_then(|n| n.to_str())
             .unwrap_or("main")
             .to_string()
+    }
+
+    /// The atoms abuild installs to build (its `calcdeps`): `depends`, `makedepends` (or,
+    /// when empty, `makedepends_build makedepends_host`) and `checkdepends` when checks
+    /// run, without the recipe's own packages.
+    pub fn build_dependency_atoms(&self, with_check: bool) -> Vec<String> {
+        let mut make = self.list("makedepends");
+        if make.is_empty() {
+            make = self.list("makedepends_build");
+            make.extend(self.list("makedepends_host"));
+        }
+        if with_check {
+            make.extend(self.list("checkdepends"));
+        }
+        let own: Vec<String> = self.packages().into_iter().map(|(n, _)| n).collect();
+        let mut out: Vec<String> = Vec::new();
+        for atom in self.list("depends").into_iter().chain(make) {
+            let name = apk::installed::atom_name(&atom);
+            if !own.iter().any(|o| o == name) && !out.contains(&atom) {
+                out.push(atom);
+            }
+        }
+        out
     }
 
     /// Names from `depends`, `makedepends*` and `checkdepends` (when checks run), atoms
@@ -378,30 +459,68 @@ impl Recipe {
     }
 }
 
-/// abuild's default split function for a subpackage name.
-fn default_split(name: &str) -> String {
-    if name.ends_with("-bash-completion") {
-        "bashcomp".into()
-    } else if name.ends_with("-zsh-completion") {
-        "zshcomp".into()
-    } else if name.ends_with("-fish-completion") {
-        "fishcomp".into()
-    } else {
-        name.rsplit('-').next().unwrap_or(name).to_string()
+/// The `name 0x1F value 0x1E` records and `fn:NAME 0x1E` markers the shell printed.
+fn records(out: &str) -> (BTreeMap<String, String>, BTreeSet<String>) {
+    let mut vars = BTreeMap::new();
+    let mut functions = BTreeSet::new();
+    for record in out.split('\x1e').filter(|r| !r.is_empty()) {
+        let (k, v) = record.split_once('\x1f').unwrap_or((record, ""));
+        let k = k.trim_start_matches('\n');
+        if let Some(f) = k.strip_prefix("fn:") {
+            functions.insert(f.to_string());
+        } else {
+            vars.insert(k.to_string(), v.to_string());
+        }
     }
+    (vars, functions)
 }
 
-/// Turns dash's `sh: 3: /x/APKBUILD: Syntax error: …` into `/x/APKBUILD:3: Syntax error: …`.
+/// abuild's `list_has`: `needle` is one of `words`; a `!needle` word before it says no.
+pub fn list_has(needle: &str, words: &[String]) -> bool {
+    for w in words {
+        if w == needle {
+            return true;
+        }
+        if needle.strip_prefix('!') == Some(w.as_str()) {
+            return false;
+        }
+    }
+    false
+}
+
+/// (file name, hex digest) of a `HEX  FILE` checksum list.
+fn pairs(words: &[String]) -> Vec<(String, String)> {
+    words
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (c[1].clone(), c[0].to_ascii_lowercase()))
+        .collect()
+}
+
+/// What follows `: ` on each `# Maintainer:` line (abuild's `awk -F': ' '/# *Maintainer/'`).
+pub fn maintainer_comments(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| {
+            l.find('#')
+                .is_some_and(|i| l[i + 1..].trim_start_matches(' ').starts_with("Maintainer"))
+        })
+        .filter_map(|l| l.split(": ").nth(1).map(str::to_string))
+        .collect()
+}
+
+/// Turns ash's `apkbuild: /x/APKBUILD: line 3: syntax error: …` (and dash's
+/// `sh: 3: /x/APKBUILD: Syntax error: …`) into `/x/APKBUILD:3: syntax error: …`.
 pub fn shell_message(stderr: &str) -> String {
     let mut lines = Vec::new();
     for line in stderr.lines() {
         let parts: Vec<&str> = line.splitn(4, ": ").collect();
-        if parts.len() == 4 && parts[1].chars().all(|c| c.is_ascii_digit()) {
-            lines.push(format!("{}:{}: {}", parts[2], parts[1], parts[3]));
-        } else if let Some((file_line, msg)) = line.split_once(": ")
-            && file_line.contains(':')
+        let ash_line = parts.get(2).and_then(|p| p.strip_prefix("line "));
+        if parts.len() == 4
+            && let Some(n) = ash_line.filter(|n| n.chars().all(|c| c.is_ascii_digit()))
         {
-            lines.push(format!("{file_line}: {msg}"));
+            lines.push(format!("{}:{n}: {}", parts[1], parts[3]));
+        } else if parts.len() == 4 && parts[1].chars().all(|c| c.is_ascii_digit()) {
+            lines.push(format!("{}:{}: {}", parts[2], parts[1], parts[3]));
         } else {
             lines.push(line.to_string());
         }
@@ -446,10 +565,22 @@ mod tests {
     }
 
     #[test]
-    fn split_defaults_follow_abuild() {
-        assert_eq!(default_split("foo-dev"), "dev");
-        assert_eq!(default_split("foo-bash-completion"), "bashcomp");
-        assert_eq!(default_split("foo"), "foo");
+    fn maintainer_comments_are_read_like_abuild() {
+        assert_eq!(
+            maintainer_comments("# Contributor: A <a@x>\n# Maintainer: B <b@x>\npkgname=x\n"),
+            ["B <b@x>"]
+        );
+        assert_eq!(maintainer_comments("#Maintainer: C <c@x>\n"), ["C <c@x>"]);
+    }
+
+    #[test]
+    fn ash_errors_become_file_line() {
+        assert_eq!(
+            shell_message(
+                "apkbuild: /r/APKBUILD: line 3: syntax error: unexpected end of file (expecting \"fi\")"
+            ),
+            "/r/APKBUILD:3: syntax error: unexpected end of file (expecting \"fi\")"
+        );
     }
 
     #[test]

@@ -1,28 +1,34 @@
 //! Building one recipe: sources, cache lookup, build-time dependencies, the phases, then
-//! strip, trace, package, sign and index. Nothing reaches the repository until every
-//! package of the build is written: a failed build leaves the repository and its index
-//! as they were.
+//! postcheck, strip, trace, package, sign and index. Nothing reaches the repository until
+//! every package of the build is written: a failed build leaves the repository and its
+//! index as they were. Phases run on the host (in bubblewrap over the host's root, or
+//! directly), or with `--rootbld` in a build root of their own ([`rootbld`]).
 
+pub mod package;
 pub mod phase;
+pub mod pkgconf;
+pub mod postcheck;
 pub mod repo;
+pub mod rootbld;
 pub mod sources;
+pub mod steps;
+pub mod sysroot;
 pub mod tracedeps;
 pub mod zip;
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use apk::index::IndexEntry;
 use apk::keys::PrivateKey;
-use apk::package::{Package, PackageWriter, ReadLimits, Script, TreeOptions, scan_tree};
-use apk::pkginfo::PkgInfo;
-use apk::sign::SignatureType;
+use apk::package::{Package, ReadLimits};
 use sha2::{Digest as _, Sha256};
 
 use crate::Reporter;
 use crate::apkbuild::Recipe;
-use crate::apkbuild::script::{self, Context};
+use crate::apkbuild::script::Context;
+use crate::apkbuild::shell::Shell;
 use crate::cache::{Cache, Lookup};
 
 /// Why a build failed.
@@ -41,14 +47,6 @@ pub enum BuildError {
     /// The cache failed (a miss is not an error).
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
-    /// A function the recipe needs is missing.
-    #[error("{}: {problem}", apkbuild.display())]
-    MissingFunction {
-        /// The APKBUILD.
-        apkbuild: PathBuf,
-        /// Which, and what to do.
-        problem: String,
-    },
     /// A file the recipe names (install script, trigger) cannot be read.
     #[error("{}: {field}=: `{file}`: {source}", apkbuild.display())]
     RecipeFile {
@@ -85,13 +83,13 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
-    /// `strip` failed.
-    #[error("strip `{}`: {reason}", path.display())]
-    Strip {
-        /// The ELF file.
-        path: PathBuf,
-        /// Why, and what to do.
-        reason: String,
+    /// A package tree fails abuild's postcheck.
+    #[error("{package}: {problem}")]
+    Postcheck {
+        /// The package.
+        package: String,
+        /// What abuild would refuse, and the option that allows it.
+        problem: String,
     },
     /// A file of the repository cannot be written.
     #[error("failed to write `{}`: {source}", path.display())]
@@ -117,6 +115,8 @@ pub struct Options {
     pub carch: String,
     /// Run phases in bubblewrap.
     pub sandbox: bool,
+    /// `--rootbld`: build in a root of its own instead of over the host's.
+    pub rootbld: Option<rootbld::RootBuild>,
     /// The packager key.
     pub key: PrivateKey,
     /// SOURCE_DATE_EPOCH.
@@ -146,22 +146,15 @@ pub enum Outcome {
     Skipped,
 }
 
-/// The arch directory a recipe's packages go to.
-pub fn arch_dir(recipe: &Recipe, opts: &Options) -> PathBuf {
-    opts.repodest.join(recipe.repo()).join(&opts.carch)
+/// The arch directory packages of `arch` go to: `noarch` ones go with `$CARCH`'s, as abuild
+/// puts them (its `arch2dir`).
+pub fn arch_dir(repodest: &Path, repo: &str, arch: &str, carch: &str) -> PathBuf {
+    let dir = if arch == "noarch" { carch } else { arch };
+    repodest.join(repo).join(dir)
 }
 
-/// The `# Maintainer:` comment (abuild reads it the same way).
-fn maintainer(recipe: &Recipe) -> String {
-    recipe
-        .text
-        .lines()
-        .find_map(|l| l.strip_prefix("# Maintainer:"))
-        .map(|m| m.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// Builds one recipe.
+/// Builds one recipe: validation, cache lookup, sources, build dependencies, the phases,
+/// then the packages written, indexed and stored in the cache.
 pub fn build(
     recipe: &Recipe,
     opts: &Options,
@@ -176,139 +169,301 @@ pub fn build(
         ));
         return Ok(Outcome::Skipped);
     }
-    let name = recipe.pkgname().to_string();
-    let out_dir = arch_dir(recipe, opts);
-    let work = opts.work_root.join(recipe.repo()).join(&name);
-    if work.exists() {
-        fs_err::remove_dir_all(&work)?;
+    for w in recipe
+        .warnings
+        .iter()
+        .cloned()
+        .chain(crate::apkbuild::validate::validate(recipe)?)
+    {
+        reporter.warn(&w);
     }
-    fs_err::create_dir_all(work.join("tmp"))?;
-    let mut ctx = Context::new(&recipe.dir, &work, &opts.carch);
-
+    let job = Job::start(recipe, opts, reporter)?;
     let repo_entries = repo::all_entries(&opts.repodest, &opts.carch)?;
-    let check = !recipe.has_option("!check");
-    let deps = repo::closure(&repo_entries, &recipe.build_dependencies(check));
-    // The key needs no download: remote sources enter it through their sha512sums, which
+    let host_deps = repo::closure(&repo_entries, &recipe.build_dependencies(job.check));
+    let base = job.base_digest()?;
+    // The key needs no download: remote sources enter it through their checksums, which
     // the build that stored the entry verified.
-    let (key, inputs) = cache_key(recipe, opts, &deps)?;
+    let (key, inputs) = cache_key(recipe, opts, &host_deps, base.as_deref())?;
+    if let Some(paths) = job.take_from_cache(&key)? {
+        return Ok(Outcome::Cached(paths));
+    }
+    let ctx = job.prepare(&host_deps)?;
+    let sandbox = job.sandbox()?;
+    sandbox.preflight()?;
+    let phases = steps::Phases::new(recipe, &ctx, sandbox.as_ref(), reporter, job.check);
+    phases.run_all()?;
+    let files = job.package(&phases)?;
+    let paths = job.publish(&key, inputs, &files)?;
+    Ok(Outcome::Built(paths))
+}
 
-    if let Some(cache) = &opts.cache {
-        match cache.lookup(&key)? {
+/// One build in progress: what its steps share.
+struct Job<'a> {
+    recipe: &'a Recipe,
+    opts: &'a Options,
+    reporter: &'a dyn Reporter,
+    /// `pkgname`, for messages.
+    name: String,
+    /// The fresh work directory on the host: `src`, `pkg`, `tmp` (and `root` with
+    /// `--rootbld`, `sysroot` for host builds with dependencies).
+    work: PathBuf,
+    /// Whether check() runs (not `options="!check"`, not cross-building).
+    check: bool,
+}
+
+impl<'a> Job<'a> {
+    /// Starts a build in a fresh work directory.
+    fn start(
+        recipe: &'a Recipe,
+        opts: &'a Options,
+        reporter: &'a dyn Reporter,
+    ) -> Result<Self, BuildError> {
+        let name = recipe.pkgname().to_string();
+        let work = opts.work_root.join(recipe.repo()).join(&name);
+        if work.exists() {
+            fs_err::remove_dir_all(&work)?;
+        }
+        for d in ["src", "pkg", "tmp"] {
+            fs_err::create_dir_all(work.join(d))?;
+        }
+        let cross = opts.carch != apk::install::host_arch();
+        Ok(Self {
+            recipe,
+            opts,
+            reporter,
+            name,
+            work,
+            check: !recipe.has_option("!check") && !cross,
+        })
+    }
+
+    /// The root setup of a `--rootbld` build.
+    fn root_setup(&self) -> Option<rootbld::RootSetup<'_>> {
+        let spec = self.opts.rootbld.as_ref()?;
+        let key = self.opts.key.public_key();
+        Some(rootbld::RootSetup {
+            spec,
+            dir: self.work.join("root"),
+            carch: &self.opts.carch,
+            local_repos: repo::local_repositories(&self.opts.repodest, &self.opts.carch),
+            packager_key: (
+                format!("{}.pub", self.opts.key.name()),
+                key.to_pem().unwrap_or_default(),
+            ),
+            source_date: self.opts.source_date,
+            reporter: self.reporter,
+        })
+    }
+
+    /// The build base's digest, for the cache key (`--rootbld` only).
+    fn base_digest(&self) -> Result<Option<String>, BuildError> {
+        self.root_setup()
+            .map(|setup| rootbld::base_digest(&setup))
+            .transpose()
+    }
+
+    /// The packages from the cache into the repository, when the cache has them.
+    fn take_from_cache(&self, key: &str) -> Result<Option<Vec<PathBuf>>, BuildError> {
+        let Some(cache) = &self.opts.cache else {
+            return Ok(None);
+        };
+        let name = &self.name;
+        match cache.lookup(key)? {
             Lookup::Hit(_, files) => {
-                reporter.info(&format!(
+                self.reporter.info(&format!(
                     "{name}: cache hit {} in {}: downloading, not building",
                     &key[..16],
                     cache.describe()
                 ));
-                let paths = install_files(recipe, opts, &out_dir, &files)?;
-                let _ = fs_err::remove_dir_all(&work);
-                return Ok(Outcome::Cached(paths));
+                let paths = install_files(self.recipe, self.opts, &files)?;
+                let _ = fs_err::remove_dir_all(&self.work);
+                Ok(Some(paths))
             }
             Lookup::Miss(why) => {
-                reporter.info(&format!(
+                self.reporter.info(&format!(
                     "{name}: cache miss {} ({why}): building",
                     &key[..16]
                 ));
+                Ok(None)
             }
         }
     }
 
-    reporter.info(&format!("{name}: fetching sources"));
-    let fetched = sources::fetch(recipe, &ctx.srcdir(), opts.cache.as_ref(), reporter)?;
-    sources::verify(recipe, &fetched)?;
-    sources::unpack(&fetched, &ctx.srcdir())?;
-    if !deps.is_empty() {
-        let sysroot = work.join("sysroot");
-        install_sysroot(&deps, &sysroot)?;
-        reporter.info(&format!(
-            "{name}: build dependencies from the repository: {}",
-            deps.iter()
-                .map(|d| format!("{}-{}", d.1.name, d.1.version))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-        ctx.exports.extend(sysroot_exports(&sysroot));
-    }
-    ctx.exports
-        .push(("SOURCE_DATE_EPOCH".into(), opts.source_date.to_string()));
-    ctx.exports
-        .push(("CFLAGS".into(), "-Os -fstack-clash-protection".into()));
-    ctx.exports.extend(opts.exports.iter().cloned());
-
-    let sandbox: Box<dyn phase::Sandbox> = if opts.sandbox {
-        Box::new(phase::Bubblewrap {
-            net: recipe.has_option("net"),
-            writable: Vec::new(),
-        })
-    } else {
-        Box::new(phase::Direct)
-    };
-    sandbox.preflight()?;
-    let runner = phase::Runner {
-        sandbox: sandbox.as_ref(),
-    };
-    let cd = "cd \"$builddir\" 2>/dev/null || cd \"$srcdir\"";
-    let run = |phase: &str, body: &str| -> Result<(), BuildError> {
-        reporter.info(&format!("{name}: {phase}()"));
-        runner.run(&ctx, &recipe.path, phase, body, reporter)?;
-        Ok(())
-    };
-    run("prepare", &format!("{cd}\nprepare"))?;
-    run("build", &format!("{cd}\nbuild"))?;
-    if check && recipe.functions.contains("check") {
-        run("check", &format!("{cd}\ncheck"))?;
-    } else if !check {
-        reporter.info(&format!("{name}: check() skipped (options=\"!check\")"));
-    }
-    if !recipe.functions.contains("package") {
-        return Err(BuildError::MissingFunction {
-            apkbuild: recipe.path.clone(),
-            problem: "no package() function: define one that installs into \"$pkgdir\"".into(),
-        });
-    }
-    run(
-        "package",
-        &format!("rm -rf \"$pkgdir\"\nmkdir -p \"$pkgdir\"\n{cd}\npackage"),
-    )?;
-    for sub in recipe.subpackages() {
-        if !recipe.functions.contains(&sub.func) {
-            return Err(BuildError::MissingFunction {
-                apkbuild: recipe.path.clone(),
-                problem: format!(
-                    "subpackage {}: split function {}() is not defined",
-                    sub.name, sub.func
-                ),
-            });
+    /// Sources fetched, verified and unpacked, build dependencies in a sysroot (or the
+    /// build root made): the context the phases run in.
+    fn prepare(&self, host_deps: &[&(PathBuf, IndexEntry)]) -> Result<Context, BuildError> {
+        let (recipe, opts, name) = (self.recipe, self.opts, &self.name);
+        self.reporter.info(&format!("{name}: fetching sources"));
+        let srcdir = self.work.join("src");
+        let fetched = sources::fetch(recipe, &srcdir, opts.cache.as_ref(), self.reporter)?;
+        sources::verify(recipe, &fetched)?;
+        for w in sources::check_initd(recipe, &fetched)? {
+            self.reporter.warn(&w);
         }
-        let q = script::shell_quote(&sub.name);
-        run(
-            &sub.func,
-            &format!(
-                "subpkgname={q}\nsubpkgdir=\"$pkgbasedir/$subpkgname\"\nrm -rf \"$subpkgdir\"\nmkdir -p \"$subpkgdir\"\n{cd}\n{}\n{} > \"$pkgbasedir/.meta-$subpkgname\"",
-                sub.func,
-                script::dump_vars_fn()
-            ),
-        )?;
+        if !recipe.functions.contains("unpack") {
+            sources::unpack(&fetched, &srcdir)?;
+        }
+        let mut ctx = match self.root_setup() {
+            Some(setup) => self.make_root(&setup)?,
+            None => self.host_context(host_deps)?,
+        };
+        ctx.exports
+            .push(("SOURCE_DATE_EPOCH".into(), opts.source_date.to_string()));
+        ctx.exports.extend(opts.exports.iter().cloned());
+        Ok(ctx)
     }
 
-    let started = std::time::Instant::now();
-    let files = package_all(recipe, opts, &ctx, reporter)?;
-    let paths = install_files(recipe, opts, &out_dir, &files)?;
-    reporter.info(&format!(
-        "{name}: packaged, signed and indexed {} packages in {:.3} s",
-        files.len(),
-        started.elapsed().as_secs_f64()
-    ));
-    if let Some(cache) = &opts.cache
-        && cache.writable()
-    {
-        cache.store(&key, inputs, &files)?;
-        reporter.info(&format!("{name}: stored in the cache as {}", &key[..16]));
+    /// A build over the host's root: dependencies from `$REPODEST` in a sysroot.
+    fn host_context(&self, deps: &[&(PathBuf, IndexEntry)]) -> Result<Context, BuildError> {
+        let shell = Shell::host().map_err(|e| crate::apkbuild::RecipeError::Shell {
+            message: e.to_string(),
+        })?;
+        let mut ctx = Context::new(
+            &self.recipe.dir,
+            &self.work,
+            &self.opts.carch,
+            shell.clone(),
+        );
+        if !deps.is_empty() {
+            let sysroot = self.work.join("sysroot");
+            sysroot::install(deps, &sysroot)?;
+            self.reporter.info(&format!(
+                "{}: build dependencies from the repository: {}",
+                self.name,
+                deps.iter()
+                    .map(|d| format!("{}-{}", d.1.name, d.1.version))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+            ctx.exports.extend(sysroot::exports(&sysroot));
+        }
+        Ok(ctx)
     }
-    if !opts.keep_work {
-        let _ = fs_err::remove_dir_all(&work);
+
+    /// A `--rootbld` build: the root made, the context as seen inside it.
+    fn make_root(&self, setup: &rootbld::RootSetup<'_>) -> Result<Context, BuildError> {
+        let recipe = self.recipe;
+        rootbld::make_root(
+            setup,
+            &recipe.build_dependency_atoms(self.check),
+            &recipe.list("pkgusers"),
+            &recipe.list("pkggroups"),
+            recipe.pkgname(),
+        )?;
+        let startdir = self.inside_startdir();
+        fs_err::create_dir_all(
+            setup
+                .dir
+                .join(startdir.strip_prefix("/").unwrap_or(&startdir)),
+        )?;
+        for d in ["src", "pkg", "tmp"] {
+            fs_err::create_dir_all(setup.dir.join(&rootbld::HOME[1..]).join(d))?;
+        }
+        if recipe.has_option("net") {
+            let _ = fs_err::copy("/etc/resolv.conf", setup.dir.join("etc/resolv.conf"));
+        }
+        Ok(Context::new(
+            &startdir,
+            Path::new(rootbld::HOME),
+            &self.opts.carch,
+            Shell::root_sh(),
+        ))
     }
-    Ok(Outcome::Built(paths))
+
+    /// Where the recipe appears inside a build root.
+    fn inside_startdir(&self) -> PathBuf {
+        Path::new(rootbld::HOME)
+            .join("aports")
+            .join(self.recipe.repo())
+            .join(&self.name)
+    }
+
+    /// Where the phases run: the build root, bubblewrap over the host, or directly.
+    fn sandbox(&self) -> Result<Box<dyn phase::Sandbox>, BuildError> {
+        let net = self.recipe.has_option("net");
+        if self.opts.rootbld.is_some() {
+            let home = Path::new(rootbld::HOME);
+            let mut binds = vec![(self.recipe.dir.clone(), self.inside_startdir(), false)];
+            for d in ["src", "pkg", "tmp"] {
+                binds.push((self.work.join(d), home.join(d), true));
+            }
+            return Ok(Box::new(phase::RootBwrap {
+                root: self.work.join("root"),
+                net,
+                binds,
+            }));
+        }
+        Ok(if self.opts.sandbox {
+            Box::new(phase::Bubblewrap {
+                net,
+                writable: Vec::new(),
+            })
+        } else {
+            Box::new(phase::Direct)
+        })
+    }
+
+    /// Postcheck, strip (in the sandbox) and write every package, in memory.
+    fn package(&self, phases: &steps::Phases<'_>) -> Result<Vec<package::Written>, BuildError> {
+        let base = self.work.join("pkg");
+        let parts = package::collect_parts(self.recipe, &base, self.reporter)?;
+        for (name, part) in &parts {
+            for w in postcheck::postcheck(self.recipe, name, &base.join(name), &part.arch)? {
+                self.reporter.warn(&w);
+            }
+        }
+        let mut strip = Vec::new();
+        for (name, part) in &parts {
+            if part.arch != "noarch" && !self.recipe.has_option_for(name, "!strip") {
+                let dir = base.join(name);
+                strip.extend(
+                    tracedeps::strip_targets(&dir)?
+                        .into_iter()
+                        .map(|f| Path::new(name).join(f)),
+                );
+            }
+        }
+        phases.strip(&strip)?;
+        postcheck::remove_empty_dirs(self.recipe, &base.join(&self.name));
+        let installed = match self.opts.rootbld {
+            Some(_) => Some(tracedeps::Installed::read(&self.work.join("root"))?),
+            None => None,
+        };
+        package::package_all(
+            self.recipe,
+            self.opts,
+            &base,
+            parts,
+            installed,
+            self.reporter,
+        )
+    }
+
+    /// Writes, indexes and caches the packages; the work directory goes unless kept.
+    fn publish(
+        &self,
+        key: &str,
+        inputs: Vec<(String, String)>,
+        files: &[package::Written],
+    ) -> Result<Vec<PathBuf>, BuildError> {
+        let name = &self.name;
+        let paths = install_files(self.recipe, self.opts, files)?;
+        self.reporter.info(&format!(
+            "{name}: packaged, signed and indexed {} packages",
+            files.len(),
+        ));
+        if let Some(cache) = &self.opts.cache
+            && cache.writable()
+        {
+            cache.store(key, inputs, files)?;
+            self.reporter
+                .info(&format!("{name}: stored in the cache as {}", &key[..16]));
+        }
+        if !self.opts.keep_work {
+            let _ = fs_err::remove_dir_all(&self.work);
+        }
+        Ok(paths)
+    }
 }
 
 /// The cache key and the inputs it hashes.
@@ -316,6 +471,7 @@ fn cache_key(
     recipe: &Recipe,
     opts: &Options,
     deps: &[&(PathBuf, IndexEntry)],
+    base: Option<&str>,
 ) -> Result<(String, Vec<(String, String)>), BuildError> {
     let mut inputs: Vec<(String, String)> = vec![
         ("builder".into(), env!("CARGO_PKG_VERSION").into()),
@@ -323,6 +479,9 @@ fn cache_key(
         ("signing-key".into(), opts.key.name().to_string()),
         ("packager".into(), opts.packager.clone().unwrap_or_default()),
     ];
+    if let Some(base) = base {
+        inputs.push(("build-base".into(), base.to_string()));
+    }
     if opts.source_date_explicit {
         inputs.push(("SOURCE_DATE_EPOCH".into(), opts.source_date.to_string()));
     }
@@ -348,7 +507,7 @@ fn cache_key(
             ));
         }
     }
-    for (file, sum) in recipe.sha512sums() {
+    for (file, sum) in recipe.checksums().1 {
         inputs.push((format!("source:{file}"), sum));
     }
     for (_, d) in deps {
@@ -367,241 +526,31 @@ fn cache_key(
     Ok((hex::encode(h.finalize()), inputs))
 }
 
-/// Extracts the build dependencies into a private root.
-fn install_sysroot(deps: &[&(PathBuf, IndexEntry)], sysroot: &Path) -> Result<(), BuildError> {
-    fs_err::create_dir_all(sysroot)?;
-    let root = apk::rootfs::RootDir::open(sysroot).map_err(|e| BuildError::Root {
-        path: sysroot.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let apply = apk::rootfs::ApplyOptions {
-        chown: false,
-        devices: apk::rootfs::DevicePolicy::CreateOrSkip,
-    };
-    for (dir, e) in deps {
-        let path = dir.join(e.file_name());
-        let input = std::io::BufReader::new(fs_err::File::open(&path)?);
-        apk::package::extract(input, &root, &apply, ReadLimits::default()).map_err(|source| {
-            BuildError::Package {
-                path,
-                source: Box::new(source),
-            }
-        })?;
-    }
-    Ok(())
-}
-
-/// Compiler and pkg-config variables that make a sysroot's headers and libraries usable.
-fn sysroot_exports(sysroot: &Path) -> Vec<(String, String)> {
-    let s = sysroot.display();
-    vec![
-        ("CPATH".into(), format!("{s}/usr/include")),
-        ("LIBRARY_PATH".into(), format!("{s}/usr/lib:{s}/lib")),
-        ("LD_LIBRARY_PATH".into(), format!("{s}/usr/lib:{s}/lib")),
-        ("LDFLAGS".into(), format!("-Wl,-rpath-link,{s}/usr/lib")),
-        (
-            "PKG_CONFIG_PATH".into(),
-            format!("{s}/usr/lib/pkgconfig:{s}/usr/share/pkgconfig"),
-        ),
-        ("PKG_CONFIG_SYSROOT_DIR".into(), s.to_string()),
-        (
-            "PATH".into(),
-            format!("{s}/usr/bin:{s}/bin:{}", crate::apkbuild::CLEAN_PATH),
-        ),
-    ]
-}
-
-/// Reads the `name SEP value` records a split function left.
-fn read_meta(path: &Path) -> Result<BTreeMap<String, String>, BuildError> {
-    let text = fs_err::read_to_string(path)?;
-    Ok(text
-        .split('\x1e')
-        .filter(|r| !r.is_empty())
-        .filter_map(|r| r.split_once('\x1f'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
-}
-
-/// Strips, traces and writes every package of the build (in memory: name, bytes).
-fn package_all(
-    recipe: &Recipe,
-    opts: &Options,
-    ctx: &Context,
-    reporter: &dyn Reporter,
-) -> Result<Vec<(String, Vec<u8>)>, BuildError> {
-    let fullver = recipe.full_version();
-    let base = ctx.pkgbasedir();
-    let mut metas: BTreeMap<String, (BTreeMap<String, String>, String)> = BTreeMap::new();
-    metas.insert(
-        recipe.pkgname().to_string(),
-        (recipe.vars.clone(), recipe.pkgarch()),
-    );
-    for sub in recipe.subpackages() {
-        let meta = read_meta(&base.join(format!(".meta-{}", sub.name)))?;
-        metas.insert(sub.name.clone(), (meta, sub.arch.clone()));
-    }
-    let mut traced = BTreeMap::new();
-    for name in metas.keys() {
-        let dir = base.join(name);
-        fs_err::create_dir_all(&dir)?;
-        if !recipe.has_option("!strip") {
-            let n = tracedeps::strip(&dir)?;
-            if n > 0 {
-                reporter.info(&format!("{name}: stripped {n} ELF files"));
-            }
-        }
-        let noarch = metas[name].1 == "noarch";
-        traced.insert(
-            name.clone(),
-            (dir.clone(), tracedeps::trace(&dir, &fullver, noarch)?),
-        );
-    }
-    let trace = !recipe.has_option("!tracedeps");
-    let auto = tracedeps::auto_depends(&traced, &fullver);
-    let install = words(recipe.var("install"));
-    let triggers = words(recipe.var("triggers"));
-    let mut out = Vec::new();
-    // Main package first, then subpackages in recipe order.
-    let mut order = vec![recipe.pkgname().to_string()];
-    order.extend(recipe.subpackages().into_iter().map(|s| s.name));
-    for name in order {
-        let (vars, arch) = &metas[&name];
-        let v = |k: &str| vars.get(k).cloned().unwrap_or_default();
-        let mut info = PkgInfo {
-            pkgname: name.clone(),
-            pkgver: fullver.clone(),
-            pkgdesc: v("pkgdesc"),
-            url: v("url"),
-            builddate: opts.source_date,
-            packager: opts.packager.clone().unwrap_or_default(),
-            arch: arch.clone(),
-            origin: recipe.pkgname().to_string(),
-            maintainer: maintainer(recipe),
-            license: v("license"),
-            replaces: words(&v("replaces")),
-            depends: words(&v("depends")),
-            provides: words(&v("provides")),
-            install_if: words(&v("install_if")),
-            provider_priority: v("provider_priority").parse().ok(),
-            replaces_priority: v("replaces_priority").parse().ok(),
-            generator: Some(format!(
-                "Generated by apkbuild {}",
-                env!("CARGO_PKG_VERSION")
-            )),
-            ..PkgInfo::default()
-        };
-        let (dir, t) = &traced[&name];
-        let mut scripts = Vec::new();
-        for file in &install {
-            if let Some(kind) = file.strip_prefix(&format!("{name}.")) {
-                scripts.push(Script {
-                    name: format!(".{kind}"),
-                    content: fs_err::read(recipe.dir.join(file)).map_err(|source| {
-                        BuildError::RecipeFile {
-                            apkbuild: recipe.path.clone(),
-                            field: "install",
-                            file: file.clone(),
-                            source,
-                        }
-                    })?,
-                });
-            }
-        }
-        for t in &triggers {
-            let (file, dirs) = t.split_once('=').unwrap_or((t, ""));
-            if file.strip_suffix(".trigger") == Some(name.as_str()) {
-                scripts.push(Script {
-                    name: ".trigger".into(),
-                    content: fs_err::read(recipe.dir.join(file))?,
-                });
-                info.triggers = dirs
-                    .split(':')
-                    .filter(|d| !d.is_empty())
-                    .map(str::to_string)
-                    .collect();
-            }
-        }
-        scripts.sort_by_key(|s| apk::package::SCRIPT_NAMES.iter().position(|n| *n == s.name));
-        // abuild: a `#!/bin/sh` script makes the package depend on /bin/sh (unless it
-        // already depends on busybox or /bin/sh, or is busybox).
-        let has_sh = |d: &String| {
-            let n = d.split(['<', '>', '=', '~']).next().unwrap_or(d);
-            n == "busybox" || n == "/bin/sh"
-        };
-        if name != "busybox"
-            && !info.depends.iter().any(has_sh)
-            && scripts.iter().any(|s| {
-                s.content
-                    .strip_prefix(b"#!")
-                    .is_some_and(|r| r.trim_ascii_start().starts_with(b"/bin/sh"))
-            })
-        {
-            info.depends.push("/bin/sh".into());
-        }
-        if trace {
-            for p in &t.provides {
-                if !info.provides.contains(p) {
-                    info.provides.push(p.clone());
-                }
-            }
-            for d in &auto[&name] {
-                if !info.depends.contains(d) {
-                    info.depends.push(d.clone());
-                }
-            }
-        }
-        let pkg_err = |source| BuildError::Package {
-            path: dir.clone(),
-            source: Box::new(source),
-        };
-        let entries = scan_tree(dir, &TreeOptions::new(opts.source_date)).map_err(pkg_err)?;
-        let mut writer = PackageWriter::new(info.clone(), opts.source_date);
-        writer.scripts = scripts;
-        writer.signers.push((&opts.key, SignatureType::Rsa));
-        let mut bytes = Vec::new();
-        {
-            let mut buf = BufWriter::new(&mut bytes);
-            writer.write(&entries, &mut buf).map_err(pkg_err)?;
-            buf.flush()?;
-        }
-        reporter.info(&format!(
-            "{name}: {} ({} bytes)",
-            info.file_name(),
-            bytes.len()
-        ));
-        out.push((info.file_name(), bytes));
-    }
-    Ok(out)
-}
-
-/// Writes package files into the repository (all written before any is committed) and
-/// updates its index.
+/// Writes package files into the repository, each into its arch directory (all written
+/// before any is committed), and updates those directories' indexes.
 fn install_files(
     recipe: &Recipe,
     opts: &Options,
-    out_dir: &Path,
     files: &[(String, Vec<u8>)],
 ) -> Result<Vec<PathBuf>, BuildError> {
-    fs_err::create_dir_all(out_dir)?;
-    let mut entries = Vec::new();
+    let mut by_dir: BTreeMap<PathBuf, Vec<IndexEntry>> = BTreeMap::new();
     let mut pending = Vec::new();
     for (name, bytes) in files {
         let pkg = Package::read(&bytes[..], ReadLimits::default()).map_err(|source| {
             BuildError::Package {
-                path: out_dir.join(name),
+                path: PathBuf::from(name),
                 source: Box::new(source),
             }
         })?;
+        let dir = arch_dir(&opts.repodest, &recipe.repo(), &pkg.info.arch, &opts.carch);
         let mut e = IndexEntry::from_package(&pkg);
+        // abuild indexes with --rewrite-arch: a noarch package is listed in its folder's arch.
         if e.arch == "noarch" {
-            e.arch.clone_from(&opts.carch);
+            e.arch = dir_arch(&dir);
         }
-        entries.push(e);
-        let path = out_dir.join(name);
+        by_dir.entry(dir.clone()).or_default().push(e);
+        fs_err::create_dir_all(&dir)?;
+        let path = dir.join(name);
         let mut f = apk::atomic::AtomicFile::create(&path)?.with_mode(0o644);
         f.write_all(bytes)?;
         pending.push((f, path));
@@ -611,12 +560,14 @@ fn install_files(
         f.commit()?;
         paths.push(path);
     }
-    repo::update_index(
-        out_dir,
-        &recipe.repo(),
-        entries,
-        &opts.key,
-        opts.source_date,
-    )?;
+    for (dir, entries) in by_dir {
+        repo::update_index(&dir, &recipe.repo(), entries, &opts.key, opts.source_date)?;
+    }
     Ok(paths)
+}
+
+fn dir_arch(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -1,6 +1,7 @@
 //! Running a recipe's shell functions, in a bubblewrap sandbox by default (network off
 //! unless `options="net"`, the file system read-only except the work directory, uid 0 in a
-//! user namespace) or directly with `--no-sandbox`, as abuild does.
+//! user namespace), directly with `--no-sandbox` as abuild does, or in a build root of
+//! its own (`--rootbld`, abuild's `rootbld`): the root's files only, its own `/bin/sh`.
 
 use std::collections::VecDeque;
 use std::io::BufRead as _;
@@ -42,6 +43,29 @@ pub enum PhaseError {
         /// What the preflight saw.
         reason: String,
     },
+    /// A command the recipe runs is not there.
+    #[error(
+        "{recipe}: {phase}() failed: `{tool}` is not installed {place}: add the package \
+         providing it to makedepends (or checkdepends for check()); last lines of its output:\n{tail}"
+    )]
+    MissingTool {
+        /// The APKBUILD.
+        recipe: String,
+        /// Which phase.
+        phase: String,
+        /// The command.
+        tool: String,
+        /// "in the build root" or "on this machine".
+        place: &'static str,
+        /// The last lines of output.
+        tail: String,
+    },
+    /// The build root lacks its shell.
+    #[error("the build root {} has no /bin/sh: use a --build-base with busybox (an Alpine minirootfs) or install alpine-base", root.display())]
+    NoRootShell {
+        /// The root.
+        root: PathBuf,
+    },
     /// I/O.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -51,8 +75,12 @@ pub enum PhaseError {
 pub trait Sandbox {
     /// Checks that this sandbox can work here, saying what is missing if not.
     fn preflight(&self) -> Result<(), PhaseError>;
-    /// A command running `script` under `/bin/sh` with the context's environment.
+    /// A command running `script` under the context's shell with its environment.
     fn command(&self, ctx: &Context, script: &str) -> Command;
+    /// Where a missing command is missing from, for messages.
+    fn place(&self) -> &'static str {
+        "on this machine"
+    }
 }
 
 /// bubblewrap: a user namespace with uid 0, the file system read-only except the work
@@ -86,16 +114,7 @@ impl Sandbox for Bubblewrap {
 
     fn command(&self, ctx: &Context, script: &str) -> Command {
         let mut c = Command::new("bwrap");
-        c.args(["--unshare-user", "--uid", "0", "--gid", "0"])
-            .args([
-                "--unshare-ipc",
-                "--unshare-pid",
-                "--unshare-uts",
-                "--die-with-parent",
-            ]);
-        if !self.net {
-            c.arg("--unshare-net");
-        }
+        namespaces(&mut c, ctx, self.net);
         c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
             .args(["--tmpfs", "/tmp"]);
         // The recipe may live under /tmp, hidden by the tmpfs: show it again, read-only.
@@ -103,14 +122,82 @@ impl Sandbox for Bubblewrap {
         for w in std::iter::once(&ctx.work).chain(&self.writable) {
             c.arg("--bind").arg(w).arg(w);
         }
-        c.arg("--chdir").arg(&ctx.startdir);
-        c.arg("--clearenv");
-        for (k, v) in ctx.env() {
-            c.arg("--setenv").arg(k).arg(v);
-        }
-        c.args(["/bin/sh", "-c", script, "apkbuild"]);
+        finish(&mut c, ctx, script);
         c
     }
+}
+
+/// A build root of its own: the root (a copy of the build base plus the build
+/// dependencies) read-only as `/` with its `/tmp` and `/var/tmp` writable, the recipe
+/// directory read-only and the work directories writable at the context's paths, uid 0
+/// in a user namespace, no network unless `net`. Nothing else of the host is visible.
+#[derive(Clone, Debug)]
+pub struct RootBwrap {
+    /// The root on the host.
+    pub root: PathBuf,
+    /// Allow network (options="net").
+    pub net: bool,
+    /// (host path, path inside, writable) of the recipe and work directories.
+    pub binds: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+impl Sandbox for RootBwrap {
+    fn preflight(&self) -> Result<(), PhaseError> {
+        preflight()?;
+        if self.root.join("bin/sh").symlink_metadata().is_err() {
+            return Err(PhaseError::NoRootShell {
+                root: self.root.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn command(&self, ctx: &Context, script: &str) -> Command {
+        let mut c = Command::new("bwrap");
+        namespaces(&mut c, ctx, self.net);
+        c.args(["--new-session", "--hostname", "apkbuild"]);
+        c.arg("--ro-bind").arg(&self.root).arg("/");
+        for dir in ["tmp", "var/tmp"] {
+            c.arg("--bind")
+                .arg(self.root.join(dir))
+                .arg(Path::new("/").join(dir));
+        }
+        c.args(["--dev", "/dev", "--proc", "/proc"]);
+        for (host, inside, writable) in &self.binds {
+            c.arg(if *writable { "--bind" } else { "--ro-bind" })
+                .arg(host)
+                .arg(inside);
+        }
+        finish(&mut c, ctx, script);
+        c
+    }
+
+    fn place(&self) -> &'static str {
+        "in the build root"
+    }
+}
+
+/// The namespaces of a phase: a user namespace where it runs as root (uid 0) or as the
+/// build user (uid 1000), its own IPC, PID and UTS, and no network unless `net`.
+fn namespaces(c: &mut Command, ctx: &Context, net: bool) {
+    let id = if ctx.as_root { "0" } else { "1000" };
+    c.args(["--unshare-user", "--uid", id, "--gid", id])
+        .args(["--unshare-ipc", "--unshare-pid", "--unshare-uts"])
+        .arg("--die-with-parent");
+    if !net {
+        c.arg("--unshare-net");
+    }
+}
+
+/// The common tail of a bwrap command line: the working directory, the clean
+/// environment, the shell and the script.
+fn finish(c: &mut Command, ctx: &Context, script: &str) {
+    c.arg("--chdir").arg(&ctx.startdir);
+    c.arg("--clearenv");
+    for (k, v) in ctx.env() {
+        c.arg("--setenv").arg(k).arg(v);
+    }
+    c.args(ctx.shell.argv()).args(["-c", script, "apkbuild"]);
 }
 
 /// Runs phases for one build.
@@ -169,52 +256,108 @@ impl Runner<'_> {
         body: &str,
         reporter: &dyn Reporter,
     ) -> Result<(), PhaseError> {
-        let script = ctx.script(apkbuild, &format!("exec 2>&1\nset -e\n{body}"));
+        let script = ctx.script(&format!("exec 2>&1\nset -e\n{body}"));
         let mut cmd = self.sandbox.command(ctx, &script);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn()?;
-        let stderr = child.stderr.take();
-        // bwrap's own errors go to stderr; the script's output (2>&1) to stdout.
-        let err_thread = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut e) = stderr {
-                let _ = std::io::Read::read_to_string(&mut e, &mut s);
-            }
-            s
-        });
-        let mut tail = VecDeque::with_capacity(TAIL);
-        if let Some(out) = child.stdout.take() {
-            for line in std::io::BufReader::new(out).lines() {
-                let line = line.unwrap_or_else(|e| format!("<unreadable output: {e}>"));
-                reporter.output(phase, &line);
-                if tail.len() == TAIL {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-        }
-        let status = child.wait()?;
-        let err = err_thread.join().unwrap_or_default();
-        for line in err.lines() {
-            if tail.len() == TAIL {
-                tail.pop_front();
-            }
-            tail.push_back(line.to_string());
-        }
+        let (status, tail) = run_showing(cmd.spawn()?, phase, reporter)?;
         if status.success() {
             return Ok(());
         }
-        Err(PhaseError::Failed {
-            recipe: apkbuild.display().to_string(),
-            phase: phase.to_string(),
-            status: status.to_string(),
-            tail: tail
-                .into_iter()
-                .map(|l| format!("  | {l}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        })
+        Err(self.failure(apkbuild, phase, status, tail))
     }
+
+    /// What a failed phase says: the command it missed, or its status; its last lines.
+    fn failure(
+        &self,
+        apkbuild: &Path,
+        phase: &str,
+        status: std::process::ExitStatus,
+        tail: VecDeque<String>,
+    ) -> PhaseError {
+        let tool = (status.code() == Some(127))
+            .then(|| tail.iter().rev().find_map(|l| missing_command(l)))
+            .flatten();
+        let chown_refused = tail.iter().any(|l| {
+            (l.contains("ownership") || l.contains("chown")) && l.contains("Invalid argument")
+        });
+        let mut tail = quote(tail);
+        if chown_refused {
+            // abuild runs package() under fakeroot, which records any owner; a user
+            // namespace maps root alone.
+            tail.push_str(
+                "\n  (apkbuild has no fakeroot: in the sandbox files can belong to root only, \
+                 so chown to pkgusers/pkggroups fails; set the owner in an install script)",
+            );
+        }
+        let (recipe, phase) = (apkbuild.display().to_string(), phase.to_string());
+        match tool {
+            Some(tool) => PhaseError::MissingTool {
+                recipe,
+                phase,
+                tool,
+                place: self.sandbox.place(),
+                tail,
+            },
+            None => PhaseError::Failed {
+                recipe,
+                phase,
+                status: status.to_string(),
+                tail,
+            },
+        }
+    }
+}
+
+/// Waits for a phase, passing its output lines to `reporter`; returns its status and
+/// last lines (bwrap's own errors, from stderr, after the script's, from stdout).
+fn run_showing(
+    mut child: std::process::Child,
+    phase: &str,
+    reporter: &dyn Reporter,
+) -> Result<(std::process::ExitStatus, VecDeque<String>), PhaseError> {
+    let stderr = child.stderr.take();
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+        }
+        s
+    });
+    let mut tail = VecDeque::with_capacity(TAIL);
+    let mut keep = |line: String| {
+        if tail.len() == TAIL {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    };
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).lines() {
+            let line = line.unwrap_or_else(|e| format!("<unreadable output: {e}>"));
+            reporter.output(phase, &line);
+            keep(line);
+        }
+    }
+    let status = child.wait()?;
+    for line in err_thread.join().unwrap_or_default().lines() {
+        keep(line.to_string());
+    }
+    Ok((status, tail))
+}
+
+/// The command ash says it could not find: `apkbuild: line 3: gcc: not found`.
+fn missing_command(line: &str) -> Option<String> {
+    let rest = line.strip_suffix(": not found")?;
+    let tool = rest.rsplit(": ").next()?;
+    (!tool.is_empty() && !tool.contains(' ')).then(|| tool.to_string())
+}
+
+/// Output lines as an indented block.
+fn quote(lines: VecDeque<String>) -> String {
+    lines
+        .into_iter()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

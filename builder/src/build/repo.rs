@@ -77,6 +77,21 @@ pub fn all_entries(repodest: &Path, arch: &str) -> Result<Vec<(PathBuf, IndexEnt
     Ok(out)
 }
 
+/// The repositories under `repodest` that have an index for `arch` (`repodest/<repo>`),
+/// as an installer's repository URLs.
+pub fn local_repositories(repodest: &Path, arch: &str) -> Vec<PathBuf> {
+    let Ok(rd) = fs_err::read_dir(repodest) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| index_path(&p.join(arch)).exists())
+        .collect();
+    out.sort();
+    out
+}
+
 /// Finds the entry providing `name` (package name or a `provides` name).
 pub fn find_provider<'a>(
     entries: &'a [(PathBuf, IndexEntry)],

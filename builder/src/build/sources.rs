@@ -46,23 +46,25 @@ pub enum SourceError {
         /// The last error, with its causes.
         reason: String,
     },
-    /// A source has no sha512sums line.
-    #[error("{}: no sha512sums entry for `{file}`: run `apkbuild checksum {}` to record it", apkbuild.display(), dir.display())]
+    /// A source has no checksum line.
+    #[error("{}: no {algo}sums entry for `{file}`: run `apkbuild checksum {}` to record it", apkbuild.display(), recipe_dir(apkbuild).display())]
     NoChecksum {
+        /// `sha512` (or legacy `sha256`).
+        algo: &'static str,
         /// The APKBUILD.
         apkbuild: PathBuf,
         /// The source file name.
         file: String,
-        /// The recipe directory (for the command to run).
-        dir: PathBuf,
     },
-    /// A source does not match its sha512sums line.
+    /// A source does not match its checksum line.
     #[error(
-        "{}: sha512 of `{file}` does not match sha512sums (expected {}…, got {}…): if the new \
+        "{}: {algo} of `{file}` does not match {algo}sums (expected {}…, got {}…): if the new \
          file is intended, run `apkbuild checksum {}`",
-        apkbuild.display(), &expected[..expected.len().min(16)], &actual[..actual.len().min(16)], dir.display()
+        apkbuild.display(), &expected[..expected.len().min(16)], &actual[..actual.len().min(16)], recipe_dir(apkbuild).display()
     )]
     Mismatch {
+        /// `sha512` (or legacy `sha256`).
+        algo: &'static str,
         /// The APKBUILD.
         apkbuild: PathBuf,
         /// The source file name.
@@ -71,8 +73,14 @@ pub enum SourceError {
         expected: String,
         /// sha512 found.
         actual: String,
-        /// The recipe directory (for the command to run).
-        dir: PathBuf,
+    },
+    /// An init script that is not an OpenRC runscript.
+    #[error("{}: {file} is not an openrc #!/sbin/openrc-run script (abuild's initdcheck)", apkbuild.display())]
+    NotOpenRc {
+        /// The APKBUILD.
+        apkbuild: PathBuf,
+        /// The source.
+        file: String,
     },
     /// An archive entry that would land outside `$srcdir`.
     #[error("refusing to unpack `{archive}`: entry `{}` {problem}", entry.display())]
@@ -100,8 +108,13 @@ pub enum SourceError {
     Io(#[from] std::io::Error),
 }
 
+/// The directory of an APKBUILD, for the command to run.
+fn recipe_dir(apkbuild: &Path) -> &Path {
+    apkbuild.parent().unwrap_or(apkbuild)
+}
+
 /// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -120,6 +133,17 @@ pub fn sha512_file(path: &Path) -> Result<String, SourceError> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// Hex digest of a file with `algo` (`sha512`, or the legacy `sha256`).
+fn digest_file(path: &Path, algo: &str) -> Result<String, SourceError> {
+    if algo != "sha256" {
+        return sha512_file(path);
+    }
+    let mut f = fs_err::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}
+
 /// Puts every source into `srcdir` (created). Downloads go through the source cache when
 /// the expected sha512 is known.
 pub fn fetch(
@@ -129,6 +153,7 @@ pub fn fetch(
     reporter: &dyn Reporter,
 ) -> Result<Vec<(Source, PathBuf)>, SourceError> {
     fs_err::create_dir_all(srcdir)?;
+    // The source cache is keyed by sha512: legacy sha256sums recipes download.
     let sums = recipe.sha512sums();
     let mut out = Vec::new();
     for src in recipe.sources() {
@@ -244,29 +269,53 @@ fn try_download(
     Ok(())
 }
 
-/// Checks every source against `sha512sums`.
+/// Checks every source against `sha512sums` (or, when there are none, the legacy
+/// `sha256sums`, as abuild's `sumalgo`).
 pub fn verify(recipe: &Recipe, fetched: &[(Source, PathBuf)]) -> Result<(), SourceError> {
-    let sums = recipe.sha512sums();
+    let (algo, sums) = recipe.checksums();
     for (src, path) in fetched {
         let Some((_, expected)) = sums.iter().find(|(n, _)| n == &src.file_name) else {
             return Err(SourceError::NoChecksum {
+                algo,
                 apkbuild: recipe.path.clone(),
                 file: src.file_name.clone(),
-                dir: recipe.dir.clone(),
             });
         };
-        let actual = sha512_file(path)?;
+        let actual = digest_file(path, algo)?;
         if &actual != expected {
             return Err(SourceError::Mismatch {
+                algo,
                 apkbuild: recipe.path.clone(),
                 file: src.file_name.clone(),
                 expected: expected.clone(),
                 actual,
-                dir: recipe.dir.clone(),
             });
         }
     }
     Ok(())
+}
+
+/// abuild's `initdcheck`: a `*.initd` source must be an OpenRC runscript
+/// (`#!/sbin/openrc-run`); the old `runscript` interpreter is a warning.
+pub fn check_initd(
+    recipe: &Recipe,
+    fetched: &[(Source, PathBuf)],
+) -> Result<Vec<String>, SourceError> {
+    let mut warnings = Vec::new();
+    for (src, path) in fetched.iter().filter(|(s, _)| s.spec.ends_with(".initd")) {
+        let text = fs_err::read(path)?;
+        let first = String::from_utf8_lossy(text.split(|b| *b == b'\n').next().unwrap_or_default())
+            .into_owned();
+        if first.ends_with("sbin/runscript") {
+            warnings.push(format!("{} is not an openrc #!/sbin/openrc-run", src.spec));
+        } else if !first.ends_with("sbin/openrc-run") {
+            return Err(SourceError::NotOpenRc {
+                apkbuild: recipe.path.clone(),
+                file: src.spec.clone(),
+            });
+        }
+    }
+    Ok(warnings)
 }
 
 /// The kind of archive a source file name says it is.
@@ -276,34 +325,38 @@ pub enum Archive {
     Tar,
     /// `.tar.gz` / `.tgz`
     Gz,
-    /// `.tar.xz` / `.txz`
+    /// `.tar.xz`
     Xz,
-    /// `.tar.bz2` / `.tbz2`
+    /// `.tar.bz2`
     Bz2,
+    /// `.tar.lz` (lzip)
+    Lz,
+    /// `.tar.lzma`
+    Lzma,
     /// `.tar.zst`
     Zst,
     /// `.zip`
     Zip,
 }
 
-/// Recognises archives by name, as abuild's `default_unpack` does.
+/// Recognises archives by name, as abuild's `default_unpack` does (and only those: any
+/// other file is left for the recipe, as abuild leaves it).
 pub fn archive_kind(name: &str) -> Option<Archive> {
-    let n = name.to_ascii_lowercase();
-    if n.ends_with(".tar.gz") || n.ends_with(".tgz") {
-        Some(Archive::Gz)
-    } else if n.ends_with(".tar.xz") || n.ends_with(".txz") {
-        Some(Archive::Xz)
-    } else if n.ends_with(".tar.bz2") || n.ends_with(".tbz2") {
-        Some(Archive::Bz2)
-    } else if n.ends_with(".tar.zst") || n.ends_with(".tzst") {
-        Some(Archive::Zst)
-    } else if n.ends_with(".tar") {
-        Some(Archive::Tar)
-    } else if n.ends_with(".zip") {
-        Some(Archive::Zip)
-    } else {
-        None
-    }
+    const KINDS: &[(&str, Archive)] = &[
+        (".tar.gz", Archive::Gz),
+        (".tgz", Archive::Gz),
+        (".tar.xz", Archive::Xz),
+        (".tar.bz2", Archive::Bz2),
+        (".tar.lz", Archive::Lz),
+        (".tar.lzma", Archive::Lzma),
+        (".tar.zst", Archive::Zst),
+        (".tar", Archive::Tar),
+        (".zip", Archive::Zip),
+    ];
+    KINDS
+        .iter()
+        .find(|(suffix, _)| name.ends_with(suffix))
+        .map(|(_, kind)| *kind)
 }
 
 /// Unpacks every archive source into `srcdir`.
@@ -337,6 +390,24 @@ pub fn unpack(fetched: &[(Source, PathBuf)], srcdir: &Path) -> Result<(), Source
             Archive::Gz => Box::new(flate2::read::MultiGzDecoder::new(file)),
             Archive::Xz => Box::new(liblzma::read::XzDecoder::new(file)),
             Archive::Bz2 => Box::new(bzip2::read::MultiBzDecoder::new(file)),
+            Archive::Lz => Box::new(liblzma::read::XzDecoder::new_stream(
+                file,
+                liblzma::stream::Stream::new_lzip_decoder(u64::MAX, 0).map_err(|e| {
+                    SourceError::Unpack {
+                        archive: src.file_name.clone(),
+                        reason: e.to_string(),
+                    }
+                })?,
+            )),
+            Archive::Lzma => Box::new(liblzma::read::XzDecoder::new_stream(
+                file,
+                liblzma::stream::Stream::new_lzma_decoder(u64::MAX).map_err(|e| {
+                    SourceError::Unpack {
+                        archive: src.file_name.clone(),
+                        reason: e.to_string(),
+                    }
+                })?,
+            )),
             Archive::Zst => Box::new(zstd::stream::read::Decoder::new(file)?),
             Archive::Zip => unreachable!("handled above"),
         };
@@ -528,6 +599,38 @@ mod tests {
     fn archive_names() {
         assert_eq!(archive_kind("x-1.tar.gz"), Some(Archive::Gz));
         assert_eq!(archive_kind("x.tar.zst"), Some(Archive::Zst));
+        assert_eq!(archive_kind("x.tar.lz"), Some(Archive::Lz));
+        assert_eq!(archive_kind("x.tar.lzma"), Some(Archive::Lzma));
+        // abuild unpacks only the names its default_unpack lists.
+        assert_eq!(archive_kind("x.txz"), None);
+        assert_eq!(archive_kind("x.TAR.GZ"), None);
         assert_eq!(archive_kind("x.patch"), None);
+    }
+
+    #[test]
+    fn lzma_tarballs_unpack() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, "d/f", &b"hi\n"[..]).unwrap();
+        let plain = tar.into_inner().unwrap();
+        let opts = liblzma::stream::LzmaOptions::new_preset(6).unwrap();
+        let stream = liblzma::stream::Stream::new_lzma_encoder(&opts).unwrap();
+        let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+        std::io::Write::write_all(&mut enc, &plain).unwrap();
+        let bytes = enc.finish().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("x.tar.lzma");
+        fs_err::write(&archive, bytes).unwrap();
+        let src = Source {
+            spec: "x.tar.lzma".into(),
+            file_name: "x.tar.lzma".into(),
+            url: None,
+        };
+        let out = dir.path().join("src");
+        fs_err::create_dir_all(&out).unwrap();
+        unpack(&[(src, archive)], &out).unwrap();
+        assert_eq!(fs_err::read(out.join("d/f")).unwrap(), b"hi\n");
     }
 }

@@ -16,13 +16,13 @@ pub struct Args {
     pub dir: PathBuf,
 }
 
-/// The APKBUILD text without its `sha512sums="…"` block, with `block` appended.
+/// The APKBUILD text without its `sha512sums="…"` (and legacy `sha256sums`, any
+/// `shaNNNsums`) blocks, with `block` appended, as `abuild checksum` rewrites it.
 pub fn replace_sums(text: &str, block: &str) -> String {
     let mut out = String::new();
     let mut inside = false;
     for line in text.lines() {
-        if !inside && line.starts_with("sha512sums=") {
-            let rest = &line["sha512sums=".len()..];
+        if !inside && let Some(rest) = sums_assignment(line) {
             let closed = rest.len() > 1 && rest.ends_with(['"', '\'']);
             inside = !closed && rest.starts_with(['"', '\'']);
             continue;
@@ -42,6 +42,14 @@ pub fn replace_sums(text: &str, block: &str) -> String {
     } else {
         format!("{body}\n\n{block}")
     }
+}
+
+/// What follows `shaNNNsums=` at the start of `line`.
+fn sums_assignment(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("sha")?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+    (digits > 0).then_some(())?;
+    rest[digits..].strip_prefix("sums=")
 }
 
 /// Runs `apkbuild checksum`.

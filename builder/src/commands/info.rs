@@ -21,6 +21,15 @@ pub struct Args {
     pub arch: String,
 }
 
+/// Which checksums a recipe's sources are verified against.
+#[derive(Debug, serde::Serialize)]
+pub struct Checksums {
+    /// `sha512` or `sha256` (abuild's `sumalgo`).
+    pub algorithm: &'static str,
+    /// (file name, hex digest).
+    pub files: Vec<(String, String)>,
+}
+
 /// The JSON shape of `apkbuild info --json`.
 #[derive(Debug, serde::Serialize)]
 pub struct Info {
@@ -30,6 +39,10 @@ pub struct Info {
     pub version: String,
     /// Arch of the main package.
     pub arch: String,
+    /// The maintainer (`maintainer=`, else the `# Maintainer:` comment).
+    pub maintainer: String,
+    /// The checksums sources are verified against: `sha512`, or legacy `sha256`.
+    pub checksums: Checksums,
     /// Repository (directory above the recipe).
     pub repo: String,
     /// Subpackages with their split function and arch.
@@ -49,6 +62,11 @@ impl Info {
             variables: recipe.vars.clone(),
             version: recipe.full_version(),
             arch: recipe.pkgarch(),
+            maintainer: recipe.maintainer(),
+            checksums: {
+                let (algorithm, files) = recipe.checksums();
+                Checksums { algorithm, files }
+            },
             repo: recipe.repo(),
             subpackages: recipe.subpackages(),
             sources: recipe.sources(),
@@ -61,6 +79,9 @@ impl Info {
 /// Runs `apkbuild info`.
 pub fn run(args: &Args, _env: &Env) -> anyhow::Result<ExitCode> {
     let recipe = Recipe::load(&args.dir, &args.arch)?;
+    for w in &recipe.warnings {
+        tracing::warn!("{w}");
+    }
     let info = Info::of(&recipe);
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -74,6 +95,9 @@ pub fn run(args: &Args, _env: &Env) -> anyhow::Result<ExitCode> {
         }
     }
     writeln!(out, "# repo: {}  arch: {}", info.repo, info.arch)?;
+    if !info.maintainer.is_empty() {
+        writeln!(out, "# maintainer: {}", info.maintainer)?;
+    }
     for s in &info.subpackages {
         writeln!(
             out,

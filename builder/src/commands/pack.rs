@@ -2,7 +2,7 @@
 //! `package()`), signed with the packager key.
 
 use std::io::{BufWriter, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -83,6 +83,46 @@ pub struct Args {
 /// Runs `apkbuild pack`.
 pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
     let source_date = env.source_date_or(super::now());
+    let info = pkginfo(args, env, source_date)?;
+    let scripts = read_scripts(&args.scripts)?;
+    let key = if args.unsigned {
+        None
+    } else {
+        Some(crate::keyconf::load_privkey(args.key.as_ref(), env)?)
+    };
+    let entries = scan_tree(&args.dir, &TreeOptions::new(source_date))
+        .with_context(|| format!("failed to read package tree `{}`", args.dir.display()))?;
+    let mut writer = PackageWriter::new(info.clone(), source_date);
+    writer.scripts = scripts;
+    if let Some(key) = &key {
+        writer.signers.push((key, args.kind));
+    }
+    let out_path = output_path(&args.output, &info)?;
+    tracing::info!(
+        "packaging {} entries from {}",
+        entries.len(),
+        args.dir.display()
+    );
+    let mut file = apk::atomic::AtomicFile::create(&out_path)?.with_mode(0o644);
+    let written = {
+        let mut buf = BufWriter::with_capacity(1 << 20, &mut file);
+        let written = writer.write(&entries, &mut buf)?;
+        buf.flush()?;
+        written
+    };
+    file.commit()?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{} ({} bytes, C:{})",
+        out_path.display(),
+        written.file_size,
+        written.identity
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `.PKGINFO`: the `--pkginfo` file, if any, with the flags applied over it.
+fn pkginfo(args: &Args, env: &Env, source_date: u64) -> anyhow::Result<PkgInfo> {
     let mut info = match &args.pkginfo {
         Some(p) => PkgInfo::parse(&fs_err::read(p)?)
             .with_context(|| format!("failed to read `{}`", p.display()))?,
@@ -133,60 +173,35 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
         info.packager.clone_from(p);
     }
     info.builddate = source_date;
+    Ok(info)
+}
 
-    let mut scripts = Vec::new();
-    for spec in &args.scripts {
-        let (name, file) = spec
-            .split_once('=')
-            .with_context(|| format!("--script `{spec}`: expected `.TYPE=FILE`"))?;
-        let content = fs_err::read(file)?;
-        scripts.push(Script {
-            name: name.to_string(),
-            content,
-        });
-    }
+/// The `--script .TYPE=FILE` scripts, read.
+fn read_scripts(specs: &[String]) -> anyhow::Result<Vec<Script>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, file) = spec
+                .split_once('=')
+                .with_context(|| format!("--script `{spec}`: expected `.TYPE=FILE`"))?;
+            Ok(Script {
+                name: name.to_string(),
+                content: fs_err::read(file)?,
+            })
+        })
+        .collect()
+}
 
-    let key = if args.unsigned {
-        None
-    } else {
-        Some(crate::keyconf::load_privkey(args.key.as_ref(), env)?)
-    };
-    let entries = scan_tree(&args.dir, &TreeOptions::new(source_date))
-        .with_context(|| format!("failed to read package tree `{}`", args.dir.display()))?;
-    let mut writer = PackageWriter::new(info.clone(), source_date);
-    writer.scripts = scripts;
-    if let Some(key) = &key {
-        writer.signers.push((key, args.kind));
-    }
-    // `-o out/` names a directory even before it exists, as `cp` and `tar -C` users expect.
-    let names_dir = args.output.as_os_str().as_encoded_bytes().ends_with(b"/");
+/// Where the package goes: `-o FILE`, or `<name>-<version>.apk` in `-o DIR`. `-o out/` names
+/// a directory even before it exists, as `cp` and `tar -C` users expect.
+fn output_path(output: &Path, info: &PkgInfo) -> anyhow::Result<PathBuf> {
+    let names_dir = output.as_os_str().as_encoded_bytes().ends_with(b"/");
     if names_dir {
-        fs_err::create_dir_all(&args.output)?;
+        fs_err::create_dir_all(output)?;
     }
-    let out_path = if names_dir || args.output.is_dir() {
-        args.output.join(info.file_name())
+    Ok(if names_dir || output.is_dir() {
+        output.join(info.file_name())
     } else {
-        args.output.clone()
-    };
-    tracing::info!(
-        "packaging {} entries from {}",
-        entries.len(),
-        args.dir.display()
-    );
-    let mut file = apk::atomic::AtomicFile::create(&out_path)?.with_mode(0o644);
-    let written = {
-        let mut buf = BufWriter::with_capacity(1 << 20, &mut file);
-        let written = writer.write(&entries, &mut buf)?;
-        buf.flush()?;
-        written
-    };
-    file.commit()?;
-    writeln!(
-        std::io::stdout().lock(),
-        "{} ({} bytes, C:{})",
-        out_path.display(),
-        written.file_size,
-        written.identity
-    )?;
-    Ok(ExitCode::SUCCESS)
+        output.to_path_buf()
+    })
 }

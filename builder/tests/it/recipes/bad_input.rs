@@ -8,7 +8,7 @@ fn missing_and_wrong_sha512sums_name_the_file_and_the_fix() {
         "missing",
         &format!("{HEAD}source=\"data.txt\"\npackage() {{ mkdir -p \"$pkgdir\"; }}\n"),
         &[("data.txt", b"x\n")],
-        "no sha512sums entry for `data.txt`: run `apkbuild checksum",
+        "data.txt is missing in checksums: run `apkbuild checksum",
     );
     fails_leaving_repo_unchanged(
         "wrong",
@@ -39,7 +39,7 @@ fn syntax_error_reports_file_and_line() {
         "syntax",
         &format!("{HEAD}build() {{\n  if true; then\n}}\n"),
         &[],
-        "APKBUILD:10: Syntax error: \"}\" unexpected\n   |\n10 | }\n   |",
+        "APKBUILD:10: syntax error: unexpected \"}\"\n   |\n10 | }\n   |",
     );
 }
 

@@ -1,8 +1,11 @@
 //! Recipes built by the real binary; shared helpers here, tests in the modules.
 
+mod abuild;
 mod bad_input;
 mod cache;
+mod clients;
 mod packaging;
+mod rootbld;
 mod s6;
 mod sandbox;
 mod sources;
@@ -29,10 +32,19 @@ pub fn apkbuild(home: &Path) -> Command {
 /// The example recipes, copied so tests can change them.
 pub fn examples(into: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/recipes");
-    let dst = into.join("recipes");
-    for e in walkdir::WalkDir::new(&src) {
+    copy_dir(&src, &into.join("recipes"))
+}
+
+/// The recipes written for these tests (`builder/tests/recipes`).
+pub fn test_recipes() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recipes")
+}
+
+/// Copies a directory tree; returns `dst`.
+pub fn copy_dir(src: &Path, dst: &Path) -> PathBuf {
+    for e in walkdir::WalkDir::new(src) {
         let e = e.unwrap();
-        let rel = e.path().strip_prefix(&src).unwrap();
+        let rel = e.path().strip_prefix(src).unwrap();
         let to = dst.join(rel);
         if e.file_type().is_dir() {
             fs_err::create_dir_all(&to).unwrap();
@@ -40,28 +52,60 @@ pub fn examples(into: &Path) -> PathBuf {
             fs_err::copy(e.path(), &to).unwrap();
         }
     }
-    dst
+    dst.to_path_buf()
+}
+
+/// Whether bwrap can create the user namespace the sandbox needs (checked once).
+pub fn bwrap_usable() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        std::process::Command::new("bwrap")
+            .args(["--unshare-user", "--uid", "0", "--unshare-net"])
+            .args(["--ro-bind", "/", "/", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
 }
 
 /// The sandbox when bwrap works here, else `--no-sandbox` (said on stderr).
 pub fn sandbox_flag() -> Option<&'static str> {
-    let ok = std::process::Command::new("bwrap")
-        .args([
-            "--unshare-user",
-            "--uid",
-            "0",
-            "--unshare-net",
-            "--ro-bind",
-            "/",
-            "/",
-            "true",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = bwrap_usable();
     if !ok {
         eprintln!("bwrap cannot create a user namespace here: building with --no-sandbox");
     }
     (!ok).then_some("--no-sandbox")
+}
+
+/// Builds a one-recipe tree (written by [`bad_recipe`]) with `apkbuild build` into
+/// `home/p`; returns the assertion.
+pub fn build_one(home: &Path, text: &str, files: &[(&str, &[u8])]) -> assert_cmd::assert::Assert {
+    let dir = bad_recipe(home, text, files);
+    let mut cmd = apkbuild(home);
+    cmd.arg("build")
+        .arg(&dir)
+        .arg("--repodest")
+        .arg(home.join("p"))
+        .arg("--no-cache")
+        .args(sandbox_flag());
+    cmd.assert()
+}
+
+/// A package [`build_one`] wrote.
+pub fn built(home: &Path, file: &str) -> apk::package::Package {
+    apk::package::Package::open(&arch_dir(&home.join("p")).join(file), Default::default()).unwrap()
+}
+
+/// `apkbuild info --json DIR`.
+pub fn info_json(home: &Path, dir: &Path) -> serde_json::Value {
+    let out = apkbuild(home)
+        .args(["info", "--json"])
+        .arg(dir)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
 }
 
 pub fn build_all(

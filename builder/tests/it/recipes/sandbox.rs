@@ -106,3 +106,39 @@ fn sandboxed_and_direct_builds_give_the_same_bytes() {
         snapshot(&home.path().join("b"))
     );
 }
+
+#[test]
+fn issue12_build_and_check_run_unprivileged_package_as_root_as_with_abuild() {
+    if sandbox_flag().is_some() {
+        eprintln!("SKIPPED: bwrap cannot create a user namespace here");
+        return;
+    }
+    let home = testkit::tempdir();
+    let recipe = |options: &str, check_uid: &str| {
+        format!(
+            "{HEAD}options=\"{options}\"\nbuilddir=\"$srcdir\"\n\
+             build() {{ [ \"$(id -u)\" = 1000 ]; touch built; }}\n\
+             check() {{ [ \"$(id -u)\" = {check_uid} ]; }}\n\
+             package() {{ [ \"$(id -u)\" = 0 ]; install -Dm644 built \"$pkgdir\"/usr/share/bad/built; }}\n"
+        )
+    };
+    for (options, uid) in [("", "1000"), ("checkroot", "0")] {
+        build_one(home.path(), &recipe(options, uid), &[]).success();
+    }
+}
+
+#[test]
+fn issue12_chown_to_another_owner_says_there_is_no_fakeroot() {
+    if sandbox_flag().is_some() {
+        eprintln!("SKIPPED: bwrap cannot create a user namespace here");
+        return;
+    }
+    fails_leaving_repo_unchanged(
+        "chown",
+        &format!(
+            "{HEAD}pkgusers=\"svc\"\npackage() {{ mkdir -p \"$pkgdir\"/var/lib/svc; chown 100:101 \"$pkgdir\"/var/lib/svc; }}\n"
+        ),
+        &[],
+        "apkbuild has no fakeroot",
+    );
+}

@@ -77,8 +77,16 @@ fn example_tree_builds_verifies_and_resolves_through_so_and_cmd() {
                 && String::from_utf8_lossy(content).contains("adduser"))
     );
 
-    // A world naming only commands and sonames resolves to the right packages. The base
-    // system (libc and /bin/sh) is what an image's base layer provides.
+    assert_eq!(
+        resolve_world(&index.index, &["cmd:greet", "cmd:hello-sh"]),
+        ["base-system", "greet", "hello-sh", "libgreet"]
+    );
+}
+
+/// The names a world of `atoms` installs from `index`. The base system (libc and /bin/sh)
+/// is what an image's base layer provides.
+fn resolve_world(index: &apk::index::ApkIndex, atoms: &[&str]) -> Vec<String> {
+    let get = |n: &str| index.packages.iter().find(|e| e.name == n).unwrap();
     let candidate = |e: &apk::index::IndexEntry| apk::resolve::Candidate {
         name: e.name.clone(),
         version: e.version.clone(),
@@ -88,7 +96,7 @@ fn example_tree_builds_verifies_and_resolves_through_so_and_cmd() {
         install_if: e.install_if.iter().map(|d| d.parse().unwrap()).collect(),
         repo_priority: 0,
     };
-    let mut candidates: Vec<_> = index.index.packages.iter().map(candidate).collect();
+    let mut candidates: Vec<_> = index.packages.iter().map(candidate).collect();
     let base = apk::index::IndexEntry {
         name: "base-system".into(),
         version: "1-r0".into(),
@@ -98,18 +106,15 @@ fn example_tree_builds_verifies_and_resolves_through_so_and_cmd() {
         ..get("motd").clone()
     };
     candidates.push(candidate(&base));
-    let world: Vec<apk::dep::Dependency> = ["cmd:greet", "cmd:hello-sh"]
-        .iter()
-        .map(|a| a.parse().unwrap())
-        .collect();
+    let world: Vec<apk::dep::Dependency> = atoms.iter().map(|a| a.parse().unwrap()).collect();
     let res = apk::resolve::resolve(&candidates, &[], &world).unwrap();
-    let mut names: Vec<&str> = res
+    let mut names: Vec<String> = res
         .install
         .iter()
-        .map(|&i| candidates[i].name.as_str())
+        .map(|&i| candidates[i].name.clone())
         .collect();
     names.sort_unstable();
-    assert_eq!(names, ["base-system", "greet", "hello-sh", "libgreet"]);
+    names
 }
 
 #[test]
@@ -162,15 +167,7 @@ fn graph_orders_the_tree_and_writes_a_gitlab_child_pipeline() {
 fn info_prints_variables_subpackages_and_file_names() {
     let home = testkit::tempdir();
     let tree = examples(home.path());
-    let out = apkbuild(home.path())
-        .args(["info", "--json"])
-        .arg(tree.join("main/libgreet"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let v = info_json(home.path(), &tree.join("main/libgreet"));
     assert_eq!(v["variables"]["pkgname"], "libgreet");
     assert_eq!(v["variables"]["license"], "MIT");
     assert_eq!(v["repo"], "main");
