@@ -28,9 +28,11 @@
 //! Programs supply their own [`Fetcher`] for `http(s)://` repositories, a [`ScriptRunner`]
 //! that runs scripts sandboxed inside the root, and a [`Reporter`] for progress.
 
+mod apply;
 mod engine;
 mod fetch;
 mod owners;
+mod plan;
 mod report;
 mod repos;
 mod script;
@@ -262,7 +264,7 @@ pub fn add(
     request: &[Dependency],
     opts: &InstallOptions,
 ) -> Result<InstallReport, InstallError> {
-    engine::run(root, engine::Change::Add(request), opts)
+    engine::run(root, plan::Change::Add(request), opts)
 }
 
 /// What [`add`] would install, from the current indexes (fetched and verified as [`add`]
@@ -274,7 +276,7 @@ pub fn plan_add(
     request: &[Dependency],
     opts: &InstallOptions,
 ) -> Result<InstallReport, InstallError> {
-    engine::run_or_plan(root, engine::Change::Add(request), opts, true)
+    engine::run_or_plan(root, plan::Change::Add(request), opts, true)
 }
 
 /// `apk del`: removes `names` from the world of `root` and removes every package no longer
@@ -284,5 +286,5 @@ pub fn del(
     names: &[String],
     opts: &InstallOptions,
 ) -> Result<InstallReport, InstallError> {
-    engine::run(root, engine::Change::Del(names), opts)
+    engine::run(root, plan::Change::Del(names), opts)
 }

@@ -109,7 +109,23 @@ fn split(path: &str) -> (&str, &str) {
     path.rsplit_once('/').unwrap_or(("", path))
 }
 
-impl Visitor<'_, '_> {
+impl<'a, 'b> Visitor<'a, 'b> {
+    fn new(cx: &'b UnpackContext<'a>) -> Self {
+        Self {
+            cx,
+            links: HashSet::new(),
+            dirs: Vec::new(),
+            dir_index: HashMap::new(),
+            created: Vec::new(),
+            digests: HashMap::new(),
+            taken: Vec::new(),
+            flags: String::new(),
+            failure: None,
+            my_replaces: None,
+            skipped_devices: Vec::new(),
+        }
+    }
+
     fn dir(&mut self, path: &str) -> &mut InstalledDir {
         let i = match self.dir_index.get(path) {
             Some(&i) => i,
@@ -178,60 +194,93 @@ impl Visitor<'_, '_> {
 
 impl DataVisitor for Visitor<'_, '_> {
     fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> Result<(), PackageError> {
-        let (dir, base) = split(&entry.path);
-        // What apk skips silently (§1.6): top-level dot names and `.keep_*` placeholders.
-        let dotted =
-            entry.path.starts_with('.') && !entry.path.starts_with("../") && entry.path != "..";
-        if dotted || base.starts_with(".keep_") {
+        if skipped_silently(entry) {
             return Ok(());
         }
         // Everything else that is not a plain relative name is hostile: refuse.
         check_entry(entry, &mut self.links)?;
-        let uid = self.cx.owners.uid(&entry.uname, entry.uid);
-        let gid = self.cx.owners.gid(&entry.gname, entry.gid);
-        let mode = entry.mode & 0o7777;
+        let meta = self.meta(entry);
         if entry.kind == EntryType::Dir {
-            let meta = EntryMeta {
-                path: entry.path.clone(),
-                kind: EntryKind::Dir,
-                mode,
-                uid,
-                gid,
-                mtime: i64::try_from(entry.mtime).unwrap_or(i64::MAX),
-            };
-            let applied = self
-                .cx
-                .root
-                .apply(&meta, &mut io::empty(), self.cx.apply)
-                .map_err(|e| unsafe_entry(entry, &e))?;
-            let xattr_digest = self.set_xattrs(entry, applied);
-            let d = self.dir(&entry.path);
-            d.acl = Acl {
-                uid,
-                gid,
-                mode,
-                xattr_digest,
-            }
-            .unless_default(Acl::DEFAULT_DIR);
-            return Ok(());
+            return self.apply_dir(entry, &meta);
         }
         match self.may_write(&entry.path) {
             Ok(true) => {}
             Ok(false) => return Ok(()),
             Err(e) => return Err(abort(self, e)),
         }
+        let (applied, actual) = self.apply_file(entry, &meta, content)?;
+        check_recorded(entry, actual)?;
+        self.record_file(entry, &meta, applied, actual);
+        Ok(())
+    }
+}
+
+/// What apk skips silently (§1.6): top-level dot names and `.keep_*` placeholders.
+fn skipped_silently(entry: &Entry) -> bool {
+    let (_, base) = split(&entry.path);
+    let dotted =
+        entry.path.starts_with('.') && !entry.path.starts_with("../") && entry.path != "..";
+    dotted || base.starts_with(".keep_")
+}
+
+/// A recorded checksum that does not match what was written.
+fn check_recorded(entry: &Entry, actual: Option<[u8; 20]>) -> Result<(), PackageError> {
+    match (actual, entry.checksum_sha1) {
+        (Some(actual), Some(recorded)) if actual != recorded => Err(PackageError::FileChecksum {
+            path: entry.path.clone(),
+            expected: hex::encode(recorded),
+            actual: hex::encode(actual),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Visitor<'_, '_> {
+    /// The entry as written into the root: owners mapped through the root's tables.
+    fn meta(&self, entry: &Entry) -> EntryMeta {
+        EntryMeta {
+            path: entry.path.clone(),
+            kind: if entry.kind == EntryType::Dir {
+                EntryKind::Dir
+            } else {
+                entry_kind(entry)
+            },
+            mode: entry.mode & 0o7777,
+            uid: self.cx.owners.uid(&entry.uname, entry.uid),
+            gid: self.cx.owners.gid(&entry.gname, entry.gid),
+            mtime: i64::try_from(entry.mtime).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn apply_dir(&mut self, entry: &Entry, meta: &EntryMeta) -> Result<(), PackageError> {
+        let applied = self
+            .cx
+            .root
+            .apply(meta, &mut io::empty(), self.cx.apply)
+            .map_err(|e| unsafe_entry(entry, &e))?;
+        let xattr_digest = self.set_xattrs(entry, applied);
+        let d = self.dir(&entry.path);
+        d.acl = Acl {
+            uid: meta.uid,
+            gid: meta.gid,
+            mode: meta.mode,
+            xattr_digest,
+        }
+        .unless_default(Acl::DEFAULT_DIR);
+        Ok(())
+    }
+
+    /// Writes a non-directory entry; returns what happened and, for files without a
+    /// recorded checksum and for symlinks, the SHA-1 of what was written.
+    fn apply_file(
+        &mut self,
+        entry: &Entry,
+        meta: &EntryMeta,
+        content: &mut dyn Read,
+    ) -> Result<(Applied, Option<[u8; 20]>), PackageError> {
         // Paths no package owned are ours to remove again if the package fails.
         let new_path =
             !self.cx.previous.contains(&entry.path) && !self.cx.owned.contains_key(&entry.path);
-        let kind = entry_kind(entry);
-        let meta = EntryMeta {
-            path: entry.path.clone(),
-            kind,
-            mode,
-            uid,
-            gid,
-            mtime: i64::try_from(entry.mtime).unwrap_or(i64::MAX),
-        };
         // A recorded checksum is covered by `datahash`, verified once the stream ends; only
         // entries without one are hashed, to fill `Z:` as apk does.
         let mut hashing = HashingReader {
@@ -239,7 +288,7 @@ impl DataVisitor for Visitor<'_, '_> {
             hash: (entry.kind == EntryType::File && entry.checksum_sha1.is_none())
                 .then(sha1::Sha1::new),
         };
-        let result = self.cx.root.apply(&meta, &mut hashing, self.cx.apply);
+        let result = self.cx.root.apply(meta, &mut hashing, self.cx.apply);
         if new_path {
             self.created.push(entry.path.clone());
         }
@@ -253,15 +302,17 @@ impl DataVisitor for Visitor<'_, '_> {
             EntryType::Symlink => Some(Checksum::sha1_of(entry.link.as_bytes()).0),
             _ => None,
         };
-        if let (Some(actual), Some(recorded)) = (actual, entry.checksum_sha1)
-            && actual != recorded
-        {
-            return Err(PackageError::FileChecksum {
-                path: entry.path.clone(),
-                expected: hex::encode(recorded),
-                actual: hex::encode(actual),
-            });
-        }
+        Ok((applied, actual))
+    }
+
+    /// Adds the written entry to its directory's record.
+    fn record_file(
+        &mut self,
+        entry: &Entry,
+        meta: &EntryMeta,
+        applied: Applied,
+        actual: Option<[u8; 20]>,
+    ) {
         let digest = match entry.kind {
             EntryType::HardLink => self.digests.get(&entry.link).copied().flatten(),
             _ => entry.checksum_sha1.or(actual).map(Checksum),
@@ -273,19 +324,19 @@ impl DataVisitor for Visitor<'_, '_> {
             self.skipped_devices.push(entry.path.clone());
         }
         let xattr_digest = self.set_xattrs(entry, applied);
+        let (dir, base) = split(&entry.path);
         let file = InstalledFile {
             name: base.to_owned(),
             acl: Acl {
-                uid,
-                gid,
-                mode,
+                uid: meta.uid,
+                gid: meta.gid,
+                mode: meta.mode,
                 xattr_digest,
             }
             .unless_default(Acl::DEFAULT_FILE),
             digest,
         };
         self.dir(dir).files.push(file);
-        Ok(())
     }
 }
 
@@ -489,19 +540,7 @@ pub(super) fn unpack(
     };
     let (read, mut v, written) = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
-            let mut v = Visitor {
-                cx,
-                links: HashSet::new(),
-                dirs: Vec::new(),
-                dir_index: HashMap::new(),
-                created: Vec::new(),
-                digests: HashMap::new(),
-                taken: Vec::new(),
-                flags: String::new(),
-                failure: None,
-                my_replaces: None,
-                skipped_devices: Vec::new(),
-            };
+            let mut v = Visitor::new(cx);
             let written = write_entries(&mut v, &rx);
             // Dropping the receiver makes the reader stop at its next send.
             drop(rx);
@@ -513,18 +552,7 @@ pub(super) fn unpack(
         let (v, written) = writer.join().expect("writer thread panicked");
         (read, v, written)
     });
-    let result = written.and(read).and_then(|pkg| {
-        let actual = hex::encode(pkg.data_sha256);
-        if pkg.info.datahash.eq_ignore_ascii_case(&actual) {
-            Ok(pkg)
-        } else {
-            Err(PackageError::DataHash {
-                expected: pkg.info.datahash.clone(),
-                actual,
-            })
-        }
-    });
-    match result {
+    match written.and(read).and_then(check_datahash) {
         Ok(pkg) => Ok(Unpacked {
             info: pkg.info,
             scripts: pkg.scripts,
@@ -547,5 +575,20 @@ pub(super) fn unpack(
                     source: Box::new(err),
                 }))
         }
+    }
+}
+
+/// The data member read is the one the verified control member names.
+fn check_datahash(
+    pkg: crate::package::read::Package,
+) -> Result<crate::package::read::Package, PackageError> {
+    let actual = hex::encode(pkg.data_sha256);
+    if pkg.info.datahash.eq_ignore_ascii_case(&actual) {
+        Ok(pkg)
+    } else {
+        Err(PackageError::DataHash {
+            expected: pkg.info.datahash.clone(),
+            actual,
+        })
     }
 }
