@@ -52,9 +52,12 @@ pub(super) fn run_or_plan(
     );
     tx.total = steps.total();
     tx.remove_all(&steps.removed);
-    tx.install_all(&steps.installs, &available, &wanted)?;
+    // As apk's commit: what was done is recorded even when a package fails, so the root's
+    // database always describes its files (apk-format.md §4.8).
+    let installed = tx.install_all(&steps.installs, &available, &wanted);
     tx.run_triggers();
-    tx.commit(&wanted)
+    let report = tx.commit(&wanted)?;
+    installed.map(|()| report)
 }
 
 /// What the steps of one `add`/`del` share.
@@ -120,7 +123,8 @@ impl<'o, 'a> Transaction<'o, 'a> {
         }
     }
 
-    /// Installs and upgrades, dependencies first.
+    /// Installs and upgrades, dependencies first; stops at the first package that fails
+    /// (whose own files [`super::unpack`] removed again).
     fn install_all(
         &mut self,
         installs: &[usize],

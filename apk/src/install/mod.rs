@@ -140,7 +140,12 @@ impl InstallReport {
     }
 }
 
-/// Why an installation failed. Nothing in the root's database changed unless said so.
+/// Why an installation failed. Errors before the first package is touched (repositories,
+/// indexes, resolution) change nothing. When a package fails to fetch, verify or extract,
+/// its own files are removed again, the changes made before it stay, and the database is
+/// written as apk writes it after a failed commit: every package whose files are in the
+/// root is recorded, and the world is the requested one, so `apk fix` or the same
+/// `apk add` again completes it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InstallError {
