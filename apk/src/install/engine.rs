@@ -37,7 +37,8 @@ pub(super) fn run_or_plan(
     let fetched = tx.fetch_indexes(change)?;
     let available = Available::collect(fetched, &tx.repos, &wanted, &tx.state);
     let no_repositories = tx.repos.repos.is_empty() && matches!(change, Change::Add(_));
-    let resolution = available.resolve(&tx.state, &wanted.world, no_repositories)?;
+    let fresh = fresh_names(change, opts);
+    let resolution = available.resolve(&tx.state, &wanted.world, &fresh, no_repositories)?;
     if plan_only {
         tx.report.planned = available.planned(&resolution, &tx.state);
         return Ok(tx.report);
@@ -58,6 +59,14 @@ pub(super) fn run_or_plan(
     tx.run_triggers();
     let report = tx.commit(&wanted)?;
     installed.map(|()| report)
+}
+
+/// The names `--upgrade`/`--latest` resolves afresh: the requested ones.
+fn fresh_names<'c>(change: Change<'c>, opts: &InstallOptions) -> Vec<&'c str> {
+    match change {
+        Change::Add(request) if opts.upgrade => request.iter().map(|d| d.name.as_str()).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// What the steps of one `add`/`del` share.

@@ -73,6 +73,9 @@ pub struct InstallOptions<'a> {
     pub apply: ApplyOptions,
     /// Create the database skeleton (`apk --initdb`) when the root has none.
     pub initdb: bool,
+    /// `-u`/`--upgrade`, `-l`/`--latest` of `apk add`: the requested names are chosen
+    /// afresh (the best version available) instead of kept at their installed version.
+    pub upgrade: bool,
     /// Where bytes come from.
     pub fetcher: &'a dyn Fetcher,
     /// Who runs install scripts and triggers.
@@ -101,6 +104,7 @@ impl<'a> InstallOptions<'a> {
             source_date: 0,
             apply,
             initdb: true,
+            upgrade: false,
             fetcher,
             scripts,
             reporter,
@@ -282,6 +286,31 @@ pub fn plan_add(
     opts: &InstallOptions,
 ) -> Result<InstallReport, InstallError> {
     engine::run_or_plan(root, plan::Change::Add(request), opts, true)
+}
+
+/// One repository's index, verified as [`add`] verifies it.
+#[derive(Debug, Clone)]
+pub struct RepositoryIndex {
+    /// The repository line it came from.
+    pub repository: Repository,
+    /// The index's `DESCRIPTION` (`v3.20.3-40-g…`), which `apk update` prints.
+    pub description: Option<String>,
+    /// Its packages, every architecture.
+    pub packages: Vec<crate::index::IndexEntry>,
+}
+
+/// The verified indexes of the repositories [`add`] would use (what `apk update`, `apk
+/// search` and `apk version` read), fetched and cached as [`add`] does; changes nothing in
+/// the root and needs no database there.
+pub fn indexes(root: &Path, opts: &InstallOptions) -> Result<Vec<RepositoryIndex>, InstallError> {
+    let dir = crate::rootfs::RootDir::open(root)?;
+    let repos = Repositories::load(&dir, &opts.repositories)?;
+    source::load_repository_indexes(&repos, opts, &mut InstallReport::default())
+}
+
+/// The repositories, keys and architecture [`add`] would use for `root`.
+pub fn repositories(root: &Path, config: &RepositoryConfig) -> Result<Repositories, InstallError> {
+    Repositories::load(&crate::rootfs::RootDir::open(root)?, config)
 }
 
 /// `apk del`: removes `names` from the world of `root` and removes every package no longer

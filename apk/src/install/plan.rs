@@ -174,18 +174,21 @@ impl Available {
         }
     }
 
-    /// Resolves `world` against the candidates; with no repository at all, an `add` that
-    /// cannot be satisfied says to configure one.
+    /// Resolves `world` against the candidates, keeping installed versions except for the
+    /// `fresh` names; with no repository at all, an `add` that cannot be satisfied says to
+    /// configure one.
     pub fn resolve(
         &self,
         state: &InstalledState,
         world: &[Dependency],
+        fresh: &[&str],
         no_repositories: bool,
     ) -> Result<Resolution, InstallError> {
         let installed: Vec<ResolverInstalled> = state
             .db
             .packages
             .iter()
+            .filter(|p| !fresh.contains(&p.entry.name.as_str()))
             .map(|p| ResolverInstalled {
                 name: p.entry.name.clone(),
                 version: p.entry.version.clone(),

@@ -23,6 +23,26 @@ fn is_local(url: &str) -> bool {
     !url.contains("://")
 }
 
+/// Every repository's verified index, with the repository's description (`apk update`).
+pub(super) fn load_repository_indexes(
+    repos: &Repositories,
+    opts: &InstallOptions,
+    report: &mut InstallReport,
+) -> Result<Vec<super::RepositoryIndex>, InstallError> {
+    repos
+        .repos
+        .iter()
+        .map(|repo| {
+            let index = load_index(repo, repos, opts, report)?;
+            Ok(super::RepositoryIndex {
+                repository: repo.clone(),
+                description: index.index.description,
+                packages: index.index.packages,
+            })
+        })
+        .collect()
+}
+
 /// Reads every repository's index, verifying its signature.
 pub(super) fn load_indexes(
     repos: &Repositories,

@@ -862,3 +862,19 @@ fn issue14_a_failed_add_records_what_was_installed_and_nothing_of_the_failed_pac
     assert!(ok, "{err}");
     assert_eq!(info, "good-1-r0 - generated package good\n", "{err}");
 }
+
+#[test]
+fn add_upgrade_chooses_the_requested_names_afresh() {
+    let env = versions_env();
+    env.add("foo=1.0-r0").unwrap();
+    // Without -u the installed version satisfies `foo` and stays, as apk keeps it.
+    assert!(env.add("foo").unwrap().is_noop());
+    assert_eq!(env.read("usr/bin/foo"), "foo 1.0-r0\n");
+    let mut opts = env.opts();
+    opts.upgrade = true;
+    let report = env.add_with("foo", &opts).unwrap();
+    assert_eq!(
+        report.upgraded,
+        [("foo".into(), "1.0-r0".into(), "2.0-r0".into())]
+    );
+}
