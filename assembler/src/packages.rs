@@ -146,8 +146,8 @@ impl ScriptRunner for SandboxScripts<'_> {
         let Ok(root) = RootDir::open(job.root) else {
             return ScriptOutcome::NotRun("the image root cannot be opened".into());
         };
-        if !root.exists("bin/sh").unwrap_or(false) {
-            return ScriptOutcome::NotRun("the image has no /bin/sh".into());
+        if let Some(why) = missing_interpreter(job.root, job.script) {
+            return ScriptOutcome::NotRun(why);
         }
         let rel = format!("lib/apk/exec/{}", job.exec_name());
         let written = root.create_dir_all("lib/apk/exec", 0o755).and_then(|()| {
@@ -166,12 +166,14 @@ impl ScriptRunner for SandboxScripts<'_> {
         argv.extend(job.args.iter().cloned());
         let spec = RunSpec {
             argv,
-            env: Vec::new(),
+            // apk's `apk_db_run_script` environment.
+            env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()],
             workdir: "/".into(),
             user: String::new(),
             network: self.network,
             interactive: false,
         };
+        (self.output)(format!("Executing {}\n", job.exec_name()).as_bytes());
         let mut log = Vec::new();
         let result = self.sandbox.run(job.root, &spec, &mut |b| {
             (self.output)(b);
@@ -184,12 +186,39 @@ impl ScriptRunner for SandboxScripts<'_> {
                 if !self.sandbox.maps_image_ids(job.root, "")
                     && crate::sandbox::chown_refused(&log) =>
             {
-                ScriptOutcome::Failed(format!("{s}{}", crate::sandbox::ROOTLESS_CHOWN_HINT))
+                ScriptOutcome::Failed(format!(
+                    "{}{}",
+                    exit_text(s),
+                    crate::sandbox::ROOTLESS_CHOWN_HINT
+                ))
             }
-            Ok(s) => ScriptOutcome::Failed(s.to_string()),
+            Ok(s) => ScriptOutcome::Failed(exit_text(s)),
             Err(e) => ScriptOutcome::NotRun(e.to_string()),
         }
     }
+}
+
+/// apk's `apk_exit_status_str`: `exited with error 1`, `killed by signal 9`.
+fn exit_text(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with error {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        (None, None) => status.to_string(),
+    }
+}
+
+/// Why the script cannot start: no `#!` line, or its interpreter is not in the image
+/// (a FROM scratch image before its shell package is in).
+fn missing_interpreter(root: &Path, script: &[u8]) -> Option<String> {
+    let first = script.split(|&b| b == b'\n').next().unwrap_or_default();
+    let Some(line) = first.strip_prefix(b"#!") else {
+        return Some("it has no #! line".into());
+    };
+    let line = String::from_utf8_lossy(line);
+    let interpreter = line.split_whitespace().next()?.to_owned();
+    crate::sandbox::missing_program(root, std::slice::from_ref(&interpreter), &[], "/")
+        .map(|_| format!("the image has no {interpreter} to run it"))
 }
 
 /// Forwards installer events as output lines.
@@ -206,6 +235,7 @@ impl apk::install::Reporter for EventLines<'_> {
                 action,
                 name,
                 version,
+                ..
             } => format!("({index}/{total}) {action} {name} ({version})\n"),
             Event::Script {
                 package,

@@ -72,7 +72,7 @@ impl<'o, 'a> Transaction<'o, 'a> {
 
     /// Purges one installed package: pre-deinstall, its files, post-deinstall.
     pub(super) fn remove_package(&mut self, mut pkg: InstalledPackage) {
-        self.progress("Purging", &pkg.entry.name, &pkg.entry.version);
+        self.progress("Purging", &pkg.entry.name, &pkg.entry.version, None);
         let args = vec![pkg.entry.version.clone()];
         let runner = self.runner();
         let scripts = &self.state.scripts;
@@ -117,11 +117,9 @@ impl<'o, 'a> Transaction<'o, 'a> {
     ) -> Result<(), InstallError> {
         let cand = &available.candidates[ci];
         let old = self.state.db.get(&cand.name).cloned();
-        self.progress(
-            action(&cand.version, old.as_ref()),
-            &cand.name,
-            &cand.version,
-        );
+        let was = old.as_ref().map(|o| o.entry.version.as_str());
+        let what = action(&cand.version, old.as_ref());
+        self.progress(what, &cand.name, &cand.version, was);
         let hooks = Hooks::for_change(&cand.version, old.as_ref());
         let mut done = match available.sources[ci] {
             Source::Virtual => Extracted {
@@ -386,11 +384,10 @@ impl Runner<'_, '_> {
             let msg = format!("{}.{kind}: script exited with error ({outcome})", id(pkg));
             report.warnings.push(msg);
         }
-        let text = outcome.to_string();
         self.opts.reporter.event(Event::Script {
             package: &id(pkg),
             kind: kind.as_str(),
-            outcome: &text,
+            outcome: &outcome,
         });
         report.scripts.push((id(pkg), kind, outcome));
     }

@@ -147,7 +147,7 @@ impl<'o, 'a> Transaction<'o, 'a> {
     }
 
     /// Announces the next step.
-    pub fn progress(&mut self, action: &str, name: &str, version: &str) {
+    pub fn progress(&mut self, action: &str, name: &str, version: &str, old: Option<&str>) {
         self.step += 1;
         self.opts.reporter.event(Event::Step {
             index: self.step,
@@ -155,6 +155,7 @@ impl<'o, 'a> Transaction<'o, 'a> {
             action,
             name,
             version,
+            old_version: old,
         });
     }
 
@@ -162,6 +163,7 @@ impl<'o, 'a> Transaction<'o, 'a> {
     fn commit(mut self, wanted: &WorldChange) -> Result<InstallReport, InstallError> {
         self.state.world.atoms = wanted.world.iter().map(ToString::to_string).collect();
         self.state.write(self.root_path).map_err(db_error)?;
+        self.opts.reporter.event(Event::Committed);
         self.report.world = self
             .state
             .world

@@ -33,6 +33,8 @@ pub enum Event<'a> {
         name: &'a str,
         /// The version being installed (or removed).
         version: &'a str,
+        /// The version being replaced, for upgrades, downgrades and replacements.
+        old_version: Option<&'a str>,
     },
     /// A script finished (or was not run).
     Script {
@@ -41,10 +43,13 @@ pub enum Event<'a> {
         /// `post-install`, `trigger`, …
         kind: &'a str,
         /// What happened.
-        outcome: &'a str,
+        outcome: &'a super::ScriptOutcome,
     },
     /// A non-fatal problem, in apk's words.
     Warning(&'a str),
+    /// The world and the database were written: the transaction is over (also after a
+    /// package failed, see [`super::InstallError`]).
+    Committed,
 }
 
 /// Receives [`Event`]s. Implemented by programs (a progress bar on a TTY, lines otherwise).
