@@ -1,6 +1,6 @@
-//! `RUN apk add/del` carried out natively by `apk::install`, with the two seams it needs
-//! from a program: an HTTP [`Fetcher`] and a [`ScriptRunner`] that runs install scripts and
-//! triggers in the build sandbox.
+//! The seams `apk::install` needs from a program, for apk commands carried out natively on
+//! a build step's root (`crate::apkcmd`): an HTTP [`Fetcher`] and a [`ScriptRunner`] that
+//! runs install scripts and triggers in the build sandbox.
 //!
 //! Local repository paths (in `/etc/apk/repositories` or `-X /path`) name paths *inside the
 //! image*, as they would for a real apk running there, so they are read through the image
@@ -221,43 +221,17 @@ fn missing_interpreter(root: &Path, script: &[u8]) -> Option<String> {
         .map(|_| format!("the image has no {interpreter} to run it"))
 }
 
-/// Forwards installer events as output lines.
-pub struct EventLines<'a>(pub &'a dyn Fn(&[u8]));
-
-impl apk::install::Reporter for EventLines<'_> {
-    fn event(&self, event: apk::install::Event<'_>) {
-        use apk::install::Event;
-        let line = match event {
-            Event::FetchIndex { url, .. } => format!("fetch {url}\n"),
-            Event::Step {
-                index,
-                total,
-                action,
-                name,
-                version,
-                ..
-            } => format!("({index}/{total}) {action} {name} ({version})\n"),
-            Event::Script {
-                package,
-                kind,
-                outcome,
-            } => format!("{package}.{kind}: {outcome}\n"),
-            Event::Warning(w) => format!("WARNING: {w}\n"),
-            _ => return,
-        };
-        (self.0)(line.as_bytes());
-    }
-}
-
 /// Records in `owners` the image owners of every path the installed packages own, from the
-/// `M:`/`a:` lines of the root's installed database (`0:0` when absent): the installer
+/// `M:`/`a:` lines of the installed database of `root/sub` (`sub` is a `--root` inside the
+/// image, empty for the image itself; `0:0` when absent): the installer
 /// writes files as the user running `assemble`, so the database is where a package's
 /// `nginx:nginx` directory keeps its owner. No database, nothing recorded.
 pub fn record_package_owners(
     root: &Path,
+    sub: &Path,
     owners: &mut crate::layer::Owners,
 ) -> Result<(), apk::installed::InstalledError> {
-    let Ok(dir) = RootDir::open(root) else {
+    let Ok(dir) = RootDir::open(root.join(sub)) else {
         return Ok(());
     };
     let Ok(mut f) = dir.open_file("lib/apk/db/installed") else {
@@ -273,12 +247,12 @@ pub fn record_package_owners(
         for d in &pkg.dirs {
             let base = std::path::PathBuf::from(&d.path);
             if !d.path.is_empty() && dir.metadata(&base).is_ok() {
-                owners.insert(base.clone(), id(d.acl));
+                owners.insert(sub.join(&base), id(d.acl));
             }
             for f in &d.files {
                 let p = base.join(&f.name);
                 if dir.metadata(&p).is_ok() {
-                    owners.insert(p, id(f.acl));
+                    owners.insert(sub.join(p), id(f.acl));
                 }
             }
         }

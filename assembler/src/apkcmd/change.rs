@@ -31,6 +31,20 @@ pub(super) fn add(cx: &Cx<'_>) -> i32 {
     })
 }
 
+/// `apk add` planned, not carried out: what the root would then hold.
+pub(super) fn plan(cx: &Cx<'_>) -> Result<Vec<(String, String, String)>, Failure> {
+    let atoms = world_atoms(cx)?;
+    let fetcher = cx.fetcher();
+    let mut o = InstallOptions::new(&fetcher, &NoScripts, &apk::install::NoReporter);
+    cx.options(&mut o)?;
+    o.virtual_name = cx.args.value("virtual").map(str::to_owned);
+    o.upgrade = cx.args.has("upgrade") || cx.args.has("latest");
+    match apk::install::plan_add(&cx.target, &atoms, &o) {
+        Ok(r) => Ok(r.planned),
+        Err(e) => Err(cx.fail(&e.to_string())),
+    }
+}
+
 /// The arguments as world dependencies, refused as apk refuses them.
 fn world_atoms(cx: &Cx<'_>) -> Result<Vec<Dependency>, Failure> {
     let kind = if cx.args.has("virtual") {

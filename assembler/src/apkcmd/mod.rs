@@ -101,6 +101,28 @@ pub fn run(host: &Host<'_>, inv: Invocation<'_>, out: &Out<'_>) -> i32 {
     code.clamp(0, 99)
 }
 
+/// What the `apk add` of `inv` would install from the current indexes, changing nothing
+/// (a step's cache key): `(name, version, C:)` of every package the root would hold. The
+/// error is what the command would print.
+pub fn plan_add(
+    host: &Host<'_>,
+    inv: Invocation<'_>,
+) -> Result<Vec<(String, String, String)>, String> {
+    let args = parse(inv.args).map_err(|e| e.to_string())?;
+    if args.applet != Applet::Add {
+        return Err("not an apk add".into());
+    }
+    let said = std::cell::RefCell::new(Vec::new());
+    let keep = |b: &[u8]| said.borrow_mut().extend_from_slice(b);
+    let out = Out {
+        stdout: &|_| {},
+        stderr: &keep,
+    };
+    let text = || String::from_utf8_lossy(&said.borrow()).trim().to_owned();
+    let cx = Cx::new(host, &args, inv, &out).map_err(|_| text())?;
+    change::plan(&cx).map_err(|Failure(_)| text())
+}
+
 /// A command that stopped with this exit code (its error already printed).
 struct Failure(i32);
 

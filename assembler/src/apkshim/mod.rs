@@ -89,7 +89,7 @@ impl Service {
             socket: self.socket.as_fd(),
             serve,
             touched: None,
-            mounted: false,
+            mounted: None,
         }
     }
 }
@@ -166,11 +166,11 @@ mod tests {
         let status = bwrap
             .run_serving(&root, &spec, &mut |b| log.extend_from_slice(b), &mut helper)
             .unwrap();
-        let (mounted, touched) = (helper.mounted, helper.touched.clone());
+        let (mounted, touched) = (helper.mounted.clone(), helper.touched.clone());
         drop(helper);
         assert_eq!(status.code(), Some(7), "{}", String::from_utf8_lossy(&log));
         assert_eq!(String::from_utf8_lossy(&log), "to stdout\nto stderr\n");
-        assert!(mounted);
+        assert_eq!(mounted.as_deref(), Some("sbin/apk"));
         assert_eq!(touched, None, "no /sbin before: made and removed");
         assert!(!root.join("sbin").exists());
         assert_eq!(seen.len(), 1);

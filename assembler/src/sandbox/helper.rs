@@ -1,10 +1,13 @@
-//! A helper program the command in the sandbox can call back through, as `/sbin/apk` in
-//! images without apk (see `crate::apkshim`): its mountpoint, and the loop that serves its
+//! A helper program the command in the sandbox can call back through, as `/sbin/apk`
+//! (or the first of `/usr/sbin`, `/usr/bin`, `/bin` in an image without `/sbin`) in images
+//! without apk (see `crate::apkshim`): its mountpoint, and the loop that serves its
 //! requests while passing on the command's output.
 //!
 //! bubblewrap needs a file to bind the program over, and it would create one (and `/sbin`,
-//! mode 0700) in the image root, which is on disk and would end up in the step's layer. So
-//! we make the mountpoint ourselves and take it away after the run, unless the step put a
+//! mode 0700) in the image root, which is on disk and would end up in the step's layer;
+//! a `/sbin` the image lacks would also change what the command sees (`ln -s usr/sbin
+//! /sbin` would link inside it). So we choose an existing directory, make the mountpoint
+//! ourselves and take it away after the run, unless the step put a
 //! real file there (an `apk add apk-tools` through the helper). Creating and removing an
 //! entry changes its directory's mtime and ctime: when nothing else changed that directory,
 //! its times are set back and [`Helper::touched`] names it, so the layer scan can tell the
@@ -20,8 +23,23 @@ use apk::rootfs::RootDir;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{AtFlags, Timespec, Timestamps};
 
-/// Where the helper program appears in the sandbox.
-pub const HELPER_AT: &str = "sbin/apk";
+/// The helper program's name in the sandbox.
+const NAME: &str = "apk";
+
+/// Where it goes: `/sbin/apk` as in Alpine, else (an image without `/sbin`, where creating
+/// one would change what the command sees) the first of these the image has; `/sbin` is
+/// made only when it has none of them.
+const DIRS: [&str; 4] = ["sbin", "usr/sbin", "usr/bin", "bin"];
+
+/// Directories whose `apk` means the image has one of its own (the default PATH's).
+const OWN: [&str; 6] = [
+    "usr/local/sbin",
+    "usr/local/bin",
+    "usr/sbin",
+    "usr/bin",
+    "sbin",
+    "bin",
+];
 
 /// A program and the socket it calls, served while a command runs.
 pub struct Helper<'h> {
@@ -37,8 +55,9 @@ pub struct Helper<'h> {
     /// Set by the run: the directory (relative to the root) whose ctime only the
     /// mountpoint changed.
     pub touched: Option<PathBuf>,
-    /// Set by the run: whether the program was mounted (the image has no `/sbin/apk`).
-    pub mounted: bool,
+    /// Set by the run: where the program was mounted, relative to the root (`None` when
+    /// the image has an apk of its own).
+    pub mounted: Option<String>,
 }
 
 /// The command's combined output, passed on while a request is served: the command may be
@@ -126,6 +145,8 @@ pub(super) fn serve_until_done(pump: &mut Pump<'_>, helper: &mut Helper<'_>) -> 
 
 /// The placeholder we made for bubblewrap to mount the program over.
 pub(super) struct Mountpoint {
+    /// Its path relative to the root (`sbin/apk`).
+    pub at: String,
     /// Its (device, inode): still ours only if unchanged.
     id: (u64, u64),
     /// `sbin` when we created it.
@@ -141,30 +162,36 @@ struct ParentTimes {
     after: (i64, i64),
 }
 
-/// Makes the mountpoint, unless the image has its own `/sbin/apk` (then `None`: the
-/// command uses the image's apk).
+/// Makes the mountpoint, unless the image has an apk of its own (then `None`: the command
+/// uses the image's apk).
 pub(super) fn prepare(root: &Path) -> io::Result<Option<Mountpoint>> {
     let dir = RootDir::open(root).map_err(io::Error::other)?;
-    if dir.exists(HELPER_AT).map_err(io::Error::other)? {
-        return Ok(None);
+    for d in OWN {
+        if dir
+            .exists(format!("{d}/{NAME}"))
+            .map_err(io::Error::other)?
+        {
+            return Ok(None);
+        }
     }
-    let (parent, _) = HELPER_AT.rsplit_once('/').unwrap_or(("", HELPER_AT));
-    let existing = resolve_real(&dir, parent)
-        .filter(|real| dir.metadata(real).is_ok_and(|m| m.is_dir()))
-        .map(|real| -> io::Result<_> {
-            let m = dir.metadata(&real).map_err(io::Error::other)?;
-            Ok((real, times(&m)))
-        })
-        .transpose()?;
-    if existing.is_none() {
-        dir.create_dir_all(parent, 0o755)
-            .map_err(io::Error::other)?;
-    }
-    dir.create_file(HELPER_AT, 0o755)
-        .map_err(io::Error::other)?;
-    let placeholder = dir.metadata(HELPER_AT).map_err(io::Error::other)?;
+    let existing = DIRS.iter().find_map(|d| {
+        let real = resolve_real(&dir, d)?;
+        let m = dir.metadata(&real).ok().filter(std::fs::Metadata::is_dir)?;
+        Some((*d, real, times(&m)))
+    });
+    let parent = match &existing {
+        Some((d, ..)) => *d,
+        None => {
+            dir.create_dir_all(DIRS[0], 0o755)
+                .map_err(io::Error::other)?;
+            DIRS[0]
+        }
+    };
+    let at = format!("{parent}/{NAME}");
+    dir.create_file(&at, 0o755).map_err(io::Error::other)?;
+    let placeholder = dir.metadata(&at).map_err(io::Error::other)?;
     let parent_times = match existing {
-        Some((real, before)) => {
+        Some((_, real, before)) => {
             let m = dir.metadata(&real).map_err(io::Error::other)?;
             Some(ParentTimes {
                 real,
@@ -175,8 +202,9 @@ pub(super) fn prepare(root: &Path) -> io::Result<Option<Mountpoint>> {
         None => None,
     };
     Ok(Some(Mountpoint {
+        at,
         id: (placeholder.dev(), placeholder.ino()),
-        created_dir: parent_times.is_none().then_some("sbin"),
+        created_dir: parent_times.is_none().then_some(DIRS[0]),
         parent: parent_times,
     }))
 }
@@ -187,7 +215,7 @@ impl Mountpoint {
     pub(super) fn remove(self, root: &Path) -> Option<PathBuf> {
         let dir = RootDir::open(root).ok()?;
         let ours = dir
-            .metadata(HELPER_AT)
+            .metadata(&self.at)
             .is_ok_and(|m| m.is_file() && m.len() == 0 && (m.dev(), m.ino()) == self.id);
         if !ours {
             return None;
@@ -196,7 +224,7 @@ impl Mountpoint {
             let m = dir.metadata(&p.real).ok()?;
             ((m.mtime(), m.mtime_nsec()) == p.after).then_some(p)
         });
-        dir.remove(HELPER_AT).ok()?;
+        dir.remove(&self.at).ok()?;
         if let Some(created) = self.created_dir {
             // Only when empty: the step may have put files there.
             let _ = dir.remove(created);
@@ -305,14 +333,20 @@ mod tests {
             (before.mtime(), before.mtime_nsec()),
             (after.mtime(), after.mtime_nsec())
         );
-        // No sbin at all: made and taken away again.
+        // No directory for it at all: /sbin made and taken away again.
         let t = tempfile::tempdir().unwrap();
         let m = prepare(t.path()).unwrap().unwrap();
+        assert_eq!(m.at, "sbin/apk");
         assert_eq!(m.remove(t.path()), None);
         assert!(!t.path().join("sbin").exists());
+        // No /sbin but a /bin: it goes there rather than make a /sbin the command would see.
+        fs_err::create_dir_all(t.path().join("bin")).unwrap();
+        let m = prepare(t.path()).unwrap().unwrap();
+        assert_eq!(m.at, "bin/apk");
+        assert_eq!(m.remove(t.path()), Some(PathBuf::from("bin")));
+        assert!(!t.path().join("sbin").exists());
         // The image's own apk is kept and used.
-        fs_err::create_dir_all(t.path().join("sbin")).unwrap();
-        fs_err::write(t.path().join("sbin/apk"), "real").unwrap();
+        fs_err::write(t.path().join("bin/apk"), "real").unwrap();
         assert!(prepare(t.path()).unwrap().is_none());
     }
 }

@@ -22,7 +22,7 @@ use std::process::{Command, ExitStatus, Stdio};
 mod helper;
 mod program;
 
-pub use helper::{HELPER_AT, Helper, Pump};
+pub use helper::{Helper, Pump};
 pub use program::{DEFAULT_PATH, missing as missing_program};
 
 /// What to run and how.
@@ -152,7 +152,7 @@ impl Bwrap {
         root: &Path,
         spec: &RunSpec,
         identity: Option<&IdentityFds>,
-        helper: Option<&Path>,
+        helper: Option<(&Path, &str)>,
     ) -> Result<Command, SandboxError> {
         let (uid, gid) = resolve_user(root, &spec.user)?;
         let mut c = Command::new(&self.program);
@@ -181,8 +181,8 @@ impl Bwrap {
         if spec.network && root.join("etc/resolv.conf").is_file() {
             c.args(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]);
         }
-        if let Some(program) = helper {
-            c.arg("--ro-bind").arg(program).arg(format!("/{HELPER_AT}"));
+        if let Some((program, at)) = helper {
+            c.arg("--ro-bind").arg(program).arg(format!("/{at}"));
         }
         let workdir = if spec.workdir.is_empty() {
             "/"
@@ -324,7 +324,7 @@ impl Sandbox for Bwrap {
         self.ready()?;
         // Where the mountpoint cannot be made, the command runs without the helper.
         let mount = helper::prepare(root).ok().flatten();
-        helper.mounted = mount.is_some();
+        helper.mounted = mount.as_ref().map(|m| m.at.clone());
         let result = self.serve(root, spec, output, helper);
         helper.touched = mount.and_then(|m| m.remove(root));
         result
@@ -353,7 +353,7 @@ impl Bwrap {
         &self,
         root: &Path,
         spec: &RunSpec,
-        helper: Option<&Path>,
+        helper: Option<(&Path, &str)>,
     ) -> Result<(std::process::Child, Option<io::PipeReader>), SandboxError> {
         let identity = if self.maps_image_ids(root, &spec.user) {
             Some(IdentityFds::new().map_err(|e| self.spawn_err(e))?)
@@ -391,7 +391,7 @@ impl Bwrap {
             interactive: false,
             ..spec.clone()
         };
-        let program = helper.mounted.then_some(helper.program);
+        let program = helper.mounted.as_deref().map(|at| (helper.program, at));
         // The socket's descriptor crosses into bubblewrap (and the command) only.
         let fd = helper.socket;
         rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
