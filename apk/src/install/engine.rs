@@ -8,10 +8,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::plan::{Available, Change, Steps, WorldChange, change_world, removal_order};
+use super::plan::{Available, Change, WorldChange, change_world, removal_order};
 use super::report::Event;
 use super::repos::Repositories;
 use super::source::{Fetched, load_indexes};
+use super::steps::Steps;
 use super::{InstallError, InstallOptions, InstallReport};
 use crate::installed::InstalledState;
 use crate::rootfs::RootDir;
@@ -43,14 +44,7 @@ pub(super) fn run_or_plan(
         tx.report.planned = available.planned(&resolution, &tx.state);
         return Ok(tx.report);
     }
-    let steps = Steps::plan(
-        &available,
-        &resolution,
-        &tx.state,
-        &wanted,
-        opts,
-        &mut tx.report,
-    );
+    let steps = Steps::plan(&available, &resolution, &mut tx, &wanted);
     tx.total = steps.total();
     tx.remove_all(&steps.removed);
     // As apk's commit: what was done is recorded even when a package fails, so the root's

@@ -37,6 +37,7 @@ mod report;
 mod repos;
 mod script;
 mod source;
+mod steps;
 mod unpack;
 mod world;
 
@@ -45,7 +46,7 @@ use std::path::{Path, PathBuf};
 pub use fetch::{
     FetchError, Fetcher, LocalFetcher, index_cache_name, index_url, package_cache_name, package_url,
 };
-pub use report::{Event, NoReporter, Reporter};
+pub use report::{Event, NoReporter, PlannedChange, Reporter};
 pub use repos::{Repositories, Repository, RepositoryConfig, host_arch, parse_repositories};
 pub use script::{NoScripts, ScriptJob, ScriptKind, ScriptOutcome, ScriptRunner};
 

@@ -73,6 +73,8 @@ struct Visitor<'a, 'b> {
     dir_index: HashMap<String, usize>,
     /// Non-directory paths this package created where nothing was before.
     created: Vec<String>,
+    /// Directories this package created, parents first.
+    created_dirs: Vec<String>,
     /// Regular-file digests by path, for hard links.
     digests: HashMap<String, Option<Checksum>>,
     taken: Vec<(String, usize)>,
@@ -117,6 +119,7 @@ impl<'a, 'b> Visitor<'a, 'b> {
             dirs: Vec::new(),
             dir_index: HashMap::new(),
             created: Vec::new(),
+            created_dirs: Vec::new(),
             digests: HashMap::new(),
             taken: Vec::new(),
             flags: String::new(),
@@ -253,6 +256,9 @@ impl Visitor<'_, '_> {
     }
 
     fn apply_dir(&mut self, entry: &Entry, meta: &EntryMeta) -> Result<(), PackageError> {
+        if !self.cx.root.exists(&entry.path).unwrap_or(true) {
+            self.created_dirs.push(entry.path.clone());
+        }
         let applied = self
             .cx
             .root
@@ -563,7 +569,9 @@ pub(super) fn unpack(
             skipped_devices: v.skipped_devices,
         }),
         Err(err) => {
-            for path in v.created.iter().rev() {
+            // What it created goes again, directories once empty (apk's purge of a
+            // package that failed to install).
+            for path in v.created.iter().rev().chain(v.created_dirs.iter().rev()) {
                 let _ = cx.root.remove(path);
             }
             Err(fwd

@@ -1,17 +1,13 @@
 //! `apk add`, `apk del` and `apk update`, with apk 2.14's progress lines and summary
 //! (`commit.c`: `(1/3) Installing x (1.0-r0)`, `OK: 5 MiB in 3 packages`).
 
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use apk::dep::Dependency;
-use apk::install::{
-    Event, InstallError, InstallOptions, InstallReport, NoScripts, Reporter, ScriptOutcome,
-    ScriptRunner,
-};
+use apk::install::{InstallError, InstallOptions, InstallReport, NoScripts, ScriptRunner};
 use apk::installed::InstalledState;
 
+use super::progress::{Lines, summary};
 use super::{Cx, Failure};
 use crate::packages::SandboxScripts;
 
@@ -204,113 +200,4 @@ fn transact(
     }
     cx.message(&summary(&cx.target, errors, cx.verbosity));
     errors
-}
-
-/// apk's last line: `OK: 5 MiB in 3 packages` (`-v`: packages, dirs, files, MiB), with
-/// `N errors;` instead of `OK:` after failures.
-fn summary(root: &Path, errors: i32, verbosity: i32) -> String {
-    let state = InstalledState::load(root).unwrap_or_default();
-    let packages = &state.db.packages;
-    let bytes: u64 = packages.iter().map(|p| p.entry.installed_size).sum();
-    let mib = bytes / (1024 * 1024);
-    let prefix = match errors {
-        0 => "OK:".to_owned(),
-        1 => "1 error;".to_owned(),
-        n => format!("{n} errors;"),
-    };
-    if verbosity > 1 {
-        let dirs: BTreeSet<&str> = packages
-            .iter()
-            .flat_map(|p| p.dirs.iter().map(|d| d.path.as_str()))
-            .collect();
-        let files: usize = packages
-            .iter()
-            .flat_map(|p| p.dirs.iter().map(|d| d.files.len()))
-            .sum();
-        format!(
-            "{prefix} {} packages, {} dirs, {files} files, {mib} MiB",
-            packages.len(),
-            dirs.len()
-        )
-    } else {
-        format!("{prefix} {mib} MiB in {} packages", packages.len())
-    }
-}
-
-/// The installer's events as apk's lines; remembers what the summary needs.
-struct Lines<'c> {
-    cx: &'c Cx<'c>,
-    committed: Cell<bool>,
-    /// Packages whose install or upgrade script failed: an error each, as in apk.
-    failed_scripts: RefCell<BTreeSet<String>>,
-}
-
-impl<'c> Lines<'c> {
-    fn new(cx: &'c Cx<'c>) -> Self {
-        Self {
-            cx,
-            committed: Cell::new(false),
-            failed_scripts: RefCell::new(BTreeSet::new()),
-        }
-    }
-}
-
-impl Reporter for Lines<'_> {
-    fn event(&self, event: Event<'_>) {
-        match event {
-            // apk says so when it downloads an index; local ones are read in place.
-            Event::FetchIndex { url, cached } if !cached && url.contains("://") => {
-                self.cx.message(&format!("fetch {url}"));
-            }
-            Event::Step {
-                index,
-                total,
-                action,
-                name,
-                version,
-                old_version,
-            } => {
-                let versions = match old_version {
-                    Some(old) => format!("{old} -> {version}"),
-                    None => version.to_owned(),
-                };
-                self.cx
-                    .message(&format!("({index}/{total}) {action} {name} ({versions})"));
-            }
-            Event::Script {
-                package,
-                kind,
-                outcome,
-            } => self.script(package, kind, outcome),
-            Event::Warning(w) => self.cx.warning(w),
-            Event::Committed => self.committed.set(true),
-            _ => {}
-        }
-    }
-}
-
-impl Lines<'_> {
-    fn script(&self, package: &str, kind: &str, outcome: &ScriptOutcome) {
-        match outcome {
-            ScriptOutcome::Failed(why) => {
-                self.cx
-                    .out
-                    .error(&format!("{package}.{kind}: script {why}"));
-                // apk counts a failed install or upgrade script as the change's error;
-                // deinstall scripts and triggers only mark the package.
-                if matches!(
-                    kind,
-                    "pre-install" | "post-install" | "pre-upgrade" | "post-upgrade"
-                ) {
-                    self.failed_scripts.borrow_mut().insert(package.to_owned());
-                }
-            }
-            // `--no-scripts` asked for exactly that.
-            ScriptOutcome::NotRun(_) if self.cx.args.has("no-scripts") => {}
-            ScriptOutcome::NotRun(why) => self
-                .cx
-                .warning(&format!("{package}.{kind}: not run: {why}")),
-            ScriptOutcome::Succeeded => {}
-        }
-    }
 }

@@ -253,7 +253,7 @@ fn field(v: i32, pkgs: &[Pkg<'_>], p: &Pkg<'_>, f: Field) -> String {
             &installed.map(|i| i.replaces.clone()).unwrap_or_default(),
         ),
         Field::Rdepends => {
-            let users: Vec<String> = reverse_dependencies(pkgs, p)
+            let users: Vec<String> = reverse_dependencies(pkgs, p, true)
                 .iter()
                 .map(|q| q.pv())
                 .collect();

@@ -36,7 +36,7 @@ pub(in crate::apkcmd) fn search(cx: &Cx<'_>) -> i32 {
             if cx.verbosity > 0 {
                 cx.out.line(&format!("{} is required by:", p.pv()));
             }
-            for q in reverse_dependencies(&pkgs, p) {
+            for q in reverse_dependencies(&pkgs, p, false) {
                 cx.out.line(&search_line(cx, q));
             }
         } else {

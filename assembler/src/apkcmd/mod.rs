@@ -17,6 +17,7 @@ mod change;
 mod info;
 mod listing;
 mod paths;
+mod progress;
 mod query;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +57,11 @@ pub struct Out<'a> {
 impl Out<'_> {
     fn line(&self, text: &str) {
         (self.stdout)(format!("{text}\n").as_bytes());
+    }
+
+    /// Text that carries its own line ends.
+    fn line_raw(&self, text: &str) {
+        (self.stdout)(text.as_bytes());
     }
 
     fn error(&self, text: &str) {

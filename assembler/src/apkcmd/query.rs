@@ -207,10 +207,15 @@ pub(super) fn glob_casefold(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
-/// The installed packages depending on `pkg` (a dependency it satisfies), by name.
-pub(super) fn reverse_dependencies<'d>(pkgs: &'d [Pkg<'d>], pkg: &Pkg<'_>) -> Vec<&'d Pkg<'d>> {
+/// The packages depending on `pkg` (a dependency it satisfies), by name; `installed`:
+/// the installed ones only (`apk info -r`; `apk search -r` looks at all).
+pub(super) fn reverse_dependencies<'d>(
+    pkgs: &'d [Pkg<'d>],
+    pkg: &Pkg<'_>,
+    installed: bool,
+) -> Vec<&'d Pkg<'d>> {
     pkgs.iter()
-        .filter(|p| p.installed.is_some())
+        .filter(|p| !installed || p.installed.is_some())
         .filter(|p| {
             p.entry.depends.iter().any(|d| {
                 d.parse::<apk::dep::Dependency>()

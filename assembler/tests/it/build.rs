@@ -3,7 +3,7 @@
 use crate::support::{PRELUDE, Ws, context_keys, copy_dir, text};
 
 /// The snapshot id after "Most recent snapshot is @".
-fn failed_snapshot(log: &str) -> String {
+pub(crate) fn failed_snapshot(log: &str) -> String {
     log.split("Most recent snapshot is @")
         .nth(1)
         .expect("snapshot message")
