@@ -291,6 +291,60 @@ impl Sandbox for Bwrap {
         output: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, SandboxError> {
         self.ready()?;
+        let made = MadeMountpoints::note(root);
+        let result = self.run_plain(root, spec, output);
+        made.remove(root);
+        result
+    }
+
+    fn run_serving(
+        &self,
+        root: &Path,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(&[u8]),
+        helper: &mut Helper<'_>,
+    ) -> Result<ExitStatus, SandboxError> {
+        self.ready()?;
+        let made = MadeMountpoints::note(root);
+        // Where the mountpoint cannot be made, the command runs without the helper.
+        let mount = helper::prepare(root).ok().flatten();
+        helper.mounted = mount.as_ref().map(|m| m.at.clone());
+        let result = self.serve(root, spec, output, helper);
+        helper.touched = mount.and_then(|m| m.remove(root));
+        made.remove(root);
+        result
+    }
+}
+
+/// The mountpoint directories bubblewrap makes in a root that lacks them (`--proc /proc`,
+/// `--dev /dev`, in a FROM scratch image): taken away again, as they were not the step's.
+struct MadeMountpoints(Vec<&'static str>);
+
+impl MadeMountpoints {
+    fn note(root: &Path) -> Self {
+        let missing = |d: &&str| fs_err::symlink_metadata(root.join(d)).is_err();
+        Self(["proc", "dev"].into_iter().filter(missing).collect())
+    }
+
+    /// Removes them if still empty (what the command wrote there went to the mounts).
+    fn remove(self, root: &Path) {
+        let Ok(dir) = apk::rootfs::RootDir::open(root) else {
+            return;
+        };
+        for d in self.0 {
+            let _ = dir.remove(d);
+        }
+    }
+}
+
+impl Bwrap {
+    /// [`Sandbox::run`] once the preflight passed.
+    fn run_plain(
+        &self,
+        root: &Path,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<ExitStatus, SandboxError> {
         check_program(root, spec)?;
         if spec.interactive {
             let (mut child, _) = self.spawn(root, spec, None)?;
@@ -312,22 +366,6 @@ impl Sandbox for Bwrap {
             }
         }
         self.finish(child, &head)
-    }
-
-    fn run_serving(
-        &self,
-        root: &Path,
-        spec: &RunSpec,
-        output: &mut dyn FnMut(&[u8]),
-        helper: &mut Helper<'_>,
-    ) -> Result<ExitStatus, SandboxError> {
-        self.ready()?;
-        // Where the mountpoint cannot be made, the command runs without the helper.
-        let mount = helper::prepare(root).ok().flatten();
-        helper.mounted = mount.as_ref().map(|m| m.at.clone());
-        let result = self.serve(root, spec, output, helper);
-        helper.touched = mount.and_then(|m| m.remove(root));
-        result
     }
 }
 
