@@ -396,3 +396,17 @@ fn issue14_sandbox_mountpoints_stay_out_of_layers() {
         );
     }
 }
+
+/// Rootless, apk through the shim works too (the sandbox maps one id; owners go to the
+/// layer's owner table).
+#[test]
+fn issue14_apk_in_a_pipeline_works_rootless() {
+    let Some(ws) = workspace() else { return };
+    ws.containerfile(&format!("{BASE}RUN apk add hello | cat\n"));
+    let Some(out) = ws.assemble_rootless(&["-t", "rl", "ctx"]) else {
+        return;
+    };
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("(1/1) Installing hello (1.0-r0)\nExecuting hello-1.0-r0.post-install\nhello installed\n"), "{log}");
+}
