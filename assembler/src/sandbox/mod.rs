@@ -194,21 +194,7 @@ impl Bwrap {
             .and_then(|r| r.create_dir_all(workdir, 0o755))
             .is_ok();
         c.args(["--chdir", if wd { workdir } else { "/" }]);
-        c.args(["--clearenv"]);
-        let mut has_path = false;
-        for kv in &spec.env {
-            if let Some((k, v)) = kv.split_once('=') {
-                has_path |= k == "PATH";
-                c.args(["--setenv", k, v]);
-            }
-        }
-        if !has_path {
-            c.args([
-                "--setenv",
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            ]);
-        }
+        set_env(&mut c, &spec.env);
         c.arg("--");
         c.args(&spec.argv);
         Ok(c)
@@ -463,6 +449,21 @@ impl Bwrap {
             return Err(SandboxError::CannotExec { program, reason });
         }
         Ok(status)
+    }
+}
+
+/// Only `env` (`KEY=value`), with Docker's PATH when it sets none.
+fn set_env(c: &mut Command, env: &[String]) {
+    c.args(["--clearenv"]);
+    let mut has_path = false;
+    for kv in env {
+        if let Some((k, v)) = kv.split_once('=') {
+            has_path |= k == "PATH";
+            c.args(["--setenv", k, v]);
+        }
+    }
+    if !has_path {
+        c.args(["--setenv", "PATH", DEFAULT_PATH]);
     }
 }
 
