@@ -278,7 +278,7 @@ impl<'o, 'a> Transaction<'o, 'a> {
                 .filter(|d| {
                     t.globs
                         .iter()
-                        .any(|g| g.starts_with('/') && glob_match(g, d))
+                        .any(|g| g.starts_with('/') && crate::glob::matches(g, d))
                 })
                 .cloned()
                 .collect();
@@ -390,46 +390,5 @@ impl Runner<'_, '_> {
             outcome: &outcome,
         });
         report.scripts.push((id(pkg), kind, outcome));
-    }
-}
-
-/// Minimal `fnmatch` for trigger globs: `*` and `?`.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == b'*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trigger_globs() {
-        assert!(glob_match("/usr/share/fonts/*", "/usr/share/fonts/misc"));
-        assert!(!glob_match("/usr/share/fonts/*", "/usr/share/icons"));
-        assert!(glob_match(
-            "/usr/lib/gdk-pixbuf-?.0/*",
-            "/usr/lib/gdk-pixbuf-2.0/loaders"
-        ));
     }
 }

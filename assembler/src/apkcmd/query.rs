@@ -179,33 +179,7 @@ pub(super) fn human_size(bytes: u64) -> (u64, &'static str) {
     (s, UNITS[i])
 }
 
-/// `fnmatch(pattern, text, FNM_CASEFOLD)` for `*` and `?`, which is what apk's name
-/// filters use.
-pub(super) fn glob_casefold(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
+pub(super) use apk::glob::matches_casefold as glob_casefold;
 
 /// The packages depending on `pkg` (a dependency it satisfies), by name; `installed`:
 /// the installed ones only (`apk info -r`; `apk search -r` looks at all).
@@ -234,9 +208,6 @@ mod tests {
         assert_eq!(human_size(9999), (9999, "B"));
         assert_eq!(human_size(123_456), (120, "KiB"));
         assert_eq!(human_size(50 << 20), (50, "MiB"));
-        assert!(glob_casefold("*Busy*", "busybox-extras"));
-        assert!(!glob_casefold("*busy", "busybox"));
-        assert!(glob_casefold("b?sybox", "busybox"));
         assert_eq!(name_order("Abc", "abd"), Ordering::Less);
         assert_eq!(name_order("B", "a"), Ordering::Greater);
     }
