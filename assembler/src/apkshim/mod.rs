@@ -178,4 +178,38 @@ mod tests {
         assert_eq!(seen[0].cwd, "/work");
         assert_eq!(seen[0].uid, 0);
     }
+
+    /// An answer far larger than the pipe and socket buffers arrives whole: while it is
+    /// written, the command's output (which the shim is filling with it) keeps flowing.
+    #[test]
+    fn a_large_answer_does_not_stall_the_step() {
+        let bwrap = Bwrap::default();
+        if SHIM.is_empty() || bwrap.preflight().is_err() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs_err::create_dir_all(&root).unwrap();
+        let service = Service::start(&t.path().join("svc")).unwrap().unwrap();
+        let chunk = vec![b'x'; 64 << 10];
+        let mut handle = |conn: UnixStream, pump: &mut Pump<'_>| {
+            serve(conn, pump, &mut |_, out| {
+                for _ in 0..64 {
+                    out.stdout(&chunk);
+                }
+                0
+            });
+        };
+        let mut helper = service.helper(&mut handle);
+        let spec = RunSpec {
+            argv: vec!["/sbin/apk".into(), "search".into()],
+            ..RunSpec::default()
+        };
+        let mut seen = 0;
+        let status = bwrap
+            .run_serving(&root, &spec, &mut |b| seen += b.len(), &mut helper)
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(seen, 64 * chunk.len());
+    }
 }
