@@ -75,6 +75,9 @@ struct Visitor<'a, 'b> {
     created: Vec<String>,
     /// Directories this package created, parents first.
     created_dirs: Vec<String>,
+    /// Files a package owned already, written under a temporary name beside them and
+    /// renamed into place only once the whole package verified: `(temporary, final)`.
+    staged: Vec<(String, String)>,
     /// Regular-file digests by path, for hard links.
     digests: HashMap<String, Option<Checksum>>,
     taken: Vec<(String, usize)>,
@@ -120,6 +123,7 @@ impl<'a, 'b> Visitor<'a, 'b> {
             dir_index: HashMap::new(),
             created: Vec::new(),
             created_dirs: Vec::new(),
+            staged: Vec::new(),
             digests: HashMap::new(),
             taken: Vec::new(),
             flags: String::new(),
@@ -211,9 +215,9 @@ impl DataVisitor for Visitor<'_, '_> {
             Ok(false) => return Ok(()),
             Err(e) => return Err(abort(self, e)),
         }
-        let (applied, actual) = self.apply_file(entry, &meta, content)?;
+        let (applied, actual, written) = self.apply_file(entry, &meta, content)?;
         check_recorded(entry, actual)?;
-        self.record_file(entry, &meta, applied, actual);
+        self.record_file(entry, &meta, applied, actual, &written);
         Ok(())
     }
 }
@@ -264,7 +268,7 @@ impl Visitor<'_, '_> {
             .root
             .apply(meta, &mut io::empty(), self.cx.apply)
             .map_err(|e| unsafe_entry(entry, &e))?;
-        let xattr_digest = self.set_xattrs(entry, applied);
+        let xattr_digest = self.set_xattrs(entry, &entry.path, applied);
         let d = self.dir(&entry.path);
         d.acl = Acl {
             uid: meta.uid,
@@ -276,17 +280,30 @@ impl Visitor<'_, '_> {
         Ok(())
     }
 
-    /// Writes a non-directory entry; returns what happened and, for files without a
-    /// recorded checksum and for symlinks, the SHA-1 of what was written.
+    /// Writes a non-directory entry; returns what happened, for files without a recorded
+    /// checksum and for symlinks the SHA-1 of what was written, and where it was written.
     fn apply_file(
         &mut self,
         entry: &Entry,
         meta: &EntryMeta,
         content: &mut dyn Read,
-    ) -> Result<(Applied, Option<[u8; 20]>), PackageError> {
-        // Paths no package owned are ours to remove again if the package fails.
+    ) -> Result<(Applied, Option<[u8; 20]>, String), PackageError> {
+        // Paths no package owned are ours to remove again if the package fails; a package's
+        // file is replaced only once this one verified, so a failure leaves it as recorded.
         let new_path =
             !self.cx.previous.contains(&entry.path) && !self.cx.owned.contains_key(&entry.path);
+        let mut meta = meta.clone();
+        if !new_path {
+            meta.path = staging_name(&entry.path);
+            self.staged.push((meta.path.clone(), entry.path.clone()));
+        }
+        if let EntryKind::HardLink(target) = &mut meta.kind
+            && let Some((temp, _)) = self.staged.iter().find(|(_, f)| f == target)
+        {
+            // Its target is still under its temporary name.
+            target.clone_from(temp);
+        }
+        let meta = &meta;
         // A recorded checksum is covered by `datahash`, verified once the stream ends; only
         // entries without one are hashed, to fill `Z:` as apk does.
         let mut hashing = HashingReader {
@@ -308,7 +325,7 @@ impl Visitor<'_, '_> {
             EntryType::Symlink => Some(Checksum::sha1_of(entry.link.as_bytes()).0),
             _ => None,
         };
-        Ok((applied, actual))
+        Ok((applied, actual, meta.path.clone()))
     }
 
     /// Adds the written entry to its directory's record.
@@ -318,6 +335,7 @@ impl Visitor<'_, '_> {
         meta: &EntryMeta,
         applied: Applied,
         actual: Option<[u8; 20]>,
+        written: &str,
     ) {
         let digest = match entry.kind {
             EntryType::HardLink => self.digests.get(&entry.link).copied().flatten(),
@@ -329,7 +347,7 @@ impl Visitor<'_, '_> {
         if applied == Applied::SkippedDevice {
             self.skipped_devices.push(entry.path.clone());
         }
-        let xattr_digest = self.set_xattrs(entry, applied);
+        let xattr_digest = self.set_xattrs(entry, written, applied);
         let (dir, base) = split(&entry.path);
         let file = InstalledFile {
             name: base.to_owned(),
@@ -347,14 +365,12 @@ impl Visitor<'_, '_> {
 }
 
 impl Visitor<'_, '_> {
-    fn set_xattrs(&mut self, entry: &Entry, applied: Applied) -> Option<Checksum> {
+    fn set_xattrs(&mut self, entry: &Entry, written: &str, applied: Applied) -> Option<Checksum> {
         if entry.xattrs.is_empty() || applied != Applied::Created {
             return None;
         }
         for (name, value) in &entry.xattrs {
-            if self.cx.root.set_xattr(&entry.path, name, value).is_err()
-                && !self.flags.contains('x')
-            {
+            if self.cx.root.set_xattr(written, name, value).is_err() && !self.flags.contains('x') {
                 // As apk: a filesystem without xattrs marks the package, not fails it.
                 self.flags.push('x');
             }
@@ -558,7 +574,8 @@ pub(super) fn unpack(
         let (v, written) = writer.join().expect("writer thread panicked");
         (read, v, written)
     });
-    match written.and(read).and_then(check_datahash) {
+    let verified = written.and(read).and_then(check_datahash);
+    match verified.and_then(|pkg| commit_staged(cx, &v.staged).map(|()| pkg)) {
         Ok(pkg) => Ok(Unpacked {
             info: pkg.info,
             scripts: pkg.scripts,
@@ -571,7 +588,11 @@ pub(super) fn unpack(
         Err(err) => {
             // What it created goes again, directories once empty (apk's purge of a
             // package that failed to install).
-            for path in v.created.iter().rev().chain(v.created_dirs.iter().rev()) {
+            let staged = v.staged.iter().map(|(temp, _)| temp);
+            for path in staged
+                .chain(v.created.iter().rev())
+                .chain(v.created_dirs.iter().rev())
+            {
                 let _ = cx.root.remove(path);
             }
             Err(fwd
@@ -583,6 +604,35 @@ pub(super) fn unpack(
                     source: Box::new(err),
                 }))
         }
+    }
+}
+
+/// Moves the files written under temporary names into place (apk's
+/// `apk_db_migrate_files`). A temporary name that is not there (a skipped device node) is
+/// no error.
+fn commit_staged(cx: &UnpackContext<'_>, staged: &[(String, String)]) -> Result<(), PackageError> {
+    for (temp, path) in staged {
+        match cx.root.rename(temp, path) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                return Err(PackageError::UnsafeEntry {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The temporary name beside `path` that a package's new version of it is written to.
+fn staging_name(path: &str) -> String {
+    let (dir, _) = split(path);
+    let hash = hex::encode(Checksum::sha1_of(path.as_bytes()).0);
+    match dir {
+        "" => format!(".apk.{hash}"),
+        dir => format!("{dir}/.apk.{hash}"),
     }
 }
 

@@ -878,3 +878,41 @@ fn add_upgrade_chooses_the_requested_names_afresh() {
         [("foo".into(), "1.0-r0".into(), "2.0-r0".into())]
     );
 }
+
+/// Issue 14: an upgrade whose new version breaks half-way leaves the old version's files
+/// as the database records them (the new ones were written beside them and never moved
+/// into place), with no temporary file left.
+#[test]
+fn issue14_a_failed_upgrade_keeps_the_old_files_as_recorded() {
+    let env = versions_env();
+    env.add("foo=1.0-r0").unwrap();
+    let apk = env.repo.dir.join("x86_64/foo-2.0-r0.apk");
+    let mut bytes = fs_err::read(&apk).unwrap();
+    let n = bytes.len();
+    bytes[n - 6] ^= 0xff;
+    fs_err::write(&apk, bytes).unwrap();
+    let err = env.add("foo=2.0-r0").unwrap_err();
+    assert!(matches!(err, InstallError::Package { .. }), "{err}");
+    assert_eq!(env.read("usr/bin/foo"), "foo 1.0-r0\n");
+    assert_eq!(env.read("usr/share/foo/shared.txt"), "1\n");
+    assert!(env.exists("usr/share/foo/old.txt") && !env.exists("usr/share/foo/new.txt"));
+    for dir in ["usr/bin", "usr/share/foo"] {
+        let left: Vec<_> = fs_err::read_dir(env.root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".apk."))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    assert!(env.read("lib/apk/db/installed").contains("V:1.0-r0\n"));
+    let Some(real) = testkit::reference_client("apk") else {
+        return;
+    };
+    let out = std::process::Command::new(real)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["--no-network", "audit", "--system"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+}
