@@ -15,7 +15,7 @@
 //! non-root USER keep the one-id mapping, which is all they need: they cannot chown anyway.
 
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -206,6 +206,9 @@ impl Bwrap {
     /// whose own namespace maps fewer ids, nor without bubblewrap (then the one-id mapping,
     /// and its errors, apply).
     fn probe_identity(&self) -> bool {
+        let _only_us = SPAWNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Ok(fds) = IdentityFds::new() else {
             return false;
         };
@@ -333,10 +336,10 @@ impl Bwrap {
     ) -> Result<ExitStatus, SandboxError> {
         check_program(root, spec)?;
         if spec.interactive {
-            let (mut child, _) = self.spawn(root, spec, None)?;
+            let (mut child, _) = self.spawn(root, spec, None, None)?;
             return child.wait().map_err(|e| self.spawn_err(e));
         }
-        let (child, reader) = self.spawn(root, spec, None)?;
+        let (child, reader) = self.spawn(root, spec, None, None)?;
         let mut reader = reader.expect("a piped command has a reader");
         let mut head = Head::default();
         let mut buf = [0u8; 8192];
@@ -378,8 +381,14 @@ impl Bwrap {
         root: &Path,
         spec: &RunSpec,
         helper: Option<(&Path, &str)>,
+        inherit: Option<BorrowedFd<'_>>,
     ) -> Result<(std::process::Child, Option<io::PipeReader>), SandboxError> {
-        let identity = if self.maps_image_ids(root, &spec.user) {
+        let maps = self.maps_image_ids(root, &spec.user);
+        // Until the identity pipes' child ends are closed again, too.
+        let _only_us = SPAWNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let identity = if maps {
             Some(IdentityFds::new().map_err(|e| self.spawn_err(e))?)
         } else {
             None
@@ -393,7 +402,7 @@ impl Bwrap {
                 .stderr(writer);
             reader = Some(r);
         }
-        let mut child = c.spawn().map_err(|e| self.spawn_err(e))?;
+        let mut child = spawn_inheriting(&mut c, inherit).map_err(|e| self.spawn_err(e))?;
         // Our copies of the pipe's write end go, so its end of file is the command's.
         drop(c);
         if let Some(fds) = identity {
@@ -416,14 +425,7 @@ impl Bwrap {
             ..spec.clone()
         };
         let program = helper.mounted.as_deref().map(|at| (helper.program, at));
-        // The socket's descriptor crosses into bubblewrap (and the command) only.
-        let fd = helper.socket;
-        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
-            .map_err(|e| self.spawn_err(e.into()))?;
-        let spawned = self.spawn(root, &spec, program);
-        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
-            .map_err(|e| self.spawn_err(e.into()))?;
-        let (child, reader) = spawned?;
+        let (child, reader) = self.spawn(root, &spec, program, Some(helper.socket))?;
         let mut reader = reader.expect("a piped command has a reader");
         let mut head = Head::default();
         let mut out = |b: &[u8]| {
@@ -465,6 +467,26 @@ fn set_env(c: &mut Command, env: &[String]) {
     if !has_path {
         c.args(["--setenv", "PATH", DEFAULT_PATH]);
     }
+}
+
+/// Serialises starting sandboxes: while one starts with descriptors it inherits on purpose
+/// (the apk socket, the identity pipes; not close-on-exec for that moment), no other may
+/// start, or it would hold them too: its shim could call the wrong socket, a pipe would not
+/// see its end (parallel tests, one process).
+static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Starts `c`, with `inherit` open in it; call with [`SPAWNING`] held.
+fn spawn_inheriting(
+    c: &mut Command,
+    inherit: Option<BorrowedFd<'_>>,
+) -> io::Result<std::process::Child> {
+    let Some(fd) = inherit else {
+        return c.spawn();
+    };
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+    let spawned = c.spawn();
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+    spawned
 }
 
 /// Refuses a command whose program is not in the image, before starting bubblewrap.
