@@ -15,6 +15,7 @@
 pub mod atomic;
 pub mod checksum;
 pub mod dep;
+pub mod glob;
 pub mod gzip;
 pub mod index;
 pub mod install;

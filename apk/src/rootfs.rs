@@ -284,6 +284,17 @@ impl RootDir {
             .map_err(|e| self.io(rel, op, e))
     }
 
+    /// Renames the entry `from` to `to` (both inside the root, neither followed), replacing
+    /// a non-directory at `to` in one step.
+    pub fn rename(&self, from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
+        let (from, to) = (from.as_ref(), to.as_ref());
+        let op = "rename";
+        let (src_dir, src_name) = self.parent_and_name(from, op)?;
+        let (dst_dir, dst_name) = self.parent_and_name(to, op)?;
+        rustix::fs::renameat(&src_dir, &src_name, &dst_dir, &dst_name)
+            .map_err(|e| self.io(to, op, e))
+    }
+
     /// Creates a device node or FIFO at `rel` with `mode` (minus the umask), replacing an
     /// existing non-directory. Device nodes need `CAP_MKNOD`; without it this fails with
     /// [`RootfsError::DeviceNotPermitted`] (an `EPERM`), and callers decide whether to skip.

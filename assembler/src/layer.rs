@@ -92,6 +92,28 @@ pub fn scan(root: &Path) -> io::Result<Manifest> {
     Ok(out)
 }
 
+/// Takes the current ctime of `rel` into `manifest` when nothing else about it changed:
+/// the sandbox's helper mountpoint (`crate::sandbox::Helper::touched`) added and removed
+/// an entry there and set its times back, which the kernel records in the ctime alone, so
+/// the directory is not part of the step's layer.
+pub fn accept_ctime(manifest: &mut Manifest, root: &Path, rel: &Path) -> io::Result<()> {
+    let Some(node) = manifest.get_mut(rel) else {
+        return Ok(());
+    };
+    let md = fs_err::symlink_metadata(root.join(rel))?;
+    let now = (
+        md.mode() & 0o7777,
+        md.uid(),
+        md.gid(),
+        (md.mtime(), md.mtime_nsec()),
+        md.ino(),
+    );
+    if now == (node.mode, node.uid, node.gid, node.mtime, node.ino) {
+        node.ctime = (md.ctime(), md.ctime_nsec());
+    }
+    Ok(())
+}
+
 /// Summary of a written layer.
 #[derive(Debug, Clone)]
 pub struct LayerInfo {

@@ -2,6 +2,8 @@
 //! content-addressed snapshots, one per RUN/COPY/ADD, exported as OCI or Docker images.
 //!
 //! - [`containerfile`]: the Containerfile syntax.
+//! - [`apkcmd`]: apk's commands carried out natively on a step's root; [`apkshim`]: the
+//!   static `/sbin/apk` that reaches them from RUN steps of images without apk.
 //! - [`store`]: snapshots, tags, the step cache and logs on disk.
 //! - [`layer`]: scanning a root, writing what changed as a layer, applying and squashing layers.
 //! - [`sandbox`]: running commands inside an image root (bubblewrap).
@@ -10,6 +12,8 @@
 //! - [`init`]: `--init s6`, the supervised main service and `/init` as entrypoint.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod apkcmd;
+pub mod apkshim;
 pub mod build;
 pub mod cli;
 pub mod commands;

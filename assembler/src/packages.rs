@@ -1,6 +1,6 @@
-//! `RUN apk add/del` carried out natively by `apk::install`, with the two seams it needs
-//! from a program: an HTTP [`Fetcher`] and a [`ScriptRunner`] that runs install scripts and
-//! triggers in the build sandbox.
+//! The seams `apk::install` needs from a program, for apk commands carried out natively on
+//! a build step's root (`crate::apkcmd`): an HTTP [`Fetcher`] and a [`ScriptRunner`] that
+//! runs install scripts and triggers in the build sandbox.
 //!
 //! Local repository paths (in `/etc/apk/repositories` or `-X /path`) name paths *inside the
 //! image*, as they would for a real apk running there, so they are read through the image
@@ -146,8 +146,8 @@ impl ScriptRunner for SandboxScripts<'_> {
         let Ok(root) = RootDir::open(job.root) else {
             return ScriptOutcome::NotRun("the image root cannot be opened".into());
         };
-        if !root.exists("bin/sh").unwrap_or(false) {
-            return ScriptOutcome::NotRun("the image has no /bin/sh".into());
+        if let Some(why) = missing_interpreter(job.root, job.script) {
+            return ScriptOutcome::NotRun(why);
         }
         let rel = format!("lib/apk/exec/{}", job.exec_name());
         let written = root.create_dir_all("lib/apk/exec", 0o755).and_then(|()| {
@@ -166,12 +166,14 @@ impl ScriptRunner for SandboxScripts<'_> {
         argv.extend(job.args.iter().cloned());
         let spec = RunSpec {
             argv,
-            env: Vec::new(),
+            // apk's `apk_db_run_script` environment.
+            env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()],
             workdir: "/".into(),
             user: String::new(),
             network: self.network,
             interactive: false,
         };
+        (self.output)(format!("Executing {}\n", job.exec_name()).as_bytes());
         let mut log = Vec::new();
         let result = self.sandbox.run(job.root, &spec, &mut |b| {
             (self.output)(b);
@@ -184,50 +186,52 @@ impl ScriptRunner for SandboxScripts<'_> {
                 if !self.sandbox.maps_image_ids(job.root, "")
                     && crate::sandbox::chown_refused(&log) =>
             {
-                ScriptOutcome::Failed(format!("{s}{}", crate::sandbox::ROOTLESS_CHOWN_HINT))
+                ScriptOutcome::Failed(format!(
+                    "{}{}",
+                    exit_text(s),
+                    crate::sandbox::ROOTLESS_CHOWN_HINT
+                ))
             }
-            Ok(s) => ScriptOutcome::Failed(s.to_string()),
+            Ok(s) => ScriptOutcome::Failed(exit_text(s)),
             Err(e) => ScriptOutcome::NotRun(e.to_string()),
         }
     }
 }
 
-/// Forwards installer events as output lines.
-pub struct EventLines<'a>(pub &'a dyn Fn(&[u8]));
-
-impl apk::install::Reporter for EventLines<'_> {
-    fn event(&self, event: apk::install::Event<'_>) {
-        use apk::install::Event;
-        let line = match event {
-            Event::FetchIndex { url, .. } => format!("fetch {url}\n"),
-            Event::Step {
-                index,
-                total,
-                action,
-                name,
-                version,
-            } => format!("({index}/{total}) {action} {name} ({version})\n"),
-            Event::Script {
-                package,
-                kind,
-                outcome,
-            } => format!("{package}.{kind}: {outcome}\n"),
-            Event::Warning(w) => format!("WARNING: {w}\n"),
-            _ => return,
-        };
-        (self.0)(line.as_bytes());
+/// apk's `apk_exit_status_str`: `exited with error 1`, `killed by signal 9`.
+fn exit_text(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with error {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        (None, None) => status.to_string(),
     }
 }
 
+/// Why the script cannot start: no `#!` line, or its interpreter is not in the image
+/// (a FROM scratch image before its shell package is in).
+fn missing_interpreter(root: &Path, script: &[u8]) -> Option<String> {
+    let first = script.split(|&b| b == b'\n').next().unwrap_or_default();
+    let Some(line) = first.strip_prefix(b"#!") else {
+        return Some("it has no #! line".into());
+    };
+    let line = String::from_utf8_lossy(line);
+    let interpreter = line.split_whitespace().next()?.to_owned();
+    crate::sandbox::missing_program(root, std::slice::from_ref(&interpreter), &[], "/")
+        .map(|_| format!("the image has no {interpreter} to run it"))
+}
+
 /// Records in `owners` the image owners of every path the installed packages own, from the
-/// `M:`/`a:` lines of the root's installed database (`0:0` when absent): the installer
+/// `M:`/`a:` lines of the installed database of `root/sub` (`sub` is a `--root` inside the
+/// image, empty for the image itself; `0:0` when absent): the installer
 /// writes files as the user running `assemble`, so the database is where a package's
 /// `nginx:nginx` directory keeps its owner. No database, nothing recorded.
 pub fn record_package_owners(
     root: &Path,
+    sub: &Path,
     owners: &mut crate::layer::Owners,
 ) -> Result<(), apk::installed::InstalledError> {
-    let Ok(dir) = RootDir::open(root) else {
+    let Ok(dir) = RootDir::open(root.join(sub)) else {
         return Ok(());
     };
     let Ok(mut f) = dir.open_file("lib/apk/db/installed") else {
@@ -243,12 +247,12 @@ pub fn record_package_owners(
         for d in &pkg.dirs {
             let base = std::path::PathBuf::from(&d.path);
             if !d.path.is_empty() && dir.metadata(&base).is_ok() {
-                owners.insert(base.clone(), id(d.acl));
+                owners.insert(sub.join(&base), id(d.acl));
             }
             for f in &d.files {
                 let p = base.join(&f.name);
                 if dir.metadata(&p).is_ok() {
-                    owners.insert(p, id(f.acl));
+                    owners.insert(sub.join(p), id(f.acl));
                 }
             }
         }

@@ -86,3 +86,23 @@ pub fn write_fixture_like_tree(root: &Path, name: &str) {
     fs_err::create_dir_all(&var).unwrap();
     fs_err::set_permissions(&var, std::fs::Permissions::from_mode(0o750)).unwrap();
 }
+
+/// A real apk client from `shared/reference-clients` beside the repository (`apk` is
+/// apk-tools 2.14, `apk3` is 3.x), when present; else `None` after printing a SKIP line
+/// naming what is missing.
+pub fn reference_client(name: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference-clients")
+        .join(name);
+    if p.is_file() {
+        return Some(p);
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "SKIP: the real `{name}` is not at {} (CI has shared/reference-clients)",
+            p.display()
+        );
+    }
+    None
+}

@@ -28,13 +28,16 @@
 //! Programs supply their own [`Fetcher`] for `http(s)://` repositories, a [`ScriptRunner`]
 //! that runs scripts sandboxed inside the root, and a [`Reporter`] for progress.
 
+mod apply;
 mod engine;
 mod fetch;
 mod owners;
+mod plan;
 mod report;
 mod repos;
 mod script;
 mod source;
+mod steps;
 mod unpack;
 mod world;
 
@@ -43,7 +46,7 @@ use std::path::{Path, PathBuf};
 pub use fetch::{
     FetchError, Fetcher, LocalFetcher, index_cache_name, index_url, package_cache_name, package_url,
 };
-pub use report::{Event, NoReporter, Reporter};
+pub use report::{Event, NoReporter, PlannedChange, Reporter};
 pub use repos::{Repositories, Repository, RepositoryConfig, host_arch, parse_repositories};
 pub use script::{NoScripts, ScriptJob, ScriptKind, ScriptOutcome, ScriptRunner};
 
@@ -71,6 +74,9 @@ pub struct InstallOptions<'a> {
     pub apply: ApplyOptions,
     /// Create the database skeleton (`apk --initdb`) when the root has none.
     pub initdb: bool,
+    /// `-u`/`--upgrade`, `-l`/`--latest` of `apk add`: the requested names are chosen
+    /// afresh (the best version available) instead of kept at their installed version.
+    pub upgrade: bool,
     /// Where bytes come from.
     pub fetcher: &'a dyn Fetcher,
     /// Who runs install scripts and triggers.
@@ -99,6 +105,7 @@ impl<'a> InstallOptions<'a> {
             source_date: 0,
             apply,
             initdb: true,
+            upgrade: false,
             fetcher,
             scripts,
             reporter,
@@ -138,7 +145,12 @@ impl InstallReport {
     }
 }
 
-/// Why an installation failed. Nothing in the root's database changed unless said so.
+/// Why an installation failed. Errors before the first package is touched (repositories,
+/// indexes, resolution) change nothing. When a package fails to fetch, verify or extract,
+/// its own files are removed again, the changes made before it stay, and the database is
+/// written as apk writes it after a failed commit: every package whose files are in the
+/// root is recorded, and the world is the requested one, so `apk fix` or the same
+/// `apk add` again completes it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InstallError {
@@ -262,7 +274,7 @@ pub fn add(
     request: &[Dependency],
     opts: &InstallOptions,
 ) -> Result<InstallReport, InstallError> {
-    engine::run(root, engine::Change::Add(request), opts)
+    engine::run(root, plan::Change::Add(request), opts)
 }
 
 /// What [`add`] would install, from the current indexes (fetched and verified as [`add`]
@@ -274,7 +286,32 @@ pub fn plan_add(
     request: &[Dependency],
     opts: &InstallOptions,
 ) -> Result<InstallReport, InstallError> {
-    engine::run_or_plan(root, engine::Change::Add(request), opts, true)
+    engine::run_or_plan(root, plan::Change::Add(request), opts, true)
+}
+
+/// One repository's index, verified as [`add`] verifies it.
+#[derive(Debug, Clone)]
+pub struct RepositoryIndex {
+    /// The repository line it came from.
+    pub repository: Repository,
+    /// The index's `DESCRIPTION` (`v3.20.3-40-g…`), which `apk update` prints.
+    pub description: Option<String>,
+    /// Its packages, every architecture.
+    pub packages: Vec<crate::index::IndexEntry>,
+}
+
+/// The verified indexes of the repositories [`add`] would use (what `apk update`, `apk
+/// search` and `apk version` read), fetched and cached as [`add`] does; changes nothing in
+/// the root and needs no database there.
+pub fn indexes(root: &Path, opts: &InstallOptions) -> Result<Vec<RepositoryIndex>, InstallError> {
+    let dir = crate::rootfs::RootDir::open(root)?;
+    let repos = Repositories::load(&dir, &opts.repositories)?;
+    source::load_repository_indexes(&repos, opts, &mut InstallReport::default())
+}
+
+/// The repositories, keys and architecture [`add`] would use for `root`.
+pub fn repositories(root: &Path, config: &RepositoryConfig) -> Result<Repositories, InstallError> {
+    Repositories::load(&crate::rootfs::RootDir::open(root)?, config)
 }
 
 /// `apk del`: removes `names` from the world of `root` and removes every package no longer
@@ -284,5 +321,5 @@ pub fn del(
     names: &[String],
     opts: &InstallOptions,
 ) -> Result<InstallReport, InstallError> {
-    engine::run(root, engine::Change::Del(names), opts)
+    engine::run(root, plan::Change::Del(names), opts)
 }

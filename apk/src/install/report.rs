@@ -33,6 +33,8 @@ pub enum Event<'a> {
         name: &'a str,
         /// The version being installed (or removed).
         version: &'a str,
+        /// The version being replaced, for upgrades, downgrades and replacements.
+        old_version: Option<&'a str>,
     },
     /// A script finished (or was not run).
     Script {
@@ -41,10 +43,36 @@ pub enum Event<'a> {
         /// `post-install`, `trigger`, …
         kind: &'a str,
         /// What happened.
-        outcome: &'a str,
+        outcome: &'a super::ScriptOutcome,
     },
     /// A non-fatal problem, in apk's words.
     Warning(&'a str),
+    /// The changes about to be made, removals first (apk lists them with `-v`).
+    Plan(&'a [PlannedChange]),
+    /// `apk del NAME` took `name` out of the world, but the package stays: the world names
+    /// in `required_by` still need it.
+    Kept {
+        /// The name asked to be removed.
+        name: &'a str,
+        /// The world's names that keep it, sorted.
+        required_by: &'a [String],
+    },
+    /// The world and the database were written: the transaction is over (also after a
+    /// package failed, see [`super::InstallError`]).
+    Committed,
+}
+
+/// One change of a transaction, as apk's `apk_change`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedChange {
+    /// The package name.
+    pub name: String,
+    /// The installed version and its installed size, when one is removed or replaced.
+    pub old: Option<(String, u64)>,
+    /// The version coming in and its installed size.
+    pub new: Option<(String, u64)>,
+    /// Bytes to download for it (0 from local repositories).
+    pub download: u64,
 }
 
 /// Receives [`Event`]s. Implemented by programs (a progress bar on a TTY, lines otherwise).

@@ -3,10 +3,11 @@
 //! before use or caching, every package cached only once it verified.
 
 use std::io::{BufReader, Read, Write};
+use std::path::Path;
 
 use super::fetch::{index_cache_name, index_url, package_cache_name};
 use super::report::Event;
-use super::repos::Repositories;
+use super::repos::{Repositories, Repository};
 use super::unpack::{UnpackContext, Unpacked, unpack};
 use super::{InstallError, InstallOptions, InstallReport};
 use crate::index::{IndexEntry, SignedIndex};
@@ -22,6 +23,26 @@ fn is_local(url: &str) -> bool {
     !url.contains("://")
 }
 
+/// Every repository's verified index, with the repository's description (`apk update`).
+pub(super) fn load_repository_indexes(
+    repos: &Repositories,
+    opts: &InstallOptions,
+    report: &mut InstallReport,
+) -> Result<Vec<super::RepositoryIndex>, InstallError> {
+    repos
+        .repos
+        .iter()
+        .map(|repo| {
+            let index = load_index(repo, repos, opts, report)?;
+            Ok(super::RepositoryIndex {
+                repository: repo.clone(),
+                description: index.index.description,
+                packages: index.index.packages,
+            })
+        })
+        .collect()
+}
+
 /// Reads every repository's index, verifying its signature.
 pub(super) fn load_indexes(
     repos: &Repositories,
@@ -30,69 +51,105 @@ pub(super) fn load_indexes(
 ) -> Result<Fetched, InstallError> {
     let mut entries = Vec::new();
     for (ri, repo) in repos.repos.iter().enumerate() {
-        let url = index_url(&repo.url, &repos.arch);
-        let cache = opts
-            .cache_dir
-            .as_ref()
-            .filter(|_| !is_local(&url))
-            .map(|d| d.join(index_cache_name(&url)));
-        let cached = cache.clone().filter(|p| !opts.update_cache && p.is_file());
-        opts.reporter.event(Event::FetchIndex {
-            url: &url,
-            cached: cached.is_some(),
-        });
-        let bytes = match &cached {
-            Some(path) => fs_err::read(path).map_err(|source| InstallError::Io {
-                path: path.clone(),
-                source,
-            })?,
-            None => {
-                let mut bytes = Vec::new();
-                opts.fetcher
-                    .open(&url)?
-                    .take(crate::index::MAX_INDEX_SIZE)
-                    .read_to_end(&mut bytes)
-                    .map_err(|source| super::FetchError::Io {
-                        url: url.clone(),
-                        source,
-                    })?;
-                bytes
-            }
-        };
-        let index = SignedIndex::parse(&bytes).map_err(|e| InstallError::Index {
-            repository: repo.url.clone(),
-            source: Box::new(e),
-        })?;
-        if let Err(e) = index.verify(&repos.keys) {
-            if !opts.allow_untrusted {
-                return Err(InstallError::Untrusted {
-                    repository: repo.url.clone(),
-                    reason: e.to_string(),
-                });
-            }
-            let msg = format!(
-                "{}: UNTRUSTED signature, used anyway (--allow-untrusted)",
-                repo.url
-            );
-            opts.reporter.event(Event::Warning(&msg));
-            report.warnings.push(msg);
-        }
-        // Only write the cache once the index verified (or was explicitly allowed).
-        if let Some(path) = cache.filter(|_| cached.is_none()) {
-            if let Some(dir) = path.parent() {
-                fs_err::create_dir_all(dir).map_err(|source| InstallError::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-            }
-            crate::atomic::write_atomic(&path, &bytes).map_err(|source| InstallError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        }
+        let index = load_index(repo, repos, opts, report)?;
         entries.extend(index.index.packages.into_iter().map(|e| (e, ri)));
     }
     Ok(Fetched { entries })
+}
+
+/// One repository's index: from the cache unless refreshing, else fetched; verified, and
+/// cached only once it verified (or was explicitly allowed).
+fn load_index(
+    repo: &Repository,
+    repos: &Repositories,
+    opts: &InstallOptions,
+    report: &mut InstallReport,
+) -> Result<SignedIndex, InstallError> {
+    let url = index_url(&repo.url, &repos.arch);
+    let cache = opts
+        .cache_dir
+        .as_ref()
+        .filter(|_| !is_local(&url))
+        .map(|d| d.join(index_cache_name(&url)));
+    let cached = cache.clone().filter(|p| !opts.update_cache && p.is_file());
+    opts.reporter.event(Event::FetchIndex {
+        url: &url,
+        cached: cached.is_some(),
+    });
+    let bytes = match &cached {
+        Some(path) => fs_err::read(path).map_err(|source| InstallError::Io {
+            path: path.clone(),
+            source,
+        })?,
+        None => fetch_index(opts, &url)?,
+    };
+    let index = SignedIndex::parse(&bytes).map_err(|e| InstallError::Index {
+        repository: repo.url.clone(),
+        source: Box::new(e),
+    })?;
+    verify_index(&index, repo, repos, opts, report)?;
+    if let Some(path) = cache.filter(|_| cached.is_none()) {
+        write_cache(&path, &bytes)?;
+    }
+    Ok(index)
+}
+
+fn fetch_index(opts: &InstallOptions, url: &str) -> Result<Vec<u8>, InstallError> {
+    let mut bytes = Vec::new();
+    opts.fetcher
+        .open(url)?
+        .take(crate::index::MAX_INDEX_SIZE)
+        .read_to_end(&mut bytes)
+        .map_err(|source| super::FetchError::Io {
+            url: url.to_owned(),
+            source,
+        })?;
+    Ok(bytes)
+}
+
+/// Refuses an index no trusted key verifies, unless `--allow-untrusted` (then a warning).
+fn verify_index(
+    index: &SignedIndex,
+    repo: &Repository,
+    repos: &Repositories,
+    opts: &InstallOptions,
+    report: &mut InstallReport,
+) -> Result<(), InstallError> {
+    let Err(e) = index.verify(&repos.keys) else {
+        return Ok(());
+    };
+    if !opts.allow_untrusted {
+        return Err(InstallError::Untrusted {
+            repository: repo.url.clone(),
+            reason: e.to_string(),
+        });
+    }
+    let msg = format!(
+        "{}: UNTRUSTED signature, used anyway (--allow-untrusted)",
+        repo.url
+    );
+    opts.reporter.event(Event::Warning(&msg));
+    report.warnings.push(msg);
+    Ok(())
+}
+
+fn write_cache(path: &Path, bytes: &[u8]) -> Result<(), InstallError> {
+    create_parent(path)?;
+    crate::atomic::write_atomic(path, bytes).map_err(|source| InstallError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Creates the cache directory holding `path`.
+fn create_parent(path: &Path) -> Result<(), InstallError> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    fs_err::create_dir_all(dir).map_err(|source| InstallError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// Opens the package (cache first), unpacks it, and caches it once it verified.
@@ -123,12 +180,7 @@ pub(super) fn fetch_and_unpack(
     let Some(path) = cache else {
         return unpack(cx, BufReader::with_capacity(256 << 10, input), opts.scripts);
     };
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir).map_err(|source| InstallError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
+    create_parent(&path)?;
     let io_err = |source| InstallError::Io {
         path: path.clone(),
         source,

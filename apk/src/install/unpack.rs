@@ -73,6 +73,11 @@ struct Visitor<'a, 'b> {
     dir_index: HashMap<String, usize>,
     /// Non-directory paths this package created where nothing was before.
     created: Vec<String>,
+    /// Directories this package created, parents first.
+    created_dirs: Vec<String>,
+    /// Files a package owned already, written under a temporary name beside them and
+    /// renamed into place only once the whole package verified: `(temporary, final)`.
+    staged: Vec<(String, String)>,
     /// Regular-file digests by path, for hard links.
     digests: HashMap<String, Option<Checksum>>,
     taken: Vec<(String, usize)>,
@@ -109,7 +114,25 @@ fn split(path: &str) -> (&str, &str) {
     path.rsplit_once('/').unwrap_or(("", path))
 }
 
-impl Visitor<'_, '_> {
+impl<'a, 'b> Visitor<'a, 'b> {
+    fn new(cx: &'b UnpackContext<'a>) -> Self {
+        Self {
+            cx,
+            links: HashSet::new(),
+            dirs: Vec::new(),
+            dir_index: HashMap::new(),
+            created: Vec::new(),
+            created_dirs: Vec::new(),
+            staged: Vec::new(),
+            digests: HashMap::new(),
+            taken: Vec::new(),
+            flags: String::new(),
+            failure: None,
+            my_replaces: None,
+            skipped_devices: Vec::new(),
+        }
+    }
+
     fn dir(&mut self, path: &str) -> &mut InstalledDir {
         let i = match self.dir_index.get(path) {
             Some(&i) => i,
@@ -178,60 +201,109 @@ impl Visitor<'_, '_> {
 
 impl DataVisitor for Visitor<'_, '_> {
     fn entry(&mut self, entry: &Entry, content: &mut dyn Read) -> Result<(), PackageError> {
-        let (dir, base) = split(&entry.path);
-        // What apk skips silently (§1.6): top-level dot names and `.keep_*` placeholders.
-        let dotted =
-            entry.path.starts_with('.') && !entry.path.starts_with("../") && entry.path != "..";
-        if dotted || base.starts_with(".keep_") {
+        if skipped_silently(entry) {
             return Ok(());
         }
         // Everything else that is not a plain relative name is hostile: refuse.
         check_entry(entry, &mut self.links)?;
-        let uid = self.cx.owners.uid(&entry.uname, entry.uid);
-        let gid = self.cx.owners.gid(&entry.gname, entry.gid);
-        let mode = entry.mode & 0o7777;
+        let meta = self.meta(entry);
         if entry.kind == EntryType::Dir {
-            let meta = EntryMeta {
-                path: entry.path.clone(),
-                kind: EntryKind::Dir,
-                mode,
-                uid,
-                gid,
-                mtime: i64::try_from(entry.mtime).unwrap_or(i64::MAX),
-            };
-            let applied = self
-                .cx
-                .root
-                .apply(&meta, &mut io::empty(), self.cx.apply)
-                .map_err(|e| unsafe_entry(entry, &e))?;
-            let xattr_digest = self.set_xattrs(entry, applied);
-            let d = self.dir(&entry.path);
-            d.acl = Acl {
-                uid,
-                gid,
-                mode,
-                xattr_digest,
-            }
-            .unless_default(Acl::DEFAULT_DIR);
-            return Ok(());
+            return self.apply_dir(entry, &meta);
         }
         match self.may_write(&entry.path) {
             Ok(true) => {}
             Ok(false) => return Ok(()),
             Err(e) => return Err(abort(self, e)),
         }
-        // Paths no package owned are ours to remove again if the package fails.
+        let (applied, actual, written) = self.apply_file(entry, &meta, content)?;
+        check_recorded(entry, actual)?;
+        self.record_file(entry, &meta, applied, actual, &written);
+        Ok(())
+    }
+}
+
+/// What apk skips silently (§1.6): top-level dot names and `.keep_*` placeholders.
+fn skipped_silently(entry: &Entry) -> bool {
+    let (_, base) = split(&entry.path);
+    let dotted =
+        entry.path.starts_with('.') && !entry.path.starts_with("../") && entry.path != "..";
+    dotted || base.starts_with(".keep_")
+}
+
+/// A recorded checksum that does not match what was written.
+fn check_recorded(entry: &Entry, actual: Option<[u8; 20]>) -> Result<(), PackageError> {
+    match (actual, entry.checksum_sha1) {
+        (Some(actual), Some(recorded)) if actual != recorded => Err(PackageError::FileChecksum {
+            path: entry.path.clone(),
+            expected: hex::encode(recorded),
+            actual: hex::encode(actual),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Visitor<'_, '_> {
+    /// The entry as written into the root: owners mapped through the root's tables.
+    fn meta(&self, entry: &Entry) -> EntryMeta {
+        EntryMeta {
+            path: entry.path.clone(),
+            kind: if entry.kind == EntryType::Dir {
+                EntryKind::Dir
+            } else {
+                entry_kind(entry)
+            },
+            mode: entry.mode & 0o7777,
+            uid: self.cx.owners.uid(&entry.uname, entry.uid),
+            gid: self.cx.owners.gid(&entry.gname, entry.gid),
+            mtime: i64::try_from(entry.mtime).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn apply_dir(&mut self, entry: &Entry, meta: &EntryMeta) -> Result<(), PackageError> {
+        if !self.cx.root.exists(&entry.path).unwrap_or(true) {
+            self.created_dirs.push(entry.path.clone());
+        }
+        let applied = self
+            .cx
+            .root
+            .apply(meta, &mut io::empty(), self.cx.apply)
+            .map_err(|e| unsafe_entry(entry, &e))?;
+        let xattr_digest = self.set_xattrs(entry, &entry.path, applied);
+        let d = self.dir(&entry.path);
+        d.acl = Acl {
+            uid: meta.uid,
+            gid: meta.gid,
+            mode: meta.mode,
+            xattr_digest,
+        }
+        .unless_default(Acl::DEFAULT_DIR);
+        Ok(())
+    }
+
+    /// Writes a non-directory entry; returns what happened, for files without a recorded
+    /// checksum and for symlinks the SHA-1 of what was written, and where it was written.
+    fn apply_file(
+        &mut self,
+        entry: &Entry,
+        meta: &EntryMeta,
+        content: &mut dyn Read,
+    ) -> Result<(Applied, Option<[u8; 20]>, String), PackageError> {
+        // Paths no package owned are ours to remove again if the package fails; a package's
+        // file is replaced only once this one verified, so a failure leaves it as recorded.
         let new_path =
             !self.cx.previous.contains(&entry.path) && !self.cx.owned.contains_key(&entry.path);
-        let kind = entry_kind(entry);
-        let meta = EntryMeta {
-            path: entry.path.clone(),
-            kind,
-            mode,
-            uid,
-            gid,
-            mtime: i64::try_from(entry.mtime).unwrap_or(i64::MAX),
-        };
+        let mut meta = meta.clone();
+        if !new_path {
+            meta.path = staging_name(&entry.path);
+            self.staged.push((meta.path.clone(), entry.path.clone()));
+        }
+        if let EntryKind::HardLink(target) = &mut meta.kind
+            && let Some((temp, _)) = self.staged.iter().find(|(_, f)| f == target)
+        {
+            // Its target is still under its temporary name.
+            target.clone_from(temp);
+        }
+        let meta = &meta;
         // A recorded checksum is covered by `datahash`, verified once the stream ends; only
         // entries without one are hashed, to fill `Z:` as apk does.
         let mut hashing = HashingReader {
@@ -239,7 +311,7 @@ impl DataVisitor for Visitor<'_, '_> {
             hash: (entry.kind == EntryType::File && entry.checksum_sha1.is_none())
                 .then(sha1::Sha1::new),
         };
-        let result = self.cx.root.apply(&meta, &mut hashing, self.cx.apply);
+        let result = self.cx.root.apply(meta, &mut hashing, self.cx.apply);
         if new_path {
             self.created.push(entry.path.clone());
         }
@@ -253,15 +325,18 @@ impl DataVisitor for Visitor<'_, '_> {
             EntryType::Symlink => Some(Checksum::sha1_of(entry.link.as_bytes()).0),
             _ => None,
         };
-        if let (Some(actual), Some(recorded)) = (actual, entry.checksum_sha1)
-            && actual != recorded
-        {
-            return Err(PackageError::FileChecksum {
-                path: entry.path.clone(),
-                expected: hex::encode(recorded),
-                actual: hex::encode(actual),
-            });
-        }
+        Ok((applied, actual, meta.path.clone()))
+    }
+
+    /// Adds the written entry to its directory's record.
+    fn record_file(
+        &mut self,
+        entry: &Entry,
+        meta: &EntryMeta,
+        applied: Applied,
+        actual: Option<[u8; 20]>,
+        written: &str,
+    ) {
         let digest = match entry.kind {
             EntryType::HardLink => self.digests.get(&entry.link).copied().flatten(),
             _ => entry.checksum_sha1.or(actual).map(Checksum),
@@ -272,32 +347,30 @@ impl DataVisitor for Visitor<'_, '_> {
         if applied == Applied::SkippedDevice {
             self.skipped_devices.push(entry.path.clone());
         }
-        let xattr_digest = self.set_xattrs(entry, applied);
+        let xattr_digest = self.set_xattrs(entry, written, applied);
+        let (dir, base) = split(&entry.path);
         let file = InstalledFile {
             name: base.to_owned(),
             acl: Acl {
-                uid,
-                gid,
-                mode,
+                uid: meta.uid,
+                gid: meta.gid,
+                mode: meta.mode,
                 xattr_digest,
             }
             .unless_default(Acl::DEFAULT_FILE),
             digest,
         };
         self.dir(dir).files.push(file);
-        Ok(())
     }
 }
 
 impl Visitor<'_, '_> {
-    fn set_xattrs(&mut self, entry: &Entry, applied: Applied) -> Option<Checksum> {
+    fn set_xattrs(&mut self, entry: &Entry, written: &str, applied: Applied) -> Option<Checksum> {
         if entry.xattrs.is_empty() || applied != Applied::Created {
             return None;
         }
         for (name, value) in &entry.xattrs {
-            if self.cx.root.set_xattr(&entry.path, name, value).is_err()
-                && !self.flags.contains('x')
-            {
+            if self.cx.root.set_xattr(written, name, value).is_err() && !self.flags.contains('x') {
                 // As apk: a filesystem without xattrs marks the package, not fails it.
                 self.flags.push('x');
             }
@@ -489,19 +562,7 @@ pub(super) fn unpack(
     };
     let (read, mut v, written) = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
-            let mut v = Visitor {
-                cx,
-                links: HashSet::new(),
-                dirs: Vec::new(),
-                dir_index: HashMap::new(),
-                created: Vec::new(),
-                digests: HashMap::new(),
-                taken: Vec::new(),
-                flags: String::new(),
-                failure: None,
-                my_replaces: None,
-                skipped_devices: Vec::new(),
-            };
+            let mut v = Visitor::new(cx);
             let written = write_entries(&mut v, &rx);
             // Dropping the receiver makes the reader stop at its next send.
             drop(rx);
@@ -513,18 +574,8 @@ pub(super) fn unpack(
         let (v, written) = writer.join().expect("writer thread panicked");
         (read, v, written)
     });
-    let result = written.and(read).and_then(|pkg| {
-        let actual = hex::encode(pkg.data_sha256);
-        if pkg.info.datahash.eq_ignore_ascii_case(&actual) {
-            Ok(pkg)
-        } else {
-            Err(PackageError::DataHash {
-                expected: pkg.info.datahash.clone(),
-                actual,
-            })
-        }
-    });
-    match result {
+    let verified = written.and(read).and_then(check_datahash);
+    match verified.and_then(|pkg| commit_staged(cx, &v.staged).map(|()| pkg)) {
         Ok(pkg) => Ok(Unpacked {
             info: pkg.info,
             scripts: pkg.scripts,
@@ -535,7 +586,13 @@ pub(super) fn unpack(
             skipped_devices: v.skipped_devices,
         }),
         Err(err) => {
-            for path in v.created.iter().rev() {
+            // What it created goes again, directories once empty (apk's purge of a
+            // package that failed to install).
+            let staged = v.staged.iter().map(|(temp, _)| temp);
+            for path in staged
+                .chain(v.created.iter().rev())
+                .chain(v.created_dirs.iter().rev())
+            {
                 let _ = cx.root.remove(path);
             }
             Err(fwd
@@ -547,5 +604,49 @@ pub(super) fn unpack(
                     source: Box::new(err),
                 }))
         }
+    }
+}
+
+/// Moves the files written under temporary names into place (apk's
+/// `apk_db_migrate_files`). A temporary name that is not there (a skipped device node) is
+/// no error.
+fn commit_staged(cx: &UnpackContext<'_>, staged: &[(String, String)]) -> Result<(), PackageError> {
+    for (temp, path) in staged {
+        match cx.root.rename(temp, path) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                return Err(PackageError::UnsafeEntry {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The temporary name beside `path` that a package's new version of it is written to.
+fn staging_name(path: &str) -> String {
+    let (dir, _) = split(path);
+    let hash = hex::encode(Checksum::sha1_of(path.as_bytes()).0);
+    match dir {
+        "" => format!(".apk.{hash}"),
+        dir => format!("{dir}/.apk.{hash}"),
+    }
+}
+
+/// The data member read is the one the verified control member names.
+fn check_datahash(
+    pkg: crate::package::read::Package,
+) -> Result<crate::package::read::Package, PackageError> {
+    let actual = hex::encode(pkg.data_sha256);
+    if pkg.info.datahash.eq_ignore_ascii_case(&actual) {
+        Ok(pkg)
+    } else {
+        Err(PackageError::DataHash {
+            expected: pkg.info.datahash.clone(),
+            actual,
+        })
     }
 }

@@ -386,7 +386,9 @@ fn a_package_that_is_not_the_indexed_one_is_refused() {
     assert!(matches!(err, InstallError::NotIndexed { .. }), "{err}");
     assert!(err.to_string().contains("is not the indexed one"), "{err}");
     assert!(!env.exists("usr/bin/foo"), "nothing of it was written");
-    assert!(!env.exists("etc/apk/world") || env.read("etc/apk/world") == "\n");
+    // As apk after a failed commit: the world keeps the request, the database has no foo.
+    assert_eq!(env.read("etc/apk/world"), "foo=2.0-r0\n");
+    assert!(!env.read("lib/apk/db/installed").contains("P:foo"));
 }
 
 #[test]
@@ -451,6 +453,8 @@ fn file_conflicts_follow_apks_replaces_rules() {
     assert!(matches!(err, InstallError::FileConflict { .. }), "{err}");
     assert!(err.to_string().contains("owned by a-1-r0"), "{err}");
     assert_eq!(env.read("usr/share/common"), "a\n");
+    // The failed request stays in the world, as apk leaves it; take it out to go on.
+    env.del("b");
     env.add("c").unwrap();
     assert_eq!(env.read("usr/share/common"), "c\n");
     let installed = env.read("lib/apk/db/installed");
@@ -467,6 +471,8 @@ fn hostile(env: &mut Env, spec: &PkgSpec) -> InstallError {
         !env.exists("usr/bin/before"),
         "partial files were left: {err}"
     );
+    // The refused request stays in the world, as apk leaves it; the next one starts clean.
+    env.del(&spec.name);
     err
 }
 
@@ -496,6 +502,7 @@ fn malicious_packages_are_refused_and_the_host_is_untouched() {
     env.add("planted").unwrap();
     let _ = env.add("user");
     env.assert_outside_untouched();
+    env.del("user");
 
     let absolute = PkgSpec::new("absolute", "1-r0")
         .file("usr/bin/before", "x\n")
@@ -803,4 +810,109 @@ fn plan_add_resolves_without_touching_the_root() {
     env.add("tool").unwrap();
     let again = install::plan_add(&env.root, &atoms, &env.opts()).unwrap();
     assert_eq!(again.planned, r.planned);
+}
+
+/// Issue 14: an `apk add` whose second package is corrupt leaves the first recorded with
+/// its files and nothing of the second, a database the real apk audits clean.
+#[test]
+fn issue14_a_failed_add_records_what_was_installed_and_nothing_of_the_failed_package() {
+    let mut env = Env::new();
+    env.repo
+        .add(&PkgSpec::new("good", "1-r0").file("usr/share/good/a", "a\n"));
+    let bad = PkgSpec::new("bad", "1-r0")
+        .depends("good")
+        .file("usr/bin/bad", "#!/bin/sh\n")
+        .file("usr/share/bad/data", &"z".repeat(100_000));
+    env.repo.add(&bad);
+    env.repo.write_index(true);
+    // Its control member is the indexed one; its data stream breaks near the end, once
+    // files were written.
+    let apk = env.repo.dir.join("x86_64/bad-1-r0.apk");
+    let mut bytes = fs_err::read(&apk).unwrap();
+    let n = bytes.len();
+    bytes[n - 6] ^= 0xff;
+    fs_err::write(&apk, bytes).unwrap();
+    let err = env.add("bad").unwrap_err();
+    assert!(matches!(err, InstallError::Package { .. }), "{err}");
+    assert!(env.exists("usr/share/good/a"));
+    assert!(!env.exists("usr/bin/bad") && !env.exists("usr/share/bad"));
+    let installed = env.read("lib/apk/db/installed");
+    assert!(installed.contains("P:good\n") && !installed.contains("P:bad\n"));
+    assert_eq!(env.read("etc/apk/world"), "bad\n");
+    let Some(real) = testkit::reference_client("apk") else {
+        return;
+    };
+    let root = env.root.display().to_string();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&real)
+            .args(["--root", &root, "--no-network"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, audit, err) = run(&["audit", "--system"]);
+    assert!(ok && audit.is_empty(), "apk audit: {audit}{err}");
+    let (ok, info, err) = run(&["info", "-vv"]);
+    assert!(ok, "{err}");
+    assert_eq!(info, "good-1-r0 - generated package good\n", "{err}");
+}
+
+#[test]
+fn add_upgrade_chooses_the_requested_names_afresh() {
+    let env = versions_env();
+    env.add("foo=1.0-r0").unwrap();
+    // Without -u the installed version satisfies `foo` and stays, as apk keeps it.
+    assert!(env.add("foo").unwrap().is_noop());
+    assert_eq!(env.read("usr/bin/foo"), "foo 1.0-r0\n");
+    let mut opts = env.opts();
+    opts.upgrade = true;
+    let report = env.add_with("foo", &opts).unwrap();
+    assert_eq!(
+        report.upgraded,
+        [("foo".into(), "1.0-r0".into(), "2.0-r0".into())]
+    );
+}
+
+/// Issue 14: an upgrade whose new version breaks half-way leaves the old version's files
+/// as the database records them (the new ones were written beside them and never moved
+/// into place), with no temporary file left.
+#[test]
+fn issue14_a_failed_upgrade_keeps_the_old_files_as_recorded() {
+    let env = versions_env();
+    env.add("foo=1.0-r0").unwrap();
+    let apk = env.repo.dir.join("x86_64/foo-2.0-r0.apk");
+    let mut bytes = fs_err::read(&apk).unwrap();
+    let n = bytes.len();
+    bytes[n - 6] ^= 0xff;
+    fs_err::write(&apk, bytes).unwrap();
+    let err = env.add("foo=2.0-r0").unwrap_err();
+    assert!(matches!(err, InstallError::Package { .. }), "{err}");
+    assert_eq!(env.read("usr/bin/foo"), "foo 1.0-r0\n");
+    assert_eq!(env.read("usr/share/foo/shared.txt"), "1\n");
+    assert!(env.exists("usr/share/foo/old.txt") && !env.exists("usr/share/foo/new.txt"));
+    for dir in ["usr/bin", "usr/share/foo"] {
+        let left: Vec<_> = fs_err::read_dir(env.root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".apk."))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    assert!(env.read("lib/apk/db/installed").contains("V:1.0-r0\n"));
+    let Some(real) = testkit::reference_client("apk") else {
+        return;
+    };
+    let out = std::process::Command::new(real)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["--no-network", "audit", "--system"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
 }

@@ -1,16 +1,38 @@
-//! A plain `RUN apk add`/`apk del` carried out by our installer instead of the sandbox:
-//! what it would install (part of the cache key), the installer's options, the run, and
-//! the image's `--keys-dir`.
+//! The exact-line fast path: a RUN that is only apk commands (`apk add …`, `apk update &&
+//! apk add …`, `apk del …`) is carried out by [`crate::apkcmd`] here, with no sandbox and
+//! no shell in the image, one command after the other as `&&` would. The same code serves
+//! apk in any other RUN through the shim (see `run.rs`), so this is an optimisation with
+//! the same result. What an `apk add` would install is part of the step's cache key.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::step::Step;
 use super::{BuildError, Engine, StageState};
-use crate::containerfile::{ApkAction, ApkCommand};
+use crate::apkcmd::{self, Host, Invocation, Out};
+use crate::containerfile::ApkCommand;
 use crate::packages::IndexMemo;
 
 impl Engine<'_> {
-    /// Runs `cmd` with our installer and keeps the result, failed or not.
+    /// What a step lends the apk commands it runs (the fast path's and the shim's).
+    pub(super) fn apk_host<'h>(
+        &'h self,
+        rootfs: &'h Path,
+        network: bool,
+        chown: bool,
+        indexes: &'h IndexMemo,
+    ) -> Host<'h> {
+        Host {
+            rootfs,
+            sandbox: self.sandbox,
+            network,
+            indexes,
+            source_date: self.opts.source_date.unwrap_or(self.opts.now),
+            chown,
+            reporter: Some(self.reporter),
+        }
+    }
+
+    /// Runs `cmd`'s commands natively and keeps the result, failed or not.
     pub(super) fn apk_step(
         &self,
         st: &mut StageState,
@@ -20,46 +42,85 @@ impl Engine<'_> {
         step: Step,
     ) -> Result<(), BuildError> {
         let rootfs = st.rootfs();
-        // Install scripts run as root: with the image's ids mapped they must see the
-        // image's owners. The installer itself writes with the caller's owner, so the
-        // layer still translates (OwnerMap) for its files.
+        // With the image's ids mapped, install scripts see the image's owners and the
+        // installer sets the packages' owners on disk, as in a sandboxed RUN.
         let image_ids = self.image_owners(st, "")?;
+        self.reporter
+            .line("--> Carried out by the native installer (no shell needed)");
+        let host = self.apk_host(&rootfs, network, image_ids, indexes);
         let mut log = Vec::new();
-        let failure = self.run_apk(&rootfs, cmd, network, indexes, &mut log)?;
-        crate::packages::record_package_owners(&rootfs, &mut st.owners)
+        let failure = self.run_apk(&host, st, cmd, &mut log);
+        crate::packages::record_package_owners(&rootfs, Path::new(""), &mut st.owners)
             .map_err(anyhow::Error::from)?;
-        let snap = self.snapshot(st, &step.text, &log, false)?;
+        let snap = self.snapshot(st, &step.text, &log, image_ids)?;
         if image_ids {
             self.chown_back(st)?;
         }
         self.finish_step(st, snap, failure, step)
     }
 
-    /// What `apk add` would install from the current indexes, as cache key bytes; the
-    /// reporter says what it found. A failure is keyed too (the step then runs and reports
-    /// it for real).
-    pub(super) fn apk_plan(&self, rootfs: &Path, cmd: &ApkCommand, indexes: &IndexMemo) -> Vec<u8> {
-        let fetcher = crate::packages::ImageFetcher::new(rootfs)
-            .reporting(self.reporter)
-            .remembering(indexes);
-        let mut o = apk::install::InstallOptions::new(
-            &fetcher,
-            &apk::install::NoScripts,
-            &apk::install::NoReporter,
-        );
-        let planned = image_keys_dir(rootfs, cmd).and_then(|keys| {
-            self.apk_options(&mut o, keys, cmd);
-            let atoms = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))
-                .map_err(|e| e.to_string())?;
-            apk::install::plan_add(rootfs, &atoms, &o).map_err(|e| e.to_string())
+    /// Each command in turn, output shown and kept in `log`; `Some(status)` for the first
+    /// that fails.
+    fn run_apk(
+        &self,
+        host: &Host<'_>,
+        st: &StageState,
+        cmd: &ApkCommand,
+        log: &mut Vec<u8>,
+    ) -> Option<String> {
+        let buf = std::cell::RefCell::new(std::mem::take(log));
+        let reporter = self.reporter;
+        let write = |b: &[u8]| {
+            reporter.output(b);
+            buf.borrow_mut().extend_from_slice(b);
+        };
+        let out = Out {
+            stdout: &write,
+            stderr: &write,
+        };
+        let uid =
+            crate::sandbox::resolve_user(&st.rootfs(), &st.config.user).map_or(0, |(uid, _)| uid);
+        let cwd = workdir(st);
+        let failure = cmd.commands.iter().find_map(|args| {
+            let inv = Invocation {
+                args,
+                cwd: &cwd,
+                uid,
+            };
+            let code = apkcmd::run(host, inv, &out);
+            (code != 0).then(|| format!("exit status: {code}"))
         });
-        match planned {
-            Ok(r) => {
+        *log = buf.into_inner();
+        failure
+    }
+
+    /// What the step's `apk add` would install from the current indexes, as cache key
+    /// bytes; the reporter says what it found. A failure is keyed too (the step then runs
+    /// and reports it for real).
+    pub(super) fn apk_plan(
+        &self,
+        st: &StageState,
+        cmd: &ApkCommand,
+        indexes: &IndexMemo,
+    ) -> Vec<u8> {
+        let rootfs = st.rootfs();
+        let host = self.apk_host(&rootfs, false, false, indexes);
+        let cwd = workdir(st);
+        let Some(add) = cmd.commands.iter().rev().find(|a| is_add(a)) else {
+            return Vec::new();
+        };
+        let inv = Invocation {
+            args: add,
+            cwd: &cwd,
+            uid: 0,
+        };
+        match apkcmd::plan_add(&host, inv) {
+            Ok(planned) => {
                 self.reporter.line(&format!(
                     "--> The repositories resolve this to: {}",
-                    shown(&r.planned)
+                    shown(&planned)
                 ));
-                planned_key(&r.planned)
+                planned_key(&planned)
             }
             Err(e) => {
                 self.reporter
@@ -68,103 +129,17 @@ impl Engine<'_> {
             }
         }
     }
-
-    /// The installer options of `cmd` (repositories, keys, flags) for `rootfs`.
-    fn apk_options(
-        &self,
-        o: &mut apk::install::InstallOptions<'_>,
-        keys_dir: Option<PathBuf>,
-        cmd: &ApkCommand,
-    ) {
-        o.repositories.extra = cmd.repositories.clone();
-        o.repositories.keys_dir = keys_dir;
-        o.allow_untrusted = cmd.allow_untrusted;
-        o.virtual_name = cmd.virtual_name.clone();
-        o.update_cache = cmd.update;
-        o.source_date = self.opts.source_date.unwrap_or(self.opts.now);
-    }
-
-    /// `apk add`/`apk del` with our installer; `Some(reason)` when it failed.
-    fn run_apk(
-        &self,
-        rootfs: &Path,
-        cmd: &ApkCommand,
-        network: bool,
-        indexes: &IndexMemo,
-        log: &mut Vec<u8>,
-    ) -> anyhow::Result<Option<String>> {
-        use crate::packages::{EventLines, ImageFetcher, SandboxScripts};
-        let buf = std::cell::RefCell::new(std::mem::take(log));
-        let reporter = self.reporter;
-        let out = |b: &[u8]| {
-            reporter.output(b);
-            buf.borrow_mut().extend_from_slice(b);
-        };
-        let fetcher = ImageFetcher::new(rootfs)
-            .reporting(self.reporter)
-            .remembering(indexes);
-        let scripts = SandboxScripts {
-            sandbox: self.sandbox,
-            output: &out,
-            network,
-        };
-        let failure = match image_keys_dir(rootfs, cmd) {
-            Ok(keys) => {
-                let events = EventLines(&out);
-                let mut o = apk::install::InstallOptions::new(&fetcher, &scripts, &events);
-                self.apk_options(&mut o, keys, cmd);
-                o.apply.devices = apk::rootfs::DevicePolicy::CreateOrSkip;
-                // Owners are kept in the owner table (from the database below), not on disk.
-                o.apply.chown = false;
-                outcome(install(rootfs, cmd, &o)?, &out)
-            }
-            Err(msg) => {
-                out(format!("ERROR: {msg}\n").as_bytes());
-                Some(format!("apk: {msg}"))
-            }
-        };
-        *log = buf.into_inner();
-        Ok(failure)
-    }
 }
 
-/// Runs the installer for `cmd`; the outer error is a bad package list, the inner one the
-/// installer's.
-fn install(
-    rootfs: &Path,
-    cmd: &ApkCommand,
-    o: &apk::install::InstallOptions<'_>,
-) -> anyhow::Result<Result<apk::install::InstallReport, apk::install::InstallError>> {
-    Ok(match cmd.action {
-        ApkAction::Add => {
-            let atoms = apk::dep::Dependency::parse_list(&cmd.packages.join(" "))?;
-            apk::install::add(rootfs, &atoms, o)
-        }
-        ApkAction::Del => apk::install::del(rootfs, &cmd.packages, o),
-        _ => Ok(apk::install::InstallReport::default()),
-    })
+fn is_add(args: &[String]) -> bool {
+    apkcmd::parse(args).is_ok_and(|a| a.applet == apkcmd::Applet::Add)
 }
 
-/// Says how the installer did (to `out`); `Some(reason)` when it failed.
-fn outcome(
-    result: Result<apk::install::InstallReport, apk::install::InstallError>,
-    out: &dyn Fn(&[u8]),
-) -> Option<String> {
-    match result {
-        Ok(r) => {
-            out(format!(
-                "OK: {} installed, {} upgraded, {} removed (native installer)\n",
-                r.installed.len(),
-                r.upgraded.len(),
-                r.removed.len()
-            )
-            .as_bytes());
-            None
-        }
-        Err(e) => {
-            out(format!("ERROR: {e}\n").as_bytes());
-            Some(format!("apk: {e}"))
-        }
+/// The step's WORKDIR, where relative paths of its apk commands start.
+fn workdir(st: &StageState) -> String {
+    match st.config.working_dir.as_str() {
+        "" => "/".to_owned(),
+        w => w.to_owned(),
     }
 }
 
@@ -190,47 +165,4 @@ fn planned_key(planned: &[(String, String, String)]) -> Vec<u8> {
         })
         .collect::<String>()
         .into_bytes()
-}
-
-/// `--keys-dir DIR` of an `apk add`, which names a directory inside the image (as a real apk
-/// run there), as the host path the installer reads. The installer reads it as a host path,
-/// so `..` and symlinks along it are refused rather than followed out of the build root.
-/// The message names the image's path, not the build root's temporary one, and the usual
-/// cause: a FROM scratch image has no keys until a COPY puts them there.
-fn image_keys_dir(rootfs: &Path, cmd: &ApkCommand) -> Result<Option<PathBuf>, String> {
-    use std::path::Component;
-    let Some(k) = cmd.keys_dir.as_ref() else {
-        return Ok(None);
-    };
-    let mut path = rootfs.to_path_buf();
-    for c in Path::new(k).components() {
-        match c {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(name) => {
-                path.push(name);
-                match fs_err::symlink_metadata(&path) {
-                    Ok(m) if m.file_type().is_symlink() => {
-                        return Err(format!(
-                            "--keys-dir `{k}` goes through a symbolic link in the image; \
-                             name the directory it points to"
-                        ));
-                    }
-                    Ok(m) if m.is_dir() => {}
-                    _ => {
-                        return Err(format!(
-                            "--keys-dir `{k}` is not a directory in the image; COPY the \
-                             repository's public keys there in an earlier step (e.g. \
-                             `COPY keys/ {k}`)"
-                        ));
-                    }
-                }
-            }
-            Component::ParentDir | Component::Prefix(_) => {
-                return Err(format!(
-                    "--keys-dir `{k}`: `..` is not allowed; name the directory from /"
-                ));
-            }
-        }
-    }
-    Ok(Some(path))
 }

@@ -1,15 +1,21 @@
 //! RUN in the sandbox: the command line, environment and user of the step, run in the
-//! build root, its output shown and kept as the snapshot's log.
+//! build root with `apk` available (the shim, see `crate::apkshim`, where the image has no
+//! apk of its own), its output shown and kept as the snapshot's log.
 
-use std::path::Path;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use anyhow::Context as _;
 
 use super::step::Step;
 use super::{BuildError, Engine, StageState, stage::command_argv};
+use crate::apkcmd::{self, Host, Invocation, Out};
+use crate::apkshim::{self, Request};
 use crate::containerfile::{CommandForm, Instruction, RunScript};
-use crate::sandbox::RunSpec;
+use crate::layer;
+use crate::packages::IndexMemo;
+use crate::sandbox::{Pump, RunSpec, SandboxError};
 
 impl Engine<'_> {
     /// What the sandbox runs for RUN `x` (`command`, or its heredoc or script).
@@ -47,17 +53,35 @@ impl Engine<'_> {
         }
     }
 
-    /// Runs `spec` in the sandbox and keeps the result, failed or not.
+    /// Runs `spec` in the sandbox and keeps the result, failed or not. `shell`: the spec
+    /// runs the step through SHELL (shell form, heredoc), which says what a missing
+    /// program means.
     pub(super) fn run_step(
         &self,
         st: &mut StageState,
         spec: &RunSpec,
+        shell: bool,
+        indexes: &IndexMemo,
         step: Step,
     ) -> Result<(), BuildError> {
         let rootfs = st.rootfs();
         let image_ids = self.image_owners(st, &spec.user)?;
         let mut log = Vec::new();
-        let status = self.run_sandboxed(&rootfs, spec, &step.text, &mut log)?;
+        let host = Host {
+            reporter: None,
+            ..self.apk_host(&rootfs, spec.network, image_ids, indexes)
+        };
+        let ran = self.run_sandboxed(st, &host, spec, &mut log);
+        let ran = ran.map_err(|e| self.cannot_start(e, spec, shell, &step.text))?;
+        if let Some(dir) = &ran.touched {
+            layer::accept_ctime(&mut st.manifest, &rootfs, dir)
+                .context("failed to scan the build root")?;
+        }
+        for sub in served_roots(&ran.requests) {
+            crate::packages::record_package_owners(&rootfs, &sub, &mut st.owners)
+                .map_err(anyhow::Error::from)?;
+        }
+        let status = ran.status;
         let failure = (!status.success()).then(|| failure(&rootfs, spec, status, image_ids, &log));
         let snap = self.snapshot(st, &step.text, &log, image_ids)?;
         if image_ids {
@@ -66,31 +90,124 @@ impl Engine<'_> {
         self.finish_step(st, snap, failure, step)
     }
 
-    /// Runs `spec` in `rootfs`, showing its output and keeping it in `log`.
+    /// Runs `spec` in the step's root with apk served by `host`, showing its output and
+    /// keeping it in `log`.
     fn run_sandboxed(
         &self,
-        rootfs: &Path,
+        st: &StageState,
+        host: &Host<'_>,
         spec: &RunSpec,
-        text: &str,
         log: &mut Vec<u8>,
-    ) -> anyhow::Result<ExitStatus> {
+    ) -> Result<Ran, SandboxError> {
         let reporter = self.reporter;
+        let mut output = |b: &[u8]| {
+            reporter.output(b);
+            log.extend_from_slice(b);
+        };
+        let spawn = |source| SandboxError::Spawn {
+            program: "the apk shim".into(),
+            source,
+        };
+        let Some(service) =
+            apkshim::Service::start(&st.root.path().join("apk-shim")).map_err(spawn)?
+        else {
+            let status = self.sandbox.run(host.rootfs, spec, &mut output)?;
+            return Ok(Ran {
+                status,
+                touched: None,
+                requests: Vec::new(),
+            });
+        };
+        let mut requests = Vec::new();
+        let mut handle = |conn: UnixStream, pump: &mut Pump<'_>| {
+            apkshim::serve(conn, pump, &mut |req, conn| {
+                requests.push(req.clone());
+                let (stdout, stderr) = (|b: &[u8]| conn.stdout(b), |b: &[u8]| conn.stderr(b));
+                let out = Out {
+                    stdout: &stdout,
+                    stderr: &stderr,
+                };
+                let inv = Invocation {
+                    args: &req.args,
+                    cwd: &req.cwd,
+                    uid: req.uid,
+                };
+                apkcmd::run(host, inv, &out)
+            });
+        };
+        let mut helper = service.helper(&mut handle);
         let status = self
             .sandbox
-            .run(rootfs, spec, &mut |b| {
-                reporter.output(b);
-                log.extend_from_slice(b);
-            })
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "step {} `{text}` runs in the bubblewrap sandbox (every RUN but a \
-                     plain `apk add`/`apk del` does)",
-                    self.step
-                )
-            })?;
-        Ok(status)
+            .run_serving(host.rootfs, spec, &mut output, &mut helper)?;
+        let touched = helper.touched.take();
+        drop(helper);
+        Ok(Ran {
+            status,
+            touched,
+            requests,
+        })
     }
+
+    /// The sandbox error of a step that could not run, with what to do about it.
+    fn cannot_start(&self, e: SandboxError, spec: &RunSpec, shell: bool, text: &str) -> BuildError {
+        let step = self.step;
+        let program = spec.argv.first().cloned().unwrap_or_default();
+        let why = match &e {
+            SandboxError::NoProgram { reason, .. } if shell => format!(
+                "the image has no {program} to run the shell form ({reason}); install a shell \
+                 in an earlier step (e.g. `RUN apk add busybox`, or COPY a static busybox to \
+                 /bin/busybox and link /bin/sh to it), set SHELL to one the image has, or write \
+                 the command in exec form (`RUN [\"/usr/bin/program\", \"argument\"]`)"
+            ),
+            SandboxError::NoProgram { reason, .. } => format!(
+                "{reason}; install the package that provides it in an earlier step, or name \
+                 the program by its full path in the image"
+            ),
+            SandboxError::CannotExec { .. } => format!(
+                "{e}; a script whose #! interpreter the image lacks, or a program built for \
+                 another machine or C library, cannot run there"
+            ),
+            _ => {
+                return anyhow::Error::from(e)
+                    .context(format!(
+                        "step {step} `{text}` runs in the bubblewrap sandbox (every RUN but one \
+                         made only of apk commands does)"
+                    ))
+                    .into();
+            }
+        };
+        anyhow::anyhow!("step {step} `{text}` cannot start: {why}").into()
+    }
+}
+
+/// What a sandboxed RUN left to take care of.
+struct Ran {
+    status: ExitStatus,
+    /// The directory whose ctime only the apk mountpoint changed.
+    touched: Option<PathBuf>,
+    /// The apk commands the shim forwarded.
+    requests: Vec<Request>,
+}
+
+/// The roots the forwarded apk commands installed into, relative to the image root (empty
+/// for the image itself, else their `--root`).
+fn served_roots(requests: &[Request]) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for req in requests {
+        let Ok(args) = apkcmd::parse(&req.args) else {
+            continue;
+        };
+        let root = match args.value("root") {
+            Some(r) if r.starts_with('/') => r.to_owned(),
+            Some(r) => format!("{}/{r}", req.cwd),
+            None => String::new(),
+        };
+        let sub = PathBuf::from(root.trim_start_matches('/'));
+        if !roots.contains(&sub) {
+            roots.push(sub);
+        }
+    }
+    roots
 }
 
 /// The failure of a RUN exiting with `status`; with a hint when a rootless `chown` was

@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
 use super::{BuildError, Engine, StageState, copy};
-use crate::containerfile::{self, ApkCommand, Instruction, Kind};
+use crate::containerfile::{self, ApkCommand, CommandForm, Instruction, Kind};
 use crate::layer;
 use crate::packages::IndexMemo;
 
@@ -25,7 +25,7 @@ impl Engine<'_> {
         x: &Instruction,
     ) -> Result<(), BuildError> {
         let indexes = IndexMemo::default();
-        // A plain `apk add`/`apk del` RUN is carried out by our installer, not the sandbox.
+        // A RUN that is only apk commands is carried out natively, without the sandbox.
         let native_apk = native_apk(st, x);
         let mut key = step_key(st, x)?;
         let copy_plan = match &x.kind {
@@ -49,9 +49,11 @@ impl Engine<'_> {
         match (&x.kind, copy_plan) {
             (Kind::Run { command, .. }, _) => {
                 let spec = self.run_spec(st, x, command);
+                let shell =
+                    x.kind.run_script().is_some() || matches!(command, CommandForm::Shell(_));
                 match &native_apk {
                     Some(apk) => self.apk_step(st, apk, spec.network, &indexes, step),
-                    None => self.run_step(st, &spec, step),
+                    None => self.run_step(st, &spec, shell, &indexes, step),
                 }
             }
             (_, Some(plan)) => {
@@ -88,7 +90,7 @@ impl Engine<'_> {
             && apk.action == containerfile::ApkAction::Add
         {
             key.update([0]);
-            key.update(self.apk_plan(&st.rootfs(), apk, indexes));
+            key.update(self.apk_plan(st, apk, indexes));
         }
     }
 

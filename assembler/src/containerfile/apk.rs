@@ -50,6 +50,9 @@ pub struct ApkCommand {
     pub keys_dir: Option<String>,
     /// `-q`/`--quiet`/`--no-progress` were given (output preference only).
     pub quiet: bool,
+    /// The arguments after `apk` of each command, in order (`apk update && apk add x`
+    /// gives two): what is carried out, one command after the other as `&&` would.
+    pub commands: Vec<Vec<String>>,
 }
 
 impl ApkCommand {
@@ -67,6 +70,7 @@ impl ApkCommand {
             latest: false,
             keys_dir: None,
             quiet: false,
+            commands: Vec::new(),
         }
     }
 }
@@ -90,8 +94,10 @@ pub fn detect_apk_with(
     };
     let mut updates: Vec<ApkCommand> = Vec::new();
     let mut main: Option<ApkCommand> = None;
+    let mut argv = Vec::new();
     for words in commands {
         let cmd = parse_apk(&words)?;
+        argv.push(words[1..].to_vec());
         if cmd.action == ApkAction::Update {
             updates.push(cmd);
         } else if main.replace(cmd).is_some() {
@@ -107,6 +113,7 @@ pub fn detect_apk_with(
         merge_options(&mut main, u);
     }
     main.update |= main.action == ApkAction::Update;
+    main.commands = argv;
     Some(main)
 }
 

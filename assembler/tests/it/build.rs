@@ -3,7 +3,7 @@
 use crate::support::{PRELUDE, Ws, context_keys, copy_dir, text};
 
 /// The snapshot id after "Most recent snapshot is @".
-fn failed_snapshot(log: &str) -> String {
+pub(crate) fn failed_snapshot(log: &str) -> String {
     log.split("Most recent snapshot is @")
         .nth(1)
         .expect("snapshot message")
@@ -272,7 +272,12 @@ fn apk_add_runs_natively_with_scripts_in_the_sandbox() {
     assert!(log.contains("Installing hello (1.0-r0)"), "{log}");
     assert!(log.contains("native installer"), "{log}");
     // The image has a shell, so the post-install script ran inside the sandbox.
-    assert!(log.contains("hello-1.0-r0.post-install: ok"), "{log}");
+    assert!(
+        log.contains(
+            "Executing hello-1.0-r0.post-install\ninstalled hello\nOK: 0 MiB in 1 packages\n"
+        ),
+        "{log}"
+    );
     let snaps = text(&ws.assemble(&["snapshots", "pk"]));
     let install = snaps
         .lines()

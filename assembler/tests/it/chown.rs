@@ -151,7 +151,10 @@ fn a_post_install_script_may_chown() {
     let out = ws.assemble(&["-t", "svc", "--layers", "steps", "-o", "oci:svc", "ctx"]);
     let log = text(&out);
     assert!(out.status.success(), "{log}");
-    assert!(log.contains("svc-1.0-r0.post-install: ok"), "{log}");
+    assert!(
+        log.contains("Executing svc-1.0-r0.post-install\nOK: "),
+        "{log}"
+    );
     assert!(
         log.lines().any(|l| l.starts_with("drwx------")
             && l.contains("1000")

@@ -1,6 +1,7 @@
 //! The assembler's integration tests: one binary, one module per area.
 
 mod apkcache;
+mod apkshim;
 mod boot;
 mod build;
 mod chown;

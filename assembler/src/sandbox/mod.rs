@@ -15,9 +15,15 @@
 //! non-root USER keep the one-id mapping, which is all they need: they cannot chown anyway.
 
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+
+mod helper;
+mod program;
+
+pub use helper::{Helper, Pump};
+pub use program::{DEFAULT_PATH, missing as missing_program};
 
 /// What to run and how.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +74,23 @@ pub enum SandboxError {
         /// The name.
         user: String,
     },
+    /// The command's program is not in the image (checked before starting it).
+    #[error("{reason}")]
+    NoProgram {
+        /// The program, as the command names it.
+        program: String,
+        /// Why it cannot be started.
+        reason: String,
+    },
+    /// The program is there but the kernel would not run it: bubblewrap's `execvp` failed
+    /// (a script whose interpreter is missing, a binary for another machine, …).
+    #[error("`{program}` cannot be executed in the image: {reason}")]
+    CannotExec {
+        /// The program.
+        program: String,
+        /// The system's reason, as bubblewrap reported it.
+        reason: String,
+    },
 }
 
 /// A place to run commands in an image root.
@@ -88,6 +111,15 @@ pub trait Sandbox {
         root: &Path,
         spec: &RunSpec,
         output: &mut dyn FnMut(&[u8]),
+    ) -> Result<ExitStatus, SandboxError>;
+    /// [`Sandbox::run`] (not interactive) with `helper`'s program available as `/sbin/apk`
+    /// where the image has none, its requests served until the command's output ends.
+    fn run_serving(
+        &self,
+        root: &Path,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(&[u8]),
+        helper: &mut Helper<'_>,
     ) -> Result<ExitStatus, SandboxError>;
 }
 
@@ -120,6 +152,7 @@ impl Bwrap {
         root: &Path,
         spec: &RunSpec,
         identity: Option<&IdentityFds>,
+        helper: Option<(&Path, &str)>,
     ) -> Result<Command, SandboxError> {
         let (uid, gid) = resolve_user(root, &spec.user)?;
         let mut c = Command::new(&self.program);
@@ -148,6 +181,9 @@ impl Bwrap {
         if spec.network && root.join("etc/resolv.conf").is_file() {
             c.args(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]);
         }
+        if let Some((program, at)) = helper {
+            c.arg("--ro-bind").arg(program).arg(format!("/{at}"));
+        }
         let workdir = if spec.workdir.is_empty() {
             "/"
         } else {
@@ -158,21 +194,7 @@ impl Bwrap {
             .and_then(|r| r.create_dir_all(workdir, 0o755))
             .is_ok();
         c.args(["--chdir", if wd { workdir } else { "/" }]);
-        c.args(["--clearenv"]);
-        let mut has_path = false;
-        for kv in &spec.env {
-            if let Some((k, v)) = kv.split_once('=') {
-                has_path |= k == "PATH";
-                c.args(["--setenv", k, v]);
-            }
-        }
-        if !has_path {
-            c.args([
-                "--setenv",
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            ]);
-        }
+        set_env(&mut c, &spec.env);
         c.arg("--");
         c.args(&spec.argv);
         Ok(c)
@@ -184,6 +206,9 @@ impl Bwrap {
     /// whose own namespace maps fewer ids, nor without bubblewrap (then the one-id mapping,
     /// and its errors, apply).
     fn probe_identity(&self) -> bool {
+        let _only_us = SPAWNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Ok(fds) = IdentityFds::new() else {
             return false;
         };
@@ -254,48 +279,254 @@ impl Sandbox for Bwrap {
         spec: &RunSpec,
         output: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, SandboxError> {
-        self.checked
-            .get_or_init(|| self.preflight().map_err(|e| e.to_string()))
-            .clone()
-            .map_err(|message| SandboxError::NotReady { message })?;
-        let spawn_err = |source| SandboxError::Spawn {
-            program: self.program.display().to_string(),
-            source,
+        self.ready()?;
+        let made = MadeMountpoints::note(root);
+        let result = self.run_plain(root, spec, output);
+        made.remove(root);
+        result
+    }
+
+    fn run_serving(
+        &self,
+        root: &Path,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(&[u8]),
+        helper: &mut Helper<'_>,
+    ) -> Result<ExitStatus, SandboxError> {
+        self.ready()?;
+        let made = MadeMountpoints::note(root);
+        // Where the mountpoint cannot be made, the command runs without the helper.
+        let mount = helper::prepare(root).ok().flatten();
+        helper.mounted = mount.as_ref().map(|m| m.at.clone());
+        let result = self.serve(root, spec, output, helper);
+        helper.touched = mount.and_then(|m| m.remove(root));
+        made.remove(root);
+        result
+    }
+}
+
+/// The mountpoint directories bubblewrap makes in a root that lacks them (`--proc /proc`,
+/// `--dev /dev`, in a FROM scratch image): taken away again, as they were not the step's.
+struct MadeMountpoints(Vec<&'static str>);
+
+impl MadeMountpoints {
+    fn note(root: &Path) -> Self {
+        let missing = |d: &&str| fs_err::symlink_metadata(root.join(d)).is_err();
+        Self(["proc", "dev"].into_iter().filter(missing).collect())
+    }
+
+    /// Removes them if still empty (what the command wrote there went to the mounts).
+    fn remove(self, root: &Path) {
+        let Ok(dir) = apk::rootfs::RootDir::open(root) else {
+            return;
         };
-        let identity = if self.maps_image_ids(root, &spec.user) {
-            Some(IdentityFds::new().map_err(spawn_err)?)
-        } else {
-            None
-        };
-        let mut c = self.command(root, spec, identity.as_ref())?;
+        for d in self.0 {
+            let _ = dir.remove(d);
+        }
+    }
+}
+
+impl Bwrap {
+    /// [`Sandbox::run`] once the preflight passed.
+    fn run_plain(
+        &self,
+        root: &Path,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(&[u8]),
+    ) -> Result<ExitStatus, SandboxError> {
+        check_program(root, spec)?;
         if spec.interactive {
-            let mut child = c.spawn().map_err(spawn_err)?;
-            drop(c);
-            if let Some(fds) = identity {
-                fds.map_ids(&mut child)?;
-            }
-            return child.wait().map_err(spawn_err);
+            let (mut child, _) = self.spawn(root, spec, None, None)?;
+            return child.wait().map_err(|e| self.spawn_err(e));
         }
-        // One pipe for both streams keeps their interleaving as the command wrote it.
-        let (mut reader, writer) = io::pipe().map_err(spawn_err)?;
-        c.stdin(Stdio::null())
-            .stdout(writer.try_clone().map_err(spawn_err)?)
-            .stderr(writer);
-        let mut child = c.spawn().map_err(spawn_err)?;
-        drop(c);
-        if let Some(fds) = identity {
-            fds.map_ids(&mut child)?;
-        }
+        let (child, reader) = self.spawn(root, spec, None, None)?;
+        let mut reader = reader.expect("a piped command has a reader");
+        let mut head = Head::default();
         let mut buf = [0u8; 8192];
         loop {
             match reader.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => output(&buf[..n]),
+                Ok(n) => {
+                    head.keep(&buf[..n]);
+                    output(&buf[..n]);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(spawn_err(e)),
+                Err(e) => return Err(self.spawn_err(e)),
             }
         }
-        child.wait().map_err(spawn_err)
+        self.finish(child, &head)
+    }
+}
+
+impl Bwrap {
+    /// The preflight's verdict, found the first time.
+    fn ready(&self) -> Result<(), SandboxError> {
+        self.checked
+            .get_or_init(|| self.preflight().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|message| SandboxError::NotReady { message })
+    }
+
+    fn spawn_err(&self, source: io::Error) -> SandboxError {
+        SandboxError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        }
+    }
+
+    /// Starts the command; unless interactive, both output streams go to one pipe, which
+    /// keeps their interleaving as the command wrote it.
+    fn spawn(
+        &self,
+        root: &Path,
+        spec: &RunSpec,
+        helper: Option<(&Path, &str)>,
+        inherit: Option<BorrowedFd<'_>>,
+    ) -> Result<(std::process::Child, Option<io::PipeReader>), SandboxError> {
+        let maps = self.maps_image_ids(root, &spec.user);
+        // Until the identity pipes' child ends are closed again, too.
+        let _only_us = SPAWNING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let identity = if maps {
+            Some(IdentityFds::new().map_err(|e| self.spawn_err(e))?)
+        } else {
+            None
+        };
+        let mut c = self.command(root, spec, identity.as_ref(), helper)?;
+        let mut reader = None;
+        if !spec.interactive {
+            let (r, writer) = io::pipe().map_err(|e| self.spawn_err(e))?;
+            c.stdin(Stdio::null())
+                .stdout(writer.try_clone().map_err(|e| self.spawn_err(e))?)
+                .stderr(writer);
+            reader = Some(r);
+        }
+        let mut child = spawn_inheriting(&mut c, inherit).map_err(|e| self.spawn_err(e))?;
+        // Our copies of the pipe's write end go, so its end of file is the command's.
+        drop(c);
+        if let Some(fds) = identity {
+            fds.map_ids(&mut child)?;
+        }
+        Ok((child, reader))
+    }
+
+    /// [`Sandbox::run_serving`] once the mountpoint is settled.
+    fn serve(
+        &self,
+        root: &Path,
+        spec: &RunSpec,
+        output: &mut dyn FnMut(&[u8]),
+        helper: &mut Helper<'_>,
+    ) -> Result<ExitStatus, SandboxError> {
+        check_program(root, spec)?;
+        let spec = RunSpec {
+            interactive: false,
+            ..spec.clone()
+        };
+        let program = helper.mounted.as_deref().map(|at| (helper.program, at));
+        let (child, reader) = self.spawn(root, &spec, program, Some(helper.socket))?;
+        let mut reader = reader.expect("a piped command has a reader");
+        let mut head = Head::default();
+        let mut out = |b: &[u8]| {
+            head.keep(b);
+            output(b);
+        };
+        let mut pump = Pump::new(&mut reader, &mut out);
+        helper::serve_until_done(&mut pump, helper).map_err(|e| self.spawn_err(e))?;
+        self.finish(child, &head)
+    }
+
+    /// Waits for the command; bubblewrap's own failure to start it becomes
+    /// [`SandboxError::CannotExec`].
+    fn finish(
+        &self,
+        mut child: std::process::Child,
+        head: &Head,
+    ) -> Result<ExitStatus, SandboxError> {
+        let status = child.wait().map_err(|e| self.spawn_err(e))?;
+        if status.code() == Some(1)
+            && let Some((program, reason)) = head.execvp_failure()
+        {
+            return Err(SandboxError::CannotExec { program, reason });
+        }
+        Ok(status)
+    }
+}
+
+/// Only `env` (`KEY=value`), with Docker's PATH when it sets none.
+fn set_env(c: &mut Command, env: &[String]) {
+    c.args(["--clearenv"]);
+    let mut has_path = false;
+    for kv in env {
+        if let Some((k, v)) = kv.split_once('=') {
+            has_path |= k == "PATH";
+            c.args(["--setenv", k, v]);
+        }
+    }
+    if !has_path {
+        c.args(["--setenv", "PATH", DEFAULT_PATH]);
+    }
+}
+
+/// Serialises starting sandboxes: while one starts with descriptors it inherits on purpose
+/// (the apk socket, the identity pipes; not close-on-exec for that moment), no other may
+/// start, or it would hold them too: its shim could call the wrong socket, a pipe would not
+/// see its end (parallel tests, one process).
+static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Starts `c`, with `inherit` open in it; call with [`SPAWNING`] held.
+fn spawn_inheriting(
+    c: &mut Command,
+    inherit: Option<BorrowedFd<'_>>,
+) -> io::Result<std::process::Child> {
+    let Some(fd) = inherit else {
+        return c.spawn();
+    };
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+    let spawned = c.spawn();
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+    spawned
+}
+
+/// Refuses a command whose program is not in the image, before starting bubblewrap.
+fn check_program(root: &Path, spec: &RunSpec) -> Result<(), SandboxError> {
+    let workdir = if spec.workdir.is_empty() {
+        "/"
+    } else {
+        &spec.workdir
+    };
+    match program::missing(root, &spec.argv, &spec.env, workdir) {
+        Some(reason) => Err(SandboxError::NoProgram {
+            program: spec.argv.first().cloned().unwrap_or_default(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The first bytes of a command's output: where bubblewrap reports that it could not
+/// start the program.
+#[derive(Default)]
+struct Head(Vec<u8>);
+
+impl Head {
+    const KEEP: usize = 512;
+
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = Self::KEEP.saturating_sub(self.0.len());
+        self.0.extend_from_slice(&bytes[..room.min(bytes.len())]);
+    }
+
+    /// `bwrap: execvp PROGRAM: REASON` as the whole output: (program, reason).
+    fn execvp_failure(&self) -> Option<(String, String)> {
+        let text = std::str::from_utf8(&self.0).ok()?;
+        let line = text.strip_prefix("bwrap: execvp ")?.strip_suffix('\n')?;
+        if line.contains('\n') {
+            return None;
+        }
+        let (program, reason) = line.rsplit_once(": ")?;
+        Some((program.to_owned(), reason.to_owned()))
     }
 }
 
