@@ -131,12 +131,12 @@ fn two_replicas_share_a_bucket_without_losing_updates() {
     let extra = Pkg::new("after", "1.0-r0").build();
     let (st, body) = upload(&a, None, Form::new().file("p.apk", &extra));
     assert_eq!(st, 200, "{body}");
-    let r = rt.block_on(store.put_index(rel, stale.bytes.to_vec(), Some(stale.version)));
+    let r = rt.block_on(store.put_index(rel, stale.bytes.to_vec(), Some(stale.version), true));
     assert!(
         matches!(r, Err(reposerve::store::PutIndexError::Conflict)),
         "stale write accepted"
     );
-    let r = rt.block_on(store.put_index(rel, stale.bytes.to_vec(), None));
+    let r = rt.block_on(store.put_index(rel, stale.bytes.to_vec(), None, true));
     assert!(
         matches!(r, Err(reposerve::store::PutIndexError::Conflict)),
         "second create accepted"
