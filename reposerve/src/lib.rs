@@ -10,6 +10,7 @@ pub mod commit;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod files;
 pub mod lane;
 pub mod metrics;
 pub mod reconcile;
@@ -34,7 +35,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Parser;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -175,10 +178,12 @@ async fn connect_s3(s3: &config::S3Config) -> anyhow::Result<replica::Replica> {
 /// The application.
 ///
 /// Layers, outermost first: request id (so every log line of the request carries it),
-/// trace (one span per request), request-id propagation to the response, timeout, then
-/// per route: body limit (uploads only) and authentication (uploads and webhooks).
+/// trace (one span per request), request-id propagation to the response, then per route:
+/// timeout, body limit (uploads only) and authentication (uploads and webhooks). GETs have
+/// no timeout: a large package on a slow link may take longer than any upload should.
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
+    let timeout = Duration::from_secs(limits.request_timeout);
     let authed = Router::new()
         .route(
             "/upload",
@@ -187,8 +192,11 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .route("/webhooks/{name}", post(webhooks::run))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
-    let timeout = Duration::from_secs(limits.request_timeout);
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth))
+        .route_layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text))
@@ -197,7 +205,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let id = req
                         .headers()
@@ -208,12 +216,38 @@ pub fn router(state: AppState) -> Router {
                 })
                 // One access-log line per request, inside the span (so with its id).
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(TimeoutLayer::with_status_code(
-                    axum::http::StatusCode::REQUEST_TIMEOUT,
-                    timeout,
-                )),
+                .layer(PropagateRequestIdLayer::x_request_id()),
         )
+}
+
+/// Request ids unique to this process run: a random prefix drawn once and a counter. (A
+/// UUID per request asks the kernel for randomness on every GET.)
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        let prefix = MakeRequestUuid
+            .make_request_id(&Request::new(axum::body::Body::empty()))
+            .and_then(|id| id.header_value().to_str().ok().map(|s| s[..8].to_string()))
+            .unwrap_or_default();
+        Self {
+            prefix: prefix.into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 /// Adds `Strict-Transport-Security` (HTTPS listeners only).

@@ -157,6 +157,10 @@ pub struct Repo {
     pub(crate) allow_replace: bool,
     limits: ReadLimits,
     locks: std::sync::Mutex<HashMap<IndexKey, IndexSlot>>,
+    /// The root opened once, for serving (every lookup resolves inside it).
+    served: std::sync::OnceLock<apk::rootfs::RootDir>,
+    /// Small files just served (dropped per directory on every write here).
+    pub(crate) files: crate::files::FileCache,
     pub(crate) lanes: crate::lane::Lanes<IndexKey, crate::commit::Job>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) s3: Option<crate::replica::Replica>,
@@ -200,6 +204,8 @@ impl Repo {
             allow_replace,
             limits,
             locks: std::sync::Mutex::new(HashMap::new()),
+            served: std::sync::OnceLock::new(),
+            files: crate::files::FileCache::default(),
             lanes: crate::lane::Lanes::default(),
             metrics: Arc::default(),
             s3: None,
@@ -252,6 +258,15 @@ impl Repo {
     /// The served root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The root as a directory handle, opened on first use: paths resolve inside it.
+    pub fn root_dir(&self) -> Result<&apk::rootfs::RootDir, apk::rootfs::RootfsError> {
+        if let Some(d) = self.served.get() {
+            return Ok(d);
+        }
+        let d = apk::rootfs::RootDir::open(&self.root)?;
+        Ok(self.served.get_or_init(|| d))
     }
 
     /// The staging directory (created, and emptied of leftovers of a crash, at start-up).
@@ -492,13 +507,15 @@ impl Repo {
             })?;
         }
         let bytes = self.render(index, signer)?;
-        apk::atomic::AtomicFile::create(dir.join(INDEX_NAME))
+        let written = apk::atomic::AtomicFile::create(dir.join(INDEX_NAME))
             .map(|f| f.with_mode(0o644))
             .and_then(|mut f| {
                 std::io::Write::write_all(&mut f, &bytes)?;
                 f.commit()
             })
-            .map_err(AppError::internal)
+            .map_err(AppError::internal);
+        self.files.forget_dir(&rel);
+        written
     }
 
     /// The read limits uploads are checked with.
