@@ -5,6 +5,7 @@
 //! `shared/fixtures/apk-reference`, checked to be identical when that directory exists) so
 //! a clone of this repository tests on its own.
 
+pub mod garage;
 pub mod jwks;
 pub mod s3;
 
