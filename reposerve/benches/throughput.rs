@@ -86,7 +86,11 @@ async fn run(addr: &str, pkgs: Vec<Vec<u8>>, concurrency: usize) -> (Duration, V
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (client, queue, url) = (client.clone(), Arc::clone(&queue), format!("http://{addr}/upload"));
+        let (client, queue, url) = (
+            client.clone(),
+            Arc::clone(&queue),
+            format!("http://{addr}/upload"),
+        );
         tasks.spawn(async move {
             let mut times = Vec::new();
             loop {
