@@ -163,13 +163,14 @@ impl Repo {
         let replica = self.replica();
         let name = s.entry.file_name();
         let rel = rel_of(key, &name);
-        let create = outcome == Outcome::New && replica.mode.conditional();
         let mut outcome = outcome;
-        if outcome == Outcome::New {
-            if let Some(meta) = replica.store.head(&rel).await.map_err(AppError::internal)? {
-                outcome = self.judge_existing(key, &s, meta.size).await?;
-            }
+        if outcome == Outcome::New
+            && let Some(meta) = replica.store.head(&rel).await.map_err(AppError::internal)?
+        {
+            outcome = self.judge_existing(key, &s, meta.size).await?;
         }
+        // Only a new name is created conditionally: a replacement overwrites.
+        let create = outcome == Outcome::New && replica.mode.conditional();
         if outcome == Outcome::Unchanged {
             return Ok(Own {
                 entry: s.entry,

@@ -30,6 +30,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cli.config.display()
         );
     }
+    // Installed before any listener exists: a SIGHUP sent once "listening" is logged must
+    // reload, not kill the process (SIGHUP's default action).
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
     let state = AppState::from_config(config.clone(), cli.dev).await?;
     state.repo.reconcile().await?;
     let repo = std::sync::Arc::clone(&state.repo);
@@ -103,7 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if !cli.tls_only {
         spawn_plain(&mut tasks, cli.listen, app, stop_rx.clone(), "http").await?;
     }
-    tokio::spawn(reload_on_hangup(repo, tls_reload));
+    tokio::spawn(reload_on_hangup(hup, repo, tls_reload));
 
     let stop = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -136,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// without a restart) and the TLS certificate (renewed by certbot or similar) reloaded.
 /// Either failing keeps what was loaded before.
 async fn reload_on_hangup(
+    mut hup: tokio::signal::unix::Signal,
     repo: std::sync::Arc<crate::repo::Repo>,
     tls: Option<(
         axum_server::tls_rustls::RustlsConfig,
@@ -143,10 +148,6 @@ async fn reload_on_hangup(
         std::path::PathBuf,
     )>,
 ) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::error!("cannot install the SIGHUP handler: keys and certificate will not reload");
-        return;
-    };
     while hup.recv().await.is_some() {
         if repo.keyring().is_some() {
             match repo.reload_keys() {
