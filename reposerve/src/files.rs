@@ -370,10 +370,11 @@ fn requested_range(headers: &HeaderMap, etag: &str, last_modified: &str, size: u
     let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Range::Whole;
     };
-    if let Some(cond) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
-        if cond != etag && cond != last_modified {
-            return Range::Whole;
-        }
+    if let Some(cond) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok())
+        && cond != etag
+        && cond != last_modified
+    {
+        return Range::Whole;
     }
     parse_range(value, size)
 }

@@ -92,7 +92,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let entries = read_all(jobs, keys.as_ref());
+    let entries = read_all(&jobs, keys.as_ref());
     for (path, entry) in args.packages.iter().zip(entries) {
         let mut entry = entry?;
         if let Some(arch) = &args.rewrite_arch {
@@ -137,7 +137,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
 /// Reads and verifies the packages given as `Err(path)` on every core; entries given as
 /// `Ok` are kept. Results come back in the input order.
 fn read_all(
-    jobs: Vec<Result<IndexEntry, &std::path::Path>>,
+    jobs: &[Result<IndexEntry, &std::path::Path>],
     keys: Option<&apk::keys::Keyring>,
 ) -> Vec<anyhow::Result<IndexEntry>> {
     use std::sync::Mutex;
