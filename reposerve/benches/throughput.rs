@@ -6,76 +6,21 @@
 //!
 //! `cargo bench -p reposerve --bench throughput` (`BENCH_UPLOADS`, `BENCH_CONCURRENCY`).
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apk::package::{PackageWriter, TreeOptions, scan_tree};
-use apk::pkginfo::PkgInfo;
 use apk::sign::SignatureType;
+use common::{env_num, multipart, start_reposerve};
 
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn build_package(tree: &std::path::Path, name: &str, key: &apk::keys::PrivateKey) -> Vec<u8> {
-    let entries = scan_tree(tree, &TreeOptions::new(1_700_000_000)).unwrap();
-    let info = PkgInfo {
-        pkgname: name.into(),
-        pkgver: "1.0-r0".into(),
-        pkgdesc: format!("benchmark package {name}"),
-        url: "https://example.invalid".into(),
-        arch: "x86_64".into(),
-        origin: name.into(),
-        license: "MIT".into(),
-        ..PkgInfo::default()
-    };
-    let mut w = PackageWriter::new(info, 1_700_000_000);
-    w.gzip.threads = 1;
-    w.signers.push((key, SignatureType::Rsa));
-    let mut out = Vec::new();
-    w.write(&entries, &mut out).unwrap();
-    out
-}
-
-fn multipart(file: &[u8]) -> (String, Vec<u8>) {
-    let b = "benchboundary42";
-    let mut body = format!(
-        "--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.apk\"\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={b}"), body)
-}
-
-/// Makes `count` distinct packages named `prefix…`, on every core.
+/// `count` distinct packages named `prefix…`, made on every core.
 fn packages(tree: &std::path::Path, prefix: &str, count: usize) -> Vec<Vec<u8>> {
     let key = testkit::fixture_key();
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut out: Vec<(usize, Vec<u8>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let key = &key;
-                s.spawn(move || {
-                    (t..count)
-                        .step_by(threads)
-                        .map(|i| (i, build_package(tree, &format!("{prefix}{i:05}"), key)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, p)| p).collect()
+    common::packages(tree, prefix, count, &key, SignatureType::Rsa)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
 }
 
 /// Sends every package with `concurrency` requests in flight; returns the wall time and
@@ -139,41 +84,7 @@ fn main() {
     let concurrent = packages(&tree, "con", uploads);
     let sequential = packages(&tree, "seq", baseline_uploads);
 
-    let keys = tmp.path().join("trusted");
-    fs_err::create_dir_all(&keys).unwrap();
-    fs_err::copy(
-        testkit::fixture(&format!("keys/{}.pub", testkit::FIXTURE_KEY)),
-        keys.join(format!("{}.pub", testkit::FIXTURE_KEY)),
-    )
-    .unwrap();
-    let cfg = tmp.path().join("reposerve.yaml");
-    fs_err::write(
-        &cfg,
-        format!(
-            "dir: {}\ntrusted_keys: {}\nsigning:\n  key: {}\n",
-            tmp.path().join("repo").display(),
-            keys.display(),
-            testkit::fixture(&format!("keys/{}", testkit::FIXTURE_KEY)).display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reposerve"))
-        .args(["-d", "-l", "127.0.0.1:0", "-c"])
-        .arg(&cfg)
-        .env("REPOSERVE_LOG_FORMAT", "json")
-        .env("REPOSERVE_LOG", "warn,reposerve=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("reposerve exited").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "listening (http)" {
-            break v["fields"]["addr"].as_str().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, addr) = start_reposerve(tmp.path(), &tmp.path().join("repo"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

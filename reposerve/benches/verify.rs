@@ -10,41 +10,15 @@
 //!
 //! `cargo bench -p reposerve --bench verify` (`BENCH_PACKAGES`, `BENCH_ROUNDS`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use apk::package::{PackageWriter, TreeOptions, scan_tree};
-use apk::pkginfo::PkgInfo;
 use apk::sign::SignatureType;
 use clap::Parser as _;
-
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn build_package(tree: &Path, name: &str, key: &apk::keys::PrivateKey) -> Vec<u8> {
-    let entries = scan_tree(tree, &TreeOptions::new(1_700_000_000)).unwrap();
-    let info = PkgInfo {
-        pkgname: name.into(),
-        pkgver: "1.0-r0".into(),
-        pkgdesc: format!("benchmark package {name}"),
-        url: "https://example.invalid".into(),
-        arch: "x86_64".into(),
-        origin: name.into(),
-        license: "MIT".into(),
-        ..PkgInfo::default()
-    };
-    let mut w = PackageWriter::new(info, 1_700_000_000);
-    w.gzip.threads = 1;
-    w.signers.push((key, SignatureType::Rsa256));
-    let mut out = Vec::new();
-    w.write(&entries, &mut out).unwrap();
-    out
-}
+use common::env_num;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -68,19 +42,9 @@ fn main() {
     let dir = tmp.path().join("pkgs");
     fs_err::create_dir_all(&dir).unwrap();
     eprintln!("signing {n} packages…");
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (tree, dir, key) = (&tree, &dir, &key);
-            s.spawn(move || {
-                for i in (t..n).step_by(threads) {
-                    let name = format!("pkg{i:05}");
-                    let bytes = build_package(tree, &name, key);
-                    fs_err::write(dir.join(format!("{name}-1.0-r0.apk")), bytes).unwrap();
-                }
-            });
-        }
-    });
+    for (name, bytes) in common::packages(&tree, "pkg", n, &key, SignatureType::Rsa256) {
+        fs_err::write(dir.join(format!("{name}-1.0-r0.apk")), bytes).unwrap();
+    }
     let mut files: Vec<PathBuf> = fs_err::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
