@@ -20,18 +20,7 @@ pub const SECRET_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef01
 
 /// Where `garage` is: `$GARAGE`, `PATH`, or `~/.cargo/bin`.
 pub fn binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("GARAGE") {
-        return Some(PathBuf::from(p));
-    }
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("garage"))
-        .find(|p| p.is_file())
+    crate::find_tool("GARAGE", "garage")
 }
 
 /// A running single-node Garage with one bucket per [`GarageServer::create_bucket`].
