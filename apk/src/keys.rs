@@ -246,11 +246,22 @@ fn decode_public_pem(label: &str, block: &str) -> Result<(RsaPublicKey, PublicKe
 /// An RSA private key together with its name, the file name of its public key.
 ///
 /// `Debug` shows only the name and size, never key material.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PrivateKey {
     rsa: RsaPrivateKey,
     name: String,
+    /// The aws-lc-rs form, made on first use (see [`crate::sign`]).
+    fast: crate::sign::FastSigner,
 }
+
+/// Keys are equal when name and key material are.
+impl PartialEq for PrivateKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.rsa == other.rsa
+    }
+}
+
+impl Eq for PrivateKey {}
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -266,7 +277,15 @@ impl PrivateKey {
     pub fn from_rsa(rsa: RsaPrivateKey, name: impl Into<String>) -> Result<Self, KeyError> {
         let name = name.into();
         check_name(&name)?;
-        Ok(Self { rsa, name })
+        Ok(Self::with(rsa, name))
+    }
+
+    fn with(rsa: RsaPrivateKey, name: String) -> Self {
+        Self {
+            rsa,
+            name,
+            fast: crate::sign::FastSigner::default(),
+        }
     }
 
     /// Parses a PEM private key, PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1
@@ -311,7 +330,7 @@ impl PrivateKey {
                 "the modulus is larger than {MAX_KEY_BITS} bits"
             )));
         }
-        Ok(Self { rsa, name })
+        Ok(Self::with(rsa, name))
     }
 
     /// Returns the same key under another name (abuild-sign's `-p`/`PACKAGER_PUBKEY`).
@@ -334,13 +353,18 @@ impl PrivateKey {
         self.rsa.size() * 8
     }
 
+    /// The aws-lc-rs form of the key, made on first use.
+    pub(crate) fn fast(&self) -> &crate::sign::FastSigner {
+        &self.fast
+    }
+
     /// The matching public key, under the same name.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey {
-            rsa: self.rsa.to_public_key(),
-            name: self.name.clone(),
-            format: PublicKeyFormat::Spki,
-        }
+        PublicKey::new(
+            self.rsa.to_public_key(),
+            self.name.clone(),
+            PublicKeyFormat::Spki,
+        )
     }
 
     /// Encodes as PKCS#8 PEM (`BEGIN PRIVATE KEY`, LF line ends), what OpenSSL 3's
@@ -371,6 +395,8 @@ pub struct PublicKey {
     rsa: RsaPublicKey,
     name: String,
     format: PublicKeyFormat,
+    /// The aws-lc-rs forms, parsed on first use (see [`crate::sign`]).
+    fast: crate::sign::FastVerifier,
 }
 
 /// Keys are equal when name and key material are; the PEM form they were read from is not
@@ -384,15 +410,25 @@ impl PartialEq for PublicKey {
 impl Eq for PublicKey {}
 
 impl PublicKey {
+    fn new(rsa: RsaPublicKey, name: String, format: PublicKeyFormat) -> Self {
+        Self {
+            rsa,
+            name,
+            format,
+            fast: crate::sign::FastVerifier::default(),
+        }
+    }
+
     /// Wraps an RSA public key; `name` is its file name (`….rsa.pub`).
     pub fn from_rsa(rsa: RsaPublicKey, name: impl Into<String>) -> Result<Self, KeyError> {
         let name = name.into();
         check_name(&name)?;
-        Ok(Self {
-            rsa,
-            name,
-            format: PublicKeyFormat::Spki,
-        })
+        Ok(Self::new(rsa, name, PublicKeyFormat::Spki))
+    }
+
+    /// The aws-lc-rs forms of the key, parsed on first use.
+    pub(crate) fn fast(&self) -> &crate::sign::FastVerifier {
+        &self.fast
     }
 
     /// Parses a PEM public key: SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) or, for reading
@@ -418,7 +454,7 @@ impl PublicKey {
             None => Err("no PEM block found".to_owned()),
         };
         match parsed {
-            Ok((rsa, format)) => Ok(Self { rsa, name, format }),
+            Ok((rsa, format)) => Ok(Self::new(rsa, name, format)),
             Err(reason) => Err(KeyError::Parse {
                 name,
                 path: path.map(Path::to_path_buf),
@@ -622,7 +658,7 @@ pub fn generate(email: &str, bits: usize, now_unix: u64) -> Result<(PrivateKey, 
             bits,
             reason: e.to_string(),
         })?;
-    Ok((PrivateKey { rsa, name }, base))
+    Ok((PrivateKey::with(rsa, name), base))
 }
 
 /// Writes `key` into `dir` (created if missing) as abuild-keygen lays it out: the private key

@@ -7,14 +7,25 @@
 //! `openssl dgst -sha1 -sign` writes for abuild-sign. PKCS#1 v1.5 is deterministic, so the
 //! same key and bytes always give the same signature.
 //!
+//! The RSA work goes to aws-lc-rs (already in the tree through rustls): every verification,
+//! and signing with SHA-256 and SHA-512, several times faster than the pure-Rust `rsa`
+//! crate, which matters when an index of thousands of packages is verified. aws-lc-rs only
+//! *verifies* PKCS#1 v1.5 with SHA-1 (`RSA_PKCS1_*_SHA1_FOR_LEGACY_USE_ONLY`), so
+//! `.SIGN.RSA.` signatures are still made by `rsa`, as are operations on keys aws-lc-rs
+//! refuses (over 8192 bits, or too small to import). Both give the same bytes: PKCS#1 v1.5
+//! is deterministic.
+//!
 //! The rsa crate has an unfixed timing side channel (RUSTSEC-2023-0071, "Marvin"); signing
-//! here always uses blinding (`sign_with_rng`), which masks the private-key operation, and
+//! with it always uses blinding (`sign_with_rng`), which masks the private-key operation, and
 //! signing keys are only used locally or behind authentication (see `shared/docs/crates.md`).
 //! Verification uses only the public key and is not affected.
 
 use std::fmt;
 use std::io;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use aws_lc_rs::signature::{ParsedPublicKey, RsaKeyPair, RsaPublicKeyComponents};
 
 use digest::Digest as _;
 use rsa::Pkcs1v15Sign;
@@ -95,6 +106,39 @@ impl SignatureType {
             SignatureType::Rsa => "SHA-1",
             SignatureType::Rsa256 => "SHA-256",
             SignatureType::Rsa512 => "SHA-512",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            SignatureType::Rsa => 0,
+            SignatureType::Rsa256 => 1,
+            SignatureType::Rsa512 => 2,
+        }
+    }
+
+    /// aws-lc-rs's verification parameters and digest for this type (keys of 1024 to 8192
+    /// bits: the `rsa` crate takes the rest).
+    fn aws_lc(
+        self,
+    ) -> (
+        &'static aws_lc_rs::signature::RsaParameters,
+        &'static aws_lc_rs::digest::Algorithm,
+    ) {
+        use aws_lc_rs::{digest, signature};
+        match self {
+            SignatureType::Rsa => (
+                &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+                &digest::SHA1_FOR_LEGACY_USE_ONLY,
+            ),
+            SignatureType::Rsa256 => (
+                &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+                &digest::SHA256,
+            ),
+            SignatureType::Rsa512 => (
+                &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+                &digest::SHA512,
+            ),
         }
     }
 
@@ -293,6 +337,57 @@ pub trait Signer {
     }
 }
 
+/// The aws-lc-rs key pair of a [`PrivateKey`], imported on first use; `None` inside when
+/// aws-lc-rs refuses the key (then the `rsa` crate signs).
+#[derive(Clone, Default)]
+pub(crate) struct FastSigner(Arc<OnceLock<Option<RsaKeyPair>>>);
+
+impl fmt::Debug for FastSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FastSigner")
+    }
+}
+
+impl FastSigner {
+    fn get(&self, key: &PrivateKey) -> Option<&RsaKeyPair> {
+        self.0
+            .get_or_init(|| {
+                use rsa::pkcs8::EncodePrivateKey as _;
+                let der = key.rsa().to_pkcs8_der().ok()?;
+                RsaKeyPair::from_pkcs8(der.as_bytes()).ok()
+            })
+            .as_ref()
+    }
+}
+
+/// The aws-lc-rs forms of a [`PublicKey`], one per signature type, parsed on first use;
+/// `None` inside for keys aws-lc-rs does not take (then the `rsa` crate verifies).
+#[derive(Clone, Default)]
+pub(crate) struct FastVerifier(Arc<[OnceLock<Option<ParsedPublicKey>>; 3]>);
+
+impl fmt::Debug for FastVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FastVerifier")
+    }
+}
+
+impl FastVerifier {
+    fn get(&self, key: &PublicKey, ty: SignatureType) -> Option<&ParsedPublicKey> {
+        self.0[ty.index()]
+            .get_or_init(|| {
+                if !(1024..=8192).contains(&key.bits()) {
+                    return None;
+                }
+                let components = RsaPublicKeyComponents {
+                    n: key.rsa().n().to_bytes_be(),
+                    e: key.rsa().e().to_bytes_be(),
+                };
+                components.to_parsed_public_key(ty.aws_lc().0).ok()
+            })
+            .as_ref()
+    }
+}
+
 impl Signer for PrivateKey {
     fn key_name(&self) -> &str {
         self.name()
@@ -300,6 +395,22 @@ impl Signer for PrivateKey {
 
     fn sign_digest(&self, digest: &MessageDigest) -> Result<Vec<u8>, SignError> {
         let ty = digest.signature_type();
+        if ty != SignatureType::Rsa
+            && let Some(pair) = self.fast().get(self)
+        {
+            let encoding: &'static dyn aws_lc_rs::signature::RsaEncoding = match ty {
+                SignatureType::Rsa512 => &aws_lc_rs::signature::RSA_PKCS1_SHA512,
+                _ => &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            };
+            let imported =
+                aws_lc_rs::digest::Digest::import_less_safe(digest.as_bytes(), ty.aws_lc().1);
+            let mut signature = vec![0; pair.public_modulus_len()];
+            if let Ok(d) = imported
+                && pair.sign_digest(encoding, &d, &mut signature).is_ok()
+            {
+                return Ok(signature);
+            }
+        }
         // Blinded (RUSTSEC-2023-0071); the output is still deterministic, because PKCS#1
         // v1.5 padding has no random part and blinding is undone before returning.
         self.rsa()
@@ -340,12 +451,20 @@ pub fn verify_digest(
             actual: signature.len(),
         });
     }
+    let mismatch = || SignError::Mismatch {
+        key: key.name().to_owned(),
+        ty,
+    };
+    if let Some(parsed) = key.fast().get(key, ty) {
+        let d = aws_lc_rs::digest::Digest::import_less_safe(digest.as_bytes(), ty.aws_lc().1)
+            .map_err(|_| mismatch())?;
+        return parsed
+            .verify_digest_sig(&d, signature)
+            .map_err(|_| mismatch());
+    }
     key.rsa()
         .verify(ty.padding(), digest.as_bytes(), signature)
-        .map_err(|_| SignError::Mismatch {
-            key: key.name().to_owned(),
-            ty,
-        })
+        .map_err(|_| mismatch())
 }
 
 #[cfg(test)]
@@ -493,6 +612,46 @@ mod tests {
         // The type is part of what is signed: a SHA-1 signature is not a SHA-256 one.
         let signature = key.sign(SignatureType::Rsa, &message).unwrap();
         assert!(verify(&public, SignatureType::Rsa256, &message, &signature).is_err());
+    }
+
+    #[test]
+    fn aws_lc_and_the_rsa_crate_agree_byte_for_byte() {
+        let key = private_key();
+        let public = public_key();
+        let message = b"control member";
+        for ty in SignatureType::ALL {
+            let digest = MessageDigest::of(ty, message);
+            let ours = key.sign(ty, message).unwrap();
+            let by_rsa = key
+                .rsa()
+                .sign_with_rng(&mut rand::thread_rng(), ty.padding(), digest.as_bytes())
+                .unwrap();
+            assert_eq!(ours, by_rsa, "{ty}");
+            public
+                .rsa()
+                .verify(ty.padding(), digest.as_bytes(), &ours)
+                .unwrap();
+            verify(&public, ty, message, &by_rsa).unwrap();
+            assert!(
+                public.fast().get(&public, ty).is_some(),
+                "{ty} verified by aws-lc-rs"
+            );
+        }
+        assert!(
+            key.fast().get(&key).is_some(),
+            "SHA-256/512 signed by aws-lc-rs"
+        );
+    }
+
+    #[test]
+    fn small_keys_fall_back_to_the_rsa_crate() {
+        let (key, _) = crate::keys::generate("small@test.invalid", 1024, 0).unwrap();
+        let public = key.public_key();
+        for ty in SignatureType::ALL {
+            let signature = key.sign(ty, b"m").unwrap();
+            verify(&public, ty, b"m", &signature).unwrap();
+            assert!(verify(&public, ty, b"n", &signature).is_err());
+        }
     }
 
     #[test]

@@ -110,12 +110,7 @@ impl Authenticator {
                     format!("claim {name} missing"),
                 ));
             };
-            // `aud` (and any claim) may be an array: one matching element is enough.
-            let values: Vec<String> = match value {
-                Value::Array(items) => items.iter().map(text).collect(),
-                v => vec![text(v)],
-            };
-            if !values.iter().any(|v| rule_matches(rule, v)) {
+            if !claim_matches(name, value, rule) {
                 return Err(AppError::unauthorized(
                     format!("the token's claim `{name}` is not allowed here"),
                     format!("claim {name} = {value} does not match {rule:?}"),
@@ -215,14 +210,40 @@ fn pinned_algorithm(params: &AlgorithmParameters, alg: Option<KeyAlgorithm>) -> 
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// Whether claim `name` with `value` passes `rule`.
+///
+/// Only `aud` may be a list (RFC 7519 §4.1.3: the token is for several audiences, one of
+/// which must be us). Any other claim given as a list never matches: `["evil", "alpine/x"]`
+/// must not pass `alpine/*` because one element does. Objects and null never match.
+fn claim_matches(name: &str, value: &Value, rule: &ClaimRule) -> bool {
+    match value {
+        Value::Array(items) if name == "aud" => items
+            .iter()
+            .any(|v| scalar_text(v).is_some_and(|t| rule_matches(rule, &t))),
+        v => scalar_text(v).is_some_and(|t| rule_matches(rule, &t)),
     }
 }
 
+/// A scalar claim as text (strings as is, booleans and numbers as JSON writes them).
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(_) | Value::Number(_) => Some(v.to_string()),
+        Value::Array(_) | Value::Object(_) | Value::Null => None,
+    }
+}
+
+/// Whether a claim value passes a rule. A value with a newline or any other control
+/// character never matches: such a value is forged or broken, and a `*` must not let it
+/// through (nor may it reach a log line unescaped).
+///
+/// Globs use the `glob` crate with `/` as a literal separator: `*` and `?` stay within one
+/// path segment (`alpine/*` is a project of the `alpine` group), `**` as a whole segment
+/// spans sub-groups (`alpine/**` also matches `alpine/team/project`).
 fn rule_matches(rule: &ClaimRule, value: &str) -> bool {
+    if value.chars().any(char::is_control) {
+        return false;
+    }
     match rule {
         ClaimRule::Exact(s) => s.as_text() == value,
         ClaimRule::AnyOf(list) => list.iter().any(|s| s.as_text() == value),
@@ -241,17 +262,72 @@ fn rule_matches(rule: &ClaimRule, value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::config::Scalar;
 
+    fn glob(g: &str) -> ClaimRule {
+        ClaimRule::Glob { glob: g.into() }
+    }
+
     #[test]
     fn glob_does_not_cross_slashes() {
-        let r = ClaimRule::Glob {
-            glob: "alpine/*".into(),
-        };
+        let r = glob("alpine/*");
         assert!(rule_matches(&r, "alpine/main"));
         assert!(!rule_matches(&r, "alpine/main/sub"));
         assert!(!rule_matches(&r, "alpinex/main"));
+    }
+
+    #[test]
+    fn double_star_spans_gitlab_subgroups() {
+        let r = glob("alpine/**");
+        for ok in ["alpine/main", "alpine/team/main", "alpine/a/b/c/d"] {
+            assert!(rule_matches(&r, ok), "{ok}");
+        }
+        for bad in ["alpinex/main", "other/alpine/main", "alpine"] {
+            assert!(!rule_matches(&r, bad), "{bad}");
+        }
+        let r = glob("alpine/**/ci");
+        assert!(rule_matches(&r, "alpine/a/b/ci"));
+        assert!(!rule_matches(&r, "alpine/a/b/cd"));
+    }
+
+    #[test]
+    fn control_characters_never_match() {
+        for rule in [glob("*"), glob("alpine/**"), glob("alpine/*")] {
+            for v in [
+                "alpine/x\n",
+                "alpine/x\nalpine/y",
+                "alpine/\tx",
+                "alpine/x\u{0}",
+            ] {
+                assert!(!rule_matches(&rule, v), "{rule:?} {v:?}");
+            }
+        }
+        let exact = ClaimRule::Exact(Scalar::Str("a\nb".into()));
+        assert!(!rule_matches(&exact, "a\nb"));
+    }
+
+    #[test]
+    fn only_aud_may_be_a_list() {
+        let r = ClaimRule::Exact(Scalar::Str("reposerve".into()));
+        assert!(claim_matches("aud", &json!(["other", "reposerve"]), &r));
+        assert!(!claim_matches("aud", &json!(["other"]), &r));
+        assert!(claim_matches("aud", &json!("reposerve"), &r));
+        let g = glob("alpine/*");
+        assert!(!claim_matches(
+            "namespace_path",
+            &json!(["evil", "alpine/x"]),
+            &g
+        ));
+        assert!(!claim_matches("namespace_path", &json!(["alpine/x"]), &g));
+        assert!(!claim_matches(
+            "namespace_path",
+            &json!({"a": "alpine/x"}),
+            &g
+        ));
+        assert!(!claim_matches("namespace_path", &json!(null), &glob("*")));
     }
 
     #[test]
@@ -265,5 +341,48 @@ mod tests {
             &ClaimRule::Exact(Scalar::Str("a".into())),
             "ab"
         ));
+        assert!(claim_matches(
+            "ref_protected",
+            &json!(true),
+            &ClaimRule::Exact(Scalar::Str("true".into()))
+        ));
+    }
+
+    proptest::proptest! {
+        /// `*` is one segment: a value with a `/` after the group never matches `group/*`,
+        /// and `group/**` matches every path of plain segments under the group.
+        #[test]
+        fn star_is_one_segment_double_star_any_depth(
+            segs in proptest::collection::vec("[a-z0-9_.-]{1,8}", 1..5)
+        ) {
+            let value = format!("grp/{}", segs.join("/"));
+            proptest::prop_assert_eq!(rule_matches(&glob("grp/*"), &value), segs.len() == 1);
+            proptest::prop_assert!(rule_matches(&glob("grp/**"), &value));
+            proptest::prop_assert!(!rule_matches(&glob("other/**"), &value));
+        }
+
+        /// A control character anywhere makes every rule refuse the value.
+        #[test]
+        fn control_chars_never_match(
+            head in "[a-z/]{0,8}", c in proptest::char::range('\u{0}', '\u{1f}'), tail in "[a-z/]{0,8}"
+        ) {
+            let value = format!("{head}{c}{tail}");
+            for rule in [glob("*"), glob("**"), glob("*/**"), glob("**/*"),
+                         ClaimRule::Exact(Scalar::Str(value.clone()))] {
+                proptest::prop_assert!(!rule_matches(&rule, &value), "{:?} {:?}", rule, value);
+            }
+        }
+
+        /// A list claim other than `aud` never matches, whatever its elements.
+        #[test]
+        fn lists_only_for_aud(items in proptest::collection::vec("[a-z/]{0,8}", 0..4)) {
+            let v = json!(items);
+            proptest::prop_assert!(!claim_matches("project_path", &v, &glob("**")));
+            proptest::prop_assert!(!claim_matches("sub", &v, &glob("*")));
+            proptest::prop_assert_eq!(
+                claim_matches("aud", &v, &glob("*")),
+                !items.is_empty() && items.iter().any(|i| !i.contains('/'))
+            );
+        }
     }
 }

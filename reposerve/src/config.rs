@@ -152,7 +152,9 @@ fn default_refetch() -> u64 {
 }
 
 /// How one configured claim is matched: a plain value is exact, a list allows any of its
-/// values, `{glob: "alpine/*"}` a shell-style pattern.
+/// values, `{glob: "alpine/*"}` a shell-style pattern (`*` within one path segment, `**`
+/// across GitLab sub-groups). The token's claim must be a single value, except `aud`,
+/// which may list several audiences; a value with a control character never matches.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 pub enum ClaimRule {

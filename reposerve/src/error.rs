@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// A failed request.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct AppError {
     /// HTTP status.
     pub status: StatusCode,

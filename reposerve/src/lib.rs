@@ -6,10 +6,15 @@
 //! handles signals. Environment variables read by the binary are listed in [`env`].
 
 pub mod auth;
+pub mod commit;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod files;
+pub mod lane;
 pub mod metrics;
+pub mod reconcile;
+pub mod replica;
 pub mod repo;
 pub mod serve;
 pub mod server;
@@ -30,7 +35,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Parser;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -86,25 +93,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state from a configuration: loads the signing key and trusted keys.
-    pub fn from_config(config: Config, dev: bool) -> anyhow::Result<Self> {
+    /// Builds the state from a configuration: loads the signing key and trusted keys and,
+    /// with `storage: s3`, probes how the store treats conditional writes (logged).
+    pub async fn from_config(config: Config, dev: bool) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let keyring = match &config.trusted_keys {
-            Some(dir) => {
-                let (keys, warnings) = apk::keys::Keyring::load_dir(dir).with_context(|| {
-                    format!("failed to read trusted_keys directory `{}`", dir.display())
-                })?;
-                for w in warnings {
-                    tracing::warn!("{w}");
-                }
-                if keys.is_empty() {
-                    anyhow::bail!(
-                        "trusted_keys `{}` holds no *.rsa.pub key; copy your packagers' public keys there",
-                        dir.display()
-                    );
-                }
-                Some(keys)
-            }
+            Some(dir) => Some(repo::load_keyring(dir)?),
             None => None,
         };
         let signer = match &config.signing {
@@ -118,21 +112,22 @@ impl AppState {
                 "uploads are disabled: set both `trusted_keys` and `signing.key` in the configuration"
             );
         }
-        let repo = repo::Repo::new(
+        let metrics = Arc::new(metrics::Metrics::default());
+        let mut repo = repo::Repo::new(
             config.dir.clone(),
             keyring,
             signer,
             config.signing.as_ref().is_some_and(|s| s.rsa256),
             config.allow_replace,
             config.limits.max_unpacked_bytes,
-        );
-        let repo = match &config.storage {
-            config::Storage::Local => repo,
-            config::Storage::S3(s3) => repo.with_s3(
-                store::S3Store::new(s3)
-                    .with_context(|| format!("failed to set up S3 bucket `{}`", s3.bucket))?,
-            ),
-        };
+        )
+        .with_metrics(Arc::clone(&metrics));
+        if let Some(dir) = &config.trusted_keys {
+            repo = repo.with_keys_dir(dir.clone());
+        }
+        if let config::Storage::S3(s3) = &config.storage {
+            repo = repo.with_s3(connect_s3(s3).await?);
+        }
         repo.prepare()
             .with_context(|| format!("failed to prepare `{}`", config.dir.display()))?;
         let auth = config
@@ -153,18 +148,42 @@ impl AppState {
             repo: Arc::new(repo),
             auth,
             dev,
-            metrics: Arc::new(metrics::Metrics::default()),
+            metrics,
         })
     }
+}
+
+/// Connects to the bucket and probes its conditional writes (see [`store::WriteMode`]).
+async fn connect_s3(s3: &config::S3Config) -> anyhow::Result<replica::Replica> {
+    use anyhow::Context as _;
+    let store = store::S3Store::new(s3)
+        .with_context(|| format!("failed to set up S3 bucket `{}`", s3.bucket))?;
+    let mode = store.probe().await.with_context(|| {
+        format!(
+            "cannot use S3 bucket `{}` at {}: check the endpoint, the credentials and that the bucket exists",
+            s3.bucket,
+            s3.endpoint.as_deref().unwrap_or("AWS")
+        )
+    })?;
+    let endpoint = s3.endpoint.as_deref().unwrap_or("AWS");
+    match mode {
+        store::WriteMode::Atomic => {
+            tracing::info!(bucket = %s3.bucket, %endpoint, mode = "atomic", "{}", mode.describe());
+        }
+        _ => tracing::warn!(bucket = %s3.bucket, %endpoint, mode = ?mode, "{}", mode.describe()),
+    }
+    Ok(replica::Replica::new(store, mode))
 }
 
 /// The application.
 ///
 /// Layers, outermost first: request id (so every log line of the request carries it),
-/// trace (one span per request), request-id propagation to the response, timeout, then
-/// per route: body limit (uploads only) and authentication (uploads and webhooks).
+/// trace (one span per request), request-id propagation to the response, then per route:
+/// timeout, body limit (uploads only) and authentication (uploads and webhooks). GETs have
+/// no timeout: a large package on a slow link may take longer than any upload should.
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
+    let timeout = Duration::from_secs(limits.request_timeout);
     let authed = Router::new()
         .route(
             "/upload",
@@ -173,8 +192,11 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .route("/webhooks/{name}", post(webhooks::run))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
-    let timeout = Duration::from_secs(limits.request_timeout);
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth))
+        .route_layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text))
@@ -183,7 +205,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let id = req
                         .headers()
@@ -194,12 +216,38 @@ pub fn router(state: AppState) -> Router {
                 })
                 // One access-log line per request, inside the span (so with its id).
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(TimeoutLayer::with_status_code(
-                    axum::http::StatusCode::REQUEST_TIMEOUT,
-                    timeout,
-                )),
+                .layer(PropagateRequestIdLayer::x_request_id()),
         )
+}
+
+/// Request ids unique to this process run: a random prefix drawn once and a counter. (A
+/// UUID per request asks the kernel for randomness on every GET.)
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        let prefix = MakeRequestUuid
+            .make_request_id(&Request::new(axum::body::Body::empty()))
+            .and_then(|id| id.header_value().to_str().ok().map(|s| s[..8].to_string()))
+            .unwrap_or_default();
+        Self {
+            prefix: prefix.into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 /// Adds `Strict-Transport-Security` (HTTPS listeners only).
@@ -265,20 +313,20 @@ mod tests {
 
     use super::*;
 
-    fn app(dir: &std::path::Path) -> Router {
-        app_mode(dir, false)
+    async fn app(dir: &std::path::Path) -> Router {
+        app_mode(dir, false).await
     }
 
-    fn app_mode(dir: &std::path::Path, dev: bool) -> Router {
+    async fn app_mode(dir: &std::path::Path, dev: bool) -> Router {
         let cfg = Config::parse(&format!("dir: {}\n", dir.display()), "t.yaml".as_ref()).unwrap();
-        router(AppState::from_config(cfg, dev).unwrap())
+        router(AppState::from_config(cfg, dev).await.unwrap())
     }
 
     #[tokio::test]
     async fn not_multipart_is_json_400() {
         let dir = tempfile::tempdir().unwrap();
         let (s, _, b) = call(
-            app_mode(dir.path(), true),
+            app_mode(dir.path(), true).await,
             Request::post("/upload")
                 .header("content-type", "application/octet-stream")
                 .body(Body::from("x"))
@@ -304,7 +352,7 @@ mod tests {
     #[tokio::test]
     async fn health_request_id_and_hidden_staging() {
         let dir = tempfile::tempdir().unwrap();
-        let app = app(dir.path());
+        let app = app(dir.path()).await;
         let (s, h, b) = call(
             app.clone(),
             Request::get("/healthz").body(Body::empty()).unwrap(),
@@ -322,7 +370,7 @@ mod tests {
     async fn upload_without_issuer_is_401_json() {
         let dir = tempfile::tempdir().unwrap();
         let (s, h, b) = call(
-            app(dir.path()),
+            app(dir.path()).await,
             Request::post("/upload").body(Body::empty()).unwrap(),
         )
         .await;

@@ -1,20 +1,20 @@
 //! The package tree and its indexes: staging uploaded files, validating them with the
-//! `apk` crate, and committing them into `<dir>/<version>/<repo>/<arch>/`.
+//! `apk` crate, and committing them into `<dir>/<version>/<repo>/<arch>/` (or an S3 bucket).
 //!
-//! The index is the commit point. Accepted files are renamed into place first, then the
-//! updated `APKINDEX.tar.gz` is written to a temporary file, fsynced and renamed; only then
-//! is the client answered. A crash before the index rename leaves at most a stray `.apk`
-//! that no index lists (re-uploading it works, since conflicts are judged by the index), so
-//! after a restart the index lists exactly the uploads that were committed.
+//! The index is the commit point. Accepted files are renamed into place (mode 0644) first,
+//! then the updated `APKINDEX.tar.gz` is written to a temporary file, fsynced and renamed;
+//! only then is the client answered. A crash before the index rename leaves at most a stray
+//! `.apk` that no index lists; [`crate::reconcile`] indexes such strays at start.
 //!
-//! Each index has its own async lock, held from the conflict check to the index rename, so
-//! two uploads to one index are serialized while different indexes proceed in parallel.
-//! The parsed index is cached under that lock: an upload re-renders and re-signs the small
-//! text index but never re-reads a package (apk-format.md §3).
+//! Uploads to one index are grouped ([`crate::lane`]): those arriving while the index is
+//! being written go into the next single write ([`crate::commit`] for local disks,
+//! [`crate::replica`] for S3). The parsed index is cached under a per-index lock: a write
+//! re-renders and re-signs the small text index but never re-reads a package
+//! (apk-format.md §3).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use apk::index::{ApkIndex, IndexEntry, SignedIndex};
 use apk::keys::{Keyring, PrivateKey};
@@ -100,7 +100,7 @@ pub struct Accepted {
 
 /// What an upload does to the package of the same name and version already indexed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// No such version yet.
     New,
     /// A different build of the version replaces it (`allow_replace`).
@@ -110,7 +110,7 @@ enum Outcome {
 }
 
 impl Accepted {
-    fn of(key: &IndexKey, entry: IndexEntry, outcome: Outcome) -> Self {
+    pub(crate) fn of(key: &IndexKey, entry: IndexEntry, outcome: Outcome) -> Self {
         Self {
             path: format!(
                 "{}/{}/{}/{}",
@@ -131,36 +131,40 @@ impl Accepted {
 /// The parsed index and the identity of the file it was read from or written to: if an
 /// operator rewrites the file (say with `apkbuild index`), the stamp differs and the
 /// cache is dropped.
-struct CachedIndex {
-    index: ApkIndex,
-    stamp: Option<Stamp>,
+pub(crate) struct CachedIndex {
+    pub(crate) index: ApkIndex,
+    pub(crate) stamp: Option<Stamp>,
 }
 
 /// (inode, size, mtime) of an index file.
-type Stamp = (u64, u64, Option<std::time::SystemTime>);
+pub(crate) type Stamp = (u64, u64, Option<std::time::SystemTime>);
 
-fn stamp(path: &Path) -> Option<Stamp> {
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt as _;
     let m = fs_err::metadata(path).ok()?;
     Some((m.ino(), m.len(), m.modified().ok()))
 }
 
-type IndexSlot = Arc<tokio::sync::Mutex<Option<CachedIndex>>>;
+pub(crate) type IndexSlot = Arc<tokio::sync::Mutex<Option<CachedIndex>>>;
 
 /// The package tree.
 pub struct Repo {
     root: PathBuf,
-    keyring: Option<Keyring>,
-    signer: Option<PrivateKey>,
+    keys_dir: Option<PathBuf>,
+    keyring: RwLock<Option<Arc<Keyring>>>,
+    pub(crate) signer: Option<PrivateKey>,
     sign_types: Vec<SignatureType>,
-    allow_replace: bool,
+    pub(crate) allow_replace: bool,
     limits: ReadLimits,
     locks: std::sync::Mutex<HashMap<IndexKey, IndexSlot>>,
-    s3: Option<crate::store::S3Store>,
+    /// The root opened once, for serving (every lookup resolves inside it).
+    served: std::sync::OnceLock<apk::rootfs::RootDir>,
+    /// Small files just served (dropped per directory on every write here).
+    pub(crate) files: crate::files::FileCache,
+    pub(crate) lanes: crate::lane::Lanes<IndexKey, crate::commit::Job>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) s3: Option<crate::replica::Replica>,
 }
-
-/// Conditional index writes lost to other replicas before giving up.
-const S3_ATTEMPTS: usize = 20;
 
 /// How a package was refused, for metrics and the client.
 #[derive(Debug)]
@@ -193,30 +197,76 @@ impl Repo {
         };
         Self {
             root,
-            keyring,
+            keys_dir: None,
+            keyring: RwLock::new(keyring.map(Arc::new)),
             signer,
             sign_types,
             allow_replace,
             limits,
             locks: std::sync::Mutex::new(HashMap::new()),
+            served: std::sync::OnceLock::new(),
+            files: crate::files::FileCache::default(),
+            lanes: crate::lane::Lanes::default(),
+            metrics: Arc::default(),
             s3: None,
         }
     }
 
     /// Keeps packages and indexes in S3 instead of under the root.
-    pub fn with_s3(mut self, store: crate::store::S3Store) -> Self {
-        self.s3 = Some(store);
+    pub fn with_s3(mut self, replica: crate::replica::Replica) -> Self {
+        self.s3 = Some(replica);
+        self
+    }
+
+    /// Where [`Repo::reload_keys`] reads the trusted keys from.
+    pub fn with_keys_dir(mut self, dir: PathBuf) -> Self {
+        self.keys_dir = Some(dir);
+        self
+    }
+
+    /// Counts index updates into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 
     /// The S3 store, when configured.
     pub fn s3(&self) -> Option<&crate::store::S3Store> {
-        self.s3.as_ref()
+        self.s3.as_ref().map(crate::replica::Replica::store)
+    }
+
+    /// The trusted packager keys as loaded last.
+    pub fn keyring(&self) -> Option<Arc<Keyring>> {
+        self.keyring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the trusted keys directory again (SIGHUP), replacing the keyring only when
+    /// the directory still holds at least one key. Returns how many keys are trusted now.
+    pub fn reload_keys(&self) -> anyhow::Result<usize> {
+        let Some(dir) = &self.keys_dir else {
+            anyhow::bail!("no `trusted_keys` directory is configured");
+        };
+        let keys = load_keyring(dir)?;
+        let n = keys.len();
+        *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(keys));
+        Ok(n)
     }
 
     /// The served root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The root as a directory handle, opened on first use: paths resolve inside it.
+    pub fn root_dir(&self) -> Result<&apk::rootfs::RootDir, apk::rootfs::RootfsError> {
+        if let Some(d) = self.served.get() {
+            return Ok(d);
+        }
+        let d = apk::rootfs::RootDir::open(&self.root)?;
+        Ok(self.served.get_or_init(|| d))
     }
 
     /// The staging directory (created, and emptied of leftovers of a crash, at start-up).
@@ -269,7 +319,8 @@ impl Repo {
 
     /// Whether uploads can be accepted at all; the reason if not.
     pub fn upload_ready(&self) -> Result<(), AppError> {
-        let missing = match (&self.keyring, &self.signer) {
+        let keyring = self.keyring();
+        let missing = match (&keyring, &self.signer) {
             (None, _) => "trusted_keys",
             (_, None) => "signing.key",
             _ => return Ok(()),
@@ -292,12 +343,12 @@ impl Repo {
         repo: &str,
         arch: Option<&str>,
     ) -> Result<(IndexEntry, IndexKey), Rejection> {
-        let keyring = self.keyring.as_ref().ok_or_else(|| Rejection {
+        let keyring = self.keyring().ok_or_else(|| Rejection {
             reason: "uploads_disabled",
             message: "no trusted keys configured".into(),
         })?;
         let pkg = Package::open(path, self.limits).map_err(|e| classify(&e))?;
-        pkg.verify(keyring).map_err(|e| classify(&e))?;
+        pkg.verify(&keyring).map_err(|e| classify(&e))?;
         let info = &pkg.info;
         if !apk::dep::is_valid_package_name(&info.pkgname)
             || info.pkgname.starts_with(['.', '-'])
@@ -359,7 +410,7 @@ impl Repo {
         ))
     }
 
-    fn slot(&self, key: &IndexKey) -> IndexSlot {
+    pub(crate) fn slot(&self, key: &IndexKey) -> IndexSlot {
         let mut locks = self
             .locks
             .lock()
@@ -367,90 +418,9 @@ impl Repo {
         locks.entry(key.clone()).or_default().clone()
     }
 
-    /// Moves `staged` packages into place and updates their indexes; all or nothing as far
-    /// as the checks go (conflicts are found before anything moves).
-    pub async fn commit(
-        self: &Arc<Self>,
-        staged: Vec<Staged>,
-        metrics: &crate::metrics::Metrics,
-    ) -> Result<Vec<Accepted>, AppError> {
-        let signer = self
-            .signer
-            .clone()
-            .ok_or_else(|| self.upload_ready().unwrap_err())?;
-        let mut by_index: BTreeMap<IndexKey, Vec<Staged>> = BTreeMap::new();
-        for s in staged {
-            by_index.entry(s.target.clone()).or_default().push(s);
-        }
-        if self.s3.is_some() {
-            return self.commit_s3(by_index, &signer, metrics).await;
-        }
-        // Locks taken in key order: two multi-index requests cannot deadlock.
-        let mut guards = Vec::new();
-        for key in by_index.keys() {
-            let mut guard = self.slot(key).lock_owned().await;
-            let path = self.root.join(key.rel_dir()).join(INDEX_NAME);
-            let current = stamp(&path);
-            if guard.as_ref().is_none_or(|c| c.stamp != current) {
-                *guard = Some(CachedIndex {
-                    index: self.load_index(key).await?,
-                    stamp: current,
-                });
-            }
-            guards.push(guard);
-        }
-        let mut outcomes = Vec::new();
-        for ((key, items), guard) in by_index.iter().zip(&guards) {
-            let index = &guard.as_ref().expect("loaded above").index;
-            outcomes.push(self.check_conflicts(key, index, items)?);
-        }
-        let mut accepted = Vec::new();
-        for (((key, items), mut guard), outcomes) in by_index.into_iter().zip(guards).zip(outcomes)
-        {
-            let dir = self.root.join(key.rel_dir());
-            let mut to_write = Vec::new();
-            let mut written_outcomes = Vec::new();
-            for (s, outcome) in items.into_iter().zip(outcomes) {
-                // An indexed package whose file went missing is written again.
-                if outcome == Outcome::Unchanged && dir.join(s.entry.file_name()).is_file() {
-                    accepted.push(Accepted::of(&key, s.entry, outcome));
-                } else {
-                    written_outcomes.push(outcome);
-                    to_write.push(s);
-                }
-            }
-            if to_write.is_empty() {
-                continue;
-            }
-            let started = std::time::Instant::now();
-            let mut index = guard.take().expect("loaded above").index;
-            let this = Arc::clone(self);
-            let signer = signer.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let r = this.write_index(&key, &mut index, to_write, &signer);
-                (index, key, r)
-            })
-            .await
-            .map_err(AppError::internal)?;
-            let (index, key, r) = result;
-            // On error the cache may hold entries that are not on disk: it stays empty and
-            // is reloaded next time.
-            let entries = r?;
-            *guard = Some(CachedIndex {
-                index,
-                stamp: stamp(&dir.join(INDEX_NAME)),
-            });
-            metrics.index_update(started.elapsed());
-            for (e, outcome) in entries.into_iter().zip(written_outcomes) {
-                accepted.push(Accepted::of(&key, e, outcome));
-            }
-        }
-        Ok(accepted)
-    }
-
     /// Refuses duplicates in the request and (unless replacing is allowed) a different
     /// build of a version the index already has; says, per item, what it does.
-    fn check_conflicts(
+    pub(crate) fn check_conflicts(
         &self,
         key: &IndexKey,
         index: &ApkIndex,
@@ -470,140 +440,19 @@ impl Repo {
                 None => Outcome::New,
                 Some(old) if old.checksum == s.entry.checksum => Outcome::Unchanged,
                 Some(_) if self.allow_replace => Outcome::Replaces,
-                Some(_) => {
-                    return Err(AppError::new(
-                        StatusCode::CONFLICT,
-                        "conflict",
-                        format!(
-                            "a different build of {n}-{v} is already in {}/{}/{}; bump pkgrel to publish a new build",
-                            key.version, key.repo, key.arch
-                        ),
-                        format!("{n}-{v} exists in {key:?} with another checksum"),
-                    ));
-                }
+                Some(_) => return Err(conflict(key, n, v)),
             };
             outcomes.push(outcome);
         }
         Ok(outcomes)
     }
 
-    /// The S3 flavour of [`Repo::commit`]: packages are put first, then each index is
-    /// replaced by a conditional put, re-read and re-applied when another replica won.
-    async fn commit_s3(
-        self: &Arc<Self>,
-        by_index: BTreeMap<IndexKey, Vec<Staged>>,
-        signer: &PrivateKey,
-        metrics: &crate::metrics::Metrics,
-    ) -> Result<Vec<Accepted>, AppError> {
-        let s3 = self.s3.as_ref().expect("checked by the caller");
-        let rel_of = |key: &IndexKey, name: &str| {
-            format!("{}/{}/{}/{name}", key.version, key.repo, key.arch)
-        };
-        // This replica's own uploads to one index queue here rather than in S3 retries.
-        let mut guards = Vec::new();
-        for key in by_index.keys() {
-            guards.push(self.slot(key).lock_owned().await);
-        }
-        let load = |key: &IndexKey| {
-            let rel = rel_of(key, INDEX_NAME);
-            async move {
-                match s3.get_index(&rel).await.map_err(AppError::internal)? {
-                    None => Ok((ApkIndex::default(), None)),
-                    Some(obj) => {
-                        let bytes = obj.bytes;
-                        let idx = tokio::task::spawn_blocking(move || SignedIndex::parse(&bytes))
-                            .await
-                            .map_err(AppError::internal)?
-                            .map_err(|e| AppError::internal(format!("`{rel}` in S3: {e}")))?;
-                        Ok((idx.index, Some(obj.version)))
-                    }
-                }
-            }
-        };
-        let mut checked = BTreeMap::new();
-        let mut accepted = Vec::new();
-        let mut by_index_new = BTreeMap::new();
-        for (key, items) in by_index {
-            let loaded = load(&key).await?;
-            let outcomes = self.check_conflicts(&key, &loaded.0, &items)?;
-            let mut to_write = Vec::new();
-            for (s, outcome) in items.into_iter().zip(outcomes) {
-                if outcome == Outcome::Unchanged {
-                    accepted.push(Accepted::of(&key, s.entry, outcome));
-                } else {
-                    to_write.push((s, outcome));
-                }
-            }
-            if !to_write.is_empty() {
-                checked.insert(key.clone(), loaded);
-                by_index_new.insert(key, to_write);
-            }
-        }
-        for (key, items) in &by_index_new {
-            for (s, _) in items {
-                s3.put_file(&rel_of(key, &s.entry.file_name()), &s.file)
-                    .await
-                    .map_err(AppError::internal)?;
-            }
-        }
-        for (key, items) in by_index_new {
-            let (items, outcomes): (Vec<Staged>, Vec<Outcome>) = items.into_iter().unzip();
-            let started = std::time::Instant::now();
-            let mut done = false;
-            for attempt in 0..S3_ATTEMPTS {
-                // The first attempt writes over the very index the conflicts were checked
-                // against: if another replica changed it meanwhile, the conditional put
-                // fails and the retry reads it again and checks again.
-                let (mut index, version) = match checked.remove(&key) {
-                    Some(loaded) => loaded,
-                    None => load(&key).await?,
-                };
-                if attempt > 0 {
-                    self.check_conflicts(&key, &index, &items)?;
-                }
-                for s in &items {
-                    index.upsert(s.entry.clone());
-                }
-                let this = Arc::clone(self);
-                let signer = signer.clone();
-                let bytes = tokio::task::spawn_blocking(move || this.render(&index, &signer))
-                    .await
-                    .map_err(AppError::internal)??;
-                match s3
-                    .put_index(&rel_of(&key, INDEX_NAME), bytes, version)
-                    .await
-                {
-                    Ok(()) => {
-                        done = true;
-                        break;
-                    }
-                    Err(crate::store::PutIndexError::Conflict) => {
-                        tracing::info!(?key, attempt, "index changed by another writer; retrying");
-                    }
-                    Err(crate::store::PutIndexError::Other(e)) => {
-                        return Err(AppError::internal(e));
-                    }
-                }
-            }
-            if !done {
-                return Err(AppError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
-                    "the index is being updated by other servers; retry",
-                    format!("{key:?}: {S3_ATTEMPTS} conditional writes lost"),
-                ));
-            }
-            metrics.index_update(started.elapsed());
-            for (s, outcome) in items.into_iter().zip(outcomes) {
-                accepted.push(Accepted::of(&key, s.entry, outcome));
-            }
-        }
-        drop(guards);
-        Ok(accepted)
-    }
-
     /// The signed index bytes (blocking: gzip and RSA).
-    fn render(&self, index: &ApkIndex, signer: &PrivateKey) -> Result<Vec<u8>, AppError> {
+    pub(crate) fn render(
+        &self,
+        index: &ApkIndex,
+        signer: &PrivateKey,
+    ) -> Result<Vec<u8>, AppError> {
         let mtime = index
             .packages
             .iter()
@@ -618,7 +467,7 @@ impl Repo {
         index.to_bytes(&signers, mtime).map_err(AppError::internal)
     }
 
-    async fn load_index(&self, key: &IndexKey) -> Result<ApkIndex, AppError> {
+    pub(crate) async fn load_index(&self, key: &IndexKey) -> Result<ApkIndex, AppError> {
         let path = self.root.join(key.rel_dir()).join(INDEX_NAME);
         tokio::task::spawn_blocking(move || {
             if !path.exists() {
@@ -632,33 +481,77 @@ impl Repo {
         .map_err(AppError::internal)?
     }
 
-    fn write_index(
+    /// Moves `items` into the index directory (mode 0644, like the index, so a non-root
+    /// mirror or web server can read them) and writes `index`, which lists them.
+    /// Blocking: renames, gzip, RSA and fsync.
+    pub(crate) fn write_index(
         &self,
         key: &IndexKey,
-        index: &mut ApkIndex,
+        index: &ApkIndex,
         items: Vec<Staged>,
         signer: &PrivateKey,
-    ) -> Result<Vec<IndexEntry>, AppError> {
+    ) -> Result<(), AppError> {
+        use std::os::unix::fs::PermissionsExt as _;
         let rel = key.rel_dir();
         let root = apk::rootfs::RootDir::open(&self.root).map_err(AppError::internal)?;
         root.create_dir_all(&rel, 0o755)
             .map_err(AppError::internal)?;
         let dir = self.root.join(&rel);
-        let mut updated = index.clone();
-        let mut entries = Vec::new();
         for s in items {
             let target = dir.join(s.entry.file_name());
+            // The staged file is 0600 (tempfile's default); the rename keeps the mode.
+            fs_err::set_permissions(&*s.file, std::fs::Permissions::from_mode(0o644))
+                .map_err(AppError::internal)?;
             s.file.persist(&target).map_err(|e| {
                 AppError::internal(format!("moving into `{}`: {e}", target.display()))
             })?;
-            updated.upsert(s.entry.clone());
-            entries.push(s.entry);
         }
-        let bytes = self.render(&updated, signer)?;
-        apk::atomic::write_atomic(&dir.join(INDEX_NAME), &bytes).map_err(AppError::internal)?;
-        *index = updated;
-        Ok(entries)
+        let bytes = self.render(index, signer)?;
+        let written = apk::atomic::AtomicFile::create(dir.join(INDEX_NAME))
+            .map(|f| f.with_mode(0o644))
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, &bytes)?;
+                f.commit()
+            })
+            .map_err(AppError::internal);
+        self.files.forget_dir(&rel);
+        written
     }
+
+    /// The read limits uploads are checked with.
+    pub(crate) fn limits(&self) -> ReadLimits {
+        self.limits
+    }
+}
+
+/// 409 for a different build of a name-version the index already has.
+pub(crate) fn conflict(key: &IndexKey, name: &str, version: &str) -> AppError {
+    AppError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        format!(
+            "a different build of {name}-{version} is already in {}/{}/{}; bump pkgrel to publish a new build",
+            key.version, key.repo, key.arch
+        ),
+        format!("{name}-{version} exists in {key:?} with another checksum"),
+    )
+}
+
+/// Loads a trusted keys directory: at least one usable `*.rsa.pub`, warnings logged.
+pub fn load_keyring(dir: &Path) -> anyhow::Result<Keyring> {
+    use anyhow::Context as _;
+    let (keys, warnings) = Keyring::load_dir(dir)
+        .with_context(|| format!("failed to read trusted_keys directory `{}`", dir.display()))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if keys.is_empty() {
+        anyhow::bail!(
+            "trusted_keys `{}` holds no *.rsa.pub key; copy your packagers' public keys there",
+            dir.display()
+        );
+    }
+    Ok(keys)
 }
 
 /// Maps a package error to a stable reason and a message without server paths.

@@ -1,5 +1,5 @@
-//! `GET`/`HEAD` of the tree: files through tower-http's `ServeDir` (Range, ETag,
-//! Last-Modified, conditional requests), directories as a listing (HTML when the client
+//! `GET`/`HEAD` of the tree: files through [`crate::files`] (one write for headers and
+//! small bodies, ranges, validators), directories as a listing (HTML when the client
 //! accepts it, plain text for curl and scripts).
 //!
 //! Paths are percent-decoded and checked component by component before anything touches
@@ -8,10 +8,8 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use tower::ServiceExt as _;
-use tower_http::services::ServeDir;
 
 use crate::AppState;
 use crate::error::AppError;
@@ -31,45 +29,49 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Result<Response
         let (method, headers) = (req.method().clone(), req.headers().clone());
         return serve_s3(s3, &rel, &raw, &decoded, &method, &headers).await;
     }
+    let method = req.method().clone();
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return Err(AppError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "only GET and HEAD are served here",
+            format!("{method} {raw}"),
+        ));
+    }
     let rel_path: std::path::PathBuf = rel.iter().collect();
-    let root = state.repo.root().to_path_buf();
-    let is_dir = {
-        let rel_path = rel_path.clone();
-        tokio::task::spawn_blocking(move || {
-            let root = apk::rootfs::RootDir::open(&root).ok()?;
-            if rel_path.as_os_str().is_empty() {
-                return Some(true);
-            }
-            root.metadata(&rel_path).ok().map(|m| m.is_dir())
-        })
-        .await
-        .map_err(AppError::internal)?
-        .ok_or_else(not_found)?
-    };
-    if is_dir {
-        if !raw.ends_with('/') {
-            return Ok(Redirect::permanent(&format!("{raw}/")).into_response());
+    let repo = std::sync::Arc::clone(&state.repo);
+    let read_small = method == axum::http::Method::GET;
+    if let Some(opened) = repo.files.get(&rel_path) {
+        let name = rel.last().copied().unwrap_or_default();
+        return crate::files::respond(opened, name, &method, req.headers()).await;
+    }
+    // Inline, as nginx does: path lookups, fstat and reading a small file from the page
+    // cache take microseconds, less than a trip to the blocking pool and back.
+    let found = repo
+        .root_dir()
+        .ok()
+        .and_then(|root| crate::files::open(root, &rel_path, read_small))
+        .ok_or_else(not_found)?;
+    let found = match found {
+        crate::files::Found::File(opened) if read_small => {
+            let opened = crate::files::fill(opened).await?;
+            repo.files.put(&rel_path, &opened);
+            crate::files::Found::File(opened)
         }
-        return listing(&state, &rel_path, &decoded, wants_html(req.headers())).await;
+        other => other,
+    };
+    match found {
+        crate::files::Found::Dir if !raw.ends_with('/') => {
+            Ok(Redirect::permanent(&format!("{raw}/")).into_response())
+        }
+        crate::files::Found::Dir => {
+            listing(&state, &rel_path, &decoded, wants_html(req.headers())).await
+        }
+        crate::files::Found::File(opened) => {
+            let name = rel.last().copied().unwrap_or_default();
+            crate::files::respond(opened, name, &method, req.headers()).await
+        }
     }
-    let resp = ServeDir::new(state.repo.root())
-        .append_index_html_on_directories(false)
-        // Fewer, larger reads: 1 MB packages are the common case (see bench/reposerve-get).
-        .with_buf_chunk_size(256 << 10)
-        .oneshot(req)
-        .await
-        .map_err(AppError::internal)?;
-    let (mut parts, body) = resp.into_parts();
-    if rel
-        .last()
-        .is_some_and(|n| n.ends_with(".apk") || n.ends_with(".tar.gz"))
-    {
-        parts.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-    }
-    Ok(Response::from_parts(parts, Body::new(body)))
 }
 
 async fn listing(

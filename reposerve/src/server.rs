@@ -1,7 +1,10 @@
 //! Listeners and process lifecycle: the plain HTTP listener, HTTPS listeners (rustls via
-//! axum-server, certificate reloaded on SIGHUP), the HTTP→HTTPS redirect listener, and
-//! graceful shutdown on SIGTERM/SIGINT (in-flight uploads finish; new connections are
-//! refused).
+//! axum-server), the HTTP→HTTPS redirect listener, SIGHUP (trusted packager keys and the
+//! TLS certificate reloaded, each logged), and graceful shutdown on SIGTERM/SIGINT
+//! (in-flight uploads finish; new connections are refused).
+//!
+//! Every accepted socket gets `TCP_NODELAY`: a response whose body leaves in a second
+//! segment must not wait for the client's delayed ACK (40 ms on Linux).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,8 +30,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cli.config.display()
         );
     }
-    let state = AppState::from_config(config.clone(), cli.dev)?;
+    // Installed before any listener exists: a SIGHUP sent once "listening" is logged must
+    // reload, not kill the process (SIGHUP's default action).
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
+    let state = AppState::from_config(config.clone(), cli.dev).await?;
+    state.repo.reconcile().await?;
+    let repo = std::sync::Arc::clone(&state.repo);
     let app = router(state);
+    let mut tls_reload = None;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -50,7 +60,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         for addr in &cli.listen_tls {
             let handle = axum_server::Handle::new();
             handles.push(handle.clone());
-            let server = axum_server::bind_rustls(*addr, rustls_cfg.clone()).handle(handle.clone());
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_cfg.clone())
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            let server = axum_server::Server::bind(*addr)
+                .acceptor(acceptor)
+                .handle(handle.clone());
             let svc = tls_app.clone().into_make_service();
             tasks.spawn(async move { server.serve(svc).await.context("HTTPS listener failed") });
         }
@@ -73,23 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         });
-        // SIGHUP: reload the certificate (renewed by certbot or similar).
-        let (crt, key) = (tls.crt.clone(), tls.key.clone());
-        tokio::spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
-                return;
-            };
-            while hup.recv().await.is_some() {
-                match rustls_cfg.reload_from_pem_file(&crt, &key).await {
-                    Ok(()) => tracing::info!("TLS certificate reloaded"),
-                    Err(e) => {
-                        tracing::error!("TLS certificate reload failed, keeping the old one: {e}");
-                    }
-                }
-            }
-        });
+        tls_reload = Some((rustls_cfg, tls.crt.clone(), tls.key.clone()));
         if let Some(redirect) = &tls.redirect {
             let https_port = https_port.unwrap_or(443);
             let addrs = redirect_addrs(&cli.listen_tls, redirect.port, redirect.protocols);
@@ -109,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if !cli.tls_only {
         spawn_plain(&mut tasks, cli.listen, app, stop_rx.clone(), "http").await?;
     }
+    tokio::spawn(reload_on_hangup(hup, repo, tls_reload));
 
     let stop = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -137,6 +136,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SIGHUP: the trusted packager keys are read again (a key added or revoked takes effect
+/// without a restart) and the TLS certificate (renewed by certbot or similar) reloaded.
+/// Either failing keeps what was loaded before.
+async fn reload_on_hangup(
+    mut hup: tokio::signal::unix::Signal,
+    repo: std::sync::Arc<crate::repo::Repo>,
+    tls: Option<(
+        axum_server::tls_rustls::RustlsConfig,
+        std::path::PathBuf,
+        std::path::PathBuf,
+    )>,
+) {
+    while hup.recv().await.is_some() {
+        if repo.keyring().is_some() {
+            match repo.reload_keys() {
+                Ok(n) => tracing::info!(keys = n, "trusted packager keys reloaded"),
+                Err(e) => {
+                    tracing::error!(
+                        "trusted packager keys reload failed, keeping the old ones: {e:#}"
+                    );
+                }
+            }
+        }
+        if let Some((cfg, crt, key)) = &tls {
+            match cfg.reload_from_pem_file(crt, key).await {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!("TLS certificate reload failed, keeping the old one: {e}");
+                }
+            }
+        }
+    }
+}
+
 async fn spawn_plain(
     tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
     addr: SocketAddr,
@@ -150,6 +183,11 @@ async fn spawn_plain(
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "listening ({what})");
     tasks.spawn(async move {
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;

@@ -172,7 +172,7 @@ async fn handle(state: &AppState, mut multipart: Multipart) -> Result<UploadResp
             }
         }
     }
-    let accepted = state.repo.commit(staged, &state.metrics).await?;
+    let accepted = state.repo.commit(staged).await?;
     for a in &accepted {
         tracing::info!(name = %a.name, version = %a.version, path = %a.path, replaced = a.replaced, unchanged = a.unchanged, "package accepted");
     }

@@ -5,6 +5,7 @@
 //! `shared/fixtures/apk-reference`, checked to be identical when that directory exists) so
 //! a clone of this repository tests on its own.
 
+pub mod garage;
 pub mod jwks;
 pub mod s3;
 
@@ -105,4 +106,22 @@ pub fn reference_client(name: &str) -> Option<PathBuf> {
         );
     }
     None
+}
+
+/// A tool the tests run: `$<env_var>` if set, else `name` on `PATH`, in `$CARGO_HOME/bin` or
+/// in `~/.cargo/bin` (where `cargo install` puts it).
+pub fn find_tool(env_var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env_var) {
+        return Some(PathBuf::from(p));
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(home).join("bin"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }

@@ -35,21 +35,7 @@ pub struct S3Server {
 
 /// Where `s3s-fs` is: `$S3S_FS`, `PATH`, or `~/.cargo/bin`.
 pub fn binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("S3S_FS") {
-        return Some(PathBuf::from(p));
-    }
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(home).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("s3s-fs"))
-        .find(|p| p.is_file())
+    crate::find_tool("S3S_FS", "s3s-fs")
 }
 
 impl S3Server {

@@ -1,5 +1,9 @@
 //! `apkbuild index`: `apk index` + `abuild-sign` in one step. With `--index OLD`, packages
 //! whose file name and size match an entry of the old index are not read again.
+//!
+//! Packages are read and verified on every core (signatures through aws-lc-rs, see
+//! `apk::sign`), then indexed in the order given, so the output and the first error
+//! reported do not depend on which thread finished first.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -69,6 +73,7 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
         reusable.entry((e.file_name(), e.file_size)).or_insert(e);
     }
     let (mut reused, mut read) = (0, 0);
+    let mut jobs = Vec::new();
     for path in &args.packages {
         let size = fs_err::metadata(path)?.len();
         let name = path
@@ -76,22 +81,20 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
             .and_then(|n| n.to_str())
             .unwrap_or_default();
         let cached = reusable.get(&(name.to_owned(), size));
-        let mut entry = match (cached, &keys) {
+        jobs.push(match (cached, &keys) {
             (Some(&e), None) => {
                 reused += 1;
-                e.clone()
+                Ok(e.clone())
             }
             _ => {
                 read += 1;
-                let pkg = Package::open(path, ReadLimits::default())?;
-                match &keys {
-                    Some(k) => pkg.verify(k).map(|_| ()),
-                    None => pkg.verify_contents(),
-                }
-                .with_context(|| format!("refusing to index `{}`", path.display()))?;
-                IndexEntry::from_package(&pkg)
+                Err(path.as_path())
             }
-        };
+        });
+    }
+    let entries = read_all(&jobs, keys.as_ref());
+    for (path, entry) in args.packages.iter().zip(entries) {
+        let mut entry = entry?;
         if let Some(arch) = &args.rewrite_arch {
             entry.arch.clone_from(arch);
         }
@@ -129,4 +132,59 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
             .unwrap_or_default()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads and verifies the packages given as `Err(path)` on every core; entries given as
+/// `Ok` are kept. Results come back in the input order.
+fn read_all(
+    jobs: &[Result<IndexEntry, &std::path::Path>],
+    keys: Option<&apk::keys::Keyring>,
+) -> Vec<anyhow::Result<IndexEntry>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<anyhow::Result<IndexEntry>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(jobs.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { return };
+                    let r = match job {
+                        Ok(e) => Ok(e.clone()),
+                        Err(path) => read_one(path, keys),
+                    };
+                    *results[i]
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(|| Err(anyhow::anyhow!("a reader thread stopped")))
+        })
+        .collect()
+}
+
+/// One package: read, verified (signature against `keys`, else its contents only).
+fn read_one(
+    path: &std::path::Path,
+    keys: Option<&apk::keys::Keyring>,
+) -> anyhow::Result<IndexEntry> {
+    let pkg = Package::open(path, ReadLimits::default())?;
+    match keys {
+        Some(k) => pkg.verify(k).map(|_| ()),
+        None => pkg.verify_contents(),
+    }
+    .with_context(|| format!("refusing to index `{}`", path.display()))?;
+    Ok(IndexEntry::from_package(&pkg))
 }

@@ -178,6 +178,28 @@ fn attack_matrix_refused_good_token_accepted() {
             )),
         ),
         (
+            "a list for a claim other than aud (issue 13)",
+            Some(format!(
+                "Bearer {}",
+                key.token(&with(
+                    good.clone(),
+                    "namespace_path",
+                    json!(["evil", "alpine/aports"])
+                ))
+            )),
+        ),
+        (
+            "a newline in a claim (issue 13)",
+            Some(format!(
+                "Bearer {}",
+                key.token(&with(
+                    good.clone(),
+                    "namespace_path",
+                    json!("alpine/aports\nevil")
+                ))
+            )),
+        ),
+        (
             "claim as boolean where text is configured",
             Some(format!(
                 "Bearer {}",
@@ -217,9 +239,11 @@ fn attack_matrix_refused_good_token_accepted() {
     // The unknown kid did not cause a second fetch within the refetch interval.
     assert_eq!(jwks.fetches(), 1);
 
+    // `aud` may be a list holding ours (issue 13: the only claim that may be a list).
+    let several = with(good.clone(), "aud", json!(["other", "reposerve"]));
     let (s, b) = upload(
         &server,
-        Some(&key.token(&good)),
+        Some(&key.token(&several)),
         Form::new().file("p.apk", &pkg),
     );
     assert_eq!(s, 200, "{b}");

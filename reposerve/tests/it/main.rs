@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod crash;
 mod deploy;
+mod operate;
 mod s3;
 mod support;
 mod tls;
