@@ -502,7 +502,7 @@ fn expand_source(
 }
 
 /// `.dockerignore` patterns: `(negated, pattern)`, last match wins.
-fn dockerignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
+pub(super) fn dockerignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
     let path = context.join(".dockerignore");
     let Ok(text) = fs_err::read_to_string(&path) else {
         return Ok(Vec::new());
@@ -525,7 +525,8 @@ fn dockerignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
     Ok(out)
 }
 
-fn ignored(ignore: &[(bool, glob::Pattern)], rel: &Path) -> bool {
+/// Whether `rel` (in the context) is ignored per `ignore` (from [`dockerignore`]).
+pub(super) fn ignored(ignore: &[(bool, glob::Pattern)], rel: &Path) -> bool {
     let mut result = false;
     // A pattern excluding a directory excludes what is below it.
     let ancestors: Vec<&Path> = rel

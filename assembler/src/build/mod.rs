@@ -10,12 +10,18 @@
 #![allow(clippy::result_large_err)]
 
 mod apk;
+mod cachemount;
 mod copy;
 mod from;
+mod mounts;
+mod onbuild;
 mod run;
+mod secret;
 mod snapshot;
 mod stage;
 mod step;
+mod stubs;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,6 +35,7 @@ use crate::sandbox::Sandbox;
 use crate::store::{Snapshot, Store};
 
 pub use from::{materialize, materialize_recording};
+pub use secret::Secret;
 
 /// Progress and command output (the binary prints; the library never does).
 pub trait Reporter {
@@ -71,6 +78,8 @@ pub struct BuildOptions {
     pub registry_creds: Option<(String, String)>,
     /// `--init`: make the image's program a supervised service of this init.
     pub init: Option<crate::init::Init>,
+    /// `--secret`: the values `RUN --mount=type=secret` shows, by id.
+    pub secrets: BTreeMap<String, Secret>,
 }
 
 /// Build errors.
@@ -79,9 +88,11 @@ pub struct BuildOptions {
 pub enum BuildError {
     /// A step failed; its partial state is a snapshot.
     #[error(
-        "step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}\n{look}"
+        "{at}: step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}\n{look}"
     )]
     StepFailed {
+        /// `file:line` of the instruction.
+        at: String,
         /// Step number.
         step: usize,
         /// The instruction.
@@ -142,6 +153,13 @@ pub fn build(
     let bargs = global_args(&file, opts)?;
     let target = target_stage(&file, opts)?;
     let needed = needed_stages(&file, &bargs, target);
+    let check = validate::Check {
+        file: &file,
+        path: &opts.file,
+        bargs: &bargs,
+        secrets: &opts.secrets,
+    };
+    check.run(&needed).map_err(anyhow::Error::from)?;
     let mut engine = Engine {
         store,
         sandbox,
@@ -155,6 +173,7 @@ pub fn build(
             .sum(),
         stages: BTreeMap::new(),
         failed_tag: failed_tag(&opts.tags),
+        at: String::new(),
     };
     for &i in &needed {
         engine.build_stage(i, &bargs)?;
@@ -230,6 +249,8 @@ struct Engine<'a> {
     total: usize,
     stages: BTreeMap<usize, StageState>,
     failed_tag: String,
+    /// `file:line` of the instruction being carried out, for its errors.
+    at: String,
 }
 
 impl Engine<'_> {
@@ -237,9 +258,31 @@ impl Engine<'_> {
         rfc3339(self.opts.source_date.unwrap_or(self.opts.now))
     }
 
-    fn announce(&mut self, text: &str) {
+    /// Starts the next step: `inst`, shown as `text`.
+    fn announce(&mut self, inst: &containerfile::Instruction, text: &str) {
         self.step += 1;
+        self.at = format!("{}:{}", self.opts.file.display(), inst.span.line);
         self.reporter
             .line(&format!("Step {}/{} : {text}", self.step, self.total));
+    }
+
+    /// `e`, an error of the current step, naming its `file:line` (a [`ParseError`] already
+    /// names its `file:line:col`; a step's failure its `file:line`).
+    ///
+    /// [`ParseError`]: containerfile::ParseError
+    fn located(&self, e: BuildError) -> BuildError {
+        let BuildError::Other(e) = e else {
+            return e;
+        };
+        if e.downcast_ref::<containerfile::ParseError>().is_some() {
+            return e.into();
+        }
+        let text = format!("{e:#}");
+        // Older messages name the line themselves.
+        let line = self.at.rsplit(':').next().unwrap_or_default();
+        let text = text
+            .strip_prefix(&format!("line {line}: "))
+            .unwrap_or(&text);
+        anyhow::anyhow!("{}: {text}", self.at).into()
     }
 }

@@ -60,6 +60,7 @@ impl Engine<'_> {
             )
         };
         Ok(BuildError::StepFailed {
+            at: self.at.clone(),
             step: self.step,
             instruction: text,
             status,

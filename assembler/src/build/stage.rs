@@ -18,11 +18,15 @@ impl Engine<'_> {
         bargs: &BuildArgs,
     ) -> Result<(), BuildError> {
         let stage = &self.file.stages[index];
-        self.announce(&stage.from.span.logical);
-        let mut st = self.start_stage(index, bargs)?;
+        self.announce(&stage.from, &stage.from.span.logical);
+        let mut st = self
+            .start_stage(index, bargs)
+            .map_err(|e| self.located(e.into()))?;
+        self.onbuild_triggers(&mut st, index, bargs)?;
         for inst in &stage.instructions {
-            self.announce(&inst.span.logical);
-            self.instruction(&mut st, inst)?;
+            self.announce(inst, &inst.span.logical);
+            self.instruction(&mut st, inst)
+                .map_err(|e| self.located(e))?;
         }
         self.stages.insert(index, st);
         Ok(())
@@ -80,7 +84,11 @@ impl Engine<'_> {
 
     /// One instruction: ARG declares, config instructions change the config (an empty
     /// history entry), RUN/COPY/ADD make a snapshot.
-    fn instruction(&mut self, st: &mut StageState, inst: &Instruction) -> Result<(), BuildError> {
+    pub(super) fn instruction(
+        &mut self,
+        st: &mut StageState,
+        inst: &Instruction,
+    ) -> Result<(), BuildError> {
         let esc = self.file.escape;
         let line = inst.span.line;
         if let Kind::Arg(args) = &inst.kind {
@@ -138,10 +146,7 @@ impl StageState {
             Kind::Volume(v) => c.volumes.extend(v.iter().cloned()),
             Kind::StopSignal(s) => c.stop_signal = Some(s.clone()),
             Kind::Healthcheck(h) => c.healthcheck = Some(healthcheck(h)),
-            Kind::Onbuild(_) => anyhow::bail!(
-                "line {}: ONBUILD is not supported; move the instruction into the stage that needs it",
-                x.span.line
-            ),
+            Kind::Onbuild(_) => c.on_build.extend(x.trigger_text()),
             _ => return Ok(false),
         }
         Ok(true)
