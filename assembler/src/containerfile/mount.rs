@@ -361,7 +361,9 @@ impl MountSpec {
                     "write `--mount=type=secret,id=NAME` (the file is /run/secrets/NAME)",
                 ));
             }
-        } else if self.target.as_deref().is_none_or(str::is_empty) && !deferred.contains(&"target")
+        } else if kind != Ssh
+            && self.target.as_deref().is_none_or(str::is_empty)
+            && !deferred.contains(&"target")
         {
             return Err(MountError::new(
                 format!("a {} mount needs a target", kind.name()),
@@ -558,6 +560,7 @@ mod tests {
             (true, Some(0o440), Some(1), Some(2))
         );
         assert_eq!(m.env.as_deref(), Some("TOKEN"));
+        assert_eq!(p("type=ssh").unwrap().kind, MountType::Ssh);
         let m = p("type=cache,target=/c,sharing=LOCKED,readonly=true").unwrap();
         assert_eq!((m.sharing, m.readonly), (Some(Sharing::Locked), true));
     }
