@@ -21,6 +21,7 @@ mod snapshot;
 mod stage;
 mod step;
 mod stubs;
+mod tree;
 mod validate;
 
 use std::collections::BTreeMap;

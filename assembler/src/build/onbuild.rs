@@ -77,7 +77,7 @@ impl Engine<'_> {
         let mut refs: Vec<String> = Vec::new();
         match &inst.kind {
             Kind::Copy { .. } | Kind::Add { .. } => {
-                refs.extend(inst.flag("from").map(str::to_owned))
+                refs.extend(inst.flag("from").map(str::to_owned));
             }
             Kind::Run { .. } => {
                 for mount in inst.flag_values("mount") {

@@ -109,6 +109,9 @@ impl From<ExpandError> for MountError {
     }
 }
 
+/// Gives a field's value from its key and text (`None`: known only later).
+type FieldValue<'a> = &'a mut dyn FnMut(&str, &str) -> Result<Option<String>, MountError>;
+
 /// Every key BuildKit knows, for "did you mean" hints.
 const KEYS: &[&str] = &[
     "type",
@@ -156,10 +159,7 @@ impl MountSpec {
     }
 
     /// The parse, `value(key, raw)` giving a field's value (`None`: skip the field).
-    fn parse_with(
-        text: &str,
-        value: &mut dyn FnMut(&str, &str) -> Result<Option<String>, MountError>,
-    ) -> Result<Self, MountError> {
+    fn parse_with(text: &str, value: FieldValue<'_>) -> Result<Self, MountError> {
         let mut m = MountSpec {
             kind: MountType::Bind,
             from: None,
@@ -225,30 +225,10 @@ impl MountSpec {
         ro_given: &mut Option<bool>,
     ) -> Result<(), MountError> {
         let bad = |what: &str| {
-            MountError::new(
-                format!("invalid value for {written}: {v}"),
-                format!("{what}"),
-            )
+            MountError::new(format!("invalid value for {written}: {v}"), what.to_owned())
         };
         match key {
-            "type" => {
-                let lower = v.to_ascii_lowercase();
-                self.kind = MountType::ALL
-                    .iter()
-                    .find(|(n, _)| *n == lower)
-                    .map(|(_, t)| *t)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = MountType::ALL.iter().map(|(n, _)| *n).collect();
-                        MountError::new(
-                            format!("unsupported mount type \"{v}\""),
-                            suggestion(
-                                &lower,
-                                &names,
-                                "the types are bind, cache, tmpfs, secret and ssh",
-                            ),
-                        )
-                    })?;
-            }
+            "type" => self.kind = parse_type(&v)?,
             "from" => self.from = Some(v),
             "source" => self.source = Some(v),
             "target" => self.target = Some(v),
@@ -257,29 +237,14 @@ impl MountSpec {
                 *ro_given = Some(if key == "readonly" { b } else { !b });
             }
             "required" => {
-                self.required = parse_bool(&v).ok_or_else(|| bad("write true or false"))?
+                self.required = parse_bool(&v).ok_or_else(|| bad("write true or false"))?;
             }
             "size" => {
-                self.size = Some(ram_in_bytes(&v).ok_or_else(|| bad("a size such as 64m or 1g"))?)
+                let size = ram_in_bytes(&v).ok_or_else(|| bad("a size such as 64m or 1g"))?;
+                self.size = Some(size);
             }
             "id" => self.id = Some(v),
-            "sharing" => {
-                self.sharing = Some(match v.to_ascii_lowercase().as_str() {
-                    "shared" => Sharing::Shared,
-                    "private" => Sharing::Private,
-                    "locked" => Sharing::Locked,
-                    other => {
-                        return Err(MountError::new(
-                            format!("unsupported sharing value \"{v}\""),
-                            suggestion(
-                                other,
-                                &["shared", "private", "locked"],
-                                "sharing is shared, private or locked",
-                            ),
-                        ));
-                    }
-                });
-            }
+            "sharing" => self.sharing = Some(parse_sharing(&v)?),
             "mode" => {
                 let mode = u32::from_str_radix(&v, 8).ok().filter(|m| *m <= 0o7777);
                 self.mode = Some(mode.ok_or_else(|| {
@@ -289,19 +254,8 @@ impl MountSpec {
                     )
                 })?);
             }
-            "uid" | "gid" => {
-                let n = v.parse::<u32>().map_err(|_| {
-                    MountError::new(
-                        format!("invalid value {v} for {key}"),
-                        "a number such as 1000",
-                    )
-                })?;
-                if key == "uid" {
-                    self.uid = Some(n);
-                } else {
-                    self.gid = Some(n);
-                }
-            }
+            "uid" => self.uid = Some(parse_id(key, &v)?),
+            "gid" => self.gid = Some(parse_id(key, &v)?),
             "env" => self.env = Some(v),
             _ => unreachable!("canonical_key returns only these"),
         }
@@ -339,28 +293,7 @@ impl MountSpec {
             }
         }
         if kind == Secret {
-            if ro_given == Some(false) {
-                return Err(MountError::new(
-                    "secret mounts are always read-only",
-                    "remove `rw`",
-                ));
-            }
-            let given = |key: &str, v: &Option<String>| v.is_some() || deferred.contains(&key);
-            if given("source", &self.source) && given("id", &self.id) {
-                return Err(MountError::new(
-                    "both source and id can't be set",
-                    "give `id=`",
-                ));
-            }
-            if !given("source", &self.source)
-                && !given("target", &self.target)
-                && !given("id", &self.id)
-            {
-                return Err(MountError::new(
-                    "invalid secret mount. one of source, target required",
-                    "write `--mount=type=secret,id=NAME` (the file is /run/secrets/NAME)",
-                ));
-            }
+            self.check_secret(deferred, ro_given)?;
         } else if kind != Ssh
             && self.target.as_deref().is_none_or(str::is_empty)
             && !deferred.contains(&"target")
@@ -372,6 +305,79 @@ impl MountSpec {
         }
         Ok(())
     }
+}
+
+impl MountSpec {
+    /// A secret's own rules (BuildKit's): read-only, named by `id` or `source`.
+    fn check_secret(&self, deferred: &[&str], ro_given: Option<bool>) -> Result<(), MountError> {
+        if ro_given == Some(false) {
+            return Err(MountError::new(
+                "secret mounts are always read-only",
+                "remove `rw`",
+            ));
+        }
+        let given = |key: &str, v: &Option<String>| v.is_some() || deferred.contains(&key);
+        if given("source", &self.source) && given("id", &self.id) {
+            return Err(MountError::new(
+                "both source and id can't be set",
+                "give `id=`",
+            ));
+        }
+        if !given("source", &self.source)
+            && !given("target", &self.target)
+            && !given("id", &self.id)
+        {
+            return Err(MountError::new(
+                "invalid secret mount. one of source, target required",
+                "write `--mount=type=secret,id=NAME` (the file is /run/secrets/NAME)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_type(v: &str) -> Result<MountType, MountError> {
+    let lower = v.to_ascii_lowercase();
+    let found = MountType::ALL.iter().find(|(n, _)| *n == lower);
+    found.map(|(_, t)| *t).ok_or_else(|| {
+        let names: Vec<&str> = MountType::ALL.iter().map(|(n, _)| *n).collect();
+        MountError::new(
+            format!("unsupported mount type \"{v}\""),
+            suggestion(
+                &lower,
+                &names,
+                "the types are bind, cache, tmpfs, secret and ssh",
+            ),
+        )
+    })
+}
+
+fn parse_sharing(v: &str) -> Result<Sharing, MountError> {
+    Ok(match v.to_ascii_lowercase().as_str() {
+        "shared" => Sharing::Shared,
+        "private" => Sharing::Private,
+        "locked" => Sharing::Locked,
+        other => {
+            return Err(MountError::new(
+                format!("unsupported sharing value \"{v}\""),
+                suggestion(
+                    other,
+                    &["shared", "private", "locked"],
+                    "sharing is shared, private or locked",
+                ),
+            ));
+        }
+    })
+}
+
+/// A `uid` or `gid`.
+fn parse_id(key: &str, v: &str) -> Result<u32, MountError> {
+    v.parse::<u32>().map_err(|_| {
+        MountError::new(
+            format!("invalid value {v} for {key}"),
+            "a number such as 1000",
+        )
+    })
 }
 
 impl fmt::Display for MountSpec {
@@ -482,7 +488,7 @@ fn ram_in_bytes(v: &str) -> Option<u64> {
         "p" => 1 << 50,
         _ => return None,
     };
-    (num >= 0.0).then(|| (num * scale as f64) as u64)
+    (num >= 0.0).then_some((num * scale as f64) as u64)
 }
 
 /// Go's CSV fields (`encoding/csv`, one record): a field starting with `"` is quoted, `""`

@@ -14,16 +14,21 @@ fn sh(ws: &Ws, image: &str, script: &str) -> String {
 fn issue14_cache_mounts_persist_across_builds_outside_the_image() {
     let Some(ws) = Ws::new() else { return };
     ws.containerfile(&format!(
-        "{PRELUDE}RUN --mount=type=cache,target=/var/cache/app \
+        "FROM scratch AS seed\nCOPY busybox /seed/busybox\n\
+         {PRELUDE}RUN --mount=type=cache,target=/var/cache/app,sharing=locked \
          n=$(cat /var/cache/app/n 2>/dev/null || echo 0); echo $((n+1)) > /var/cache/app/n; \
          cp /var/cache/app/n /seen\n\
          RUN --mount=type=cache,id=owned,target=/owned,uid=1000,gid=1001,mode=0750 \
-         stat -c '%u:%g %a' /owned > /owned-stat\n"
+         stat -c '%u:%g %a' /owned > /owned-stat\n\
+         RUN --mount=type=cache,target=/seeded,from=seed,source=/seed,sharing=private \
+         ls /seeded > /seeded-list\n"
     ));
     let out = ws.assemble(&["-t", "cache:1", "ctx"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(sh(&ws, "cache:1", "cat /seen"), "1\n");
     assert_eq!(sh(&ws, "cache:1", "cat /owned-stat"), "1000:1001 750\n");
+    // from= and source= give a new cache its first content.
+    assert_eq!(sh(&ws, "cache:1", "cat /seeded-list"), "busybox\n");
     // Neither the cache's content nor its mountpoint is part of the image.
     let absent = "test -e /var/cache && echo cache; test -e /owned && echo owned; echo none";
     assert_eq!(sh(&ws, "cache:1", absent), "none\n");
