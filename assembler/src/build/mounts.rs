@@ -369,7 +369,7 @@ impl Engine<'_> {
 }
 
 /// A secret mount's id: `id`, else `source`, else the target's file name.
-fn secret_id(spec: &MountSpec) -> String {
+pub(super) fn secret_id(spec: &MountSpec) -> String {
     spec.id
         .clone()
         .or_else(|| spec.source.clone())

@@ -109,11 +109,7 @@ impl Check<'_> {
         if let Some(from) = &spec.from {
             self.earlier_stage(from, stage)?;
         }
-        let id = spec.id.clone().or(spec.source.clone()).or_else(|| {
-            let t = spec.target.as_deref()?;
-            Some(t.trim_end_matches('/').rsplit('/').next()?.to_owned())
-        });
-        match id {
+        match Some(super::mounts::secret_id(&spec)).filter(|id| !id.is_empty()) {
             Some(id)
                 if spec.kind == MountType::Secret
                     && spec.required
