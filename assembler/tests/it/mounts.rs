@@ -21,7 +21,9 @@ fn issue14_cache_mounts_persist_across_builds_outside_the_image() {
          RUN --mount=type=cache,id=owned,target=/owned,uid=1000,gid=1001,mode=0750 \
          stat -c '%u:%g %a' /owned > /owned-stat\n\
          RUN --mount=type=cache,target=/seeded,from=seed,source=/seed,sharing=private \
-         ls /seeded > /seeded-list\n"
+         ls /seeded > /seeded-list\n\
+         RUN --mount=type=cache,target=/var/cache/app,ro \
+         touch /var/cache/app/x 2>/dev/null || cat /var/cache/app/n > /read-only\n"
     ));
     let out = ws.assemble(&["-t", "cache:1", "ctx"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -29,6 +31,8 @@ fn issue14_cache_mounts_persist_across_builds_outside_the_image() {
     assert_eq!(sh(&ws, "cache:1", "cat /owned-stat"), "1000:1001 750\n");
     // from= and source= give a new cache its first content.
     assert_eq!(sh(&ws, "cache:1", "cat /seeded-list"), "busybox\n");
+    // `ro`: the same cache, read-only.
+    assert_eq!(sh(&ws, "cache:1", "cat /read-only"), "1\n");
     // Neither the cache's content nor its mountpoint is part of the image.
     let absent = "test -e /var/cache && echo cache; test -e /owned && echo owned; echo none";
     assert_eq!(sh(&ws, "cache:1", absent), "none\n");
