@@ -94,6 +94,14 @@ mod tests {
             again.flag_values("mount").collect::<Vec<_>>(),
             ["type=tmpfs,target=/t"]
         );
+        // Heredocs: the body follows the trigger's line, as BuildKit records it.
+        let cf = parse("FROM a\nONBUILD RUN <<EOF\necho hi\nEOF\n", Path::new("f")).unwrap();
+        let text = cf.stages[0].instructions[0].trigger_text().unwrap();
+        assert_eq!(text, "RUN <<EOF\necho hi\nEOF");
+        let again = parse_trigger(&text, Path::new("base")).unwrap();
+        assert!(
+            matches!(again.kind.run_script(), Some(crate::containerfile::RunScript::Body(h)) if h.content == "echo hi\n")
+        );
         assert!(parse_trigger("FROM x", Path::new("b")).is_err());
         assert!(parse_trigger("ONBUILD RUN x", Path::new("b")).is_err());
         assert!(parse_trigger("RUN a\nRUN b", Path::new("b")).is_err());

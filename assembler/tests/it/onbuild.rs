@@ -32,6 +32,7 @@ fn issue14_onbuild_is_recorded_and_triggered_in_the_child() {
     ws.containerfile(&format!(
         "{PRELUDE}ONBUILD RUN echo triggered in $(cat /name) > /onbuild\n\
          ONBUILD ENV FROM_TRIGGER=yes\n\
+         ONBUILD COPY <<EOF /heredoc\nfrom a heredoc\nEOF\n\
          RUN echo base > /name\n"
     ));
     let out = ws.assemble(&["-t", "ob-base:1", "ctx"]);
@@ -46,7 +47,8 @@ fn issue14_onbuild_is_recorded_and_triggered_in_the_child() {
         config["config"]["OnBuild"],
         serde_json::json!([
             "RUN echo triggered in $(cat /name) > /onbuild",
-            "ENV FROM_TRIGGER=yes"
+            "ENV FROM_TRIGGER=yes",
+            "COPY <<EOF /heredoc\nfrom a heredoc\nEOF"
         ])
     );
 
@@ -60,14 +62,14 @@ fn issue14_onbuild_is_recorded_and_triggered_in_the_child() {
     let out = ws.assemble(&["-t", "ob-child:1", "child"]);
     let log = text(&out);
     assert!(out.status.success(), "{log}");
-    assert!(log.contains("Executing 2 build triggers"), "{log}");
+    assert!(log.contains("Executing 3 build triggers"), "{log}");
     assert!(
-        log.contains("Step 2/4 : ONBUILD RUN echo triggered"),
+        log.contains("Step 2/5 : ONBUILD RUN echo triggered"),
         "{log}"
     );
     assert_eq!(
-        sh(&ws, "ob-child:1", "cat /onbuild /child"),
-        "triggered in base\nyes\n"
+        sh(&ws, "ob-child:1", "cat /onbuild /child /heredoc"),
+        "triggered in base\nyes\nfrom a heredoc\n"
     );
     // The child's config keeps none of them; its history says where the steps came from.
     let config = oci_config(&ws, "ob-child:1");
