@@ -1,4 +1,4 @@
-//! COPY and ADD: sources from the context (minus `.dockerignore`), another stage or an
+//! COPY and ADD: sources from the context (minus `.containerignore`/`.dockerignore`), another stage or an
 //! image, globs, `--chown`, `--chmod`, local tar archives extracted by ADD, and ADD of a URL
 //! checked with `--checksum`. Sources are read through a [`RootDir`] of their tree and
 //! written through one of the image root, so no symlink leads outside either.
@@ -153,7 +153,7 @@ impl Dest {
     }
 }
 
-/// The tree COPY/ADD reads from: the context (minus `.dockerignore`), another stage's root,
+/// The tree COPY/ADD reads from: the context (minus its ignore file), another stage's root,
 /// or an image extracted for `--from`.
 struct Source {
     path: PathBuf,
@@ -167,7 +167,7 @@ impl Source {
     fn open(e: &Engine<'_>, from: Option<&str>, line: usize) -> anyhow::Result<Self> {
         let mut image_root = None;
         let (path, ignore) = match from {
-            None => (e.opts.context.clone(), dockerignore(&e.opts.context)?),
+            None => (e.opts.context.clone(), context_ignore(&e.opts.context)?),
             Some(from) => match earlier_stage(e, from) {
                 Some(s) => (s.rootfs(), Vec::new()),
                 None => {
@@ -501,12 +501,23 @@ fn expand_source(
     Ok(out)
 }
 
-/// `.dockerignore` patterns: `(negated, pattern)`, last match wins.
-fn dockerignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
-    let path = context.join(".dockerignore");
-    let Ok(text) = fs_err::read_to_string(&path) else {
+/// The context's ignore patterns: `.containerignore`, else `.dockerignore` (buildah reads
+/// the first when both exist).
+fn context_ignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
+    let Some(path) = [".containerignore", ".dockerignore"]
+        .iter()
+        .map(|name| context.join(name))
+        .find(|p| p.is_file())
+    else {
         return Ok(Vec::new());
     };
+    let text = fs_err::read_to_string(&path)?;
+    ignore_patterns(&text, &path)
+}
+
+/// Ignore-file patterns: `(negated, pattern)`, last match wins; `path` names the file in
+/// errors.
+fn ignore_patterns(text: &str, path: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

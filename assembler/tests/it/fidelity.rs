@@ -1,0 +1,174 @@
+//! Issue 14, "Fidelity details": what a docker/buildah user porting a Containerfile expects
+//! of file lookup, ignore files, the default PATH, COPY's owners and flags, HEALTHCHECK,
+//! `:failed` tags, USER permissions and the build command line.
+
+use std::path::Path;
+
+use crate::support::{PRELUDE, Ws, run, text, tool};
+
+/// The image config (JSON) of the OCI layout `dir` (its first manifest).
+pub(crate) fn oci_config(dir: &Path) -> serde_json::Value {
+    let read = |digest: &str| -> serde_json::Value {
+        let hex = digest.trim_start_matches("sha256:");
+        serde_json::from_slice(&fs_err::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    read(manifest["config"]["digest"].as_str().unwrap())
+}
+
+/// Runs `cmd` in the image `image` (`assemble run`), returning its stdout.
+fn run_in(ws: &Ws, image: &str, cmd: &str) -> String {
+    let o = ws.assemble(&["run", image, "/bin/sh", "-c", cmd]);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn issue14_containerfile_wins_over_dockerfile_and_a_missing_one_names_both() {
+    let Some(ws) = Ws::new() else { return };
+    ws.containerfile("FROM scratch\nLABEL from=containerfile\n");
+    fs_err::write(
+        ws.path("ctx/Dockerfile"),
+        "FROM scratch\nLABEL from=dockerfile\n",
+    )
+    .unwrap();
+    let o = ws.assemble(&["-t", "which:1", "-o", "oci:which", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg = oci_config(&ws.path("which"));
+    assert_eq!(cfg["config"]["Labels"]["from"], "containerfile", "{cfg}");
+
+    fs_err::create_dir_all(ws.path("empty")).unwrap();
+    let o = ws.assemble(&["empty"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("no Containerfile or Dockerfile in") && t.contains("-f FILE"),
+        "{t}"
+    );
+}
+
+#[test]
+fn issue14_containerignore_wins_over_dockerignore() {
+    let Some(ws) = Ws::new() else { return };
+    for f in ["a.txt", "b.txt", "c.txt"] {
+        fs_err::write(ws.path("ctx").join(f), f).unwrap();
+    }
+    fs_err::write(ws.path("ctx/.containerignore"), "a.txt\n").unwrap();
+    fs_err::write(ws.path("ctx/.dockerignore"), "b.txt\n").unwrap();
+    ws.containerfile(&format!("{PRELUDE}COPY . /ctx/\n"));
+    let o = ws.assemble(&["-t", "ign:1", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(run_in(&ws, "ign:1", "ls /ctx | grep txt"), "b.txt\nc.txt\n");
+
+    // Without a .containerignore, .dockerignore applies.
+    fs_err::remove_file(ws.path("ctx/.containerignore")).unwrap();
+    let o = ws.assemble(&["-t", "ign:2", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(run_in(&ws, "ign:2", "ls /ctx | grep txt"), "a.txt\nc.txt\n");
+}
+
+#[test]
+fn issue14_from_scratch_gets_the_default_path_so_env_path_extends_it() {
+    let Some(ws) = Ws::new() else { return };
+    ws.containerfile(&format!(
+        "{PRELUDE}ENV PATH=/opt/bin:$PATH\nRUN echo \"$PATH\" > /path.txt\n"
+    ));
+    let o = ws.assemble(&["-t", "path:1", "-o", "oci:path", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let want = "/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    assert_eq!(run_in(&ws, "path:1", "cat /path.txt"), format!("{want}\n"));
+    let cfg = oci_config(&ws.path("path"));
+    assert_eq!(
+        cfg["config"]["Env"],
+        serde_json::json!([format!("PATH={want}")])
+    );
+    if tool("skopeo") {
+        let o = run(
+            "skopeo",
+            &[
+                "inspect",
+                "--config",
+                &format!("oci:{}", ws.path("path").display()),
+            ],
+            &[],
+        );
+        assert!(text(&o).contains(&format!("PATH={want}")), "{}", text(&o));
+    }
+}
+
+#[test]
+fn issue14_build_takes_docker_options_label_iidfile_quiet_progress_stdin_and_tag() {
+    let Some(ws) = Ws::new() else { return };
+    ws.containerfile(&format!("{PRELUDE}ARG USED=x\nRUN echo $USED > /used\n"));
+    let o = ws.assemble(&[
+        "build",
+        "--label",
+        "org.example.a=1",
+        "--label=org.example.b=two words",
+        "--iidfile",
+        "iid",
+        "--progress=plain",
+        "--build-arg",
+        "USED=y",
+        "--build-arg",
+        "NOBODY_READS_ME=1",
+        "-t",
+        "cli:1",
+        "-o",
+        "oci:cli",
+        "ctx",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("[Warning] One or more build-args [NOBODY_READS_ME] were not consumed"),
+        "{t}"
+    );
+    let cfg = oci_config(&ws.path("cli"));
+    assert_eq!(cfg["config"]["Labels"]["org.example.a"], "1");
+    assert_eq!(cfg["config"]["Labels"]["org.example.b"], "two words");
+    let iid = fs_err::read_to_string(ws.path("iid")).unwrap();
+    assert!(t.contains(&format!("Built {iid}")), "{iid} / {t}");
+
+    // -q: stdout is the image id alone; the warning still shows on stderr.
+    let o = ws.assemble(&["-q", "--build-arg", "UNUSED=1", "-t", "quiet:1", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let quiet_id = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        quiet_id.len() == 14 && quiet_id.starts_with('@') && quiet_id.ends_with('\n'),
+        "{quiet_id:?}"
+    );
+    assert_eq!(run_in(&ws, quiet_id.trim(), "cat /used"), "x\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("Step 1/"), "{err}");
+    assert!(err.contains("build-args [UNUSED]"), "{err}");
+
+    // `tag SRC DST`, then the new name runs.
+    let o = ws.assemble(&["tag", &iid, "other/name:2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(run_in(&ws, "other/name:2", "cat /used"), "y\n");
+    let o = ws.assemble(&["tag", "cli:1", "third"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let images = text(&ws.assemble(&["images"]));
+    assert!(images.contains("third:latest"), "{images}");
+
+    // -f -: the Containerfile from standard input.
+    let o = assert_cmd::Command::cargo_bin("assemble")
+        .unwrap()
+        .current_dir(ws.dir.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env_remove("ASSEMBLE_STORE")
+        .args(["--store", &ws.path("store").display().to_string()])
+        .args(["-t", "stdin:1", "-f", "-", "ctx"])
+        .write_stdin(format!("{PRELUDE}RUN echo from-stdin > /s\n"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(run_in(&ws, "stdin:1", "cat /s"), "from-stdin\n");
+
+    let o = ws.assemble(&["--progress=fancy", "ctx"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("auto, plain, tty"), "{}", text(&o));
+}
