@@ -91,7 +91,7 @@ pub struct BuildOptions {
 pub enum BuildError {
     /// A step failed; its partial state is a snapshot.
     #[error(
-        "step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}\n{look}"
+        "step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}, tagged {tag}\n{look}"
     )]
     StepFailed {
         /// Step number.
@@ -165,7 +165,6 @@ pub fn build(
             .map(|&i| file.stages[i].instructions.len() + 1)
             .sum(),
         stages: BTreeMap::new(),
-        failed_tag: failed_tag(&opts.tags),
     };
     for &i in &needed {
         engine.build_stage(i, &bargs)?;
@@ -238,13 +237,14 @@ fn needed_stages(file: &Containerfile, bargs: &BuildArgs, target: usize) -> Vec<
     })
 }
 
-/// `NAME:failed` for the first `-t NAME[:tag]` (`unnamed:failed` without one).
-fn failed_tag(tags: &[String]) -> String {
+/// `NAME:failed` for the first `-t NAME[:tag]`; without one `unnamed-SNAPSHOT:failed`, a
+/// name of its own for each failure (the failed step's snapshot).
+fn failed_tag(tags: &[String], snapshot: &str) -> String {
     let name = tags
         .first()
         .map(|t| crate::store::normalize_tag(t))
         .and_then(|t| t.rsplit_once(':').map(|(n, _)| n.to_string()))
-        .unwrap_or_else(|| "unnamed".into());
+        .unwrap_or_else(|| format!("unnamed-{snapshot}"));
     format!("{name}:failed")
 }
 
@@ -257,7 +257,6 @@ struct Engine<'a> {
     step: usize,
     total: usize,
     stages: BTreeMap<usize, StageState>,
-    failed_tag: String,
 }
 
 impl Engine<'_> {

@@ -22,7 +22,9 @@ impl Engine<'_> {
         let mut st = self.start_stage(index, bargs)?;
         for inst in &stage.instructions {
             self.announce(&inst.span.logical);
-            self.instruction(&mut st, inst)?;
+            if let Err(e) = self.instruction(&mut st, inst) {
+                return Err(self.error_failed(&mut st, &inst.span.logical, e));
+            }
         }
         self.stages.insert(index, st);
         Ok(())

@@ -172,3 +172,45 @@ fn issue14_build_takes_docker_options_label_iidfile_quiet_progress_stdin_and_tag
     assert!(!o.status.success());
     assert!(text(&o).contains("auto, plain, tty"), "{}", text(&o));
 }
+
+/// The `:failed` tag a failed build printed ("…, tagged NAME:failed").
+fn failed_tag(log: &str) -> String {
+    log.split(", tagged ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no failed tag in {log}"))
+        .to_string()
+}
+
+#[test]
+fn issue14_a_failing_copy_or_config_step_is_tagged_failed_like_a_run() {
+    let Some(ws) = Ws::new() else { return };
+    ws.containerfile(&format!(
+        "{PRELUDE}RUN echo before > /before\nCOPY missing.txt /x\n"
+    ));
+    let o = ws.assemble(&["-t", "cp:1", "ctx"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("step 5 `COPY missing.txt /x` failed ("), "{t}");
+    assert!(t.contains("no such file"), "{t}");
+    assert_eq!(failed_tag(&t), "cp:failed");
+    assert_eq!(run_in(&ws, "cp:failed", "cat /before"), "before\n");
+    let logs = text(&ws.assemble(&["logs", "cp:failed"]));
+    assert!(logs.contains("no such file"), "{logs}");
+
+    // Untagged builds: each failure gets a name of its own, printed.
+    ws.containerfile(&format!("{PRELUDE}USER nobody-here\nRUN true\n"));
+    let first = text(&ws.assemble(&["ctx"]));
+    ws.containerfile(&format!("{PRELUDE}ENV A=\"${{UNSET:?must be set}}\"\n"));
+    let second = text(&ws.assemble(&["ctx"]));
+    let (a, b) = (failed_tag(&first), failed_tag(&second));
+    assert!(
+        a.starts_with("unnamed-") && a.ends_with(":failed"),
+        "{first}"
+    );
+    assert!(b.starts_with("unnamed-") && b != a, "{second}");
+    assert!(first.contains("no such user"), "{first}");
+    assert!(second.contains("must be set"), "{second}");
+    let images = text(&ws.assemble(&["images"]));
+    assert!(images.contains(&a) && images.contains(&b), "{images}");
+}
