@@ -11,6 +11,7 @@
 
 mod apk;
 mod copy;
+mod copy_flags;
 mod from;
 mod run;
 mod snapshot;

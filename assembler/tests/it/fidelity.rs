@@ -214,3 +214,191 @@ fn issue14_a_failing_copy_or_config_step_is_tagged_failed_like_a_run() {
     let images = text(&ws.assemble(&["images"]));
     assert!(images.contains(&a) && images.contains(&b), "{images}");
 }
+
+/// Every entry of the OCI image `dir`'s layers, bottom first (a later one wins): path →
+/// (uid, gid, mode, is a regular file).
+pub(crate) fn layer_entries(
+    dir: &Path,
+) -> std::collections::BTreeMap<String, (u64, u64, u32, bool)> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(dir.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| {
+        dir.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs_err::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for l in manifest["layers"].as_array().unwrap() {
+        let f = fs_err::File::open(blob(l["digest"].as_str().unwrap())).unwrap();
+        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        for e in a.entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            let path = e.path().unwrap().display().to_string();
+            let path = format!("/{}", path.trim_start_matches("./").trim_end_matches('/'));
+            out.insert(
+                path,
+                (
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.mode().unwrap() & 0o7777,
+                    h.entry_type().is_file(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// A tar archive at `path` of `/out` (owned 1000:1001) holding `a` (7:8) and `sub/b`.
+fn owned_tree_tar(path: &Path) {
+    let mut b = tar::Builder::new(fs_err::File::create(path).unwrap());
+    let mut add = |name: &str, uid: u64, gid: u64, body: Option<&[u8]>| {
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(1_700_000_000);
+        match body {
+            Some(data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, name, data).unwrap();
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, name, std::io::empty()).unwrap();
+            }
+        }
+    };
+    add("out/", 1000, 1001, None);
+    add("out/a", 7, 8, Some(b"a\n"));
+    add("out/sub/", 1000, 1001, None);
+    add("out/sub/b", 1000, 1001, Some(b"b\n"));
+    b.finish().unwrap();
+}
+
+#[test]
+fn issue14_copy_from_keeps_the_source_owners_and_chown_overrides() {
+    let Some(ws) = Ws::new() else { return };
+    owned_tree_tar(&ws.path("ctx/owned.tar"));
+    fs_err::write(ws.path("ctx/ctx.txt"), "c").unwrap();
+    ws.containerfile(&format!(
+        "FROM scratch AS build\nADD owned.tar /\n\
+         FROM scratch AS image-src\nADD owned.tar /\n\
+         {}\
+         COPY --from=build /out /kept\n\
+         COPY --from=build --chown=42:43 /out /over\n\
+         COPY --from=build --chmod=0700 /out/sub/b /mode-b\n\
+         COPY ctx.txt /ctx.txt\n",
+        PRELUDE.replacen("FROM scratch", "FROM scratch AS final", 1)
+    ));
+    // An image in the store (not a stage of this file) keeps its owners too.
+    let o = ws.assemble(&["-t", "owned-src:1", "--target", "image-src", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    fs_err::write(
+        ws.path("ctx/Containerfile"),
+        format!(
+            "{}COPY --from=owned-src:1 /out/sub /from-image\n",
+            fs_err::read_to_string(ws.path("ctx/Containerfile")).unwrap()
+        ),
+    )
+    .unwrap();
+    let o = ws.assemble(&["-t", "owners:1", "-o", "oci:owners", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let e = layer_entries(&ws.path("owners"));
+    let owner = |p: &str| {
+        let (u, g, m, _) = e.get(p).unwrap_or_else(|| panic!("{p} missing: {e:?}"));
+        (*u, *g, *m)
+    };
+    assert_eq!(owner("/kept"), (1000, 1001, 0o755));
+    assert_eq!(owner("/kept/a"), (7, 8, 0o644));
+    assert_eq!(owner("/kept/sub/b"), (1000, 1001, 0o644));
+    assert_eq!(owner("/over/a"), (42, 43, 0o644));
+    assert_eq!(owner("/over/sub"), (42, 43, 0o755));
+    assert_eq!(owner("/mode-b"), (1000, 1001, 0o700));
+    assert_eq!(owner("/from-image/b"), (1000, 1001, 0o644));
+    assert_eq!(owner("/ctx.txt"), (0, 0, 0o644));
+    // umoci, unpacking as root, gives the files those owners.
+    if rustix::process::geteuid().is_root() && tool("umoci") {
+        let bundle = ws.path("bundle").display().to_string();
+        let img = format!("{}:1", ws.path("owners").display());
+        let o = run("umoci", &["unpack", "--image", &img, &bundle], &[]);
+        assert!(o.status.success(), "{}", text(&o));
+        use std::os::unix::fs::MetadataExt;
+        let md = fs_err::metadata(ws.path("bundle/rootfs/kept/a")).unwrap();
+        assert_eq!((md.uid(), md.gid()), (7, 8));
+        let md = fs_err::metadata(ws.path("bundle/rootfs/over/sub/b")).unwrap();
+        assert_eq!((md.uid(), md.gid()), (42, 43));
+    }
+}
+
+#[test]
+fn issue14_copy_parents_exclude_link_and_add_unpack_are_honoured_or_refused_by_line() {
+    let Some(ws) = Ws::new() else { return };
+    for (p, body) in [
+        ("src/a/x.c", "x"),
+        ("src/a/y.h", "y"),
+        ("src/b/z.c", "z"),
+        ("docs/r.txt", "r"),
+        ("docs/r.md", "r"),
+        ("docs/sub/n.txt", "n"),
+        ("hom1.txt", "1"),
+        ("hom2.md", "2"),
+    ] {
+        let p = ws.path("ctx").join(p);
+        fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+        fs_err::write(p, body).unwrap();
+    }
+    owned_tree_tar(&ws.path("ctx/files.tar"));
+    ws.containerfile(&format!(
+        "{PRELUDE}COPY --parents src/*/*.c /p/\n\
+         COPY --parents src/./a/x.c /q\n\
+         COPY --exclude=*.txt docs hom* /e/\n\
+         ADD --unpack=false files.tar /t/\n\
+         ADD files.tar /u/\n\
+         COPY --link hom2.md /linked/\n\
+         RUN find /p /q /e /t /u /linked | sort > /list\n"
+    ));
+    let o = ws.assemble(&["-t", "flags:1", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        run_in(&ws, "flags:1", "cat /list"),
+        "/e\n/e/hom2.md\n/e/r.md\n/e/sub\n/e/sub/n.txt\n\
+         /linked\n/linked/hom2.md\n\
+         /p\n/p/src\n/p/src/a\n/p/src/a/x.c\n/p/src/b\n/p/src/b/z.c\n\
+         /q\n/q/a\n/q/a/x.c\n\
+         /t\n/t/files.tar\n\
+         /u\n/u/out\n/u/out/a\n/u/out/sub\n/u/out/sub/b\n"
+    );
+
+    // What we do not support is refused with the file and line, never ignored.
+    let refused = |body: &str, line: usize, words: &str| {
+        ws.containerfile(&format!(
+            "{PRELUDE}RUN mkdir /real && ln -s /real /sym\n{body}\n"
+        ));
+        let o = ws.assemble(&["ctx"]);
+        assert!(!o.status.success());
+        let t = text(&o);
+        assert!(
+            t.contains(&format!("ctx/Containerfile:{line}: ")) && t.contains(words),
+            "{t}"
+        );
+    };
+    refused("COPY --link hom2.md /sym/", 5, "symlink in the image");
+    refused(
+        "ADD --keep-git-dir https://example.invalid/x.git /g",
+        5,
+        "git repository is not supported",
+    );
+    refused(
+        "ADD --unpack=true https://example.invalid/x.tar.gz /g/",
+        5,
+        "--unpack=true of a URL is not supported",
+    );
+}
