@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::{PRELUDE, Ws, run, text, tool};
+use crate::support::{PRELUDE, Podman, Ws, run, text, tool};
 
 /// The image config (JSON) of the OCI layout `dir` (its first manifest).
 pub(crate) fn oci_config(dir: &Path) -> serde_json::Value {
@@ -401,4 +401,70 @@ fn issue14_copy_parents_exclude_link_and_add_unpack_are_honoured_or_refused_by_l
         5,
         "--unpack=true of a URL is not supported",
     );
+}
+
+#[test]
+fn issue14_oci_archive_names_the_image_for_podman_load_and_healthcheck_is_in_the_config() {
+    let Some(ws) = Ws::new() else { return };
+    ws.containerfile(&format!(
+        "{PRELUDE}HEALTHCHECK --interval=30s --retries=2 CMD [\"/bin/true\"]\n\
+         CMD [\"echo\", \"hi\"]\n"
+    ));
+    let o = ws.assemble(&[
+        "-t",
+        "demo/app:1",
+        "-o",
+        "oci-archive:app-oci.tar",
+        "-o",
+        "docker-archive:app-docker.tar",
+        "-o",
+        "oci:app-oci",
+        "ctx",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The layout is addressed as DIR:TAG, the archive carries the full name.
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(ws.path("app-oci/index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "1"
+    );
+    // BuildKit's choice for OCI: Healthcheck in the config as an extension field (the
+    // spec has none; Docker reads it there), as it is in the Docker format.
+    let want = serde_json::json!({
+        "Test": ["CMD", "/bin/true"], "Interval": 30_000_000_000u64, "Retries": 2
+    });
+    assert_eq!(
+        oci_config(&ws.path("app-oci"))["config"]["Healthcheck"],
+        want
+    );
+    if tool("skopeo") {
+        let src = format!("oci-archive:{}", ws.path("app-oci.tar").display());
+        let o = run("skopeo", &["inspect", "--raw", &src], &[]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let Some(podman) = Podman::new(&ws) else {
+        return;
+    };
+    let Some(name) = podman.load(&ws.path("app-oci.tar")) else {
+        return;
+    };
+    assert_eq!(name, "localhost/demo/app:1");
+    let o = podman.run(&["run", "--rm", "--network", "none", "localhost/demo/app:1"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n", "{}", text(&o));
+    // podman reads a healthcheck from Docker-format images only (libimage's inspect).
+    podman.run(&["rmi", "localhost/demo/app:1"]);
+    assert_eq!(
+        podman.load(&ws.path("app-docker.tar")).as_deref(),
+        Some("localhost/demo/app:1")
+    );
+    let o = podman.run(&[
+        "image",
+        "inspect",
+        "localhost/demo/app:1",
+        "--format",
+        "{{json .HealthCheck}}",
+    ]);
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(got, want, "{}", text(&o));
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Ws, run, text, tool};
+use crate::support::{Podman, Ws, run, text, tool};
 
 /// Generous: no assertion is about speed, only about what eventually happens.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -463,9 +463,6 @@ fn issue6_hello_server_is_supervised_as_user_with_env_and_sigterm_gives_its_exit
 #[test]
 fn issue6_podman_runs_the_init_image_and_stop_gives_the_main_service_code() {
     let Some(t) = setup() else { return };
-    if !(tool("podman") && tool("runc")) {
-        return;
-    }
     t.ws.containerfile(&format!(
         "{}USER hello\nENV HELLO_GREETING=hi HELLO_EXIT_CODE=42 HELLO_PORT=0\n\
          CMD [\"/usr/bin/hello-server\"]\n",
@@ -483,32 +480,9 @@ fn issue6_podman_runs_the_init_image_and_stop_gives_the_main_service_code() {
         "ctx",
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    let conf = t.ws.path("containers.conf");
-    fs_err::write(
-        &conf,
-        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
-         [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
-    )
-    .unwrap();
-    let (root, runroot) = (
-        t.ws.path("podman-root").display().to_string(),
-        t.ws.path("podman-run").display().to_string(),
-    );
-    let podman = |args: &[&str]| {
-        let mut all = vec![
-            "--root",
-            &root,
-            "--runroot",
-            &runroot,
-            "--storage-driver",
-            "vfs",
-        ];
-        all.extend_from_slice(args);
-        run("podman", &all, &[("CONTAINERS_CONF", &conf)])
-    };
-    let o = podman(&["load", "-i", &archive]);
-    if !o.status.success() {
-        eprintln!("SKIP: podman cannot load images here: {}", text(&o));
+    let Some(p) = Podman::new(&t.ws) else { return };
+    let podman = |args: &[&str]| p.run(args);
+    if p.load(Path::new(&archive)).is_none() {
         return;
     }
     // The runtime's -e wins over the image ENV, through with-contenv.
