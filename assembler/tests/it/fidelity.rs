@@ -468,3 +468,47 @@ fn issue14_oci_archive_names_the_image_for_podman_load_and_healthcheck_is_in_the
     let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(got, want, "{}", text(&o));
 }
+
+#[test]
+fn issue14_a_user_1000_step_cannot_write_roots_files_and_its_files_are_its_own() {
+    let Some(ws) = Ws::new() else { return };
+    if !rustix::process::geteuid().is_root() {
+        // Rootless, the sandbox maps one id: the USER, as the caller who owns every file.
+        eprintln!("SKIP: permission checks as another uid need assemble to run as root");
+        return;
+    }
+    ws.containerfile(&format!(
+        "{PRELUDE}RUN echo root-owned > /root-file && mkdir /app && chown 1000:1000 /app\n\
+         USER 1000\n\
+         RUN echo x >> /root-file; echo \"append=$?\" > /app/result; \\\n\
+             touch /new-at-root; echo \"create=$?\" >> /app/result; \\\n\
+             echo \"owner=$(stat -c %u:%g /root-file) me=$(id -u):$(id -g)\" >> /app/result; \\\n\
+             echo mine > /app/mine\n"
+    ));
+    let o = ws.assemble(&["-t", "perm:1", "-o", "oci:perm", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        run_in(
+            &ws,
+            "perm:1",
+            "cat /app/result /root-file; test -e /new-at-root || echo absent"
+        ),
+        "append=1\ncreate=1\nowner=0:0 me=1000:1000\nroot-owned\nabsent\n"
+    );
+    let e = layer_entries(&ws.path("perm"));
+    for p in ["/app", "/app/mine", "/app/result"] {
+        assert_eq!(e[p].0, 1000, "{p}: {e:?}");
+        assert_eq!(e[p].1, 1000, "{p}: {e:?}");
+    }
+    assert_eq!((e["/root-file"].0, e["/root-file"].1), (0, 0));
+
+    // A step that needs root's files fails as in Docker, and is kept as :failed.
+    ws.containerfile(&format!("{PRELUDE}USER 1000\nRUN echo x > /etc-file\n"));
+    let o = ws.assemble(&["-t", "perm:2", "ctx"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("Permission denied") && t.contains("perm:failed"),
+        "{t}"
+    );
+}
