@@ -521,6 +521,49 @@ fn issue6_podman_runs_the_init_image_and_stop_gives_the_main_service_code() {
 }
 
 #[test]
+fn issue14_podman_run_with_a_command_runs_it_as_the_image_user_and_exits_with_its_code() {
+    let Some(t) = setup() else { return };
+    t.ws.containerfile(&format!(
+        "{}COPY busybox /bin/busybox\nUSER hello\nWORKDIR /home/hello\nENV HELLO_PORT=0\n\
+         CMD [\"/usr/bin/hello-server\"]\n",
+        t.prelude()
+    ));
+    let archive = t.ws.path("s6cmd.tar");
+    let out = t.ws.assemble(&[
+        "build",
+        "--init",
+        "s6",
+        "-t",
+        "s6cmd:1",
+        "-o",
+        &format!("docker-archive:{}", archive.display()),
+        "ctx",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let Some(p) = Podman::new(&t.ws) else { return };
+    if p.load(&archive).is_none() {
+        return;
+    }
+    // As `docker run IMAGE CMD`: the command replaces the image's CMD (the main service
+    // does not start), runs as USER in WORKDIR, and its exit code is the container's.
+    let o = p.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/s6cmd:1",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "echo \"uid=$(/bin/busybox id -u) gid=$(/bin/busybox id -g) pwd=$(pwd)\"; exit 7",
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(7), "{out}");
+    assert!(out.contains("uid=1000 gid=1000 pwd=/home/hello"), "{out}");
+    assert!(!out.contains("start pid="), "{out}");
+}
+
+#[test]
 fn issue6_as_a_vm_init_it_mounts_brings_up_lo_sets_the_hostname_and_powers_off() {
     let Some(t) = setup() else { return };
     fs_err::write(t.ws.path("ctx/hostname"), "vmhost\n").unwrap();
