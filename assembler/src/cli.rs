@@ -123,7 +123,7 @@ pub fn run(cli: Cli, env: &Env, reporter: &dyn Reporter) -> anyhow::Result<ExitC
     let store = crate::store::Store::open(&store_dir)
         .map_err(|e| anyhow::anyhow!("failed to open the store `{}`: {e}", store_dir.display()))?;
     match cli.command {
-        Command::Build(a) => commands::build::run(&store, a, env, reporter),
+        Command::Build(a) => commands::build::run(&store, &a, env, reporter),
         Command::Images => commands::store::images(&store, reporter),
         Command::Snapshots(a) => commands::store::snapshots(&store, &a, reporter),
         Command::Tag(a) => commands::store::tag(&store, &a, reporter),

@@ -107,7 +107,7 @@ fn parse_margin(s: &str) -> Result<u64, String> {
 /// Builds.
 pub fn run(
     store: &Store,
-    a: BuildArgs,
+    a: &BuildArgs,
     env: &Env,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<ExitCode> {
@@ -144,8 +144,8 @@ pub fn run(
         // The anyhow error itself: wrapping it would print its chain twice.
         Err(BuildError::Other(e)) => return Err(e),
     };
-    write_outputs(store, &built, &a, env, reporter)?;
-    announce(&built, &a, reporter)?;
+    write_outputs(store, &built, a, env, reporter)?;
+    announce(&built, a, reporter)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Podman, Ws, run, text, tool};
+use crate::support::{Podman, Ws, text};
 
 /// Generous: no assertion is about speed, only about what eventually happens.
 const PATIENCE: Duration = Duration::from_secs(60);
