@@ -440,21 +440,29 @@ pub(super) fn execute(
             gid,
             mtime: it.mtime,
         };
-        match &it.content {
-            Content::Bytes(b) => {
-                dst.apply(&meta, &mut &b[..], &opts)?;
-            }
-            Content::Tree(p) if it.kind == EntryKind::File => {
-                let mut f = src.as_ref().context("no source")?.open_file(p)?;
-                dst.apply(&meta, &mut f, &opts)?;
-            }
-            Content::Tree(_) => {
-                dst.apply(&meta, &mut std::io::empty(), &opts)?;
-            }
-        }
+        write_entry(&dst, src.as_ref(), it, &meta, &opts)?;
         st.owners.insert(PathBuf::from(&rel), (uid, gid));
         log.extend_from_slice(format!("/{rel}\n").as_bytes());
     }
+    Ok(())
+}
+
+/// Writes `it` into `dst` as `meta` says, its bytes read from `src` when they are there.
+fn write_entry(
+    dst: &RootDir,
+    src: Option<&RootDir>,
+    it: &Item,
+    meta: &EntryMeta,
+    opts: &ApplyOptions,
+) -> anyhow::Result<()> {
+    match &it.content {
+        Content::Bytes(b) => dst.apply(meta, &mut &b[..], opts)?,
+        Content::Tree(p) if it.kind == EntryKind::File => {
+            let mut f = src.context("no source")?.open_file(p)?;
+            dst.apply(meta, &mut f, opts)?
+        }
+        Content::Tree(_) => dst.apply(meta, &mut std::io::empty(), opts)?,
+    };
     Ok(())
 }
 

@@ -182,22 +182,7 @@ impl Bwrap {
         }
         c.arg("--bind").arg(root).arg("/");
         c.args(["--proc", "/proc", "--dev", "/dev"]);
-        match identity {
-            Some(fds) => {
-                c.args(["--unshare-user", "--userns-block-fd"])
-                    .arg(fds.block_child.as_raw_fd().to_string())
-                    .arg("--info-fd")
-                    .arg(fds.info_child.as_raw_fd().to_string());
-                // A non-root USER: bubblewrap itself runs as that user, so the command
-                // does, in the namespace whose image ids we map (see the module docs).
-                if uid != 0 {
-                    c.uid(uid).gid(gid);
-                }
-            }
-            None => {
-                c.args(["--uid", &uid.to_string(), "--gid", &gid.to_string()]);
-            }
-        }
+        user_namespace(&mut c, identity, (uid, gid));
         if spec.network && root.join("etc/resolv.conf").is_file() {
             c.args(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]);
         }
@@ -488,6 +473,25 @@ impl Bwrap {
 }
 
 /// Only `env` (`KEY=value`), with Docker's PATH when it sets none.
+/// Who the command runs as: with `identity`, in a namespace whose ids we map (bubblewrap
+/// itself started as a non-root USER, see the module docs); else bubblewrap's one id.
+fn user_namespace(c: &mut Command, identity: Option<&IdentityFds>, (uid, gid): (u32, u32)) {
+    match identity {
+        Some(fds) => {
+            c.args(["--unshare-user", "--userns-block-fd"])
+                .arg(fds.block_child.as_raw_fd().to_string())
+                .arg("--info-fd")
+                .arg(fds.info_child.as_raw_fd().to_string());
+            if uid != 0 {
+                c.uid(uid).gid(gid);
+            }
+        }
+        None => {
+            c.args(["--uid", &uid.to_string(), "--gid", &gid.to_string()]);
+        }
+    }
+}
+
 fn set_env(c: &mut Command, env: &[String]) {
     c.args(["--clearenv"]);
     let mut has_path = false;

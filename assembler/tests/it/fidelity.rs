@@ -99,7 +99,7 @@ fn issue14_from_scratch_gets_the_default_path_so_env_path_extends_it() {
 }
 
 #[test]
-fn issue14_build_takes_docker_options_label_iidfile_quiet_progress_stdin_and_tag() {
+fn issue14_build_takes_docker_label_iidfile_quiet_and_warns_of_unused_build_args() {
     let Some(ws) = Ws::new() else { return };
     ws.containerfile(&format!("{PRELUDE}ARG USED=x\nRUN echo $USED > /used\n"));
     let o = ws.assemble(&[
@@ -144,6 +144,15 @@ fn issue14_build_takes_docker_options_label_iidfile_quiet_progress_stdin_and_tag
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("Step 1/"), "{err}");
     assert!(err.contains("build-args [UNUSED]"), "{err}");
+}
+
+#[test]
+fn issue14_tag_file_from_stdin_and_progress_spell_as_docker() {
+    let Some(ws) = Ws::new() else { return };
+    ws.containerfile(&format!("{PRELUDE}RUN echo y > /used\n"));
+    let o = ws.assemble(&["--iidfile", "iid", "-t", "cli:1", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let iid = fs_err::read_to_string(ws.path("iid")).unwrap();
 
     // `tag SRC DST`, then the new name runs.
     let o = ws.assemble(&["tag", &iid, "other/name:2"]);
