@@ -4,19 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::{PRELUDE, Podman, Ws, run, text, tool};
-
-/// The image config (JSON) of the OCI layout `dir` (its first manifest).
-pub(crate) fn oci_config(dir: &Path) -> serde_json::Value {
-    let read = |digest: &str| -> serde_json::Value {
-        let hex = digest.trim_start_matches("sha256:");
-        serde_json::from_slice(&fs_err::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
-    };
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs_err::read(dir.join("index.json")).unwrap()).unwrap();
-    let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
-    read(manifest["config"]["digest"].as_str().unwrap())
-}
+use crate::support::{PRELUDE, Podman, Ws, oci_config, run, text, tool};
 
 /// Runs `cmd` in the image `image` (`assemble run`), returning its stdout.
 fn run_in(ws: &Ws, image: &str, cmd: &str) -> String {

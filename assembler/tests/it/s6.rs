@@ -182,16 +182,8 @@ impl S6Ws {
     }
 }
 
-fn blob(oci: &Path, digest: &str) -> serde_json::Value {
-    let hex = digest.trim_start_matches("sha256:");
-    serde_json::from_slice(&fs_err::read(oci.join("blobs/sha256").join(hex)).unwrap()).unwrap()
-}
-
 fn oci_config(oci: &Path) -> serde_json::Value {
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs_err::read(oci.join("index.json")).unwrap()).unwrap();
-    let manifest = blob(oci, index["manifests"][0]["digest"].as_str().unwrap());
-    blob(oci, manifest["config"]["digest"].as_str().unwrap())["config"].clone()
+    crate::support::oci_config(oci)["config"].clone()
 }
 
 /// The image started the way a container runtime starts it: `/init` as PID 1 of new PID,
