@@ -11,6 +11,7 @@
 
 mod apk;
 mod copy;
+mod copy_flags;
 mod from;
 mod run;
 mod snapshot;
@@ -36,6 +37,14 @@ pub trait Reporter {
     fn line(&self, line: &str);
     /// Live output of a command.
     fn output(&self, bytes: &[u8]);
+    /// A warning or error, shown even when status lines are not (`--quiet`).
+    fn notice(&self, line: &str) {
+        self.line(line);
+    }
+    /// The result a script reads (`--quiet` prints only the image id), on a line of its own.
+    fn result(&self, line: &str) {
+        self.output(format!("{line}\n").as_bytes());
+    }
     /// A handle showing the progress of a transfer of `total` bytes (when known) described
     /// by `what` (`Pulling …`, `Pushing …`, `Compressing layer …`); silent by default.
     fn progress(&self, what: &str, total: Option<u64>) -> Box<dyn crate::progress::Progress> {
@@ -47,14 +56,18 @@ pub trait Reporter {
 /// What to build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
-    /// The Containerfile.
+    /// The Containerfile (as named in messages when `source` is given).
     pub file: PathBuf,
+    /// The Containerfile's text when it was not read from `file` (`-f -`: standard input).
+    pub source: Option<String>,
     /// The build context directory.
     pub context: PathBuf,
     /// `-t` names.
     pub tags: Vec<String>,
     /// `--build-arg`.
     pub build_args: BTreeMap<String, String>,
+    /// `--label`: set on the built image.
+    pub labels: BTreeMap<String, String>,
     /// `--target`.
     pub target: Option<String>,
     /// `--no-cache`.
@@ -79,7 +92,7 @@ pub struct BuildOptions {
 pub enum BuildError {
     /// A step failed; its partial state is a snapshot.
     #[error(
-        "step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}\n{look}"
+        "step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}, tagged {tag}\n{look}"
     )]
     StepFailed {
         /// Step number.
@@ -134,8 +147,7 @@ pub fn build(
     opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<Built, BuildError> {
-    let file = containerfile::parse_file(&opts.file)
-        .with_context(|| format!("failed to read `{}`", opts.file.display()))?;
+    let file = read_containerfile(opts)?;
     for n in &file.notes {
         reporter.line(&format!("note: {n}"));
     }
@@ -154,7 +166,6 @@ pub fn build(
             .map(|&i| file.stages[i].instructions.len() + 1)
             .sum(),
         stages: BTreeMap::new(),
-        failed_tag: failed_tag(&opts.tags),
     };
     for &i in &needed {
         engine.build_stage(i, &bargs)?;
@@ -163,6 +174,7 @@ pub fn build(
         .stages
         .remove(&target)
         .context("target stage was not built")?;
+    state.config.labels.extend(opts.labels.clone());
     if let Some(init) =
         crate::init::requested(opts.init, &state.config).map_err(anyhow::Error::from)?
     {
@@ -174,7 +186,23 @@ pub fn build(
             .set_tag(t, &top.id)
             .context("failed to tag the image")?;
     }
+    let unused = bargs.unused(&file);
+    if !unused.is_empty() {
+        reporter.notice(&format!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            unused.join(" ")
+        ));
+    }
     Ok(Built { snapshot: top })
+}
+
+/// The parsed Containerfile, from `opts.source` when given (standard input), else the file.
+fn read_containerfile(opts: &BuildOptions) -> anyhow::Result<Containerfile> {
+    match &opts.source {
+        Some(text) => Ok(containerfile::parse(text, &opts.file)?),
+        None => containerfile::parse_file(&opts.file)
+            .with_context(|| format!("failed to read `{}`", opts.file.display())),
+    }
 }
 
 /// The build args with the Containerfile's global ARGs (before the first FROM) declared.
@@ -210,13 +238,14 @@ fn needed_stages(file: &Containerfile, bargs: &BuildArgs, target: usize) -> Vec<
     })
 }
 
-/// `NAME:failed` for the first `-t NAME[:tag]` (`unnamed:failed` without one).
-fn failed_tag(tags: &[String]) -> String {
+/// `NAME:failed` for the first `-t NAME[:tag]`; without one `unnamed-SNAPSHOT:failed`, a
+/// name of its own for each failure (the failed step's snapshot).
+fn failed_tag(tags: &[String], snapshot: &str) -> String {
     let name = tags
         .first()
         .map(|t| crate::store::normalize_tag(t))
         .and_then(|t| t.rsplit_once(':').map(|(n, _)| n.to_string()))
-        .unwrap_or_else(|| "unnamed".into());
+        .unwrap_or_else(|| format!("unnamed-{snapshot}"));
     format!("{name}:failed")
 }
 
@@ -229,7 +258,6 @@ struct Engine<'a> {
     step: usize,
     total: usize,
     stages: BTreeMap<usize, StageState>,
-    failed_tag: String,
 }
 
 impl Engine<'_> {

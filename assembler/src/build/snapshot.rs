@@ -32,6 +32,32 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// A step that failed with an error rather than an exit status (a COPY source missing,
+    /// a bad `--chown`, an expansion error, the sandbox refusing to start): what it left in
+    /// the build root is kept and tagged `:failed` as for a failed RUN.
+    pub(super) fn error_failed(
+        &self,
+        st: &mut StageState,
+        text: &str,
+        error: BuildError,
+    ) -> BuildError {
+        let BuildError::Other(e) = error else {
+            return error;
+        };
+        let status = format!("{e:#}");
+        let log = format!("error: {status}\n");
+        match self.snapshot(st, text, log.as_bytes(), false) {
+            Ok(snap) => {
+                self.reporter
+                    .line(&format!("--> Snapshot created: @{}", snap.id));
+                self.step_failed(st, snap, status, text.to_string())
+                    .unwrap_or_else(BuildError::Other)
+            }
+            // Nothing could be kept: the step's own error says more than this one.
+            Err(_) => BuildError::Other(e),
+        }
+    }
+
     /// Tags the failed step's snapshot `:failed`; the error says how to look inside.
     fn step_failed(
         &self,
@@ -40,11 +66,12 @@ impl Engine<'_> {
         status: String,
         text: String,
     ) -> anyhow::Result<BuildError> {
+        let tag = &super::failed_tag(&self.opts.tags, &snap.id);
         self.store
-            .set_tag(&self.failed_tag, &snap.id)
+            .set_tag(tag, &snap.id)
             .context("failed to tag the failed build")?;
         let store = self.store.root().display().to_string();
-        let (tag, id) = (&self.failed_tag, &snap.id);
+        let id = &snap.id;
         // `--entrypoint`: an ENTRYPOINT set before the failing step would otherwise run
         // with the shell as its argument.
         let has_shell = apk::rootfs::RootDir::open(st.rootfs())
@@ -63,8 +90,8 @@ impl Engine<'_> {
             step: self.step,
             instruction: text,
             status,
+            tag: tag.clone(),
             snapshot: snap.id,
-            tag: self.failed_tag.clone(),
             store,
             look,
         })
