@@ -32,6 +32,7 @@ const SUBCOMMANDS: &[&str] = &[
     "run",
     "export",
     "inspect",
+    "tag",
     "help",
 ];
 
@@ -72,6 +73,8 @@ pub enum Command {
     Images,
     /// List the snapshots of an image, newest first.
     Snapshots(commands::store::SnapshotsArgs),
+    /// Give an image another name: `assemble tag SOURCE[@SNAPSHOT] TARGET[:TAG]`.
+    Tag(commands::store::TagArgs),
     /// Remove tags (then `prune` frees their snapshots).
     Rmi(commands::store::RmiArgs),
     /// Remove snapshots no tag reaches, stale cache entries and leftovers.
@@ -86,6 +89,16 @@ pub enum Command {
     Export(commands::build::ExportArgs),
     /// Show an image's config, layers, packages and s6 services.
     Inspect(commands::inspect::InspectArgs),
+}
+
+impl Cli {
+    /// How progress is shown and whether status lines are (`build --progress`, `-q`).
+    pub fn output_style(&self) -> (commands::build::ProgressMode, bool) {
+        match &self.command {
+            Command::Build(a) => (a.progress, a.quiet),
+            _ => (commands::build::ProgressMode::Auto, false),
+        }
+    }
 }
 
 /// What the binary passes in from the environment (see `env.rs`).
@@ -112,9 +125,10 @@ pub fn run(cli: Cli, env: &Env, reporter: &dyn Reporter) -> anyhow::Result<ExitC
     let store = crate::store::Store::open(&store_dir)
         .map_err(|e| anyhow::anyhow!("failed to open the store `{}`: {e}", store_dir.display()))?;
     match cli.command {
-        Command::Build(a) => commands::build::run(&store, a, env, reporter),
+        Command::Build(a) => commands::build::run(&store, &a, env, reporter),
         Command::Images => commands::store::images(&store, reporter),
         Command::Snapshots(a) => commands::store::snapshots(&store, &a, reporter),
+        Command::Tag(a) => commands::store::tag(&store, &a, reporter),
         Command::Rmi(a) => commands::store::rmi(&store, &a, reporter),
         Command::Prune => commands::store::prune(&store, reporter),
         Command::Logs(a) => commands::store::logs(&store, &a, reporter),

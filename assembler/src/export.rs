@@ -277,10 +277,21 @@ pub fn export(
             fs_err::copy(&tmp, file)?;
             Ok(())
         }
-        Output::Oci(dir) => write_oci(store, top, dir, opts, work.path(), reporter),
+        Output::Oci(dir) => {
+            // A layout is addressed as DIR:TAG (skopeo, umoci): its ref.name is the tag.
+            let tag = opts
+                .tags
+                .first()
+                .and_then(|t| t.rsplit_once(':').map(|(_, t)| t.to_string()))
+                .unwrap_or_else(|| "latest".into());
+            write_oci(store, top, dir, Some(&tag), opts, work.path(), reporter)
+        }
         Output::OciArchive(file) => {
+            // An archive is loaded by name (`podman load` names the image after ref.name,
+            // as `podman save` writes it): the full name, or none for an untagged image.
             let dir = work.path().join("oci");
-            write_oci(store, top, &dir, opts, work.path(), reporter)?;
+            let name = opts.tags.first().map(String::as_str);
+            write_oci(store, top, &dir, name, opts, work.path(), reporter)?;
             tar_dir(&dir, file)
         }
         Output::DockerArchive(file) => write_docker(store, top, file, opts, work.path(), reporter),
@@ -306,10 +317,12 @@ fn config_bytes(top: &Snapshot, layers: &[(PathBuf, String, String)], created: &
     )
 }
 
+/// Writes an OCI layout into `dir`, its manifest named `ref_name` in the index.
 fn write_oci(
     store: &Store,
     top: &Snapshot,
     dir: &Path,
+    ref_name: Option<&str>,
     opts: &ExportOptions,
     work: &Path,
     reporter: &dyn Reporter,
@@ -345,20 +358,18 @@ fn write_oci(
         "annotations": annotations(store, top)?,
     });
     let m = write_blob(dir, &serde_json::to_vec(&manifest)?)?;
-    let tag = opts
-        .tags
-        .first()
-        .and_then(|t| t.rsplit_once(':').map(|(_, t)| t.to_string()))
-        .unwrap_or_else(|| "latest".into());
+    let mut desc = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": m.digest,
+        "size": m.size,
+    });
+    if let Some(name) = ref_name {
+        desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": name});
+    }
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": m.digest,
-            "size": m.size,
-            "annotations": {"org.opencontainers.image.ref.name": tag},
-        }],
+        "manifests": [desc],
     });
     write_atomic(
         &dir.join("oci-layout"),

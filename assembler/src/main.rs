@@ -21,8 +21,9 @@ fn main() -> ExitCode {
         .without_time()
         .with_target(false)
         .init();
-    let result =
-        env::load().and_then(|env| assembler::cli::run(cli, &env, &printer::Printer::new()));
+    let (progress, quiet) = cli.output_style();
+    let printer = printer::Printer::new(progress, quiet);
+    let result = env::load().and_then(|env| assembler::cli::run(cli, &env, &printer));
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -6,6 +6,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
 use assembler::build::Reporter;
+use assembler::commands::build::ProgressMode;
 use assembler::progress::{Progress, human_bytes};
 
 /// How often a plain-line transfer prints its state.
@@ -14,29 +15,54 @@ const PLAIN_EVERY: Duration = Duration::from_secs(5);
 /// Prints progress to stderr and command output as it comes.
 pub struct Printer {
     tty: bool,
+    /// `--quiet`: only warnings, errors and the result.
+    quiet: bool,
 }
 
 impl Printer {
-    /// Draws bars only when stderr is a terminal.
-    pub fn new() -> Self {
-        Self {
-            tty: std::io::stderr().is_terminal(),
-        }
+    /// Draws bars per `--progress` (`auto`: when stderr is a terminal); `quiet` shows only
+    /// warnings, errors and the result.
+    pub fn new(mode: ProgressMode, quiet: bool) -> Self {
+        let tty = match mode {
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
+            ProgressMode::Plain => false,
+            ProgressMode::Tty => true,
+        };
+        Self { tty, quiet }
     }
+}
+
+fn write_stdout(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
 }
 
 impl Reporter for Printer {
     fn line(&self, line: &str) {
-        eprintln!("{line}");
+        if !self.quiet {
+            eprintln!("{line}");
+        }
     }
 
     fn output(&self, bytes: &[u8]) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(bytes);
-        let _ = out.flush();
+        if !self.quiet {
+            write_stdout(bytes);
+        }
+    }
+
+    fn notice(&self, line: &str) {
+        eprintln!("{line}");
+    }
+
+    fn result(&self, line: &str) {
+        write_stdout(format!("{line}\n").as_bytes());
     }
 
     fn progress(&self, what: &str, total: Option<u64>) -> Box<dyn Progress> {
+        if self.quiet {
+            return Box::new(assembler::progress::Silent);
+        }
         if self.tty {
             let bar = match total {
                 Some(t) => indicatif::ProgressBar::new(t).with_style(

@@ -1,6 +1,6 @@
-//! COPY and ADD: sources from the context (minus `.dockerignore`), another stage or an
-//! image, globs, `--chown`, `--chmod`, local tar archives extracted by ADD, and ADD of a URL
-//! checked with `--checksum`. Sources are read through a [`RootDir`] of their tree and
+//! COPY and ADD: sources from the context (minus `.containerignore`/`.dockerignore`),
+//! another stage or an image, globs, `--chown`, `--chmod`, local tar archives extracted by
+//! ADD, and ADD of a URL checked with `--checksum`. Sources are read through a [`RootDir`] of their tree and
 //! written through one of the image root, so no symlink leads outside either.
 
 use std::io::Read;
@@ -11,6 +11,7 @@ use anyhow::{Context as _, bail};
 use apk::rootfs::{ApplyOptions, EntryKind, EntryMeta, RootDir};
 use sha2::{Digest, Sha256};
 
+use super::copy_flags::{self, CopyFlags, ignored};
 use super::{Engine, StageState};
 use crate::containerfile::{Instruction, Kind};
 
@@ -29,6 +30,8 @@ struct Item {
     content: Content,
     /// ADD of a local archive: extract into `dest`.
     extract: bool,
+    /// The owner it has in the source tree (COPY --from keeps it); root otherwise.
+    owner: Option<(u32, u32)>,
 }
 
 /// What a COPY/ADD will write, decided (and hashed) before anything is written.
@@ -57,17 +60,28 @@ pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::
         _ => unreachable!("copy::plan is only called for COPY and ADD"),
     };
     let line = x.span.line;
-    let dest = Dest::new(&st.config.working_dir, dest, sources.len() + heredocs.len());
+    let at = format!("{}:{line}", e.opts.file.display());
+    let flags = CopyFlags::read(x, add, &at)?;
+    let dest = Dest::new(
+        &st.config.working_dir,
+        dest,
+        sources.len() + heredocs.len(),
+        flags.parents,
+    );
     let src = Source::open(e, x.flag("from"), line)?;
     let mut items: Vec<Item> = heredocs.iter().map(|h| dest.heredoc(h)).collect();
     for s in sources {
-        if add && (s.starts_with("http://") || s.starts_with("https://")) {
+        if add && copy_flags::is_url(s) {
+            flags.check_url(&at)?;
             let bytes = download(s, x.flag("checksum"), e.reporter)
                 .with_context(|| format!("line {line}: ADD {s}"))?;
             items.push(dest.download(s, bytes));
         } else {
-            src.items(s, &dest, add, line, &mut items)?;
+            src.items(s, &dest, &flags, line, &mut items)?;
         }
+    }
+    if flags.link {
+        copy_flags::check_link(&st.rootfs(), items.iter().map(|i| i.dest.as_str()), &at)?;
     }
     let chmod = chmod_flag(x.flag("chmod"), line)?;
     let content_hash = src.hash(&items)?;
@@ -90,7 +104,8 @@ struct Dest {
 }
 
 impl Dest {
-    fn new(working_dir: &str, dest: &str, n_sources: usize) -> Self {
+    /// `parents`: COPY --parents, whose destination is always a directory.
+    fn new(working_dir: &str, dest: &str, n_sources: usize, parents: bool) -> Self {
         let workdir = if working_dir.is_empty() {
             "/"
         } else {
@@ -101,7 +116,7 @@ impl Dest {
         } else {
             format!("{}/{dest}", workdir.trim_end_matches('/'))
         };
-        let is_dir = dest.ends_with('/') || dest == "." || n_sources > 1;
+        let is_dir = dest.ends_with('/') || dest == "." || n_sources > 1 || parents;
         if is_dir && !abs.ends_with('/') {
             abs.push('/');
         }
@@ -132,6 +147,7 @@ impl Dest {
             mtime: 0,
             content: Content::Bytes(h.content.clone().into_bytes()),
             extract: false,
+            owner: None,
         }
     }
 
@@ -149,11 +165,12 @@ impl Dest {
             mtime: 0,
             content: Content::Bytes(bytes),
             extract: false,
+            owner: None,
         }
     }
 }
 
-/// The tree COPY/ADD reads from: the context (minus `.dockerignore`), another stage's root,
+/// The tree COPY/ADD reads from: the context (minus its ignore file), another stage's root,
 /// or an image extracted for `--from`.
 struct Source {
     path: PathBuf,
@@ -161,20 +178,28 @@ struct Source {
     root: RootDir,
     canon: PathBuf,
     image_root: Option<tempfile::TempDir>,
+    /// The image owners of another stage's or an image's paths (`--from`), which COPY
+    /// keeps as Docker (since 18.09) and buildah (since 1.37) do; `None` for the context,
+    /// whose files become root's.
+    owners: Option<crate::layer::Owners>,
 }
 
 impl Source {
     fn open(e: &Engine<'_>, from: Option<&str>, line: usize) -> anyhow::Result<Self> {
         let mut image_root = None;
-        let (path, ignore) = match from {
-            None => (e.opts.context.clone(), dockerignore(&e.opts.context)?),
+        let (path, ignore, owners) = match from {
+            None => (
+                e.opts.context.clone(),
+                context_ignore(&e.opts.context)?,
+                None,
+            ),
             Some(from) => match earlier_stage(e, from) {
-                Some(s) => (s.rootfs(), Vec::new()),
+                Some(s) => (s.rootfs(), Vec::new(), Some(s.owners.clone())),
                 None => {
-                    let tmp = image_tree(e, from, line)?;
+                    let (tmp, owners) = image_tree(e, from, line)?;
                     let p = tmp.path().to_path_buf();
                     image_root = Some(tmp);
-                    (p, Vec::new())
+                    (p, Vec::new(), Some(owners))
                 }
             },
         };
@@ -187,7 +212,15 @@ impl Source {
             root,
             canon,
             image_root,
+            owners,
         })
+    }
+
+    /// The owner `rel` has in the source tree, when the tree has image owners (`--from`).
+    fn owner(&self, rel: &Path) -> Option<(u32, u32)> {
+        self.owners
+            .as_ref()
+            .map(|o| o.get(rel).copied().unwrap_or((0, 0)))
     }
 
     /// The items of source `src` (a path or glob) written to `dest`.
@@ -195,11 +228,12 @@ impl Source {
         &self,
         src: &str,
         dest: &Dest,
-        add: bool,
+        flags: &CopyFlags,
         line: usize,
         items: &mut Vec<Item>,
     ) -> anyhow::Result<()> {
-        let matches = expand_source(&self.root, &self.path, src, &self.ignore)
+        let (kept_from, pattern) = copy_flags::parents_pivot(src, flags.parents);
+        let matches = expand_source(&self.root, &self.path, &pattern, &self.ignore)
             .with_context(|| format!("line {line}: COPY source `{src}`"))?;
         if matches.is_empty() {
             bail!(
@@ -208,36 +242,73 @@ impl Source {
             );
         }
         for rel in matches {
+            if flags.excluded(&rel) {
+                continue;
+            }
             let inside = self.inside(&rel, line)?;
+            // --parents: the path below the pivot is kept, with its directories.
+            let target = match flags.parents {
+                true => {
+                    let kept = rel.strip_prefix(&kept_from).unwrap_or(&rel);
+                    self.parent_dirs(&kept_from, kept, dest, items)?;
+                    Some(format!("{}{}", dest.abs, kept.display()))
+                }
+                false => None,
+            };
             let md = self.root.metadata(&inside)?;
             if md.is_dir() {
-                let target = dest.abs.trim_end_matches('/').to_string();
-                walk_dir(
-                    &self.root,
-                    &self.path,
-                    &inside,
-                    &target,
-                    &self.ignore,
-                    items,
-                )?;
+                let target = target.unwrap_or_else(|| dest.abs.trim_end_matches('/').to_string());
+                self.walk_dir(&inside, &target, &flags.exclude, items)?;
                 continue;
             }
             let base = rel
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let extract = add && is_archive(&self.root, &inside);
+            let extract = flags.unpack && is_archive(&self.root, &inside);
             items.push(Item {
-                dest: if extract {
-                    dest.abs.clone()
-                } else {
-                    dest.named(&base)
+                dest: match (extract, target) {
+                    (true, _) => dest.abs.clone(),
+                    (false, Some(t)) => t,
+                    (false, None) => dest.named(&base),
                 },
                 kind: EntryKind::File,
                 mode: md.mode() & 0o7777,
                 mtime: md.mtime(),
+                owner: self.owner(&inside),
                 content: Content::Tree(inside),
                 extract,
+            });
+        }
+        Ok(())
+    }
+
+    /// COPY --parents: the directories between the pivot `base` and `kept` (its parents
+    /// in the source), with their metadata, as directories of `dest`.
+    fn parent_dirs(
+        &self,
+        base: &Path,
+        kept: &Path,
+        dest: &Dest,
+        items: &mut Vec<Item>,
+    ) -> anyhow::Result<()> {
+        let mut parents: Vec<&Path> = kept
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .collect();
+        parents.reverse();
+        for p in parents {
+            let in_src = base.join(p);
+            let md = self.root.metadata(&in_src)?;
+            items.push(Item {
+                dest: format!("{}{}", dest.abs, p.display()),
+                kind: EntryKind::Dir,
+                mode: md.mode() & 0o7777,
+                mtime: md.mtime(),
+                owner: self.owner(&in_src),
+                content: Content::Tree(in_src),
+                extract: false,
             });
         }
         Ok(())
@@ -263,8 +334,8 @@ impl Source {
         let mut h = Sha256::new();
         for it in items {
             h.update(format!(
-                "{}\0{:?}\0{:o}\0{}\0{}\0",
-                it.dest, it.kind, it.mode, it.mtime, it.extract
+                "{}\0{:?}\0{:o}\0{}\0{}\0{:?}\0",
+                it.dest, it.kind, it.mode, it.mtime, it.extract, it.owner
             ));
             match &it.content {
                 Content::Bytes(b) => h.update(b),
@@ -291,13 +362,18 @@ fn earlier_stage<'s>(e: &'s Engine<'_>, from: &str) -> Option<&'s StageState> {
     stage.and_then(|i| e.stages.get(&i))
 }
 
-/// `--from=IMAGE`: the image's files, extracted into a temporary directory.
-fn image_tree(e: &Engine<'_>, from: &str, line: usize) -> anyhow::Result<tempfile::TempDir> {
+/// `--from=IMAGE`: the image's files, extracted into a temporary directory, and their
+/// owners in the image.
+fn image_tree(
+    e: &Engine<'_>,
+    from: &str,
+    line: usize,
+) -> anyhow::Result<(tempfile::TempDir, crate::layer::Owners)> {
     let top = super::from::resolve_base(e.store, from, e.opts, e.reporter)?
         .with_context(|| format!("line {line}: --from=scratch has no files"))?;
     let tmp = e.store.tempdir("from-")?;
-    super::from::materialize(e.store, &top, tmp.path())?;
-    Ok(tmp)
+    let owners = super::from::materialize_recording(e.store, &top, tmp.path())?;
+    Ok((tmp, owners))
 }
 
 /// `--chmod=MODE`, an octal mode.
@@ -326,9 +402,9 @@ pub(super) fn execute(
         Some(s) => Some(RootDir::open(s)?),
         None => None,
     };
-    let (uid, gid) = match &plan.chown {
-        Some(u) => crate::sandbox::resolve_user(&rootfs, u)?,
-        None => (0, 0),
+    let chown = match &plan.chown {
+        Some(u) => Some(crate::sandbox::resolve_user(&rootfs, u)?),
+        None => None,
     };
     // Owners go to the owner table, not the disk (see `layer::apply_recording`).
     let opts = ApplyOptions {
@@ -354,6 +430,8 @@ pub(super) fn execute(
         if rel.is_empty() {
             continue;
         }
+        // --chown wins; else the source's owner (--from), else root.
+        let (uid, gid) = chown.or(it.owner).unwrap_or((0, 0));
         let meta = EntryMeta {
             path: rel.clone(),
             kind: it.kind.clone(),
@@ -362,21 +440,29 @@ pub(super) fn execute(
             gid,
             mtime: it.mtime,
         };
-        match &it.content {
-            Content::Bytes(b) => {
-                dst.apply(&meta, &mut &b[..], &opts)?;
-            }
-            Content::Tree(p) if it.kind == EntryKind::File => {
-                let mut f = src.as_ref().context("no source")?.open_file(p)?;
-                dst.apply(&meta, &mut f, &opts)?;
-            }
-            Content::Tree(_) => {
-                dst.apply(&meta, &mut std::io::empty(), &opts)?;
-            }
-        }
+        write_entry(&dst, src.as_ref(), it, &meta, &opts)?;
         st.owners.insert(PathBuf::from(&rel), (uid, gid));
         log.extend_from_slice(format!("/{rel}\n").as_bytes());
     }
+    Ok(())
+}
+
+/// Writes `it` into `dst` as `meta` says, its bytes read from `src` when they are there.
+fn write_entry(
+    dst: &RootDir,
+    src: Option<&RootDir>,
+    it: &Item,
+    meta: &EntryMeta,
+    opts: &ApplyOptions,
+) -> anyhow::Result<()> {
+    match &it.content {
+        Content::Bytes(b) => dst.apply(meta, &mut &b[..], opts)?,
+        Content::Tree(p) if it.kind == EntryKind::File => {
+            let mut f = src.context("no source")?.open_file(p)?;
+            dst.apply(meta, &mut f, opts)?
+        }
+        Content::Tree(_) => dst.apply(meta, &mut std::io::empty(), opts)?,
+    };
     Ok(())
 }
 
@@ -410,56 +496,66 @@ fn extract(
     Ok(())
 }
 
-fn walk_dir(
-    root: &RootDir,
-    src_root: &Path,
-    dir: &Path,
-    target: &str,
-    ignore: &[(bool, glob::Pattern)],
-    items: &mut Vec<Item>,
-) -> anyhow::Result<()> {
-    let host = src_root.join(dir);
-    let md = root.metadata(dir)?;
-    if !target.is_empty() {
-        items.push(Item {
-            dest: target.to_string(),
-            kind: EntryKind::Dir,
-            mode: md.mode() & 0o7777,
-            mtime: md.mtime(),
-            content: Content::Tree(dir.to_path_buf()),
-            extract: false,
-        });
-    }
-    for entry in walkdir::WalkDir::new(&host)
-        .min_depth(1)
-        .sort_by_file_name()
-    {
-        let entry = entry?;
-        let rel_in_src = entry.path().strip_prefix(src_root)?.to_path_buf();
-        if ignored(ignore, &rel_in_src) {
-            continue;
+impl Source {
+    /// The directory `dir` of the tree and everything below it (minus the ignore file's
+    /// and `--exclude`'s patterns, the latter relative to `dir`), written to `target`.
+    fn walk_dir(
+        &self,
+        dir: &Path,
+        target: &str,
+        exclude: &[(bool, glob::Pattern)],
+        items: &mut Vec<Item>,
+    ) -> anyhow::Result<()> {
+        let host = self.path.join(dir);
+        let md = self.root.metadata(dir)?;
+        if !target.is_empty() {
+            items.push(Item {
+                dest: target.to_string(),
+                kind: EntryKind::Dir,
+                mode: md.mode() & 0o7777,
+                mtime: md.mtime(),
+                owner: self.owner(dir),
+                content: Content::Tree(dir.to_path_buf()),
+                extract: false,
+            });
         }
-        let below = entry.path().strip_prefix(&host)?;
-        let md = root.metadata(&rel_in_src)?;
-        let kind = if md.file_type().is_symlink() {
-            EntryKind::Symlink(root.read_link(&rel_in_src)?.to_string_lossy().into_owned())
-        } else if md.is_dir() {
-            EntryKind::Dir
-        } else if md.is_file() {
-            EntryKind::File
-        } else {
-            continue;
-        };
-        items.push(Item {
-            dest: format!("{target}/{}", below.display()),
-            kind,
-            mode: md.mode() & 0o7777,
-            mtime: md.mtime(),
-            content: Content::Tree(rel_in_src),
-            extract: false,
-        });
+        for entry in walkdir::WalkDir::new(&host)
+            .min_depth(1)
+            .sort_by_file_name()
+        {
+            let entry = entry?;
+            let rel_in_src = entry.path().strip_prefix(&self.path)?.to_path_buf();
+            let below = entry.path().strip_prefix(&host)?;
+            if ignored(&self.ignore, &rel_in_src) || ignored(exclude, below) {
+                continue;
+            }
+            let md = self.root.metadata(&rel_in_src)?;
+            let kind = if md.file_type().is_symlink() {
+                EntryKind::Symlink(
+                    self.root
+                        .read_link(&rel_in_src)?
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            } else if md.is_dir() {
+                EntryKind::Dir
+            } else if md.is_file() {
+                EntryKind::File
+            } else {
+                continue;
+            };
+            items.push(Item {
+                dest: format!("{target}/{}", below.display()),
+                kind,
+                mode: md.mode() & 0o7777,
+                mtime: md.mtime(),
+                owner: self.owner(&rel_in_src),
+                content: Content::Tree(rel_in_src),
+                extract: false,
+            });
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn expand_source(
@@ -501,44 +597,34 @@ fn expand_source(
     Ok(out)
 }
 
-/// `.dockerignore` patterns: `(negated, pattern)`, last match wins.
-pub(super) fn dockerignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
-    let path = context.join(".dockerignore");
-    let Ok(text) = fs_err::read_to_string(&path) else {
+/// The context's ignore patterns: `.containerignore`, else `.dockerignore` (buildah reads
+/// the first when both exist).
+pub(super) fn context_ignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
+    let Some(path) = [".containerignore", ".dockerignore"]
+        .iter()
+        .map(|name| context.join(name))
+        .find(|p| p.is_file())
+    else {
         return Ok(Vec::new());
     };
+    let text = fs_err::read_to_string(&path)?;
+    ignore_patterns(&text, &path)
+}
+
+/// Ignore-file patterns: `(negated, pattern)`, last match wins; `path` names the file in
+/// errors.
+fn ignore_patterns(text: &str, path: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (neg, pat) = match line.strip_prefix('!') {
-            Some(p) => (true, p.trim()),
-            None => (false, line),
-        };
-        let pat = pat.trim_start_matches('/').trim_end_matches('/');
-        let pat = glob::Pattern::new(&pat.replace("**/", "*/"))
+        let p = copy_flags::ignore_pattern(line)
             .with_context(|| format!("{}:{}: bad pattern `{line}`", path.display(), i + 1))?;
-        out.push((neg, pat));
+        out.push(p);
     }
     Ok(out)
-}
-
-/// Whether `rel` (in the context) is ignored per `ignore` (from [`dockerignore`]).
-pub(super) fn ignored(ignore: &[(bool, glob::Pattern)], rel: &Path) -> bool {
-    let mut result = false;
-    // A pattern excluding a directory excludes what is below it.
-    let ancestors: Vec<&Path> = rel
-        .ancestors()
-        .filter(|a| !a.as_os_str().is_empty())
-        .collect();
-    for (neg, pat) in ignore {
-        if ancestors.iter().any(|a| pat.matches_path(a)) {
-            result = !neg;
-        }
-    }
-    result
 }
 
 fn is_archive(root: &RootDir, rel: &Path) -> bool {

@@ -1,5 +1,5 @@
 //! The build engine: runs a Containerfile's stages step by step, keeping a snapshot after
-//! every RUN, COPY and ADD, reusing cached steps, and keeping a failed RUN's partial state.
+//! every RUN, COPY and ADD, reusing cached steps, and keeping a failed step's partial state.
 //!
 //! Here: the build's entry and the state its steps share. The stage loop and the config
 //! instructions are in `stage`; a RUN/COPY/ADD step (key, cache) in `step`; its RUN in the
@@ -12,6 +12,7 @@
 mod apk;
 mod cachemount;
 mod copy;
+mod copy_flags;
 mod from;
 mod mounts;
 mod onbuild;
@@ -30,7 +31,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::config::{ImageConfig, rfc3339};
-use crate::containerfile::{self, BuildArgs, Containerfile, Platform, StageArgs};
+use crate::containerfile::{self, BuildArgs, Containerfile, ParseError, Platform, StageArgs};
 use crate::layer::{self, Manifest};
 use crate::sandbox::Sandbox;
 use crate::store::{Snapshot, Store};
@@ -44,6 +45,14 @@ pub trait Reporter {
     fn line(&self, line: &str);
     /// Live output of a command.
     fn output(&self, bytes: &[u8]);
+    /// A warning or error, shown even when status lines are not (`--quiet`).
+    fn notice(&self, line: &str) {
+        self.line(line);
+    }
+    /// The result a script reads (`--quiet` prints only the image id), on a line of its own.
+    fn result(&self, line: &str) {
+        self.output(format!("{line}\n").as_bytes());
+    }
     /// A handle showing the progress of a transfer of `total` bytes (when known) described
     /// by `what` (`Pulling …`, `Pushing …`, `Compressing layer …`); silent by default.
     fn progress(&self, what: &str, total: Option<u64>) -> Box<dyn crate::progress::Progress> {
@@ -55,14 +64,18 @@ pub trait Reporter {
 /// What to build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
-    /// The Containerfile.
+    /// The Containerfile (as named in messages when `source` is given).
     pub file: PathBuf,
+    /// The Containerfile's text when it was not read from `file` (`-f -`: standard input).
+    pub source: Option<String>,
     /// The build context directory.
     pub context: PathBuf,
     /// `-t` names.
     pub tags: Vec<String>,
     /// `--build-arg`.
     pub build_args: BTreeMap<String, String>,
+    /// `--label`: set on the built image.
+    pub labels: BTreeMap<String, String>,
     /// `--target`.
     pub target: Option<String>,
     /// `--no-cache`.
@@ -89,7 +102,7 @@ pub struct BuildOptions {
 pub enum BuildError {
     /// A step failed; its partial state is a snapshot.
     #[error(
-        "{at}: step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}\n{look}"
+        "{at}: step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}, tagged {tag}\n{look}"
     )]
     StepFailed {
         /// `file:line` of the instruction.
@@ -146,8 +159,7 @@ pub fn build(
     opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<Built, BuildError> {
-    let file = containerfile::parse_file(&opts.file)
-        .with_context(|| format!("failed to read `{}`", opts.file.display()))?;
+    let file = read_containerfile(opts)?;
     for n in &file.notes {
         reporter.line(&format!("note: {n}"));
     }
@@ -173,7 +185,6 @@ pub fn build(
             .map(|&i| file.stages[i].instructions.len() + 1)
             .sum(),
         stages: BTreeMap::new(),
-        failed_tag: failed_tag(&opts.tags),
         at: String::new(),
     };
     for &i in &needed {
@@ -183,6 +194,7 @@ pub fn build(
         .stages
         .remove(&target)
         .context("target stage was not built")?;
+    state.config.labels.extend(opts.labels.clone());
     if let Some(init) =
         crate::init::requested(opts.init, &state.config).map_err(anyhow::Error::from)?
     {
@@ -194,7 +206,23 @@ pub fn build(
             .set_tag(t, &top.id)
             .context("failed to tag the image")?;
     }
+    let unused = bargs.unused(&file);
+    if !unused.is_empty() {
+        reporter.notice(&format!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            unused.join(" ")
+        ));
+    }
     Ok(Built { snapshot: top })
+}
+
+/// The parsed Containerfile, from `opts.source` when given (standard input), else the file.
+fn read_containerfile(opts: &BuildOptions) -> anyhow::Result<Containerfile> {
+    match &opts.source {
+        Some(text) => Ok(containerfile::parse(text, &opts.file)?),
+        None => containerfile::parse_file(&opts.file)
+            .with_context(|| format!("failed to read `{}`", opts.file.display())),
+    }
 }
 
 /// The build args with the Containerfile's global ARGs (before the first FROM) declared.
@@ -230,13 +258,14 @@ fn needed_stages(file: &Containerfile, bargs: &BuildArgs, target: usize) -> Vec<
     })
 }
 
-/// `NAME:failed` for the first `-t NAME[:tag]` (`unnamed:failed` without one).
-fn failed_tag(tags: &[String]) -> String {
+/// `NAME:failed` for the first `-t NAME[:tag]`; without one `unnamed-SNAPSHOT:failed`, a
+/// name of its own for each failure (the failed step's snapshot).
+fn failed_tag(tags: &[String], snapshot: &str) -> String {
     let name = tags
         .first()
         .map(|t| crate::store::normalize_tag(t))
         .and_then(|t| t.rsplit_once(':').map(|(n, _)| n.to_string()))
-        .unwrap_or_else(|| "unnamed".into());
+        .unwrap_or_else(|| format!("unnamed-{snapshot}"));
     format!("{name}:failed")
 }
 
@@ -249,7 +278,6 @@ struct Engine<'a> {
     step: usize,
     total: usize,
     stages: BTreeMap<usize, StageState>,
-    failed_tag: String,
     /// `file:line` of the instruction being carried out, for its errors.
     at: String,
 }
@@ -269,21 +297,38 @@ impl Engine<'_> {
 
     /// `e`, an error of the current step, naming its `file:line` (a [`ParseError`] already
     /// names its `file:line:col`; a step's failure its `file:line`).
-    ///
-    /// [`ParseError`]: containerfile::ParseError
     fn located(&self, e: BuildError) -> BuildError {
         let BuildError::Other(e) = e else {
             return e;
         };
-        if e.downcast_ref::<containerfile::ParseError>().is_some() {
+        if e.downcast_ref::<ParseError>().is_some() {
             return e.into();
         }
+        let (at, text) = self.place(&e);
+        anyhow::anyhow!("{at}: {text}").into()
+    }
+
+    /// Where error `e` of the current step is, and what it says without the place: a
+    /// [`ParseError`] at its own `file:line:col` (its message and hint), any other at the
+    /// step's `file:line` (messages that name the line themselves lose that prefix).
+    fn place(&self, e: &anyhow::Error) -> (String, String) {
+        if let Some(p) = e.downcast_ref::<ParseError>() {
+            let text = match &p.hint {
+                Some(hint) => format!("{}; {hint}", p.message),
+                None => p.message.clone(),
+            };
+            return (
+                format!("{}:{}:{}", p.path.display(), p.line, p.column),
+                text,
+            );
+        }
         let text = format!("{e:#}");
-        // Older messages name the line themselves.
         let line = self.at.rsplit(':').next().unwrap_or_default();
-        let text = text
-            .strip_prefix(&format!("line {line}: "))
-            .unwrap_or(&text);
-        anyhow::anyhow!("{}: {text}", self.at).into()
+        let text = [format!("{}: ", self.at), format!("line {line}: ")]
+            .iter()
+            .find_map(|prefix| text.strip_prefix(prefix.as_str()))
+            .unwrap_or(&text)
+            .to_string();
+        (self.at.clone(), text)
     }
 }

@@ -60,7 +60,8 @@ enum What {
 
 enum Tree {
     /// The build context, and whether some of what the mount shows is ignored
-    /// (`.dockerignore`): then it is shown through a filtered copy.
+    /// (`.containerignore`, else `.dockerignore`, as for COPY): then it is shown through a
+    /// filtered copy.
     Context { root: PathBuf, filtered: bool },
     /// An earlier stage's build root.
     Stage(PathBuf),
@@ -271,9 +272,9 @@ impl Engine<'_> {
         let rel = real_path(&host_root, source)?;
         let tree = match tree {
             Tree::Context { root, .. } => {
-                let ignore = super::copy::dockerignore(&root)?;
+                let ignore = super::copy::context_ignore(&root)?;
                 let (digest, filtered) =
-                    tree_digest(&root, &rel, &|p| super::copy::ignored(&ignore, p))?;
+                    tree_digest(&root, &rel, &|p| super::copy_flags::ignored(&ignore, p))?;
                 key = digest;
                 Tree::Context { root, filtered }
             }
@@ -400,7 +401,6 @@ impl StepMounts {
             _temps: Vec::new(),
         };
         for it in &self.items {
-            let seen_as = if identity { (0, 0) } else { step_ids };
             match &it.what {
                 What::Bind { tree, rel } => {
                     let src = tree_path(e, tree, rel, !it.spec.readonly, &mut p._temps)?;
@@ -414,7 +414,7 @@ impl StepMounts {
                 What::Cache { id, base_key, base } => {
                     let held = hold_cache(e, it, id, base_key, base.as_ref(), identity)?;
                     if !identity {
-                        note_owner(e, it, seen_as);
+                        note_owner(e, it, step_ids, "the sandbox maps one id for this step");
                     }
                     p.mounts.push(Mount::Bind {
                         src: held.path.clone(),
@@ -430,7 +430,13 @@ impl StepMounts {
                 }),
                 What::Secret(None) => {}
                 What::Secret(Some(s)) => {
-                    note_owner(e, it, seen_as);
+                    // bubblewrap writes the file as the id it runs as: the step's user.
+                    note_owner(
+                        e,
+                        it,
+                        step_ids,
+                        "bubblewrap makes the file as the step's user",
+                    );
                     p.add_secret(it, s)?;
                 }
             }
@@ -492,14 +498,14 @@ fn tree_path(
 ) -> anyhow::Result<PathBuf> {
     let (root, skip): (PathBuf, Skip) = match tree {
         Tree::Context { root, filtered } => {
-            let ignore = super::copy::dockerignore(root)?;
+            let ignore = super::copy::context_ignore(root)?;
             let base = rel.to_path_buf();
             if !rw && !filtered {
                 return Ok(root.join(rel));
             }
             (
                 root.clone(),
-                Box::new(move |p: &Path| super::copy::ignored(&ignore, &base.join(p))),
+                Box::new(move |p: &Path| super::copy_flags::ignored(&ignore, &base.join(p))),
             )
         }
         Tree::Stage(root) if !rw => return Ok(root.join(rel)),
@@ -557,13 +563,13 @@ fn hold_cache(
     Ok(held)
 }
 
-/// Says so when the sandbox shows `it` owned by `seen_as` rather than its `uid`/`gid`.
-fn note_owner(e: &Engine<'_>, it: &Item, seen_as: (u32, u32)) {
+/// Says so (and `why`) when the sandbox shows `it` owned by `seen_as` rather than its
+/// `uid`/`gid`.
+fn note_owner(e: &Engine<'_>, it: &Item, seen_as: (u32, u32), why: &str) {
     let wanted = (it.spec.uid.unwrap_or(0), it.spec.gid.unwrap_or(0));
     if wanted != seen_as {
         e.reporter.line(&format!(
-            "note: the {} mount at {} is owned by {}:{} in the step, not uid={},gid={}: the \
-             sandbox maps one id for this step",
+            "note: the {} mount at {} is owned by {}:{} in the step, not uid={},gid={}: {why}",
             it.spec.kind.name(),
             it.target.as_deref().unwrap_or("(env)"),
             seen_as.0,

@@ -1,7 +1,8 @@
 //! ONBUILD triggers: the ones a stage's base recorded (`config.OnBuild`) run right after
 //! its FROM, as Docker does, each as a step of its own (`ONBUILD RUN …` in the history, as
 //! BuildKit writes it), and the stage keeps none of them. Errors name the FROM line: the
-//! trigger's text came from the base image, not from this file.
+//! trigger's text came from the base image, not from this file. A trigger that is invalid
+//! or fails leaves the stage's root tagged `:failed`, as any failing step does.
 
 use std::path::Path;
 
@@ -25,7 +26,7 @@ impl Engine<'_> {
             .iter()
             .map(|t| self.trigger(t, from, index, bargs))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.located(e))?;
+            .map_err(|e| self.error_failed(st, &from.span.logical, e))?;
         let n = triggers.len();
         self.reporter.line(&format!(
             "--> Executing {n} build trigger{} of the base image",
@@ -35,7 +36,9 @@ impl Engine<'_> {
         for inst in &triggers {
             self.earlier_stages_for(inst, index, bargs)?;
             self.announce(inst, &inst.span.logical);
-            self.instruction(st, inst).map_err(|e| self.located(e))?;
+            if let Err(e) = self.instruction(st, inst) {
+                return Err(self.error_failed(st, &inst.span.logical, e));
+            }
         }
         Ok(())
     }

@@ -25,8 +25,9 @@ impl Engine<'_> {
         self.onbuild_triggers(&mut st, index, bargs)?;
         for inst in &stage.instructions {
             self.announce(inst, &inst.span.logical);
-            self.instruction(&mut st, inst)
-                .map_err(|e| self.located(e))?;
+            if let Err(e) = self.instruction(&mut st, inst) {
+                return Err(self.error_failed(&mut st, &inst.span.logical, e));
+            }
         }
         self.stages.insert(index, st);
         Ok(())
@@ -49,10 +50,14 @@ impl Engine<'_> {
             Some(top) => from::materialize_recording(self.store, top, &rootfs)?,
             None => layer::Owners::new(),
         };
-        let config = top
+        let mut config = top
             .as_ref()
             .map(|t| t.meta.config.clone())
             .unwrap_or_default();
+        // BuildKit: "make sure that PATH is always set", so `ENV PATH=/x:$PATH` extends it.
+        if config.env_get("PATH").is_none() {
+            config.set_env("PATH", crate::sandbox::DEFAULT_PATH);
+        }
         let env = env_pairs(&config);
         let manifest = layer::scan(&rootfs).context("failed to scan the build root")?;
         Ok(StageState {

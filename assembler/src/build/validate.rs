@@ -1,8 +1,9 @@
 //! The Containerfile checked whole before the first step runs, so that a mistake in a late
 //! instruction does not cost the steps before it (BuildKit converts the whole file before
 //! solving): the stages the build needs, each flag we accept in the syntax but cannot
-//! honour (an error naming `file:line:col`, never ignored), the mount specs as written,
-//! RUN's `--network` and `--security`, FROM's `--platform`.
+//! honour (an error naming `file:line:col`, never ignored: ADD `--keep-git-dir`, ADD
+//! `--unpack=true` of a URL, a mount type or option we lack), the mount specs as written,
+//! COPY/ADD `--exclude` patterns, RUN's `--network` and `--security`, FROM's `--platform`.
 //!
 //! What depends on a stage's variables (a mount field holding `$VAR`) is checked again
 //! when the step expands it.
@@ -10,9 +11,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::copy_flags::{self, KEEP_GIT_DIR, UNPACK_URL};
 use super::secret::Secret;
 use crate::containerfile::{
-    BuildArgs, Containerfile, Instruction, MountSpec, MountType, ParseError, Platform, expand_word,
+    BuildArgs, Containerfile, Instruction, Kind, MountSpec, MountType, ParseError, Platform,
+    expand_word,
 };
 
 /// What the checks need besides the file.
@@ -48,8 +51,10 @@ impl Check<'_> {
                 ("RUN", "mount") => self.mount(value, stage),
                 ("RUN", "network") => network(value),
                 ("RUN", "security") => security(value),
-                ("COPY" | "ADD", "parents" | "exclude") | ("ADD", "keep-git-dir" | "unpack") => {
-                    Err(unsupported_copy_flag(inst.name(), &flag.name))
+                ("COPY" | "ADD", "exclude") => exclude(value),
+                ("ADD", "keep-git-dir") if value != "false" => Err(refusal(KEEP_GIT_DIR)),
+                ("ADD", "unpack") if value != "false" && adds_a_url(inst) => {
+                    Err(refusal(UNPACK_URL))
                 }
                 _ => Ok(()),
             };
@@ -201,18 +206,27 @@ fn security(value: &str) -> Result<(), Refusal> {
     }
 }
 
-fn unsupported_copy_flag(instruction: &str, flag: &str) -> Refusal {
-    (
-        format!("{instruction} --{flag} is not supported yet"),
-        Some(match flag {
-            "parents" => "name each destination directory in its own COPY".into(),
-            "exclude" => "list the files to copy, or leave them out with .dockerignore".into(),
-            "keep-git-dir" => "ADD of git repositories is not supported; clone before the \
-                               build and COPY the result"
-                .into(),
-            _ => format!("drop --{flag}"),
-        }),
-    )
+/// COPY/ADD `--exclude`: a pattern (one with a variable is checked when the step expands
+/// it).
+fn exclude(value: &str) -> Result<(), Refusal> {
+    if value.contains('$') {
+        return Ok(());
+    }
+    copy_flags::ignore_pattern(value).map(drop).map_err(|e| {
+        (
+            format!("--exclude={value}: not a valid pattern ({e})"),
+            Some("write a pattern as in .dockerignore: `*` and `?` within a name, `**` across directories".into()),
+        )
+    })
+}
+
+/// ADD of a URL as written (one a variable gives is checked when the step expands it).
+fn adds_a_url(inst: &Instruction) -> bool {
+    matches!(&inst.kind, Kind::Add { sources, .. } if sources.iter().any(|s| copy_flags::is_url(s)))
+}
+
+fn refusal((message, hint): (&str, &str)) -> Refusal {
+    (message.to_owned(), Some(hint.to_owned()))
 }
 
 #[cfg(test)]

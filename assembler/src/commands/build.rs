@@ -1,7 +1,8 @@
 //! `assemble [options] CONTEXT` and `assemble export`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -19,12 +20,25 @@ pub struct BuildArgs {
     /// Name (and tag) of the image: NAME[:TAG]; repeatable.
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
-    /// The Containerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile).
+    /// The Containerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile); `-`
+    /// reads it from standard input.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
     /// A build argument K=V; repeatable.
     #[arg(long = "build-arg")]
     pub build_args: Vec<String>,
+    /// A label K=V set on the image; repeatable.
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Write the image id (`@SNAPSHOT`, as every command here takes it) to this file.
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Print only the image id (`@SNAPSHOT`) on success; errors and warnings still show.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Progress output: auto (bars on a terminal), plain (lines) or tty (bars).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
     /// Build up to this stage.
     #[arg(long)]
     pub target: Option<String>,
@@ -59,6 +73,18 @@ pub struct BuildArgs {
     pub context: Option<PathBuf>,
 }
 
+/// `--progress`: how transfers are shown (docker's values).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// Bars when stderr is a terminal, else plain lines.
+    #[default]
+    Auto,
+    /// Plain lines (CI logs).
+    Plain,
+    /// Bars, even when stderr is not a terminal.
+    Tty,
+}
+
 /// `assemble export IMAGE TYPE:PATH`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -84,35 +110,26 @@ fn parse_margin(s: &str) -> Result<u64, String> {
 /// Builds.
 pub fn run(
     store: &Store,
-    a: BuildArgs,
+    a: &BuildArgs,
     env: &Env,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<ExitCode> {
-    let Some(context) = a.context else {
+    let Some(context) = a.context.clone() else {
         anyhow::bail!(
             "no build context given; usage: assemble [-t NAME[:TAG]] [-f FILE] CONTEXT (see --help)"
         );
     };
-    let file = match a.file {
-        Some(f) => f,
-        None if context.join("Containerfile").is_file() => context.join("Containerfile"),
-        None => context.join("Dockerfile"),
-    };
-    let mut build_args = BTreeMap::new();
-    for kv in &a.build_args {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--build-arg `{kv}`: expected KEY=VALUE"))?;
-        build_args.insert(k.to_string(), v.to_string());
-    }
+    let (file, source) = containerfile(&context, a.file.as_deref())?;
     // Checked when a step first needs it: many builds never do.
     let sandbox = Bwrap::default();
     let opts = BuildOptions {
         file,
+        source,
         context,
         tags: a.tags.clone(),
-        build_args,
-        target: a.target,
+        build_args: key_values("--build-arg", &a.build_args)?,
+        labels: key_values("--label", &a.labels)?,
+        target: a.target.clone(),
         no_cache: a.no_cache,
         network: a.network.as_deref() == Some("host"),
         source_date: env.source_date,
@@ -125,13 +142,64 @@ pub fn run(
     let built = match crate::build::build(store, &sandbox, &opts, reporter) {
         Ok(b) => b,
         Err(e @ BuildError::StepFailed { .. }) => {
-            reporter.line(&format!("error: {e}"));
+            reporter.notice(&format!("error: {e}"));
             return Ok(ExitCode::FAILURE);
         }
         // The anyhow error itself: wrapping it would print its chain twice.
         Err(BuildError::Other(e)) => return Err(e),
     };
-    let id = &built.snapshot.id;
+    write_outputs(store, &built, a, env, reporter)?;
+    announce(&built, a, reporter)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Containerfile to read (and its text when it comes from standard input, `-f -`):
+/// `-f FILE`, else the context's `Containerfile`, else its `Dockerfile` (buildah's order).
+fn containerfile(context: &Path, file: Option<&Path>) -> anyhow::Result<(PathBuf, Option<String>)> {
+    match file {
+        Some(f) if f == Path::new("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("failed to read the Containerfile from standard input (-f -)")?;
+            Ok((PathBuf::from("<stdin>"), Some(text)))
+        }
+        Some(f) => Ok((f.to_path_buf(), None)),
+        None => ["Containerfile", "Dockerfile"]
+            .iter()
+            .map(|name| context.join(name))
+            .find(|p| p.is_file())
+            .map(|p| (p, None))
+            .with_context(|| {
+                format!(
+                    "no Containerfile or Dockerfile in `{}`; add one, or name it with -f FILE \
+                     (-f - reads it from standard input)",
+                    context.display()
+                )
+            }),
+    }
+}
+
+/// `KEY=VALUE` options (`--build-arg`, `--label`) as a map; a later one wins.
+fn key_values(option: &str, values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    values
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("{option} `{kv}`: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// Writes every `-o` output of the build.
+fn write_outputs(
+    store: &Store,
+    built: &crate::build::Built,
+    a: &BuildArgs,
+    env: &Env,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
     for o in &a.outputs {
         let eo = ExportOptions {
             layers: a.layers,
@@ -146,14 +214,31 @@ pub fn run(
         crate::export::export(store, &built.snapshot, o, &eo, reporter)
             .with_context(|| format!("failed to write output `{o}`"))?;
     }
+    Ok(())
+}
+
+/// Says what was built: the tags, `--iidfile`, and the image id (alone on stdout with -q).
+fn announce(
+    built: &crate::build::Built,
+    a: &BuildArgs,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    let id = format!("@{}", built.snapshot.id);
     for t in &a.tags {
         reporter.line(&format!(
             "Successfully tagged {}",
             crate::store::normalize_tag(t)
         ));
     }
-    reporter.line(&format!("Built @{id}"));
-    Ok(ExitCode::SUCCESS)
+    if let Some(path) = &a.iidfile {
+        apk::atomic::write_atomic(path, id.as_bytes())
+            .with_context(|| format!("failed to write --iidfile `{}`", path.display()))?;
+    }
+    if a.quiet {
+        reporter.result(&id);
+    }
+    reporter.line(&format!("Built {id}"));
+    Ok(())
 }
 
 /// Exports a stored image.

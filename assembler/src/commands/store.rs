@@ -14,6 +14,15 @@ pub struct SnapshotsArgs {
     pub image: String,
 }
 
+/// `assemble tag SOURCE TARGET`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// NAME[:TAG][@SNAPSHOT] or @SNAPSHOT.
+    pub source: String,
+    /// NAME[:TAG] (`latest` unless given).
+    pub target: String,
+}
+
 /// `assemble rmi NAME[:TAG]…`.
 #[derive(Debug, Args)]
 pub struct RmiArgs {
@@ -40,6 +49,24 @@ fn size(n: u64) -> String {
         n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
         n => format!("{n} B"),
     }
+}
+
+/// Tags the image `source` names as `target` too (`docker tag`).
+pub fn tag(store: &Store, a: &TagArgs, r: &dyn Reporter) -> anyhow::Result<ExitCode> {
+    if a.target.contains('@') {
+        anyhow::bail!(
+            "`{}`: a tag names an image, not a snapshot; give NAME[:TAG]",
+            a.target
+        );
+    }
+    let snap = store.resolve(&ImageRef::parse(&a.source))?;
+    store.set_tag(&a.target, &snap.id)?;
+    r.line(&format!(
+        "Tagged {} (@{})",
+        crate::store::normalize_tag(&a.target),
+        snap.id
+    ));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Lists tags.

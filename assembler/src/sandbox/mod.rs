@@ -1,7 +1,9 @@
 //! Running commands inside an image root: the [`Sandbox`] seam and its bubblewrap backend.
 //!
-//! bubblewrap gives us the user namespace, a private mount namespace whose `/` is the image root (nothing of the host is visible: no `--bind`
-//! of host paths besides the root itself), fresh `/proc` and `/dev`, and `--die-with-parent`.
+//! bubblewrap gives us the user namespace, a private mount namespace whose `/` is the image
+//! root (nothing of the host is visible: no `--bind` of host paths besides the root itself
+//! and what a step's `RUN --mount` asks for), fresh `/proc` and `/dev`, and
+//! `--die-with-parent`.
 //! The network is unshared unless the build asked for `--network host`.
 //!
 //! Which ids the user namespace maps: bubblewrap alone maps exactly one (the step's USER,
@@ -10,12 +12,17 @@
 //! the same host ids instead: bubblewrap creates the namespace and waits on
 //! `--userns-block-fd` while we write `uid_map`/`gid_map` (what its own docs show for
 //! `newuidmap`). Root inside is still confined: its capabilities hold only in that
-//! namespace. bubblewrap 0.8 cannot switch to another uid in a namespace it did not map
-//! itself (`--userns` + `--uid 1000` fails with "unable to switch to gid"), so steps with a
-//! non-root USER keep the one-id mapping, which is all they need: they cannot chown anyway.
+//! namespace. A step with a non-root USER gets the same mapping with bubblewrap itself
+//! started as that uid and gid: the namespace's creator holds every capability in it while
+//! bubblewrap sets it up (so it reaches the root through directories only root may enter,
+//! once root is mapped), then drops them, and the command runs as that USER with Docker's
+//! permission checks: root's files are root's, not its own (bubblewrap 0.8 cannot switch
+//! uid itself in a namespace it did not map: `--userns` + `--uid` fails with "unable to
+//! switch to gid"). Without root, one id is mapped: the step's USER, as the caller.
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -106,9 +113,11 @@ pub enum SandboxError {
 pub trait Sandbox {
     /// Checks that commands can run; explains what is missing otherwise.
     fn preflight(&self) -> Result<(), SandboxError>;
-    /// Whether a command run as `user` sees the image's ids 0–65535 as themselves (so its
-    /// `chown` works and what it writes is owned on disk by the ids it used). When false, the
-    /// one id mapped is the caller's, and disk owners say nothing about image owners.
+    /// Whether a command run as `user` sees the image's ids 0–65535 as themselves (so root's
+    /// `chown` works, a non-root USER's access is checked against the image's owners, and
+    /// what it writes is owned on disk by the ids it used); the build root must then hold
+    /// the image's owners on disk. When false, the one id mapped is the caller's, and disk
+    /// owners say nothing about image owners.
     fn maps_image_ids(&self, root: &Path, user: &str) -> bool {
         let _ = (root, user);
         false
@@ -143,6 +152,9 @@ pub struct Bwrap {
     checked: std::sync::OnceLock<Result<(), String>>,
     /// Whether the image's ids can be mapped here (probed once, as root only).
     identity: std::sync::OnceLock<bool>,
+    /// Whether bubblewrap started as a non-root uid may create a namespace whose ids we
+    /// map (probed once, as root only, for steps with a non-root USER).
+    identity_as_user: std::sync::OnceLock<bool>,
 }
 
 impl Default for Bwrap {
@@ -151,6 +163,7 @@ impl Default for Bwrap {
             program: PathBuf::from("bwrap"),
             checked: std::sync::OnceLock::new(),
             identity: std::sync::OnceLock::new(),
+            identity_as_user: std::sync::OnceLock::new(),
         }
     }
 }
@@ -170,24 +183,18 @@ impl Bwrap {
         if spec.network {
             c.arg("--share-net");
         }
-        c.args(["--die-with-parent", "--cap-add", "ALL"]);
+        c.arg("--die-with-parent");
+        // Docker gives root its capabilities and a non-root USER none.
+        if uid == 0 {
+            c.args(["--cap-add", "ALL"]);
+        }
         if !spec.interactive {
             c.arg("--new-session");
         }
         c.arg("--bind").arg(root).arg("/");
         c.args(["--proc", "/proc", "--dev", "/dev"]);
         mounts::args(&mut c, &spec.mounts).map_err(|e| self.spawn_err(e))?;
-        match identity {
-            Some(fds) => {
-                c.args(["--unshare-user", "--userns-block-fd"])
-                    .arg(fds.block_child.as_raw_fd().to_string())
-                    .arg("--info-fd")
-                    .arg(fds.info_child.as_raw_fd().to_string());
-            }
-            None => {
-                c.args(["--uid", &uid.to_string(), "--gid", &gid.to_string()]);
-            }
-        }
+        user_namespace(&mut c, identity, (uid, gid));
         if spec.network && root.join("etc/resolv.conf").is_file() {
             c.args(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]);
         }
@@ -216,7 +223,7 @@ impl Bwrap {
     /// Whether a namespace mapping the ids 0–65535 can be made here: not inside a container
     /// whose own namespace maps fewer ids, nor without bubblewrap (then the one-id mapping,
     /// and its errors, apply).
-    fn probe_identity(&self) -> bool {
+    fn probe_identity(&self, as_user: Option<(u32, u32)>) -> bool {
         let _only_us = SPAWNING
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -224,6 +231,9 @@ impl Bwrap {
             return false;
         };
         let mut c = Command::new(&self.program);
+        if let Some((uid, gid)) = as_user {
+            c.uid(uid).gid(gid);
+        }
         c.env_clear()
             .args(["--unshare-all", "--unshare-user", "--die-with-parent"])
             .arg("--userns-block-fd")
@@ -279,9 +289,19 @@ impl Sandbox for Bwrap {
     }
 
     fn maps_image_ids(&self, root: &Path, user: &str) -> bool {
-        rustix::process::geteuid().is_root()
-            && resolve_user(root, user).ok() == Some((0, 0))
-            && *self.identity.get_or_init(|| self.probe_identity())
+        if !rustix::process::geteuid().is_root() {
+            return false;
+        }
+        match resolve_user(root, user) {
+            Ok((0, _)) => *self.identity.get_or_init(|| self.probe_identity(None)),
+            Ok(_) => {
+                *self.identity.get_or_init(|| self.probe_identity(None))
+                    && *self
+                        .identity_as_user
+                        .get_or_init(|| self.probe_identity(Some((65534, 65534))))
+            }
+            Err(_) => false,
+        }
     }
 
     fn run(
@@ -464,6 +484,25 @@ impl Bwrap {
             return Err(SandboxError::CannotExec { program, reason });
         }
         Ok(status)
+    }
+}
+
+/// Who the command runs as: with `identity`, in a namespace whose ids we map (bubblewrap
+/// itself started as a non-root USER, see the module docs); else bubblewrap's one id.
+fn user_namespace(c: &mut Command, identity: Option<&IdentityFds>, (uid, gid): (u32, u32)) {
+    match identity {
+        Some(fds) => {
+            c.args(["--unshare-user", "--userns-block-fd"])
+                .arg(fds.block_child.as_raw_fd().to_string())
+                .arg("--info-fd")
+                .arg(fds.info_child.as_raw_fd().to_string());
+            if uid != 0 {
+                c.uid(uid).gid(gid);
+            }
+        }
+        None => {
+            c.args(["--uid", &uid.to_string(), "--gid", &gid.to_string()]);
+        }
     }
 }
 

@@ -73,15 +73,7 @@ pub(crate) fn vm_image(ws: &Ws) {
 
 /// The `config` object of the image's OCI config blob.
 fn oci_config(ws: &Ws, dir: &str) -> serde_json::Value {
-    let root = ws.path(dir);
-    let read = |digest: &str| -> serde_json::Value {
-        let hex = digest.trim_start_matches("sha256:");
-        serde_json::from_slice(&fs_err::read(root.join("blobs/sha256").join(hex)).unwrap()).unwrap()
-    };
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs_err::read(root.join("index.json")).unwrap()).unwrap();
-    let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
-    read(manifest["config"]["digest"].as_str().unwrap())["config"].clone()
+    crate::support::oci_config(&ws.path(dir))["config"].clone()
 }
 
 #[test]

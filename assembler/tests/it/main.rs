@@ -7,6 +7,7 @@ mod build;
 mod chown;
 mod containerfile;
 mod ext4;
+mod fidelity;
 mod hostile;
 mod inspect;
 mod layers;

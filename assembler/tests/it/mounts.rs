@@ -47,6 +47,52 @@ fn issue14_cache_mounts_persist_across_builds_outside_the_image() {
 }
 
 #[test]
+fn issue14_mount_owners_under_a_non_root_user() {
+    let Some(ws) = Ws::new() else { return };
+    fs_err::write(ws.path("token.txt"), "t0ken").unwrap();
+    ws.containerfile(&format!(
+        "{PRELUDE}RUN mkdir /out && chown 1000:1000 /out\nUSER 1000\n\
+         RUN --mount=type=cache,id=user-owned,target=/c,uid=2000,gid=2001 \
+         stat -c %u:%g /c > /out/cache\n\
+         RUN --mount=type=secret,id=token,uid=1000,gid=1000 \
+         test \"$(cat /run/secrets/token)\" = t0ken && echo readable > /out/mine\n\
+         RUN --mount=type=secret,id=token,target=/root-s stat -c %u:%g /root-s > /out/secret\n"
+    ));
+    let secret = format!("id=token,src={}", ws.path("token.txt").display());
+    let out = ws.assemble(&["-t", "owners:1", "--secret", &secret, "ctx"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    // A secret's file is the step's user's: a uid/gid of that user's is honoured, another
+    // is said (BuildKit's default uid=0 would leave it unreadable to USER 1000).
+    assert_eq!(
+        sh(&ws, "owners:1", "cat /out/mine /out/secret"),
+        "readable\n1000:1000\n"
+    );
+    assert!(
+        log.contains(
+            "note: the secret mount at /root-s is owned by 1000:1000 in the step, not \
+             uid=0,gid=0: bubblewrap makes the file as the step's user"
+        ) && !log.contains("mount at /run/secrets/token is owned"),
+        "{log}"
+    );
+    let cache = sh(&ws, "owners:1", "cat /out/cache");
+    if rustix::process::geteuid().is_root() {
+        // As root the sandbox maps the image's ids for a non-root USER too: honoured.
+        assert_eq!(cache, "2000:2001\n");
+        assert!(!log.contains("mount at /c is owned"), "{log}");
+    } else {
+        assert_eq!(cache, "1000:1000\n");
+        assert!(
+            log.contains(
+                "the cache mount at /c is owned by 1000:1000 in the step, not \
+                 uid=2000,gid=2001: the sandbox maps one id"
+            ),
+            "{log}"
+        );
+    }
+}
+
+#[test]
 fn issue14_bind_mounts_show_the_context_a_stage_or_an_image() {
     let Some(ws) = Ws::new() else { return };
     fs_err::create_dir_all(ws.path("ctx/src/sub")).unwrap();
@@ -106,6 +152,23 @@ fn issue14_bind_mounts_show_the_context_a_stage_or_an_image() {
             "cat /copied; ls /img.txt 2>&1 | grep -c 'No such'"
         ),
         "from the stage\n1\n"
+    );
+
+    // The ignore file and its rules are COPY's: .containerignore wins over .dockerignore,
+    // and `*` stops at `/`.
+    fs_err::write(ws.path("ctx/src/top.txt"), "top\n").unwrap();
+    fs_err::write(ws.path("ctx/.containerignore"), "src/*.txt\n").unwrap();
+    ws.containerfile(&format!(
+        "{PRELUDE}RUN --mount=target=/src,source=src ls /src /src/sub > /listing\n\
+         COPY src /copied\nRUN ls /copied /copied/sub > /copied-listing\n"
+    ));
+    let out = ws.assemble(&["-t", "bind:4", "ctx"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let want = "secret.key\nsub\n\n/src/sub:\na.txt\n";
+    assert_eq!(sh(&ws, "bind:4", "cat /listing"), format!("/src:\n{want}"));
+    assert_eq!(
+        sh(&ws, "bind:4", "cat /copied-listing"),
+        format!("/copied:\n{}", want.replace("/src/", "/copied/"))
     );
 }
 
@@ -256,10 +319,17 @@ fn issue14_unsupported_mounts_and_flags_fail_before_the_first_step() {
             "Containerfile:4:5",
             "--security=insecure is not supported",
         ),
+        // COPY --parents/--exclude are carried out (see fidelity.rs); what ADD cannot do,
+        // and a pattern that is not one, are refused up front.
         (
-            "COPY --parents busybox /x/",
-            "Containerfile:4:6",
-            "COPY --parents is not supported",
+            "ADD --keep-git-dir https://example.invalid/x.git /g",
+            "Containerfile:4:5",
+            "ADD of a git repository is not supported",
+        ),
+        (
+            "COPY --parents --exclude=[z busybox /x/",
+            "Containerfile:4:16",
+            "--exclude=[z: not a valid pattern",
         ),
         (
             "RUN --mount=from=later,target=/x true\nFROM scratch AS later",

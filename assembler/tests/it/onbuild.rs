@@ -189,18 +189,35 @@ fn issue14_step_errors_name_the_file_and_line() {
         log.contains("Containerfile:5: step 4 `RUN exit 3` failed"),
         "{log}"
     );
+    // A step failing with an error rather than a status: named where it is, and kept as
+    // :failed as a failed RUN is.
     ws.containerfile(&format!("{PRELUDE}COPY missing /x\n"));
-    let log = text(&ws.assemble(&["ctx"]));
+    let log = text(&ws.assemble(&["-t", "where:1", "ctx"]));
     assert!(
-        log.contains("Containerfile:4: COPY source `missing`"),
+        log.contains("Containerfile:4: step 4 `COPY missing /x` failed (COPY source `missing`")
+            && log.contains("tagged where:failed"),
         "{log}"
     );
     ws.containerfile(&format!(
         "{PRELUDE}RUN --mount=type=cache,target=${{NOPE:?is-required}} true\n"
     ));
-    let log = text(&ws.assemble(&["ctx"]));
+    let log = text(&ws.assemble(&["-t", "where:1", "ctx"]));
     assert!(
-        log.contains("Containerfile:4:5") && log.contains("NOPE: is-required"),
+        log.contains("Containerfile:4:5: step 4 ")
+            && log.contains("NOPE: is-required")
+            && log.contains("tagged where:failed"),
+        "{log}"
+    );
+    // A trigger of the base image failing in the child: at the child's FROM.
+    ws.containerfile(&format!("{PRELUDE}ONBUILD COPY missing.txt /x\n"));
+    let out = ws.assemble(&["-t", "ob-broken:1", "ctx"]);
+    assert!(out.status.success(), "{}", text(&out));
+    fs_err::create_dir_all(ws.path("child")).unwrap();
+    fs_err::write(ws.path("child/Containerfile"), "\nFROM ob-broken:1\n").unwrap();
+    let log = text(&ws.assemble(&["-t", "ob-child:1", "child"]));
+    assert!(
+        log.contains("child/Containerfile:2: step 2 `ONBUILD COPY missing.txt /x` failed (")
+            && log.contains("tagged ob-child:failed"),
         "{log}"
     );
 }

@@ -1,8 +1,6 @@
 //! Images read by real tools: skopeo, umoci, podman; reproducible digests.
 
-use std::path::Path;
-
-use crate::support::{PRELUDE, Ws, run, text, tool};
+use crate::support::{PRELUDE, Podman, Ws, run, text, tool};
 
 fn demo(ws: &Ws) {
     ws.containerfile(&format!(
@@ -84,41 +82,18 @@ fn oci_and_docker_archive_outputs_are_read_by_skopeo_umoci_and_podman() {
     assert!(names.contains(&"app/out.txt".to_string()), "{names:?}");
     assert!(!names.iter().any(|n| n.contains(".wh.")), "{names:?}");
 
-    if tool("podman") && tool("runc") {
-        podman_runs(&ws);
-    }
+    podman_runs(&ws);
 }
 
 fn podman_runs(ws: &Ws) {
-    let conf = ws.path("containers.conf");
-    fs_err::write(
-        &conf,
-        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
-         [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
-    )
-    .unwrap();
-    let root = ws.path("podman-root").display().to_string();
-    let runroot = ws.path("podman-run").display().to_string();
-    let base = [
-        "--root",
-        &root,
-        "--runroot",
-        &runroot,
-        "--storage-driver",
-        "vfs",
-    ];
-    let env: [(&str, &Path); 1] = [("CONTAINERS_CONF", &conf)];
-    let archive = ws.path("demo.tar").display().to_string();
-    let mut load = base.to_vec();
-    load.extend(["load", "-i", &archive]);
-    let o = run("podman", &load, &env);
-    if !o.status.success() {
-        eprintln!("SKIP: podman cannot load images here: {}", text(&o));
+    let Some(podman) = Podman::new(ws) else {
         return;
-    }
-    let mut r = base.to_vec();
-    r.extend(["run", "--rm", "--network", "none", "localhost/demo:1"]);
-    let o = run("podman", &r, &env);
+    };
+    let Some(name) = podman.load(&ws.path("demo.tar")) else {
+        return;
+    };
+    assert_eq!(name, "localhost/demo:1");
+    let o = podman.run(&["run", "--rm", "--network", "none", "localhost/demo:1"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from assemble\n");
 }

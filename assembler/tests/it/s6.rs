@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Ws, run, text, tool};
+use crate::support::{Podman, Ws, text};
 
 /// Generous: no assertion is about speed, only about what eventually happens.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -182,16 +182,8 @@ impl S6Ws {
     }
 }
 
-fn blob(oci: &Path, digest: &str) -> serde_json::Value {
-    let hex = digest.trim_start_matches("sha256:");
-    serde_json::from_slice(&fs_err::read(oci.join("blobs/sha256").join(hex)).unwrap()).unwrap()
-}
-
 fn oci_config(oci: &Path) -> serde_json::Value {
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs_err::read(oci.join("index.json")).unwrap()).unwrap();
-    let manifest = blob(oci, index["manifests"][0]["digest"].as_str().unwrap());
-    blob(oci, manifest["config"]["digest"].as_str().unwrap())["config"].clone()
+    crate::support::oci_config(oci)["config"].clone()
 }
 
 /// The image started the way a container runtime starts it: `/init` as PID 1 of new PID,
@@ -463,9 +455,6 @@ fn issue6_hello_server_is_supervised_as_user_with_env_and_sigterm_gives_its_exit
 #[test]
 fn issue6_podman_runs_the_init_image_and_stop_gives_the_main_service_code() {
     let Some(t) = setup() else { return };
-    if !(tool("podman") && tool("runc")) {
-        return;
-    }
     t.ws.containerfile(&format!(
         "{}USER hello\nENV HELLO_GREETING=hi HELLO_EXIT_CODE=42 HELLO_PORT=0\n\
          CMD [\"/usr/bin/hello-server\"]\n",
@@ -483,32 +472,9 @@ fn issue6_podman_runs_the_init_image_and_stop_gives_the_main_service_code() {
         "ctx",
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    let conf = t.ws.path("containers.conf");
-    fs_err::write(
-        &conf,
-        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
-         [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
-    )
-    .unwrap();
-    let (root, runroot) = (
-        t.ws.path("podman-root").display().to_string(),
-        t.ws.path("podman-run").display().to_string(),
-    );
-    let podman = |args: &[&str]| {
-        let mut all = vec![
-            "--root",
-            &root,
-            "--runroot",
-            &runroot,
-            "--storage-driver",
-            "vfs",
-        ];
-        all.extend_from_slice(args);
-        run("podman", &all, &[("CONTAINERS_CONF", &conf)])
-    };
-    let o = podman(&["load", "-i", &archive]);
-    if !o.status.success() {
-        eprintln!("SKIP: podman cannot load images here: {}", text(&o));
+    let Some(p) = Podman::new(&t.ws) else { return };
+    let podman = |args: &[&str]| p.run(args);
+    if p.load(Path::new(&archive)).is_none() {
         return;
     }
     // The runtime's -e wins over the image ENV, through with-contenv.
@@ -544,6 +510,49 @@ fn issue6_podman_runs_the_init_image_and_stop_gives_the_main_service_code() {
     let logs = text(&podman(&["logs", "s6pod"]));
     assert!(logs.contains("stop pid="), "{logs}");
     podman(&["rm", "-f", "s6pod"]);
+}
+
+#[test]
+fn issue14_podman_run_with_a_command_runs_it_as_the_image_user_and_exits_with_its_code() {
+    let Some(t) = setup() else { return };
+    t.ws.containerfile(&format!(
+        "{}COPY busybox /bin/busybox\nUSER hello\nWORKDIR /home/hello\nENV HELLO_PORT=0\n\
+         CMD [\"/usr/bin/hello-server\"]\n",
+        t.prelude()
+    ));
+    let archive = t.ws.path("s6cmd.tar");
+    let out = t.ws.assemble(&[
+        "build",
+        "--init",
+        "s6",
+        "-t",
+        "s6cmd:1",
+        "-o",
+        &format!("docker-archive:{}", archive.display()),
+        "ctx",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let Some(p) = Podman::new(&t.ws) else { return };
+    if p.load(&archive).is_none() {
+        return;
+    }
+    // As `docker run IMAGE CMD`: the command replaces the image's CMD (the main service
+    // does not start), runs as USER in WORKDIR, and its exit code is the container's.
+    let o = p.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/s6cmd:1",
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "echo \"uid=$(/bin/busybox id -u) gid=$(/bin/busybox id -g) pwd=$(pwd)\"; exit 7",
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(7), "{out}");
+    assert!(out.contains("uid=1000 gid=1000 pwd=/home/hello"), "{out}");
+    assert!(!out.contains("start pid="), "{out}");
 }
 
 #[test]

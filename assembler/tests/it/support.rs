@@ -190,3 +190,73 @@ pub fn local_repo(ws: &Ws, pkgs: &[testkit::repo::PkgSpec]) {
     repo.write_index(true);
     context_keys(ws);
 }
+
+/// podman with its storage in the workspace (vfs), runc and the ulimits this machine
+/// allows, as `containers.conf` says; `None` (after printing why) without podman and runc.
+pub struct Podman {
+    conf: PathBuf,
+    root: String,
+    runroot: String,
+}
+
+impl Podman {
+    pub fn new(ws: &Ws) -> Option<Self> {
+        if !(tool("podman") && tool("runc")) {
+            return None;
+        }
+        let conf = ws.path("containers.conf");
+        fs_err::write(
+            &conf,
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
+             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+        )
+        .unwrap();
+        Some(Self {
+            conf,
+            root: ws.path("podman-root").display().to_string(),
+            runroot: ws.path("podman-run").display().to_string(),
+        })
+    }
+
+    /// Runs `podman ARGS` on this storage.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec![
+            "--root",
+            &self.root,
+            "--runroot",
+            &self.runroot,
+            "--storage-driver",
+            "vfs",
+        ];
+        all.extend_from_slice(args);
+        run("podman", &all, &[("CONTAINERS_CONF", &self.conf)])
+    }
+
+    /// `podman load -i ARCHIVE`: the name it loaded, or `None` (after printing why) where
+    /// podman cannot load images here.
+    pub fn load(&self, archive: &Path) -> Option<String> {
+        let o = self.run(&["load", "-i", &archive.display().to_string()]);
+        if !o.status.success() {
+            eprintln!("SKIP: podman cannot load images here: {}", text(&o));
+            return None;
+        }
+        let out = text(&o);
+        let name = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Loaded image: "))
+            .map(|n| n.split(',').next().unwrap_or(n).trim().to_string());
+        Some(name.unwrap_or_default())
+    }
+}
+
+/// The image config (JSON) of the OCI layout `dir` (its first manifest).
+pub fn oci_config(dir: &Path) -> serde_json::Value {
+    let read = |digest: &str| -> serde_json::Value {
+        let hex = digest.trim_start_matches("sha256:");
+        serde_json::from_slice(&fs_err::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    read(manifest["config"]["digest"].as_str().unwrap())
+}

@@ -33,9 +33,15 @@ fn kill9_during_uploads_keeps_index_exact() {
     for round in 0..rounds {
         let mut server = env.start(&["-d"]);
         let url = server.url("/upload");
+        // Kill after a random number of answers in this round (then a random moment more), so
+        // every round commits something however slow the machine is, rather than after a
+        // fixed time that a loaded machine may spend before the first answer.
+        let (answered, answers) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|s| {
             for _ in 0..4 {
-                s.spawn(|| {
+                let answered = answered.clone();
+                let (next, outcomes, url) = (&next, &outcomes, &url);
+                s.spawn(move || {
                     let c = client();
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
@@ -43,8 +49,9 @@ fn kill9_during_uploads_keeps_index_exact() {
                         let pkg = Pkg::new(&name, "1.0-r0").build();
                         let id = format!("{name}-1.0-r0");
                         let (ct, body) = Form::new().file("p.apk", &pkg).finish();
-                        let r = c.post(&url).header("content-type", ct).body(body).send();
+                        let r = c.post(url).header("content-type", ct).body(body).send();
                         let mut o = outcomes.lock().unwrap();
+                        let _ = answered.send(());
                         match r {
                             Ok(resp) if resp.status().is_success() => {
                                 o.ok.insert(id);
@@ -60,7 +67,12 @@ fn kill9_during_uploads_keeps_index_exact() {
                     }
                 });
             }
-            std::thread::sleep(Duration::from_millis(rng.gen_range(20..400)));
+            for _ in 0..rng.gen_range(1..6) {
+                answers
+                    .recv_timeout(Duration::from_secs(120))
+                    .expect("no upload answered within 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(rng.gen_range(0..30)));
             server.kill9();
         });
         drop(server);

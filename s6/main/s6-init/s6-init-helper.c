@@ -5,8 +5,10 @@
  *
  *   s6-init-helper boot PROG...      prepare /run/s6 (and the VM, when booted as a VM's
  *                                    init), then exec PROG... (execline chain loading)
- *   s6-init-helper services          copy /etc/services.d into the scan directory and
- *                                    make s6-svscan pick them up (after cont-init.d)
+ *   s6-init-helper services [NARGS]  copy /etc/services.d into the scan directory and
+ *                                    make s6-svscan pick them up (after cont-init.d); when
+ *                                    /init was given NARGS > 0 arguments, not the services
+ *                                    listed in /etc/s6-init/replaced-by-cmd
  *   s6-init-helper tell CMDS         s6-svscanctl's commands (e.g. t), waiting until
  *                                    s6-svscan listens
  *   s6-init-helper exitcode CODE SIG record the main service's exit code for stage 3;
@@ -43,6 +45,7 @@
 #define IMAGE_ENV "/etc/s6-init/env"
 #define SERVICES "/etc/services.d"
 #define LIBEXEC "/usr/libexec/s6-init"
+#define REPLACED "/etc/s6-init/replaced-by-cmd"
 
 extern char **environ;
 
@@ -279,7 +282,22 @@ static int copy_tree(const char *src, const char *dst) {
 
 /* /etc/services.d is copied to a writable scan directory: s6-supervise writes its state
  * (supervise/, event/) inside each service directory, and the image may be read-only. */
-static int copy_services(void) {
+/* Whether service `name` is listed (a line of its own) in /etc/s6-init/replaced-by-cmd:
+ * the service `assemble --init s6` made of the image's CMD, which a command given to /init
+ * replaces, as `docker run IMAGE CMD` replaces the image's CMD. */
+static int replaced(const char *name) {
+	char *list = read_file(REPLACED, NULL);
+	if (!list)
+		return 0;
+	int found = 0;
+	for (char *save = NULL, *l = strtok_r(list, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		if (!strcmp(l, name))
+			found = 1;
+	free(list);
+	return found;
+}
+
+static int copy_services(int skip_replaced) {
 	DIR *d = opendir(SERVICES);
 	if (!d)
 		return 0;
@@ -287,7 +305,7 @@ static int copy_services(void) {
 	struct dirent *e;
 	int r = 0;
 	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
+		if (e->d_name[0] == '.' || (skip_replaced && replaced(e->d_name)))
 			continue;
 		char s[PATH_MAX], t[PATH_MAX], tk[PATH_MAX + 16];
 		snprintf(s, sizeof s, "%s/%s", SERVICES, e->d_name);
@@ -356,8 +374,8 @@ static int tell(const char *cmds) {
 }
 
 /* After cont-init.d: the services enter the scan directory and s6-svscan scans. */
-static int services(void) {
-	int r = copy_services();
+static int services(const char *nargs) {
+	int r = copy_services(nargs && strtol(nargs, NULL, 10) > 0);
 	if (r < 0)
 		say("some service directories could not be copied to %s", SCANDIR);
 	return tell("a") || r < 0 ? 111 : 0;
@@ -417,14 +435,14 @@ static int shutdown_all(void) {
 
 int main(int argc, char **argv) {
 	if (argc < 2) {
-		say("usage: s6-init-helper boot PROG... | services | tell CMDS | exitcode CODE SIG | log WORDS... | shutdown");
+		say("usage: s6-init-helper boot PROG... | services [NARGS] | tell CMDS | exitcode CODE SIG | log WORDS... | shutdown");
 		return 100;
 	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "boot"))
 		return boot(argv + 2);
 	if (!strcmp(cmd, "services"))
-		return services();
+		return services(argc >= 3 ? argv[2] : NULL);
 	if (!strcmp(cmd, "tell") && argc >= 3)
 		return tell(argv[2]);
 	if (!strcmp(cmd, "exitcode") && argc >= 3)
