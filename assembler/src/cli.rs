@@ -112,6 +112,8 @@ pub struct Env {
     pub now: u64,
     /// ASSEMBLE_REGISTRY_USER / ASSEMBLE_REGISTRY_PASSWORD.
     pub registry_creds: Option<(String, String)>,
+    /// Reads one environment variable (`--secret env=NAME`); `None` reads none.
+    pub var: Option<fn(&str) -> Option<String>>,
 }
 
 /// Runs the parsed command line.

@@ -65,6 +65,9 @@ pub struct ImageConfig {
     pub healthcheck: Option<Healthcheck>,
     /// SHELL (not part of the OCI config; used by RUN).
     pub shell: Option<Vec<String>>,
+    /// ONBUILD triggers, as Docker's `OnBuild` (run when the image is a FROM base).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_build: Vec<String>,
     /// One entry per instruction that produced a snapshot or changed the config.
     pub history: Vec<History>,
 }
@@ -123,6 +126,8 @@ impl ImageConfig {
             stop_signal: Option<&'a String>,
             #[serde(skip_serializing_if = "Option::is_none")]
             healthcheck: Option<&'a Healthcheck>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            on_build: &'a [String],
         }
         #[derive(Serialize)]
         struct Empty {}
@@ -164,6 +169,7 @@ impl ImageConfig {
                 labels: &self.labels,
                 stop_signal: self.stop_signal.as_ref(),
                 healthcheck: self.healthcheck.as_ref(),
+                on_build: &self.on_build,
             },
             rootfs: RootFs {
                 kind: "layers",
@@ -189,6 +195,7 @@ impl ImageConfig {
             labels: Option<BTreeMap<String, String>>,
             stop_signal: Option<String>,
             healthcheck: Option<Healthcheck>,
+            on_build: Option<Vec<String>>,
         }
         #[derive(Deserialize, Default)]
         #[serde(default)]
@@ -210,6 +217,7 @@ impl ImageConfig {
             stop_signal: c.stop_signal,
             healthcheck: c.healthcheck,
             shell: None,
+            on_build: c.on_build.unwrap_or_default(),
             history: i.history,
         })
     }
@@ -256,6 +264,14 @@ mod tests {
         let json = c.to_oci_json(&["sha256:00".into()], "1970-01-01T00:00:00Z", "amd64");
         let back = ImageConfig::from_oci_json(&json).unwrap();
         assert_eq!(back.env, c.env);
+        assert!(back.on_build.is_empty());
+        c.on_build = vec!["RUN echo triggered".into()];
+        let json = c.to_oci_json(&[], "1970-01-01T00:00:00Z", "amd64");
+        assert!(String::from_utf8_lossy(&json).contains("\"OnBuild\":[\"RUN echo triggered\"]"));
+        assert_eq!(
+            ImageConfig::from_oci_json(&json).unwrap().on_build,
+            c.on_build
+        );
         assert_eq!(back.exposed_ports, c.exposed_ports);
         assert_eq!(back.healthcheck, c.healthcheck);
         assert!(

@@ -6,6 +6,7 @@
 //! - `SOURCE_DATE_EPOCH`: clamps layer mtimes and sets `created`, for reproducible images.
 //! - `ASSEMBLE_REGISTRY_USER`, `ASSEMBLE_REGISTRY_PASSWORD`: registry credentials (push, pull).
 //! - `ASSEMBLE_LOG`: tracing filter.
+//! - the variables `--secret id=…,env=NAME` names (or `--secret id=NAME` when set).
 
 use std::path::PathBuf;
 
@@ -39,5 +40,6 @@ pub fn load() -> anyhow::Result<assembler::cli::Env> {
         source_date,
         now,
         registry_creds,
+        var: Some(|name| std::env::var(name).ok()),
     })
 }

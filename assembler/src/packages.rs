@@ -172,6 +172,7 @@ impl ScriptRunner for SandboxScripts<'_> {
             user: String::new(),
             network: self.network,
             interactive: false,
+            ..RunSpec::default()
         };
         (self.output)(format!("Executing {}\n", job.exec_name()).as_bytes());
         let mut log = Vec::new();

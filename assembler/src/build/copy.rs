@@ -1,6 +1,6 @@
-//! COPY and ADD: sources from the context (minus `.containerignore`/`.dockerignore`), another stage or an
-//! image, globs, `--chown`, `--chmod`, local tar archives extracted by ADD, and ADD of a URL
-//! checked with `--checksum`. Sources are read through a [`RootDir`] of their tree and
+//! COPY and ADD: sources from the context (minus `.containerignore`/`.dockerignore`),
+//! another stage or an image, globs, `--chown`, `--chmod`, local tar archives extracted by
+//! ADD, and ADD of a URL checked with `--checksum`. Sources are read through a [`RootDir`] of their tree and
 //! written through one of the image root, so no symlink leads outside either.
 
 use std::io::Read;
@@ -71,7 +71,7 @@ pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::
     let src = Source::open(e, x.flag("from"), line)?;
     let mut items: Vec<Item> = heredocs.iter().map(|h| dest.heredoc(h)).collect();
     for s in sources {
-        if add && (s.starts_with("http://") || s.starts_with("https://")) {
+        if add && copy_flags::is_url(s) {
             flags.check_url(&at)?;
             let bytes = download(s, x.flag("checksum"), e.reporter)
                 .with_context(|| format!("line {line}: ADD {s}"))?;
@@ -599,7 +599,7 @@ fn expand_source(
 
 /// The context's ignore patterns: `.containerignore`, else `.dockerignore` (buildah reads
 /// the first when both exist).
-fn context_ignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
+pub(super) fn context_ignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
     let Some(path) = [".containerignore", ".dockerignore"]
         .iter()
         .map(|name| context.join(name))

@@ -1,8 +1,10 @@
 //! COPY/ADD flags beyond sources and destination: `--parents` (the sources' directories are
 //! kept below an optional `/./` pivot), `--exclude` (ignore-file patterns, matched against
 //! each source's path and the paths below a source directory), `--link` (checked, see
-//! [`check_link`]), ADD's `--unpack`, and ADD's `--keep-git-dir` (refused: ADD of a git
-//! repository is not supported). `--from`, `--chown` and `--chmod` are in `copy`.
+//! [`check_link`]) and ADD's `--unpack`. ADD's `--keep-git-dir` (ADD of a git repository
+//! is not supported) and `--unpack=true` of a URL are refused: before the first step by
+//! `validate` where the file says so ([`KEEP_GIT_DIR`], [`UNPACK_URL`]), the latter again
+//! here for a URL a variable gives. `--from`, `--chown` and `--chmod` are in `copy`.
 
 use std::path::{Path, PathBuf};
 
@@ -28,12 +30,6 @@ pub(super) struct CopyFlags {
 impl CopyFlags {
     /// The flags of `x`, an ADD when `add`; `at` is its `file:line` for errors.
     pub fn read(x: &Instruction, add: bool, at: &str) -> anyhow::Result<Self> {
-        if add && x.flag("keep-git-dir").is_some() {
-            bail!(
-                "{at}: ADD --keep-git-dir: ADD of a git repository is not supported; \
-                 clone it in a RUN step of a build stage and COPY --from that stage"
-            );
-        }
         let exclude = x
             .flag_values("exclude")
             .map(|p| {
@@ -54,10 +50,8 @@ impl CopyFlags {
     /// ADD of a URL: `--unpack=true` (extract a downloaded archive) is not supported.
     pub fn check_url(&self, at: &str) -> anyhow::Result<()> {
         if self.unpack_flag == Some(true) {
-            bail!(
-                "{at}: ADD --unpack=true of a URL is not supported; ADD the archive \
-                 without --unpack and extract it with `tar` in a RUN step"
-            );
+            let (message, hint) = UNPACK_URL;
+            bail!("{at}: {message}; {hint}");
         }
         Ok(())
     }
@@ -66,6 +60,23 @@ impl CopyFlags {
     pub fn excluded(&self, rel: &Path) -> bool {
         ignored(&self.exclude, rel)
     }
+}
+
+/// ADD `--keep-git-dir`, refused: (message, hint).
+pub(super) const KEEP_GIT_DIR: (&str, &str) = (
+    "ADD --keep-git-dir: ADD of a git repository is not supported",
+    "clone it in a RUN step of a build stage and COPY --from that stage",
+);
+
+/// ADD `--unpack=true` of a URL, refused: (message, hint).
+pub(super) const UNPACK_URL: (&str, &str) = (
+    "ADD --unpack=true of a URL is not supported",
+    "ADD the archive without --unpack and extract it with `tar` in a RUN step",
+);
+
+/// Whether ADD source `src` is a URL (downloaded, not read from the context).
+pub(super) fn is_url(src: &str) -> bool {
+    src.starts_with("http://") || src.starts_with("https://")
 }
 
 /// A boolean flag: `--name` or `--name=true` is true, `--name=false` false.

@@ -1,5 +1,5 @@
 //! The build engine: runs a Containerfile's stages step by step, keeping a snapshot after
-//! every RUN, COPY and ADD, reusing cached steps, and keeping a failed RUN's partial state.
+//! every RUN, COPY and ADD, reusing cached steps, and keeping a failed step's partial state.
 //!
 //! Here: the build's entry and the state its steps share. The stage loop and the config
 //! instructions are in `stage`; a RUN/COPY/ADD step (key, cache) in `step`; its RUN in the
@@ -10,13 +10,20 @@
 #![allow(clippy::result_large_err)]
 
 mod apk;
+mod cachemount;
 mod copy;
 mod copy_flags;
 mod from;
+mod mounts;
+mod onbuild;
 mod run;
+mod secret;
 mod snapshot;
 mod stage;
 mod step;
+mod stubs;
+mod tree;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,12 +31,13 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::config::{ImageConfig, rfc3339};
-use crate::containerfile::{self, BuildArgs, Containerfile, Platform, StageArgs};
+use crate::containerfile::{self, BuildArgs, Containerfile, ParseError, Platform, StageArgs};
 use crate::layer::{self, Manifest};
 use crate::sandbox::Sandbox;
 use crate::store::{Snapshot, Store};
 
 pub use from::{materialize, materialize_recording};
+pub use secret::Secret;
 
 /// Progress and command output (the binary prints; the library never does).
 pub trait Reporter {
@@ -84,6 +92,8 @@ pub struct BuildOptions {
     pub registry_creds: Option<(String, String)>,
     /// `--init`: make the image's program a supervised service of this init.
     pub init: Option<crate::init::Init>,
+    /// `--secret`: the values `RUN --mount=type=secret` shows, by id.
+    pub secrets: BTreeMap<String, Secret>,
 }
 
 /// Build errors.
@@ -92,9 +102,11 @@ pub struct BuildOptions {
 pub enum BuildError {
     /// A step failed; its partial state is a snapshot.
     #[error(
-        "step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}, tagged {tag}\n{look}"
+        "{at}: step {step} `{instruction}` failed ({status})\nMost recent snapshot is @{snapshot}, tagged {tag}\n{look}"
     )]
     StepFailed {
+        /// `file:line` of the instruction.
+        at: String,
         /// Step number.
         step: usize,
         /// The instruction.
@@ -154,6 +166,13 @@ pub fn build(
     let bargs = global_args(&file, opts)?;
     let target = target_stage(&file, opts)?;
     let needed = needed_stages(&file, &bargs, target);
+    let check = validate::Check {
+        file: &file,
+        path: &opts.file,
+        bargs: &bargs,
+        secrets: &opts.secrets,
+    };
+    check.run(&needed).map_err(anyhow::Error::from)?;
     let mut engine = Engine {
         store,
         sandbox,
@@ -166,6 +185,7 @@ pub fn build(
             .map(|&i| file.stages[i].instructions.len() + 1)
             .sum(),
         stages: BTreeMap::new(),
+        at: String::new(),
     };
     for &i in &needed {
         engine.build_stage(i, &bargs)?;
@@ -258,6 +278,8 @@ struct Engine<'a> {
     step: usize,
     total: usize,
     stages: BTreeMap<usize, StageState>,
+    /// `file:line` of the instruction being carried out, for its errors.
+    at: String,
 }
 
 impl Engine<'_> {
@@ -265,9 +287,48 @@ impl Engine<'_> {
         rfc3339(self.opts.source_date.unwrap_or(self.opts.now))
     }
 
-    fn announce(&mut self, text: &str) {
+    /// Starts the next step: `inst`, shown as `text`.
+    fn announce(&mut self, inst: &containerfile::Instruction, text: &str) {
         self.step += 1;
+        self.at = format!("{}:{}", self.opts.file.display(), inst.span.line);
         self.reporter
             .line(&format!("Step {}/{} : {text}", self.step, self.total));
+    }
+
+    /// `e`, an error of the current step, naming its `file:line` (a [`ParseError`] already
+    /// names its `file:line:col`; a step's failure its `file:line`).
+    fn located(&self, e: BuildError) -> BuildError {
+        let BuildError::Other(e) = e else {
+            return e;
+        };
+        if e.downcast_ref::<ParseError>().is_some() {
+            return e.into();
+        }
+        let (at, text) = self.place(&e);
+        anyhow::anyhow!("{at}: {text}").into()
+    }
+
+    /// Where error `e` of the current step is, and what it says without the place: a
+    /// [`ParseError`] at its own `file:line:col` (its message and hint), any other at the
+    /// step's `file:line` (messages that name the line themselves lose that prefix).
+    fn place(&self, e: &anyhow::Error) -> (String, String) {
+        if let Some(p) = e.downcast_ref::<ParseError>() {
+            let text = match &p.hint {
+                Some(hint) => format!("{}; {hint}", p.message),
+                None => p.message.clone(),
+            };
+            return (
+                format!("{}:{}:{}", p.path.display(), p.line, p.column),
+                text,
+            );
+        }
+        let text = format!("{e:#}");
+        let line = self.at.rsplit(':').next().unwrap_or_default();
+        let text = [format!("{}: ", self.at), format!("line {line}: ")]
+            .iter()
+            .find_map(|prefix| text.strip_prefix(prefix.as_str()))
+            .unwrap_or(&text)
+            .to_string();
+        (self.at.clone(), text)
     }
 }

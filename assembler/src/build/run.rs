@@ -8,7 +8,10 @@ use std::process::ExitStatus;
 
 use anyhow::Context as _;
 
+use super::mounts::StepMounts;
+use super::secret::MaskedOutput;
 use super::step::Step;
+use super::stubs::Stubs;
 use super::{BuildError, Engine, StageState, stage::command_argv};
 use crate::apkcmd::{self, Host, Invocation, Out};
 use crate::apkshim::{self, Request};
@@ -48,18 +51,24 @@ impl Engine<'_> {
                 .collect(),
             workdir: st.config.working_dir.clone(),
             user: st.config.user.clone(),
-            network: self.opts.network || x.flag("network") == Some("host"),
+            network: match x.flag("network") {
+                Some("none") => false,
+                Some("host") => true,
+                _ => self.opts.network,
+            },
             interactive: false,
+            ..RunSpec::default()
         }
     }
 
-    /// Runs `spec` in the sandbox and keeps the result, failed or not. `shell`: the spec
-    /// runs the step through SHELL (shell form, heredoc), which says what a missing
-    /// program means.
+    /// Runs `spec` with `mounts` in the sandbox and keeps the result, failed or not.
+    /// `shell`: the spec runs the step through SHELL (shell form, heredoc), which says what
+    /// a missing program means.
     pub(super) fn run_step(
         &self,
         st: &mut StageState,
         spec: &RunSpec,
+        mounts: &StepMounts,
         shell: bool,
         indexes: &IndexMemo,
         step: Step,
@@ -71,9 +80,20 @@ impl Engine<'_> {
             reporter: None,
             ..self.apk_host(&rootfs, spec.network, image_ids, indexes)
         };
-        let ran = self.run_sandboxed(st, &host, spec, &mut log);
+        let prepared = mounts.prepare(self, st, spec)?;
+        let spec = &prepared.spec(spec);
+        let stubs = Stubs::make(&rootfs, &spec.mounts)?;
+        let served = Served {
+            host: &host,
+            mounts,
+            secrets: &prepared.secrets,
+        };
+        let ran = self.run_sandboxed(st, &served, spec, &mut log);
+        let mut touched = stubs.remove(&rootfs);
+        drop(prepared);
         let ran = ran.map_err(|e| self.cannot_start(e, spec, shell, &step.text))?;
-        if let Some(dir) = &ran.touched {
+        touched.extend(ran.touched.clone());
+        for dir in &touched {
             layer::accept_ctime(&mut st.manifest, &rootfs, dir)
                 .context("failed to scan the build root")?;
         }
@@ -90,20 +110,18 @@ impl Engine<'_> {
         self.finish_step(st, snap, failure, step)
     }
 
-    /// Runs `spec` in the step's root with apk served by `host`, showing its output and
-    /// keeping it in `log`.
+    /// Runs `spec` in the step's root with apk served per `served`, showing its output
+    /// (secrets masked) and keeping it in `log`.
     fn run_sandboxed(
         &self,
         st: &StageState,
-        host: &Host<'_>,
+        served: &Served<'_>,
         spec: &RunSpec,
         log: &mut Vec<u8>,
     ) -> Result<Ran, SandboxError> {
-        let reporter = self.reporter;
-        let mut output = |b: &[u8]| {
-            reporter.output(b);
-            log.extend_from_slice(b);
-        };
+        let host = served.host;
+        let mut masked = MaskedOutput::new(self.reporter, log, served.secrets);
+        let mut output = |b: &[u8]| masked.feed(b);
         let spawn = |source| SandboxError::Spawn {
             program: "the apk shim".into(),
             source,
@@ -123,6 +141,10 @@ impl Engine<'_> {
             apkshim::serve(conn, pump, &mut |req, conn| {
                 requests.push(req.clone());
                 let (stdout, stderr) = (|b: &[u8]| conn.stdout(b), |b: &[u8]| conn.stderr(b));
+                if let Some(why) = served.mounts.hides_from_apk(&req.args, &req.cwd) {
+                    stderr(format!("ERROR: {why}\n").as_bytes());
+                    return 1;
+                }
                 let out = Out {
                     stdout: &stdout,
                     stderr: &stderr,
@@ -178,6 +200,13 @@ impl Engine<'_> {
         };
         anyhow::anyhow!("step {step} `{text}` cannot start: {why}").into()
     }
+}
+
+/// How apk is served to a sandboxed RUN, and what its output must not show.
+struct Served<'a> {
+    host: &'a Host<'a>,
+    mounts: &'a StepMounts,
+    secrets: &'a [Vec<u8>],
 }
 
 /// What a sandboxed RUN left to take care of.

@@ -10,6 +10,16 @@ use crate::config::History;
 use crate::layer;
 use crate::store::{Snapshot, SnapshotMeta};
 
+/// What [`BuildError::StepFailed`] says of a failed step besides its snapshot.
+struct Failed {
+    /// Where: `file:line` (`file:line:col` for an error about one flag).
+    at: String,
+    /// The exit status, or the error.
+    status: String,
+    /// The instruction.
+    text: String,
+}
+
 impl Engine<'_> {
     /// Prints the snapshot; on failure tags it `:failed` and stops the build, else records
     /// the cache entry and moves the stage on.
@@ -23,7 +33,12 @@ impl Engine<'_> {
         self.reporter
             .line(&format!("--> Snapshot created: @{}", snap.id));
         if let Some(status) = failure {
-            return Err(self.step_failed(st, snap, status, step.text)?);
+            let failed = Failed {
+                at: self.at.clone(),
+                status,
+                text: step.text,
+            };
+            return Err(self.step_failed(st, snap, failed)?);
         }
         self.store
             .cache_put(&step.key, &snap.id)
@@ -33,8 +48,10 @@ impl Engine<'_> {
     }
 
     /// A step that failed with an error rather than an exit status (a COPY source missing,
-    /// a bad `--chown`, an expansion error, the sandbox refusing to start): what it left in
-    /// the build root is kept and tagged `:failed` as for a failed RUN.
+    /// a bad `--chown`, an expansion error, a mount that cannot be made, the sandbox
+    /// refusing to start): what it left in the build root is kept and tagged `:failed` as
+    /// for a failed RUN, and the error names the instruction's `file:line` (a
+    /// [`ParseError`](crate::containerfile::ParseError)'s own `file:line:col`).
     pub(super) fn error_failed(
         &self,
         st: &mut StageState,
@@ -44,17 +61,22 @@ impl Engine<'_> {
         let BuildError::Other(e) = error else {
             return error;
         };
-        let status = format!("{e:#}");
-        let log = format!("error: {status}\n");
+        let (at, status) = self.place(&e);
+        let log = format!("error: {at}: {status}\n");
         match self.snapshot(st, text, log.as_bytes(), false) {
             Ok(snap) => {
                 self.reporter
                     .line(&format!("--> Snapshot created: @{}", snap.id));
-                self.step_failed(st, snap, status, text.to_string())
+                let failed = Failed {
+                    at,
+                    status,
+                    text: text.to_string(),
+                };
+                self.step_failed(st, snap, failed)
                     .unwrap_or_else(BuildError::Other)
             }
             // Nothing could be kept: the step's own error says more than this one.
-            Err(_) => BuildError::Other(e),
+            Err(_) => self.located(BuildError::Other(e)),
         }
     }
 
@@ -63,8 +85,7 @@ impl Engine<'_> {
         &self,
         st: &StageState,
         snap: Snapshot,
-        status: String,
-        text: String,
+        failed: Failed,
     ) -> anyhow::Result<BuildError> {
         let tag = &super::failed_tag(&self.opts.tags, &snap.id);
         self.store
@@ -87,9 +108,10 @@ impl Engine<'_> {
             )
         };
         Ok(BuildError::StepFailed {
+            at: failed.at,
             step: self.step,
-            instruction: text,
-            status,
+            instruction: failed.text,
+            status: failed.status,
             tag: tag.clone(),
             snapshot: snap.id,
             store,

@@ -18,10 +18,13 @@ impl Engine<'_> {
         bargs: &BuildArgs,
     ) -> Result<(), BuildError> {
         let stage = &self.file.stages[index];
-        self.announce(&stage.from.span.logical);
-        let mut st = self.start_stage(index, bargs)?;
+        self.announce(&stage.from, &stage.from.span.logical);
+        let mut st = self
+            .start_stage(index, bargs)
+            .map_err(|e| self.located(e.into()))?;
+        self.onbuild_triggers(&mut st, index, bargs)?;
         for inst in &stage.instructions {
-            self.announce(&inst.span.logical);
+            self.announce(inst, &inst.span.logical);
             if let Err(e) = self.instruction(&mut st, inst) {
                 return Err(self.error_failed(&mut st, &inst.span.logical, e));
             }
@@ -86,7 +89,11 @@ impl Engine<'_> {
 
     /// One instruction: ARG declares, config instructions change the config (an empty
     /// history entry), RUN/COPY/ADD make a snapshot.
-    fn instruction(&mut self, st: &mut StageState, inst: &Instruction) -> Result<(), BuildError> {
+    pub(super) fn instruction(
+        &mut self,
+        st: &mut StageState,
+        inst: &Instruction,
+    ) -> Result<(), BuildError> {
         let esc = self.file.escape;
         let line = inst.span.line;
         if let Kind::Arg(args) = &inst.kind {
@@ -144,10 +151,7 @@ impl StageState {
             Kind::Volume(v) => c.volumes.extend(v.iter().cloned()),
             Kind::StopSignal(s) => c.stop_signal = Some(s.clone()),
             Kind::Healthcheck(h) => c.healthcheck = Some(healthcheck(h)),
-            Kind::Onbuild(_) => anyhow::bail!(
-                "line {}: ONBUILD is not supported; move the instruction into the stage that needs it",
-                x.span.line
-            ),
+            Kind::Onbuild(_) => c.on_build.extend(x.trigger_text()),
             _ => return Ok(false),
         }
         Ok(true)

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
+use super::mounts::StepMounts;
 use super::{BuildError, Engine, StageState, copy};
 use crate::containerfile::{self, ApkCommand, CommandForm, Instruction, Kind};
 use crate::layer;
@@ -25,8 +26,13 @@ impl Engine<'_> {
         x: &Instruction,
     ) -> Result<(), BuildError> {
         let indexes = IndexMemo::default();
-        // A RUN that is only apk commands is carried out natively, without the sandbox.
-        let native_apk = native_apk(st, x);
+        let mounts = match &x.kind {
+            Kind::Run { .. } => self.step_mounts(st, x)?,
+            _ => StepMounts::default(),
+        };
+        // A RUN that is only apk commands is carried out natively, without the sandbox,
+        // unless its mounts would change what apk sees.
+        let native_apk = native_apk(st, x).filter(|apk| mounts.allow_native(apk, &st.config));
         let mut key = step_key(st, x)?;
         let copy_plan = match &x.kind {
             Kind::Copy { .. } | Kind::Add { .. } => {
@@ -36,6 +42,7 @@ impl Engine<'_> {
             }
             _ => {
                 self.key_run(&mut key, st, native_apk.as_ref(), &indexes);
+                mounts.key(&mut key);
                 None
             }
         };
@@ -53,7 +60,7 @@ impl Engine<'_> {
                     x.kind.run_script().is_some() || matches!(command, CommandForm::Shell(_));
                 match &native_apk {
                     Some(apk) => self.apk_step(st, apk, spec.network, &indexes, step),
-                    None => self.run_step(st, &spec, shell, &indexes, step),
+                    None => self.run_step(st, &spec, &mounts, shell, &indexes, step),
                 }
             }
             (_, Some(plan)) => {

@@ -66,6 +66,9 @@ pub struct BuildArgs {
     /// `s6-init` package's /init); also `LABEL org.assemble.init=s6`.
     #[arg(long, value_enum)]
     pub init: Option<crate::init::Init>,
+    /// A secret for `RUN --mount=type=secret`: id=ID[,src=FILE|,env=VARIABLE]; repeatable.
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
     /// The build context.
     pub context: Option<PathBuf>,
 }
@@ -134,6 +137,7 @@ pub fn run(
         tls_verify: a.tls_verify,
         registry_creds: env.registry_creds.clone(),
         init: a.init,
+        secrets: super::secret::parse(&a.secrets, env)?,
     };
     let built = match crate::build::build(store, &sandbox, &opts, reporter) {
         Ok(b) => b,

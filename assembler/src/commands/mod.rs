@@ -4,4 +4,5 @@ pub mod build;
 pub mod inspect;
 pub mod push;
 pub mod run;
+pub mod secret;
 pub mod store;

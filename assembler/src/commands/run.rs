@@ -86,6 +86,7 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
         user: c.user.clone(),
         network: a.network.as_deref() == Some("host"),
         interactive: a.interactive || a.tty,
+        ..RunSpec::default()
     };
     let status = sandbox.run(&rootfs, &spec, &mut |b| r.output(b))?;
     if let (Some(tag), Some(before)) = (&a.commit, before) {

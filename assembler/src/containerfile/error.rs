@@ -72,6 +72,57 @@ impl ParseError {
         }
     }
 
+    /// An error about flag number `index` of `inst` (read from `path`), pointing at the
+    /// flag; at the instruction when its position is unknown.
+    pub fn at_flag(
+        path: &Path,
+        inst: &super::Instruction,
+        index: usize,
+        message: String,
+        hint: Option<String>,
+    ) -> Self {
+        let span = &inst.span;
+        let (below, column) = span.flag_at.get(index).copied().unwrap_or((0, span.column));
+        let flag = inst
+            .flags
+            .get(index)
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
+        Self::new(
+            path,
+            ParseErrorKind::BadFlag {
+                instruction: inst.name().to_owned(),
+                flag,
+            },
+            span.line + below,
+            column,
+            span.text.lines().nth(below).unwrap_or("").to_owned(),
+            message,
+            hint,
+        )
+    }
+
+    /// An error about `inst` as a whole (read from `path`), pointing at its keyword.
+    pub fn at_instruction(
+        path: &Path,
+        inst: &super::Instruction,
+        message: String,
+        hint: Option<String>,
+    ) -> Self {
+        let span = &inst.span;
+        Self::new(
+            path,
+            ParseErrorKind::BadArguments {
+                instruction: inst.name().to_owned(),
+            },
+            span.line,
+            span.column,
+            span.text.lines().next().unwrap_or("").to_owned(),
+            message,
+            hint,
+        )
+    }
+
     /// The snippet, plain (no colours): what `Display` prints.
     pub fn render(&self) -> String {
         self.render_with(&Renderer::plain())

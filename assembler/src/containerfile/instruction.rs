@@ -122,8 +122,8 @@ pub(crate) fn build(
         name,
         escape,
     };
-    let (flags, rest_offset) = if name == "ONBUILD" {
-        (Vec::new(), raw.args_start)
+    let (flags, flag_at, rest_offset) = if name == "ONBUILD" {
+        (Vec::new(), Vec::new(), raw.args_start)
     } else {
         parse_flags(&cx, raw.args_start)?
     };
@@ -138,6 +138,7 @@ pub(crate) fn build(
             end_line: raw.end_line,
             text: raw.text.clone(),
             logical: raw.logical.clone(),
+            flag_at,
         },
     })
 }
@@ -291,16 +292,18 @@ fn words_non_empty(cx: &Ctx<'_>, rest: &str, example: &str) -> Result<Vec<String
 }
 
 /// Leading `--name[=value]` words (buildkit's `extractBuilderFlags`: quotes removed,
-/// `\` escapes, `--` ends the flags). Returns the flags and where the rest starts.
-fn parse_flags(cx: &Ctx<'_>, start: usize) -> Result<(Vec<Flag>, usize), ParseError> {
+/// `\` escapes, `--` ends the flags). Returns the flags, where each starts (see
+/// [`super::Span::flag_at`]) and where the rest starts.
+fn parse_flags(cx: &Ctx<'_>, start: usize) -> Result<Flags, ParseError> {
     let logical = &cx.raw.logical;
     let mut flags: Vec<Flag> = Vec::new();
+    let mut flag_at = Vec::new();
     let mut pos = start;
     for (s, e) in raw_words(&logical[start..], cx.escape) {
         let (s, e) = (start + s, start + e);
         let word = &logical[s..e];
         if !word.starts_with("--") {
-            return Ok((flags, s));
+            return Ok((flags, flag_at, s));
         }
         pos = e;
         if word == "--" {
@@ -367,10 +370,15 @@ fn parse_flags(cx: &Ctx<'_>, start: usize) -> Result<(Vec<Flag>, usize), ParseEr
             }
             _ => {}
         }
+        let (line, column) = cx.raw.position(s);
+        flag_at.push((line - cx.raw.line, column));
         flags.push(Flag { name: fname, value });
     }
-    Ok((flags, skip_blanks(logical, pos)))
+    Ok((flags, flag_at, skip_blanks(logical, pos)))
 }
+
+/// The flags, where they start, and where the rest of the line starts.
+type Flags = (Vec<Flag>, Vec<(usize, usize)>, usize);
 
 fn skip_blanks(s: &str, from: usize) -> usize {
     s[from..]

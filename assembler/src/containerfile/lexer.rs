@@ -233,7 +233,16 @@ impl<'a> Lexer<'a> {
         let joined = self.join_continuations(lead);
         let mut raw = RawInstruction::new(joined, start_line + 1, lead + 1, self.i + 1);
         self.i += 1;
-        let upper = raw.keyword.to_ascii_uppercase();
+        let mut upper = raw.keyword.to_ascii_uppercase();
+        if upper == "ONBUILD" {
+            // `ONBUILD RUN <<EOF` has its trigger's heredocs (BuildKit's compound directive).
+            upper = raw
+                .args()
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+        }
         if matches!(upper.as_str(), "RUN" | "COPY" | "ADD") {
             self.heredocs(&mut raw, &upper)?;
         }
@@ -569,7 +578,7 @@ impl RawInstruction {
             column,
             end_line: self.end_line,
             text: self.text.clone(),
-            heredocs: Vec::new(),
+            heredocs: self.heredocs.clone(),
             segments,
             source_lines: self.source_lines.clone(),
         })

@@ -19,6 +19,8 @@ pub mod expand;
 mod expanded;
 mod instruction;
 mod lexer;
+pub mod mount;
+mod onbuild;
 mod stages;
 
 use std::path::Path;
@@ -28,6 +30,8 @@ pub use args::{BuildArgs, Platform, StageArgs};
 pub use error::{ParseError, ParseErrorKind};
 pub use expand::{ExpandError, Vars, expand_word, expand_words};
 pub use expanded::expand_heredoc;
+pub use mount::{MountError, MountSpec, MountType, Sharing};
+pub use onbuild::parse_trigger;
 
 /// A parsed Containerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +165,9 @@ pub struct Span {
     /// The instruction on one line as Docker shows it in `Step N/M : …`: continuations
     /// joined, comment lines dropped, heredoc bodies left out.
     pub logical: String,
+    /// Where each flag starts, in the order of [`Instruction::flags`]: (lines below
+    /// `line`, column from 1), so an error about a flag's value can point at it.
+    pub flag_at: Vec<(usize, usize)>,
 }
 
 /// Exec form (`["a", "b"]`, run without a shell) or shell form (run with SHELL).

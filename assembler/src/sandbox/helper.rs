@@ -235,7 +235,8 @@ impl Mountpoint {
     }
 }
 
-fn times(m: &std::fs::Metadata) -> Timestamps {
+/// The access and modification times of `m`, to set back later.
+pub(crate) fn times(m: &std::fs::Metadata) -> Timestamps {
     Timestamps {
         last_access: Timespec {
             tv_sec: m.atime(),
@@ -248,7 +249,8 @@ fn times(m: &std::fs::Metadata) -> Timestamps {
     }
 }
 
-fn restore_times(dir: &RootDir, real: &Path, t: &Timestamps) -> io::Result<()> {
+/// Sets `real`'s (a path relative to `dir`, no symlink at its end) times to `t`.
+pub(crate) fn restore_times(dir: &RootDir, real: &Path, t: &Timestamps) -> io::Result<()> {
     let name = real.file_name().ok_or_else(|| io::Error::other("root"))?;
     let holder = match real.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(p) => dir.open_dir(p).map_err(io::Error::other)?,
@@ -260,7 +262,7 @@ fn restore_times(dir: &RootDir, real: &Path, t: &Timestamps) -> io::Result<()> {
 
 /// The real path of `rel` inside the root, its symlinks followed as the sandbox would
 /// (absolute targets from the root); `None` when it does not exist or loops.
-fn resolve_real(dir: &RootDir, rel: &str) -> Option<PathBuf> {
+pub(crate) fn resolve_real(dir: &RootDir, rel: &str) -> Option<PathBuf> {
     let mut done: Vec<String> = Vec::new();
     let mut todo: std::collections::VecDeque<String> = words(rel).collect();
     let mut hops = 0;

@@ -1,7 +1,9 @@
 //! Running commands inside an image root: the [`Sandbox`] seam and its bubblewrap backend.
 //!
-//! bubblewrap gives us the user namespace, a private mount namespace whose `/` is the image root (nothing of the host is visible: no `--bind`
-//! of host paths besides the root itself), fresh `/proc` and `/dev`, and `--die-with-parent`.
+//! bubblewrap gives us the user namespace, a private mount namespace whose `/` is the image
+//! root (nothing of the host is visible: no `--bind` of host paths besides the root itself
+//! and what a step's `RUN --mount` asks for), fresh `/proc` and `/dev`, and
+//! `--die-with-parent`.
 //! The network is unshared unless the build asked for `--network host`.
 //!
 //! Which ids the user namespace maps: bubblewrap alone maps exactly one (the step's USER,
@@ -25,9 +27,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
 mod helper;
+mod mounts;
 mod program;
 
 pub use helper::{Helper, Pump};
+pub(crate) use helper::{resolve_real, restore_times, times};
+pub use mounts::{Data as MountData, Mount};
 pub use program::{DEFAULT_PATH, missing as missing_program};
 
 /// What to run and how.
@@ -45,6 +50,12 @@ pub struct RunSpec {
     pub network: bool,
     /// Attach the caller's terminal (for `assemble run -it`).
     pub interactive: bool,
+    /// Filesystems mounted over the root (`RUN --mount`), in order; their mountpoints
+    /// must exist in the root.
+    pub mounts: Vec<Mount>,
+    /// `(KEY, value)` given to the command through bubblewrap's environment rather than
+    /// its command line, which any process on the host can read: secrets.
+    pub hidden_env: Vec<(String, String)>,
 }
 
 /// Sandbox errors.
@@ -182,6 +193,7 @@ impl Bwrap {
         }
         c.arg("--bind").arg(root).arg("/");
         c.args(["--proc", "/proc", "--dev", "/dev"]);
+        mounts::args(&mut c, &spec.mounts).map_err(|e| self.spawn_err(e))?;
         user_namespace(&mut c, identity, (uid, gid));
         if spec.network && root.join("etc/resolv.conf").is_file() {
             c.args(["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]);
@@ -200,6 +212,7 @@ impl Bwrap {
             .is_ok();
         c.args(["--chdir", if wd { workdir } else { "/" }]);
         set_env(&mut c, &spec.env);
+        c.envs(spec.hidden_env.iter().map(|(k, v)| (k, v)));
         c.arg("--");
         c.args(&spec.argv);
         Ok(c)
@@ -420,7 +433,9 @@ impl Bwrap {
                 .stderr(writer);
             reader = Some(r);
         }
-        let mut child = spawn_inheriting(&mut c, inherit).map_err(|e| self.spawn_err(e))?;
+        let mut fds: Vec<BorrowedFd<'_>> = inherit.into_iter().collect();
+        fds.extend(mounts::fds(&spec.mounts));
+        let mut child = spawn_inheriting(&mut c, &fds).map_err(|e| self.spawn_err(e))?;
         // Our copies of the pipe's write end go, so its end of file is the command's.
         drop(c);
         if let Some(fds) = identity {
@@ -472,7 +487,6 @@ impl Bwrap {
     }
 }
 
-/// Only `env` (`KEY=value`), with Docker's PATH when it sets none.
 /// Who the command runs as: with `identity`, in a namespace whose ids we map (bubblewrap
 /// itself started as a non-root USER, see the module docs); else bubblewrap's one id.
 fn user_namespace(c: &mut Command, identity: Option<&IdentityFds>, (uid, gid): (u32, u32)) {
@@ -492,8 +506,9 @@ fn user_namespace(c: &mut Command, identity: Option<&IdentityFds>, (uid, gid): (
     }
 }
 
+/// Only `env` (`KEY=value`), with Docker's PATH when it sets none. (bubblewrap's own
+/// environment is empty but for the command's hidden variables: no `--clearenv`.)
 fn set_env(c: &mut Command, env: &[String]) {
-    c.args(["--clearenv"]);
     let mut has_path = false;
     for kv in env {
         if let Some((k, v)) = kv.split_once('=') {
@@ -515,14 +530,15 @@ static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Starts `c`, with `inherit` open in it; call with [`SPAWNING`] held.
 fn spawn_inheriting(
     c: &mut Command,
-    inherit: Option<BorrowedFd<'_>>,
+    inherit: &[BorrowedFd<'_>],
 ) -> io::Result<std::process::Child> {
-    let Some(fd) = inherit else {
-        return c.spawn();
-    };
-    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+    for fd in inherit {
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+    }
     let spawned = c.spawn();
-    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+    for fd in inherit {
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+    }
     spawned
 }
 

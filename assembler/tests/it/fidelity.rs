@@ -374,8 +374,10 @@ fn issue14_copy_parents_exclude_link_and_add_unpack_are_honoured_or_refused_by_l
          /u\n/u/out\n/u/out/a\n/u/out/sub\n/u/out/sub/b\n"
     );
 
-    // What we do not support is refused with the file and line, never ignored.
-    let refused = |body: &str, line: usize, words: &str| {
+    // What we do not support is refused with the file and line, never ignored: what the
+    // file shows before the first step (at its column), what depends on the image when
+    // the step runs (at its line).
+    let refused = |body: &str, at: &str, words: &str| {
         ws.containerfile(&format!(
             "{PRELUDE}RUN mkdir /real && ln -s /real /sym\n{body}\n"
         ));
@@ -383,21 +385,37 @@ fn issue14_copy_parents_exclude_link_and_add_unpack_are_honoured_or_refused_by_l
         assert!(!o.status.success());
         let t = text(&o);
         assert!(
-            t.contains(&format!("ctx/Containerfile:{line}: ")) && t.contains(words),
+            t.contains(&format!("ctx/Containerfile:{at}")) && t.contains(words),
             "{t}"
         );
+        t
     };
-    refused("COPY --link hom2.md /sym/", 5, "symlink in the image");
-    refused(
-        "ADD --keep-git-dir https://example.invalid/x.git /g",
-        5,
-        "git repository is not supported",
+    let t = refused(
+        "COPY --link hom2.md /sym/",
+        "5: step 5 ",
+        "symlink in the image",
     );
-    refused(
-        "ADD --unpack=true https://example.invalid/x.tar.gz /g/",
-        5,
+    assert!(t.contains(", tagged unnamed-"), "{t}");
+    for (body, words) in [
+        (
+            "ADD --keep-git-dir https://example.invalid/x.git /g",
+            "git repository is not supported",
+        ),
+        (
+            "ADD --unpack=true https://example.invalid/x.tar.gz /g/",
+            "--unpack=true of a URL is not supported",
+        ),
+    ] {
+        let t = refused(body, "5:5", words);
+        assert!(!t.contains("Step 1/"), "{t}");
+    }
+    // A URL a variable gives is refused when the step expands it.
+    let t = refused(
+        "ARG URL=https://example.invalid/x.tar.gz\nADD --unpack $URL /g/",
+        "6: step 6 ",
         "--unpack=true of a URL is not supported",
     );
+    assert!(t.contains("Step 1/"), "{t}");
 }
 
 #[test]
