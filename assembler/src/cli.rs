@@ -112,6 +112,8 @@ pub struct Env {
     pub now: u64,
     /// ASSEMBLE_REGISTRY_USER / ASSEMBLE_REGISTRY_PASSWORD.
     pub registry_creds: Option<(String, String)>,
+    /// ASSEMBLE_NO_OVERLAY: extract each build's base instead of overlaying the kept one.
+    pub no_overlay: bool,
 }
 
 /// Runs the parsed command line.

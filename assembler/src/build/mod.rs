@@ -4,7 +4,8 @@
 //! Here: the build's entry and the state its steps share. The stage loop and the config
 //! instructions are in `stage`; a RUN/COPY/ADD step (key, cache) in `step`; its RUN in the
 //! sandbox in `run`, a native `apk add`/`apk del` in `apk`, COPY/ADD in `copy`; finishing a
-//! step (snapshot, `:failed`, owners) in `snapshot`; FROM in `from`.
+//! step (snapshot, `:failed`, owners) in `snapshot`; FROM in `from`; the build root (an
+//! overlay over the base kept in the store, or an extracted base) in `root`.
 
 // A build stops at its first error, which is moved once: keep its fields flat.
 #![allow(clippy::result_large_err)]
@@ -13,6 +14,7 @@ mod apk;
 mod copy;
 mod copy_flags;
 mod from;
+mod root;
 mod run;
 mod snapshot;
 mod stage;
@@ -84,6 +86,8 @@ pub struct BuildOptions {
     pub registry_creds: Option<(String, String)>,
     /// `--init`: make the image's program a supervised service of this init.
     pub init: Option<crate::init::Init>,
+    /// Whether build roots may be overlays over bases kept in the store.
+    pub cow: crate::overlay::Cow,
 }
 
 /// Build errors.
@@ -124,7 +128,7 @@ pub struct Built {
 }
 
 struct StageState {
-    root: tempfile::TempDir,
+    root: root::BuildRoot,
     from: Option<String>,
     manifest: Manifest,
     /// Image owners of the root's paths (see [`layer::Owners`]).
@@ -166,6 +170,7 @@ pub fn build(
             .map(|&i| file.stages[i].instructions.len() + 1)
             .sum(),
         stages: BTreeMap::new(),
+        roots: root::Roots::new(opts.cow.clone()),
     };
     for &i in &needed {
         engine.build_stage(i, &bargs)?;
@@ -258,6 +263,7 @@ struct Engine<'a> {
     step: usize,
     total: usize,
     stages: BTreeMap<usize, StageState>,
+    roots: root::Roots,
 }
 
 impl Engine<'_> {
