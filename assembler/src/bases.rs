@@ -4,7 +4,8 @@
 //!
 //! Layout under the store root: `bases/<id>/rootfs/` holds the files, owned on disk by the
 //! user running `assemble` as in any build root, and `bases/<id>/owners.json` the image
-//! owners of its paths that are not `0:0` (see [`layer::Owners`]). `<id>` is the snapshot
+//! owners of its paths that are not `0:0` (see [`layer::Owners`]), and `bases/<id>/manifest`
+//! its scan (see [`layer::save_lower`]). `<id>` is the snapshot
 //! holding the topmost layer of the base's chain (config-only snapshots above it share its
 //! files), so a base is content-addressed as snapshots are. A base is extracted under
 //! `tmp/`, synced, and renamed into place: a half-extracted base is never used. Nothing
@@ -35,6 +36,8 @@ pub struct Base {
 }
 
 const OWNERS: &str = "owners.json";
+/// The scan of `rootfs` (see [`layer::save_lower`]).
+const MANIFEST: &str = "manifest";
 
 /// The base of `top`'s files, extracted first when the store has none yet; `None` when the
 /// chain has no layer (an empty root).
@@ -70,6 +73,9 @@ fn extract(store: &Store, top: &Snapshot, dest: &Path) -> anyhow::Result<()> {
     fs_err::create_dir(&rootfs)?;
     let owners = crate::build::materialize_recording(store, top, &rootfs)?;
     write_atomic(&tmp.path().join(OWNERS), &owners_json(&owners)?)?;
+    // Tied to the directory, which the rename keeps.
+    let manifest = layer::scan_lower(&rootfs)?;
+    layer::save_lower(&manifest, &rootfs, &tmp.path().join(MANIFEST))?;
     // Every file on disk before the rename makes the base visible.
     let fd = fs_err::File::open(tmp.path())?;
     rustix::fs::syncfs(&fd).context("failed to sync the extracted base")?;
@@ -103,8 +109,14 @@ fn owners_json(owners: &Owners) -> anyhow::Result<Vec<u8>> {
 /// Reads an extracted base: its scan, and its owners with `0:0` for every path not listed.
 fn load(dir: &Path, id: String) -> anyhow::Result<Base> {
     let rootfs = dir.join("rootfs");
-    let manifest = layer::scan_lower(&rootfs)
-        .with_context(|| format!("failed to scan the base `{}`", rootfs.display()))?;
+    let scan = || -> std::io::Result<Manifest> {
+        if let Some(m) = layer::load_lower(&dir.join(MANIFEST), &rootfs)? {
+            return Ok(m);
+        }
+        layer::scan_lower(&rootfs)
+    };
+    let manifest =
+        scan().with_context(|| format!("failed to scan the base `{}`", rootfs.display()))?;
     let path = dir.join(OWNERS);
     let entries: Vec<(u32, u32, String)> = serde_json::from_slice(&fs_err::read(&path)?)
         .with_context(|| format!("`{}` is corrupt; run `assemble prune`", path.display()))?;

@@ -23,7 +23,7 @@ mod chown;
 mod overlay;
 
 pub use chown::{chown_to_host, chown_to_image};
-pub use overlay::{scan_lower, scan_merged, settle_copy_ups};
+pub use overlay::{load_lower, save_lower, scan_lower, scan_merged, settle_copy_ups};
 
 /// What the scan records about one path.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,9 +4,11 @@
 //! since the mount. Plus [`settle_copy_ups`], which keeps what overlayfs changes by itself
 //! out of a step's layer, so the layers are those of an extracted root.
 
-use std::io;
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Kind, Manifest, Node, forget, node};
 
@@ -97,6 +99,126 @@ pub fn settle_copy_ups(
     Ok(())
 }
 
+/// Writes `manifest` (a [`scan_lower`] of `lower`) to `out`, for [`load_lower`]: a base's
+/// scan costs a `lstat` per file, its copy one read. The copy is tied to the inode and
+/// ctime of `lower` itself, so a base copied or moved elsewhere is scanned again.
+pub fn save_lower(manifest: &Manifest, lower: &Path, out: &Path) -> io::Result<()> {
+    let mut w = io::BufWriter::new(fs_err::File::create(out)?);
+    w.write_all(MAGIC)?;
+    w.write_all(&stamp(lower)?)?;
+    w.write_all(&(manifest.len() as u64).to_le_bytes())?;
+    for (p, n) in manifest {
+        put_bytes(&mut w, p.as_os_str().as_bytes())?;
+        let (kind, target): (u8, &[u8]) = match &n.kind {
+            Kind::File => (0, b""),
+            Kind::Dir => (1, b""),
+            Kind::Symlink(t) => (2, t.as_os_str().as_bytes()),
+            Kind::Char => (3, b""),
+            Kind::Block => (4, b""),
+            Kind::Fifo => (5, b""),
+            Kind::Socket => (6, b""),
+        };
+        w.write_all(&[kind])?;
+        put_bytes(&mut w, target)?;
+        for v in [n.mode, n.uid, n.gid] {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        for v in [n.size, n.ino, n.rdev] {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        for v in [n.mtime.0, n.mtime.1, n.ctime.0, n.ctime.1] {
+            w.write_all(&v.to_le_bytes())?;
+        }
+    }
+    w.into_inner()
+        .map_err(io::IntoInnerError::into_error)?
+        .sync_all()
+}
+
+/// The manifest [`save_lower`] wrote for `lower`; `None` when there is none, or it was
+/// written for another directory (then scan it).
+pub fn load_lower(saved: &Path, lower: &Path) -> io::Result<Option<Manifest>> {
+    let Ok(f) = fs_err::File::open(saved) else {
+        return Ok(None);
+    };
+    let mut r = io::BufReader::new(f);
+    let mut head = [0u8; MAGIC.len() + STAMP];
+    if r.read_exact(&mut head).is_err() || head[..MAGIC.len()] != *MAGIC {
+        return Ok(None);
+    }
+    if head[MAGIC.len()..] != stamp(lower)? {
+        return Ok(None);
+    }
+    let count = u64::from_le_bytes(take(&mut r)?);
+    let mut entries = Vec::with_capacity(count.min(1 << 24) as usize);
+    for _ in 0..count {
+        let path = PathBuf::from(OsString::from_vec(get_bytes(&mut r)?));
+        let [kind] = take::<1>(&mut r)?;
+        let target = PathBuf::from(OsString::from_vec(get_bytes(&mut r)?));
+        let kind = match kind {
+            0 => Kind::File,
+            1 => Kind::Dir,
+            2 => Kind::Symlink(target),
+            3 => Kind::Char,
+            4 => Kind::Block,
+            5 => Kind::Fifo,
+            6 => Kind::Socket,
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "unknown kind")),
+        };
+        let [mode, uid, gid] = [(); 3].map(|()| take(&mut r).map(u32::from_le_bytes));
+        let [size, ino, rdev] = [(); 3].map(|()| take(&mut r).map(u64::from_le_bytes));
+        let [ms, mn, cs, cn] = [(); 4].map(|()| take(&mut r).map(i64::from_le_bytes));
+        let node = Node {
+            kind,
+            mode: mode?,
+            uid: uid?,
+            gid: gid?,
+            size: size?,
+            mtime: (ms?, mn?),
+            ctime: (cs?, cn?),
+            ino: ino?,
+            rdev: rdev?,
+        };
+        entries.push((path, node));
+    }
+    // Written in order: the map is built in one pass.
+    Ok(Some(entries.into_iter().collect()))
+}
+
+const MAGIC: &[u8] = b"assemble lower manifest 1\n";
+const STAMP: usize = 24;
+
+/// What ties a saved manifest to its directory: the directory's inode and ctime.
+fn stamp(lower: &Path) -> io::Result<[u8; STAMP]> {
+    let md = fs_err::symlink_metadata(lower)?;
+    let mut s = [0u8; STAMP];
+    s[..8].copy_from_slice(&md.ino().to_le_bytes());
+    s[8..16].copy_from_slice(&md.ctime().to_le_bytes());
+    s[16..].copy_from_slice(&md.ctime_nsec().to_le_bytes());
+    Ok(s)
+}
+
+fn put_bytes(w: &mut impl Write, b: &[u8]) -> io::Result<()> {
+    w.write_all(&(b.len() as u32).to_le_bytes())?;
+    w.write_all(b)
+}
+
+fn get_bytes(r: &mut impl Read) -> io::Result<Vec<u8>> {
+    let len = u32::from_le_bytes(take(r)?) as usize;
+    if len > 1 << 20 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "name too long"));
+    }
+    let mut b = vec![0u8; len];
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+
+fn take<const N: usize>(r: &mut impl Read) -> io::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+
 /// Whether `b` may be a copy of `a` made by overlayfs: they differ at most in their ctime
 /// and inode number.
 fn copy_of(a: &Node, b: &Node) -> bool {
@@ -125,7 +247,7 @@ fn same_file(lower: &Path, merged: &Path) -> io::Result<bool> {
 }
 
 /// Reads until `buf` is full or the file ends.
-fn read_full(f: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
+fn read_full(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {
@@ -194,6 +316,23 @@ mod tests {
         assert_eq!(keys, want);
         assert_eq!(m[Path::new("a/b/f")].size, 7);
         assert_eq!(m[Path::new("a")].size, 0, "directory sizes are left out");
+    }
+
+    #[test]
+    fn a_saved_lower_scan_loads_back_for_its_directory_only() {
+        let t = tempfile::tempdir().unwrap();
+        let lower = t.path().join("lower");
+        fs_err::create_dir_all(lower.join("d")).unwrap();
+        fs_err::write(lower.join("d/f"), "f").unwrap();
+        std::os::unix::fs::symlink("d/f", lower.join("l")).unwrap();
+        let m = scan_lower(&lower).unwrap();
+        let saved = t.path().join("manifest");
+        save_lower(&m, &lower, &saved).unwrap();
+        assert_eq!(load_lower(&saved, &lower).unwrap(), Some(m));
+        let other = t.path().join("other");
+        fs_err::create_dir(&other).unwrap();
+        assert_eq!(load_lower(&saved, &other).unwrap(), None);
+        assert_eq!(load_lower(&t.path().join("none"), &lower).unwrap(), None);
     }
 
     #[test]
