@@ -3,12 +3,13 @@
 //! base is extracted into (FROM scratch needs neither). Both give the same manifests, so
 //! the same layers and snapshot ids.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
 use super::Engine;
+use crate::bases::Base;
 use crate::layer::{self, Manifest, Owners};
 use crate::overlay::{self, Cow};
 use crate::store::Snapshot;
@@ -69,14 +70,14 @@ impl BuildRoot {
 #[derive(Debug)]
 pub(super) struct Roots {
     cow: RefCell<Cow>,
-    noted: RefCell<bool>,
+    noted: Cell<bool>,
 }
 
 impl Roots {
     pub(super) fn new(cow: Cow) -> Self {
         Self {
             cow: RefCell::new(cow),
-            noted: RefCell::new(false),
+            noted: Cell::new(false),
         }
     }
 }
@@ -89,32 +90,17 @@ impl Engine<'_> {
             .tempdir("build-")
             .context("failed to create a build root")?;
         let Some(top) = top else {
-            fs_err::create_dir(dir.path().join("rootfs"))?;
-            return Ok((BuildRoot { overlay: None, dir }, Owners::new()));
+            return empty(dir);
         };
         let cow = self.roots.cow.borrow().clone();
         if let Cow::Overlay { userxattr } = cow {
-            match crate::bases::get(self.store, top, self.reporter)? {
-                None => {
-                    fs_err::create_dir(dir.path().join("rootfs"))?;
-                    return Ok((BuildRoot { overlay: None, dir }, Owners::new()));
-                }
-                Some(base) => match mount(&dir, &base.rootfs, userxattr) {
-                    Ok(mount) => {
-                        let overlay = Overlay {
-                            mount,
-                            lower: base.rootfs,
-                            lower_manifest: base.manifest,
-                            upper: dir.path().join("upper"),
-                        };
-                        let root = BuildRoot {
-                            overlay: Some(overlay),
-                            dir,
-                        };
-                        return Ok((root, base.owners));
-                    }
-                    Err(e) => *self.roots.cow.borrow_mut() = Cow::Unavailable(e.to_string()),
-                },
+            let Some(base) = crate::bases::get(self.store, top, self.reporter)? else {
+                return empty(dir);
+            };
+            match mount(&dir, &base.rootfs, userxattr) {
+                Ok(mount) => return Ok(over(dir, mount, base)),
+                // Not for this build, then: the next stages need not try again.
+                Err(e) => *self.roots.cow.borrow_mut() = Cow::Unavailable(e.to_string()),
             }
         }
         self.note_extracting();
@@ -132,6 +118,27 @@ impl Engine<'_> {
             self.reporter.line(&format!("note: {note}"));
         }
     }
+}
+
+/// An empty root (FROM scratch, or a base without files).
+fn empty(dir: tempfile::TempDir) -> anyhow::Result<(BuildRoot, Owners)> {
+    fs_err::create_dir(dir.path().join("rootfs"))?;
+    Ok((BuildRoot { overlay: None, dir }, Owners::new()))
+}
+
+/// The build root `dir` over `base`, mounted at its `rootfs/`.
+fn over(dir: tempfile::TempDir, mount: overlay::Mount, base: Base) -> (BuildRoot, Owners) {
+    let overlay = Overlay {
+        mount,
+        lower: base.rootfs,
+        lower_manifest: base.manifest,
+        upper: dir.path().join("upper"),
+    };
+    let root = BuildRoot {
+        overlay: Some(overlay),
+        dir,
+    };
+    (root, base.owners)
 }
 
 /// Mounts the base `lower` with an empty upper directory at the build root `dir`'s
