@@ -240,7 +240,7 @@ mod tests {
         let w = t.path().join("work/work/inner");
         fs_err::create_dir_all(&w).unwrap();
         for d in [t.path().join("work/work/inner"), t.path().join("work/work")] {
-            fs_err::set_permissions(&d, std::fs::Permissions::from_mode(0)).unwrap();
+            fs_err::set_permissions(&d, std::fs::Permissions::from_mode(0o0)).unwrap();
         }
         open_up(&t.path().join("work"));
         fs_err::remove_dir_all(t.path().join("work")).unwrap();

@@ -228,36 +228,25 @@ fn copy_of(a: &Node, b: &Node) -> bool {
     *a == b
 }
 
-/// Whether the copied-up file `merged` has one name and the bytes of `lower`.
+/// Whether the copied-up file `merged` has one name and the bytes of `lower` (whose size
+/// it has, see [`copy_of`]).
 fn same_file(lower: &Path, merged: &Path) -> io::Result<bool> {
     if fs_err::symlink_metadata(merged)?.nlink() != 1 {
         return Ok(false);
     }
     let (mut x, mut y) = (fs_err::File::open(lower)?, fs_err::File::open(merged)?);
+    let mut left = x.metadata()?.len();
     let (mut bx, mut by) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-    loop {
-        let n = read_full(&mut x, &mut bx)?;
-        if n != read_full(&mut y, &mut by)? || bx[..n] != by[..n] {
+    while left > 0 {
+        let n = left.min(bx.len() as u64) as usize;
+        x.read_exact(&mut bx[..n])?;
+        y.read_exact(&mut by[..n])?;
+        if bx[..n] != by[..n] {
             return Ok(false);
         }
-        if n == 0 {
-            return Ok(true);
-        }
+        left -= n as u64;
     }
-}
-
-/// Reads until `buf` is full or the file ends.
-fn read_full(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+    Ok(true)
 }
 
 fn sizeless(n: &mut Node) {

@@ -9,7 +9,16 @@ use crate::build::failed_snapshot;
 use crate::layers::{layers, owners_of};
 use crate::support::{PRELUDE, Ws, text};
 
-/// A base with deep directories, a hard link, a symlink and files owned by a user.
+/// A base with deep directories, a hard link, a symlink and files owned by a user, built
+/// and tagged `base`: its snapshot id.
+fn built_base(ws: &Ws) -> String {
+    base(ws);
+    let out = ws.assemble(&["-t", "base", "ctx"]);
+    succeeded(&out);
+    snapshots(&out).pop().unwrap()
+}
+
+/// The context of [`built_base`].
 fn base(ws: &Ws) {
     fs_err::write(ws.path("ctx/owned"), "owned by 1000\n").unwrap();
     ws.containerfile(&format!(
@@ -61,10 +70,7 @@ fn extracted_bases(ws: &Ws) -> Vec<String> {
 #[test]
 fn issue14_a_base_is_extracted_once_and_builds_on_it_match_extracting_builds() {
     let Some(ws) = Ws::new() else { return };
-    base(&ws);
-    let base_id = snapshots(&ws.assemble(&["-t", "base", "ctx"]))
-        .pop()
-        .unwrap();
+    let base_id = built_base(&ws);
     fs_err::write(ws.path("ctx/Changes"), CHANGES).unwrap();
     let args = [
         "-t",
@@ -87,7 +93,7 @@ fn issue14_a_base_is_extracted_once_and_builds_on_it_match_extracting_builds() {
         log.contains(&format!("--> Extracting base @{base_id} into the store")),
         "{log}"
     );
-    assert_eq!(extracted_bases(&ws), [base_id.clone()]);
+    assert_eq!(extracted_bases(&ws), std::slice::from_ref(&base_id));
 
     // A second build on the base shares it; a build extracting the base into its root gives
     // the same snapshots, so the same layers.
@@ -160,8 +166,7 @@ fn issue14_rootless_builds_on_a_kept_base_match_extracting_builds() {
 #[test]
 fn issue14_a_failed_step_on_a_kept_base_keeps_its_snapshot_and_the_rebuild_resumes() {
     let Some(ws) = Ws::new() else { return };
-    base(&ws);
-    succeeded(&ws.assemble(&["-t", "base", "ctx"]));
+    built_base(&ws);
     let failing = "FROM base\nRUN echo one > /one\nRUN echo partial >> /etc/keep && exit 3\n";
     fs_err::write(ws.path("ctx/Fails"), failing).unwrap();
     let out = ws.assemble(&["-t", "app", "-f", "ctx/Fails", "ctx"]);
@@ -193,10 +198,7 @@ fn issue14_a_failed_step_on_a_kept_base_keeps_its_snapshot_and_the_rebuild_resum
 #[test]
 fn issue14_prune_removes_the_bases_no_image_uses_and_half_extracted_ones_are_redone() {
     let Some(ws) = Ws::new() else { return };
-    base(&ws);
-    let base_id = snapshots(&ws.assemble(&["-t", "base", "ctx"]))
-        .pop()
-        .unwrap();
+    let base_id = built_base(&ws);
     fs_err::write(ws.path("ctx/Step"), "FROM base\nRUN echo s > /s\n").unwrap();
     let first = snapshots(&ws.assemble(&["-t", "top", "-f", "ctx/Step", "ctx"]));
     let kept = ws.path("store/bases").join(&base_id);
@@ -234,8 +236,7 @@ fn issue14_a_root_chown_on_a_kept_base_is_recorded_as_on_an_extracted_one() {
         eprintln!("SKIP: the sandbox maps the image's ids only as root");
         return;
     }
-    base(&ws);
-    succeeded(&ws.assemble(&["-t", "base", "ctx"]));
+    built_base(&ws);
     fs_err::write(
         ws.path("ctx/Chown"),
         "FROM base\nRUN chown 1234:1234 /etc/keep && echo app >> /var/lib/app/owned\n",
