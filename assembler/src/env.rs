@@ -7,6 +7,8 @@
 //! - `ASSEMBLE_REGISTRY_USER`, `ASSEMBLE_REGISTRY_PASSWORD`: registry credentials (push, pull).
 //! - `ASSEMBLE_LOG`: tracing filter.
 //! - the variables `--secret id=…,env=NAME` names (or `--secret id=NAME` when set).
+//! - `ASSEMBLE_NO_OVERLAY`: set (non-empty) to extract each build's base into its build
+//!   root instead of mounting an overlay over the base kept in the store.
 
 use std::path::PathBuf;
 
@@ -35,11 +37,13 @@ pub fn load() -> anyhow::Result<assembler::cli::Env> {
         (Ok(u), Ok(p)) if !u.is_empty() => Some((u, p)),
         _ => None,
     };
+    let no_overlay = std::env::var_os("ASSEMBLE_NO_OVERLAY").is_some_and(|v| !v.is_empty());
     Ok(assembler::cli::Env {
         default_store,
         source_date,
         now,
         registry_creds,
         var: Some(|name| std::env::var(name).ok()),
+        no_overlay,
     })
 }

@@ -4,7 +4,8 @@
 //! - [`containerfile`]: the Containerfile syntax.
 //! - [`apkcmd`]: apk's commands carried out natively on a step's root; [`apkshim`]: the
 //!   static `/sbin/apk` that reaches them from RUN steps of images without apk.
-//! - [`store`]: snapshots, tags, the step cache and logs on disk.
+//! - [`store`]: snapshots, tags, the step cache and logs on disk; [`bases`]: bases extracted
+//!   once into it, the lower directories of [`overlay`]'s copy-on-write build roots.
 //! - [`layer`]: scanning a root, writing what changed as a layer, applying and squashing layers.
 //! - [`sandbox`]: running commands inside an image root (bubblewrap).
 //! - [`config`]: the image config and its OCI JSON.
@@ -14,6 +15,7 @@
 
 pub mod apkcmd;
 pub mod apkshim;
+pub mod bases;
 pub mod build;
 pub mod cli;
 pub mod commands;
@@ -24,6 +26,7 @@ pub mod fsimage;
 pub mod init;
 pub mod layer;
 mod oci;
+pub mod overlay;
 pub mod packages;
 pub mod progress;
 pub mod reference;

@@ -126,6 +126,7 @@ impl Engine<'_> {
         let image_ids = self.sandbox.maps_image_ids(&rootfs, user);
         if image_ids {
             layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
+                .and_then(|_| st.root.chowned(&mut st.manifest))
                 .context("failed to give the build root the image's owners")?;
         }
         Ok(image_ids)
@@ -139,6 +140,7 @@ impl Engine<'_> {
             rustix::process::getegid().as_raw(),
         );
         layer::chown_to_host(&st.rootfs(), &mut st.manifest, host)
+            .and_then(|_| st.root.chowned(&mut st.manifest))
             .context("failed to give the build root back to the build user")?;
         Ok(())
     }
@@ -154,7 +156,10 @@ impl Engine<'_> {
     ) -> anyhow::Result<Snapshot> {
         let run_step = text.starts_with("RUN");
         let rootfs = st.rootfs();
-        let after = layer::scan(&rootfs).context("failed to scan the build root")?;
+        let after = st.root.scan().context("failed to scan the build root")?;
+        st.root
+            .settle(&mut st.manifest, &after)
+            .context("failed to scan the build root")?;
         let tmp = st.root.path().join("layer.tar");
         let created = if run_step {
             crate::sandbox::resolve_user(&rootfs, &st.config.user).unwrap_or((0, 0))

@@ -11,6 +11,7 @@ use clap::Args;
 use crate::build::{BuildError, BuildOptions, Reporter};
 use crate::cli::Env;
 use crate::export::{ExportOptions, LayerMode, Output};
+use crate::overlay::Cow;
 use crate::sandbox::Bwrap;
 use crate::store::{ImageRef, Store};
 
@@ -120,6 +121,12 @@ pub fn run(
         );
     };
     let (file, source) = containerfile(&context, a.file.as_deref())?;
+    let cow = if env.no_overlay {
+        Cow::Unavailable("ASSEMBLE_NO_OVERLAY is set".into())
+    } else {
+        // Before anything starts a thread (see `overlay::enter`).
+        crate::overlay::enter()?
+    };
     // Checked when a step first needs it: many builds never do.
     let sandbox = Bwrap::default();
     let opts = BuildOptions {
@@ -138,6 +145,7 @@ pub fn run(
         registry_creds: env.registry_creds.clone(),
         init: a.init,
         secrets: super::secret::parse(&a.secrets, env)?,
+        cow,
     };
     let built = match crate::build::build(store, &sandbox, &opts, reporter) {
         Ok(b) => b,

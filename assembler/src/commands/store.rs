@@ -118,6 +118,10 @@ pub fn prune(store: &Store, r: &dyn Reporter) -> anyhow::Result<ExitCode> {
         say(r, &format!("Deleted @{id}"));
     }
     say(r, &format!("{} snapshot(s) removed", removed.len()));
+    let bases = crate::bases::prune(store)?;
+    for id in &bases {
+        say(r, &format!("Deleted extracted base @{id}"));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,6 +2,7 @@
 
 mod apkcache;
 mod apkshim;
+mod bases;
 mod boot;
 mod build;
 mod chown;
