@@ -256,3 +256,139 @@ fn issue14_a_root_chown_on_a_kept_base_is_recorded_as_on_an_extracted_one() {
     );
     assert_eq!(snapshots(&out), snapshots(&extracting));
 }
+
+/// Steps with every kind of mount, their mountpoints below the base's directories (made in
+/// the upper directory for the step and taken away after it), a secret, and apk through the
+/// shim (its `/bin/apk` placeholder, and the installs it carries out from outside the
+/// sandbox, through the overlay) and the fast path.
+const MOUNTS: &str = "FROM mbase\n\
+     RUN --mount=type=bind,source=src,target=/srv/data/ctx cat /srv/data/ctx/a > /bound\n\
+     RUN --mount=type=cache,target=/srv/cache/c echo x > /srv/cache/c/n\n\
+     RUN --mount=type=tmpfs,target=/etc/tmp echo t > /etc/tmp/x\n\
+     RUN --mount=type=secret,id=tok,target=/etc/tok --mount=type=secret,id=tok \
+     cat /etc/tok /run/secrets/tok > /dev/null\n\
+     RUN apk add hello | cat\n\
+     RUN apk add tool\n";
+
+const SECRET: &str = "s3cr3t-on-the-overlay";
+
+/// Builds [`MOUNTS`] on a kept base with `assemble` (as root or rootless), then again
+/// extracting the base; checks what the layers hold and returns the log.
+fn mounts_on_a_kept_base(
+    ws: &Ws,
+    assemble: &dyn Fn(&[&str], &[(&str, &str)]) -> Option<Output>,
+) -> Option<String> {
+    fs_err::write(ws.path("token.txt"), SECRET).unwrap();
+    fs_err::create_dir_all(ws.path("ctx/src")).unwrap();
+    fs_err::write(ws.path("ctx/src/a"), "bound\n").unwrap();
+    fs_err::write(ws.path("ctx/Mounts"), MOUNTS).unwrap();
+    ws.containerfile(&format!(
+        "{}RUN mkdir -p /srv/data /run && echo d > /srv/data/f\n",
+        crate::apkshim::BASE
+    ));
+    succeeded(&assemble(&["-t", "mbase", "ctx"], &[])?);
+    let secret = format!("id=tok,src={}", ws.path("token.txt").display());
+    let args = [
+        "--secret",
+        &secret,
+        "-t",
+        "m",
+        "--layers",
+        "steps",
+        "-o",
+        "oci:m",
+        "-f",
+        "ctx/Mounts",
+        "ctx",
+    ];
+    let kept = assemble(&args, &[])?;
+    let log = succeeded(&kept);
+    if log.contains("note: overlayfs is unavailable") {
+        eprintln!("SKIP: overlayfs cannot be mounted here:\n{log}");
+        return None;
+    }
+    assert!(log.contains("--> Extracting base @"), "{log}");
+    let extracting = assemble(
+        &[
+            "--no-cache",
+            "--secret",
+            &secret,
+            "-t",
+            "m2",
+            "-f",
+            "ctx/Mounts",
+            "ctx",
+        ],
+        &[("ASSEMBLE_NO_OVERLAY", "1")],
+    )?;
+    assert!(succeeded(&extracting).contains("note: overlayfs is unavailable"));
+    assert_eq!(snapshots(&kept), snapshots(&extracting));
+
+    // The mount steps' layers hold what the commands wrote outside their mounts, and no
+    // mountpoint, no directory overlayfs copied up to hold one, no whiteout.
+    let all = layers(ws, "m");
+    let steps: Vec<_> = all
+        .iter()
+        .filter(|l| MOUNTS.contains(&l.created_by) && l.created_by.starts_with("RUN"))
+        .collect();
+    assert!(
+        steps.len() >= 3,
+        "{:?}",
+        all.iter().map(|l| &l.created_by).collect::<Vec<_>>()
+    );
+    for l in &steps {
+        let paths: Vec<&str> = l.entries.iter().map(|(p, _, _)| p.as_str()).collect();
+        let stray = paths.iter().find(|p| {
+            p.contains(".wh.")
+                || [
+                    "srv",
+                    "etc",
+                    "run",
+                    "bin",
+                    "sbin",
+                    "bin/apk",
+                    "etc/tok",
+                    "run/secrets",
+                ]
+                .contains(&p.trim_end_matches('/'))
+                || p.starts_with("srv/")
+                || p.starts_with("etc/tmp")
+        });
+        assert!(stray.is_none(), "{}: {paths:?}", l.created_by);
+        if l.created_by.contains("type=bind") {
+            assert_eq!(paths, ["bound"]);
+        }
+        if l.created_by.contains("add hello") {
+            assert!(paths.contains(&"usr/bin/hello"), "{paths:?}");
+        }
+    }
+    // The secret's bytes are nowhere in the store (layers, bases, logs) once built.
+    for e in walkdir::WalkDir::new(ws.path("store")) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let bytes = fs_err::read(e.path()).unwrap();
+            assert!(
+                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                "{}",
+                e.path().display()
+            );
+        }
+    }
+    Some(log)
+}
+
+#[test]
+fn issue14_mounts_and_the_apk_shim_on_a_kept_base_leave_what_an_extracting_build_leaves() {
+    let Some(ws) = crate::apkshim::workspace() else {
+        return;
+    };
+    mounts_on_a_kept_base(&ws, &|args, vars| Some(ws.assemble_vars(args, vars)));
+}
+
+#[test]
+fn issue14_rootless_mounts_and_the_apk_shim_on_a_kept_base() {
+    let Some(ws) = crate::apkshim::workspace() else {
+        return;
+    };
+    mounts_on_a_kept_base(&ws, &|args, vars| ws.assemble_rootless_vars(args, vars));
+}
