@@ -6,6 +6,7 @@
 mod bump_apkbuild;
 mod bump_containerfile;
 mod bump_manifest;
+mod ci_test;
 mod deploy;
 mod downstream;
 mod e2e;
