@@ -9,6 +9,19 @@
 
 use std::path::PathBuf;
 
+/// The command hints print to run this program again: the bare name when it was found on
+/// PATH, else the path of the running binary (after the quick start `assemble` is not on
+/// PATH, but `target/release/assemble` is where it was run from).
+pub fn program() -> String {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if !argv0.is_empty() && !argv0.to_string_lossy().contains('/') {
+        return argv0.to_string_lossy().into_owned();
+    }
+    let exe = std::env::current_exe().map_or_else(|_| PathBuf::from(&argv0), |p| p);
+    let exe = exe.to_string_lossy().into_owned();
+    shlex::try_quote(&exe).map_or(exe.clone(), std::borrow::Cow::into_owned)
+}
+
 /// Reads the environment once.
 pub fn load() -> anyhow::Result<assembler::cli::Env> {
     let default_store = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {

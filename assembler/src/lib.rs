@@ -25,6 +25,7 @@ pub mod init;
 pub mod layer;
 mod oci;
 pub mod packages;
+pub mod program;
 pub mod progress;
 pub mod reference;
 pub mod registry;

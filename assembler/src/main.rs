@@ -21,12 +21,20 @@ fn main() -> ExitCode {
         .without_time()
         .with_target(false)
         .init();
+    assembler::program::set(env::program());
     let result =
         env::load().and_then(|env| assembler::cli::run(cli, &env, &printer::Printer::new()));
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // A Containerfile diagnostic renders its own `error:` header (file:line:col and
+            // a snippet); anything else gets one.
+            let msg = format!("{err:#}");
+            if msg.starts_with("error") {
+                eprintln!("{msg}");
+            } else {
+                eprintln!("error: {msg}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -70,7 +70,7 @@ pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::
         }
     }
     let chmod = chmod_flag(x.flag("chmod"), line)?;
-    let content_hash = src.hash(&items)?;
+    let content_hash = src.hash(&items, e.opts.source_date)?;
     Ok(CopyPlan {
         items,
         source: Some(src.path),
@@ -259,12 +259,19 @@ impl Source {
     }
 
     /// Digest of every item's name, metadata and bytes: the plan's part of the cache key.
-    fn hash(&self, items: &[Item]) -> anyhow::Result<String> {
+    /// Mtimes are keyed as the layer will hold them: SOURCE_DATE_EPOCH (`clamp`) clamps
+    /// them there, so a source copied afresh with the same bytes still hits the cache.
+    fn hash(&self, items: &[Item], clamp: Option<u64>) -> anyhow::Result<String> {
+        let clamp = |m: i64| clamp.map_or(m, |c| m.min(c.try_into().unwrap_or(i64::MAX)));
         let mut h = Sha256::new();
         for it in items {
             h.update(format!(
                 "{}\0{:?}\0{:o}\0{}\0{}\0",
-                it.dest, it.kind, it.mode, it.mtime, it.extract
+                it.dest,
+                it.kind,
+                it.mode,
+                clamp(it.mtime),
+                it.extract
             ));
             match &it.content {
                 Content::Bytes(b) => h.update(b),

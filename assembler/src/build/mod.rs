@@ -99,7 +99,7 @@ pub enum BuildError {
         look: String,
     },
     /// Anything else, with its context.
-    #[error("{0:#}")]
+    #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
@@ -134,8 +134,7 @@ pub fn build(
     opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<Built, BuildError> {
-    let file = containerfile::parse_file(&opts.file)
-        .with_context(|| format!("failed to read `{}`", opts.file.display()))?;
+    let file = containerfile::parse_file(&opts.file).map_err(anyhow::Error::from)?;
     for n in &file.notes {
         reporter.line(&format!("note: {n}"));
     }

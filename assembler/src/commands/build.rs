@@ -1,7 +1,7 @@
 //! `assemble [options] CONTEXT` and `assemble export`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -78,6 +78,26 @@ fn parse_margin(s: &str) -> Result<u64, String> {
     crate::fsimage::parse_size(s).map_err(|e| e.to_string())
 }
 
+/// `Containerfile`, else `Dockerfile`, in the context directory (as podman looks).
+fn default_file(context: &Path) -> anyhow::Result<PathBuf> {
+    if !context.is_dir() {
+        anyhow::bail!(
+            "the build context `{}` is not a directory; give the directory holding the Containerfile",
+            context.display()
+        );
+    }
+    ["Containerfile", "Dockerfile"]
+        .into_iter()
+        .map(|name| context.join(name))
+        .find(|f| f.is_file())
+        .with_context(|| {
+            format!(
+                "no Containerfile or Dockerfile in `{}`; add one or name it with -f FILE",
+                context.display()
+            )
+        })
+}
+
 /// Builds.
 pub fn run(
     store: &Store,
@@ -92,8 +112,7 @@ pub fn run(
     };
     let file = match a.file {
         Some(f) => f,
-        None if context.join("Containerfile").is_file() => context.join("Containerfile"),
-        None => context.join("Dockerfile"),
+        None => default_file(&context)?,
     };
     let mut build_args = BTreeMap::new();
     for kv in &a.build_args {

@@ -10,6 +10,7 @@ mod ext4;
 mod hostile;
 mod inspect;
 mod layers;
+mod messages;
 mod nosandbox;
 mod outputs;
 mod registry;
