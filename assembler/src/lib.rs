@@ -1,7 +1,7 @@
 //! The engine behind `assemble`: a Containerfile becomes an image in a local store of
 //! content-addressed snapshots, one per RUN/COPY/ADD, exported as OCI or Docker images.
 //!
-//! - [`containerfile`]: the Containerfile syntax.
+//! - [`containerfile`]: the Containerfile syntax; [`dockerignore`]: what COPY leaves out.
 //! - [`apkcmd`]: apk's commands carried out natively on a step's root; [`apkshim`]: the
 //!   static `/sbin/apk` that reaches them from RUN steps of images without apk.
 //! - [`store`]: snapshots, tags, the step cache and logs on disk.
@@ -19,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod containerfile;
+pub mod dockerignore;
 pub mod export;
 pub mod fsimage;
 pub mod init;

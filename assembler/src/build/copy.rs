@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Engine, StageState};
 use crate::containerfile::{Instruction, Kind};
+use crate::dockerignore::DockerIgnore;
 
 enum Content {
     /// A path inside the source tree.
@@ -157,7 +158,7 @@ impl Dest {
 /// or an image extracted for `--from`.
 struct Source {
     path: PathBuf,
-    ignore: Vec<(bool, glob::Pattern)>,
+    ignore: DockerIgnore,
     root: RootDir,
     canon: PathBuf,
     image_root: Option<tempfile::TempDir>,
@@ -167,14 +168,17 @@ impl Source {
     fn open(e: &Engine<'_>, from: Option<&str>, line: usize) -> anyhow::Result<Self> {
         let mut image_root = None;
         let (path, ignore) = match from {
-            None => (e.opts.context.clone(), dockerignore(&e.opts.context)?),
+            None => (
+                e.opts.context.clone(),
+                DockerIgnore::read(&e.opts.context).map_err(anyhow::Error::from)?,
+            ),
             Some(from) => match earlier_stage(e, from) {
-                Some(s) => (s.rootfs(), Vec::new()),
+                Some(s) => (s.rootfs(), DockerIgnore::default()),
                 None => {
                     let tmp = image_tree(e, from, line)?;
                     let p = tmp.path().to_path_buf();
                     image_root = Some(tmp);
-                    (p, Vec::new())
+                    (p, DockerIgnore::default())
                 }
             },
         };
@@ -422,7 +426,7 @@ fn walk_dir(
     src_root: &Path,
     dir: &Path,
     target: &str,
-    ignore: &[(bool, glob::Pattern)],
+    ignore: &DockerIgnore,
     items: &mut Vec<Item>,
 ) -> anyhow::Result<()> {
     let host = src_root.join(dir);
@@ -443,7 +447,7 @@ fn walk_dir(
     {
         let entry = entry?;
         let rel_in_src = entry.path().strip_prefix(src_root)?.to_path_buf();
-        if ignored(ignore, &rel_in_src) {
+        if ignore.is_ignored(&rel_in_src) {
             continue;
         }
         let below = entry.path().strip_prefix(&host)?;
@@ -473,7 +477,7 @@ fn expand_source(
     root: &RootDir,
     src_root: &Path,
     src: &str,
-    ignore: &[(bool, glob::Pattern)],
+    ignore: &DockerIgnore,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let clean = src.trim_start_matches('/').trim_start_matches("./");
     let clean = if clean.is_empty() { "." } else { clean };
@@ -501,50 +505,11 @@ fn expand_source(
     {
         let entry = entry?;
         let rel = entry.path().strip_prefix(src_root)?;
-        if pat.matches_path_with(rel, opts) && !ignored(ignore, rel) {
+        if pat.matches_path_with(rel, opts) && !ignore.is_ignored(rel) {
             out.push(rel.to_path_buf());
         }
     }
     Ok(out)
-}
-
-/// `.dockerignore` patterns: `(negated, pattern)`, last match wins.
-fn dockerignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
-    let path = context.join(".dockerignore");
-    let Ok(text) = fs_err::read_to_string(&path) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (neg, pat) = match line.strip_prefix('!') {
-            Some(p) => (true, p.trim()),
-            None => (false, line),
-        };
-        let pat = pat.trim_start_matches('/').trim_end_matches('/');
-        let pat = glob::Pattern::new(&pat.replace("**/", "*/"))
-            .with_context(|| format!("{}:{}: bad pattern `{line}`", path.display(), i + 1))?;
-        out.push((neg, pat));
-    }
-    Ok(out)
-}
-
-fn ignored(ignore: &[(bool, glob::Pattern)], rel: &Path) -> bool {
-    let mut result = false;
-    // A pattern excluding a directory excludes what is below it.
-    let ancestors: Vec<&Path> = rel
-        .ancestors()
-        .filter(|a| !a.as_os_str().is_empty())
-        .collect();
-    for (neg, pat) in ignore {
-        if ancestors.iter().any(|a| pat.matches_path(a)) {
-            result = !neg;
-        }
-    }
-    result
 }
 
 fn is_archive(root: &RootDir, rel: &Path) -> bool {
