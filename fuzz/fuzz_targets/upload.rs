@@ -1,0 +1,63 @@
+//! reposerve's `POST /upload` reader: any multipart body gets an answer, never a panic and
+//! never a 500 (bad input is a 4xx naming what is wrong), and a refused request leaves no
+//! file behind.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::http::Request;
+use libfuzzer_sys::fuzz_target;
+use tower::ServiceExt as _;
+
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    app: axum::Router,
+    dir: tempfile::TempDir,
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!("dir: {}\n", dir.path().display());
+        let cfg = reposerve::config::Config::parse(&yaml, "fuzz.yaml".as_ref()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let state = {
+            let _in_runtime = runtime.enter();
+            reposerve::AppState::from_config(cfg, true).unwrap()
+        };
+        Server { runtime, app: reposerve::router(state), dir }
+    })
+}
+
+/// Every path under the served tree (to see that a refused upload changed nothing).
+fn tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let s = server();
+    let before = tree(s.dir.path());
+    let req = Request::post("/upload")
+        .header("content-type", "multipart/form-data; boundary=X")
+        .body(Body::from(data.to_vec()))
+        .unwrap();
+    let status = s.runtime.block_on(async { s.app.clone().oneshot(req).await.unwrap().status() });
+    assert_ne!(status.as_u16(), 500, "upload answered 500");
+    if !status.is_success() {
+        assert_eq!(tree(s.dir.path()), before, "a refused upload changed the tree");
+    }
+});
