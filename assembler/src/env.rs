@@ -6,6 +6,7 @@
 //! - `SOURCE_DATE_EPOCH`: clamps layer mtimes and sets `created`, for reproducible images.
 //! - `ASSEMBLE_REGISTRY_USER`, `ASSEMBLE_REGISTRY_PASSWORD`: registry credentials (push, pull).
 //! - `ASSEMBLE_LOG`: tracing filter.
+//! - `NO_COLOR`: no colour even on a terminal.
 
 use std::path::PathBuf;
 
@@ -53,4 +54,11 @@ pub fn load() -> anyhow::Result<assembler::cli::Env> {
         now,
         registry_creds,
     })
+}
+
+/// `NO_COLOR` (any non-empty value) turns colour off; without it, log lines are coloured
+/// only when stderr is a terminal, so job logs and files get plain text.
+pub fn use_colour() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

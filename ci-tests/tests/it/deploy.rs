@@ -184,3 +184,45 @@ fn help_describes_the_options() {
             .stdout(predicates::str::contains("-s "));
     }
 }
+
+/// The token variables a `--help` text lists as its default, in order.
+fn default_token_variables(help: &str) -> Vec<String> {
+    // Help texts wrap anywhere.
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let after = &help[help.find("the first set of").expect("the default list in the help")..];
+    let mut names: Vec<String> = Vec::new();
+    for w in after.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')) {
+        if (w.contains("TOKEN") || w.contains("JWT")) && !w.ends_with("_VAR") {
+            if names.iter().any(|n| n == w) {
+                break;
+            }
+            names.push(w.to_string());
+        }
+    }
+    names
+}
+
+/// Regression (issue 15): `apkbuild deploy` and `ci/apkdeploy` read the token from the same
+/// variables in the same order (they disagreed on the second name).
+#[test]
+fn issue15_both_upload_clients_read_one_token_variable_order() {
+    let Ok(apkbuild) = crate::support::workspace_bin("apkbuild", "builder")
+        .inspect_err(|why| println!("skipped: {why}"))
+    else {
+        return;
+    };
+    let help = |mut c: Command| String::from_utf8(c.output().unwrap().stdout).unwrap();
+    let mut a = Command::new(apkbuild);
+    a.args(["deploy", "--help"]);
+    let mut b = Command::new(crate::support::ci_dir().join("apkdeploy"));
+    b.arg("--help");
+    let (a, b) = (help(a), help(b));
+    let order = [
+        "REPOSERVE_JWT",
+        "REPOSERVE_ID_TOKEN",
+        "REPOSERVE_TOKEN",
+        "CI_JOB_JWT_V2",
+    ];
+    assert_eq!(default_token_variables(&a), order, "{a}");
+    assert_eq!(default_token_variables(&b), order, "{b}");
+}
