@@ -18,7 +18,7 @@ pub fn program() -> String {
     if !argv0.is_empty() && !argv0.to_string_lossy().contains('/') {
         return argv0.to_string_lossy().into_owned();
     }
-    let exe = std::env::current_exe().map_or_else(|_| PathBuf::from(&argv0), |p| p);
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&argv0));
     let exe = exe.to_string_lossy().into_owned();
     shlex::try_quote(&exe).map_or(exe.clone(), std::borrow::Cow::into_owned)
 }

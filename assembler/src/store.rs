@@ -28,7 +28,10 @@ pub enum StoreError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// A metadata file is not valid JSON of the expected shape.
-    #[error("store file `{path}` is corrupt; remove it or run `{} prune`", crate::program::name())]
+    #[error(
+        "store file `{path}` is corrupt; remove it or run `{} prune`",
+        crate::program::name()
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,

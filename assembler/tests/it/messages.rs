@@ -28,7 +28,11 @@ fn stderr(o: &Output) -> String {
 fn issue15_containerfile_parse_error_is_printed_once() {
     let dir = tempfile::tempdir().unwrap();
     fs_err::create_dir_all(dir.path().join("ctx")).unwrap();
-    fs_err::write(dir.path().join("ctx/Containerfile"), "FROM scratch\nRUNX foo\n").unwrap();
+    fs_err::write(
+        dir.path().join("ctx/Containerfile"),
+        "FROM scratch\nRUNX foo\n",
+    )
+    .unwrap();
     let err = stderr(&assemble_in(dir.path(), &["build", "ctx"]));
     insta::assert_snapshot!(err, @r"
     error: unknown instruction `RUNX`

@@ -335,7 +335,11 @@ fn pack_output_with_a_trailing_slash_is_a_directory() {
 fn keygen_stderr(home: &Path, tty: bool, no_color: bool) -> String {
     let bin = assert_cmd::cargo::cargo_bin("apkbuild");
     let dir = home.join(format!("keys-{tty}-{no_color}"));
-    let args = format!("{} keygen -n -b 1024 --dir {}", bin.display(), dir.display());
+    let args = format!(
+        "{} keygen -n -b 1024 --dir {}",
+        bin.display(),
+        dir.display()
+    );
     let mut cmd = if tty {
         let mut c = std::process::Command::new("script");
         c.args(["-qefc", &args, "/dev/null"]);
@@ -354,7 +358,11 @@ fn keygen_stderr(home: &Path, tty: bool, no_color: bool) -> String {
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{o:?}");
     // `script` puts the terminal's output (stderr too) on stdout.
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -363,7 +371,11 @@ fn issue15_colour_only_on_a_terminal_and_never_with_no_color() {
     let piped = keygen_stderr(home.path(), false, false);
     assert!(piped.contains("INFO generating"), "{piped}");
     assert!(!piped.contains('\x1b'), "escape codes in a pipe: {piped:?}");
-    if std::process::Command::new("script").arg("-V").output().is_err() {
+    if std::process::Command::new("script")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIP: no `script` (util-linux) to give the terminal cases a terminal");
         return;
     }

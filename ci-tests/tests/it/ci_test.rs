@@ -54,7 +54,11 @@ fn executable(p: &Path) {
 fn issue15_ci_test_passes_and_totals_every_binary() {
     let (code, out, calls) = run_ci_test("");
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.lines().last(), Some("total: 7 passed, 0 failed"), "{out}");
+    assert_eq!(
+        out.lines().last(),
+        Some("total: 7 passed, 0 failed"),
+        "{out}"
+    );
     assert!(calls.contains("test --workspace --no-fail-fast"), "{calls}");
 }
 
@@ -62,7 +66,11 @@ fn issue15_ci_test_passes_and_totals_every_binary() {
 fn issue15_ci_test_failing_test_still_totals_and_fails() {
     let (code, out, _) = run_ci_test("test");
     assert_eq!(code, 1, "{out}");
-    assert_eq!(out.lines().last(), Some("total: 7 passed, 1 failed"), "{out}");
+    assert_eq!(
+        out.lines().last(),
+        Some("total: 7 passed, 1 failed"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -70,5 +78,9 @@ fn issue15_ci_test_lint_failure_still_runs_the_tests_and_fails() {
     let (code, out, calls) = run_ci_test("fmt clippy");
     assert_eq!(code, 1, "{out}");
     assert!(calls.contains("test --workspace"), "{calls}");
-    assert_eq!(out.lines().last(), Some("total: 7 passed, 0 failed"), "{out}");
+    assert_eq!(
+        out.lines().last(),
+        Some("total: 7 passed, 0 failed"),
+        "{out}"
+    );
 }

@@ -48,7 +48,11 @@ fn packages(meta: &Value) -> Vec<&Value> {
 }
 
 fn name(p: &Value) -> String {
-    format!("{} {}", p["name"].as_str().unwrap(), p["version"].as_str().unwrap())
+    format!(
+        "{} {}",
+        p["name"].as_str().unwrap(),
+        p["version"].as_str().unwrap()
+    )
 }
 
 #[test]
@@ -67,7 +71,10 @@ fn every_licence_is_on_the_allow_list() {
     let mut refused = Vec::new();
     for p in packages(&meta) {
         let Some(expr) = p["license"].as_str() else {
-            refused.push(format!("{}: no `license` field (only a licence file)", name(p)));
+            refused.push(format!(
+                "{}: no `license` field (only a licence file)",
+                name(p)
+            ));
             continue;
         };
         let parsed = spdx::Expression::parse_mode(expr, spdx::ParseMode::LAX);
@@ -130,7 +137,11 @@ fn no_wildcard_version_requirements() {
             }
         }
     }
-    assert!(wild.is_empty(), "wildcard requirements:\n{}", wild.join("\n"));
+    assert!(
+        wild.is_empty(),
+        "wildcard requirements:\n{}",
+        wild.join("\n")
+    );
     // multiple-versions = "warn": reported, not refused.
     let mut versions: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for p in packages(&meta) {

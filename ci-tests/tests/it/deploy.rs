@@ -189,7 +189,9 @@ fn help_describes_the_options() {
 fn default_token_variables(help: &str) -> Vec<String> {
     // Help texts wrap anywhere.
     let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
-    let after = &help[help.find("the first set of").expect("the default list in the help")..];
+    let after = &help[help
+        .find("the first set of")
+        .expect("the default list in the help")..];
     let mut names: Vec<String> = Vec::new();
     for w in after.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')) {
         if (w.contains("TOKEN") || w.contains("JWT")) && !w.ends_with("_VAR") {

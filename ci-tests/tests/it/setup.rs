@@ -51,7 +51,10 @@ impl Setup {
                    xz-utils bzip2 zstd zip skopeo umoci podman runc docker-registry \
                    busybox-static curl shellcheck openssl jq rsync s6 execline e2fsprogs \
                    squashfs-tools strace qemu-system-x86 linux-image-amd64";
-        let present: Vec<&str> = all.split_whitespace().filter(|p| !missing.contains(p)).collect();
+        let present: Vec<&str> = all
+            .split_whitespace()
+            .filter(|p| !missing.contains(p))
+            .collect();
         write(dir.path(), "present", &present.join(" "));
         fs_err::create_dir_all(dir.path().join("plans")).unwrap();
         Self { dir }
@@ -67,7 +70,10 @@ impl Setup {
         let out = std::process::Command::new("sh")
             .arg(ci_dir().join("setup"))
             .env("PATH", format!("{}:/usr/bin:/bin", d.join("bin").display()))
-            .env("PRESENT", fs_err::read_to_string(d.join("present")).unwrap())
+            .env(
+                "PRESENT",
+                fs_err::read_to_string(d.join("present")).unwrap(),
+            )
             .env("PLANS", d.join("plans"))
             .env("CALLS", d.join("calls"))
             .output()
