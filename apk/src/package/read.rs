@@ -293,6 +293,9 @@ fn read_head<R: BufRead>(
     }
 }
 
+/// A small member's tar entries with their content.
+type SmallEntries = Vec<(Entry, Vec<u8>)>;
+
 /// One signature or control member: its compressed bytes and its tar entries.
 fn read_small_member<R: BufRead>(
     tap: &mut Tap<R>,
@@ -300,7 +303,7 @@ fn read_small_member<R: BufRead>(
     offset: u64,
     limits: ReadLimits,
     header_issues: &mut Vec<(Member, u64, &'static str)>,
-) -> Result<(Vec<u8>, Vec<(Entry, Vec<u8>)>), PackageError> {
+) -> Result<(Vec<u8>, SmallEntries), PackageError> {
     tap.mode = TapMode::Capture(Vec::new());
     let inflated = inflate_member(tap, member_kind, offset, limits.max_control)?;
     if tap.overflow {
@@ -320,9 +323,7 @@ fn read_small_member<R: BufRead>(
 
 /// The control member's `.PKGINFO` and scripts (`.SIGN.*` skipped); a data entry there is
 /// the unsupported single-stream layout.
-fn split_control(
-    entries: Vec<(Entry, Vec<u8>)>,
-) -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>), PackageError> {
+fn split_control(entries: SmallEntries) -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>), PackageError> {
     let mut pkginfo = None;
     let mut scripts = Vec::new();
     for (e, content) in entries {
