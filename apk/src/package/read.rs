@@ -243,7 +243,7 @@ struct Head {
     /// The control member's compressed bytes (what the signatures sign).
     control: Vec<u8>,
     pkginfo_raw: Vec<u8>,
-    scripts: Vec<(String, Vec<u8>)>,
+    scripts: Scripts,
     control_offset: u64,
 }
 
@@ -296,6 +296,9 @@ fn read_head<R: BufRead>(
 /// A small member's tar entries with their content.
 type SmallEntries = Vec<(Entry, Vec<u8>)>;
 
+/// Install scripts: `(name, content)`.
+type Scripts = Vec<(String, Vec<u8>)>;
+
 /// One signature or control member: its compressed bytes and its tar entries.
 fn read_small_member<R: BufRead>(
     tap: &mut Tap<R>,
@@ -323,7 +326,7 @@ fn read_small_member<R: BufRead>(
 
 /// The control member's `.PKGINFO` and scripts (`.SIGN.*` skipped); a data entry there is
 /// the unsupported single-stream layout.
-fn split_control(entries: SmallEntries) -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>), PackageError> {
+fn split_control(entries: SmallEntries) -> Result<(Vec<u8>, Scripts), PackageError> {
     let mut pkginfo = None;
     let mut scripts = Vec::new();
     for (e, content) in entries {

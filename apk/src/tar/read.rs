@@ -330,6 +330,9 @@ fn ustar_name(block: &[u8; BLOCK], start: u64) -> Result<String, TarError> {
     }
 }
 
+/// Extended attributes: `(name, value)`.
+type Xattrs = Vec<(String, Vec<u8>)>;
+
 /// PAX records over the header's fields: `path` and `linkpath` replace them; the xattrs and
 /// apk's SHA-1 checksum are returned.
 fn apply_pax(
@@ -337,7 +340,7 @@ fn apply_pax(
     path: &mut String,
     link: &mut String,
     start: u64,
-) -> Result<(Vec<(String, Vec<u8>)>, Option<[u8; 20]>), TarError> {
+) -> Result<(Xattrs, Option<[u8; 20]>), TarError> {
     let mut xattrs = Vec::new();
     let mut checksum_sha1 = None;
     for (key, value) in pax {
