@@ -10,20 +10,25 @@ use serde_json::Value;
 
 use crate::support::root;
 
-/// `cargo metadata` of the workspace, as resolved by Cargo.lock.
-fn metadata() -> Value {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cargo metadata failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+/// `cargo metadata` of the workspace, as resolved by Cargo.lock, for deny.toml's
+/// `[graph] targets` (run once per test process; tests share it).
+fn metadata() -> &'static Value {
+    static META: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    META.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["metadata", "--format-version", "1", "--locked", "--offline"]);
+        for t in deny_toml()["graph"]["targets"].as_array().unwrap() {
+            cmd.args(["--filter-platform", t.as_str().unwrap()]);
+        }
+        let out = cmd.current_dir(root()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "cargo metadata failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
 }
 
 fn deny_toml() -> toml::Table {
@@ -69,7 +74,7 @@ fn every_licence_is_on_the_allow_list() {
         .collect();
     let meta = metadata();
     let mut refused = Vec::new();
-    for p in packages(&meta) {
+    for p in packages(meta) {
         let Some(expr) = p["license"].as_str() else {
             refused.push(format!(
                 "{}: no `license` field (only a licence file)",
@@ -96,7 +101,7 @@ fn every_licence_is_on_the_allow_list() {
 fn every_crate_comes_from_crates_io_or_the_workspace() {
     let meta = metadata();
     let mut unknown = Vec::new();
-    for p in packages(&meta) {
+    for p in packages(meta) {
         match p["source"].as_str() {
             None => {}
             Some(
@@ -126,7 +131,7 @@ fn no_wildcard_version_requirements() {
         .filter_map(Value::as_str)
         .collect();
     let mut wild = Vec::new();
-    for p in packages(&meta) {
+    for p in packages(meta) {
         if !members.contains(&p["id"].as_str().unwrap()) {
             continue;
         }
@@ -144,7 +149,7 @@ fn no_wildcard_version_requirements() {
     );
     // multiple-versions = "warn": reported, not refused.
     let mut versions: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for p in packages(&meta) {
+    for p in packages(meta) {
         versions
             .entry(p["name"].as_str().unwrap())
             .or_default()
