@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // A Containerfile diagnostic renders its own `error:` header (file:line:col and
             // a snippet); anything else gets one.
-            let msg = format!("{err:#}");
+            let msg = apk::cause::chain(err.chain());
             if msg.starts_with("error") {
                 eprintln!("{msg}");
             } else {

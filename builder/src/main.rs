@@ -27,7 +27,7 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", apk::cause::chain(err.chain()));
             ExitCode::FAILURE
         }
     }

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     match rt.block_on(reposerve::server::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", apk::cause::chain(err.chain()));
             ExitCode::FAILURE
         }
     }
