@@ -281,7 +281,11 @@ fn issue6_s6_image_boots_under_qemu_and_supervises_hello_server() {
     fs_err::create_dir_all(stopper.parent().unwrap()).unwrap();
     fs_err::write(
         &stopper,
-        "#!/bin/busybox sh\n/bin/busybox sleep 3\n/bin/busybox killall -TERM hello-server\n\
+        // Waits for the event, not for time: hello-server records its start line once its
+        // signal handlers are set (a TCG boot on a busy machine can take long).
+        "#!/bin/busybox sh\n\
+         until /bin/busybox grep -qs 'start pid=' /tmp/hello.log; do /bin/busybox sleep 0.2; done\n\
+         /bin/busybox killall -TERM hello-server\n\
          exec /bin/busybox sleep 1000\n",
     )
     .unwrap();

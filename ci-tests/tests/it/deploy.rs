@@ -57,7 +57,7 @@ pub fn start_reposerve(bin: &std::path::Path, config: &std::path::Path) -> Repos
             }
         }
     });
-    let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
+    let Ok(addr) = rx.recv_timeout(Duration::from_secs(120)) else {
         let _ = child.kill();
         panic!("reposerve did not start");
     };

@@ -96,7 +96,7 @@ fn start_registry(dir: &Path) -> Registry {
             panic!("docker-registry exited: {st}");
         }
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            start.elapsed() < Duration::from_secs(120),
             "docker-registry did not answer on {host}"
         );
         std::thread::sleep(Duration::from_millis(100));
