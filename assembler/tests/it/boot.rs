@@ -220,7 +220,14 @@ fn boot(ws: &Ws, (vmlinuz, modules): &(PathBuf, PathBuf), img: &Path) -> (bool, 
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(&initrd)
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
+        // no_timer_check: under TCG on a busy host the kernel's boot-time check of the
+        // emulated timer IRQ can miss its window and panic ("IO-APIC + timer doesn't
+        // work!"), seen while the whole suite ran beside other builds; the check is for
+        // broken hardware, not for anything this test is about.
+        .args([
+            "-append",
+            "console=ttyS0 panic=-1 loglevel=4 no_timer_check",
+        ])
         .arg("-drive")
         .arg(format!(
             "file={},if=virtio,format=raw,snapshot=on",

@@ -4,9 +4,7 @@
 //! a no-op, with a `cargo` on PATH that plays a given outcome per subcommand and records
 //! what it was asked (what is under test is the script's control flow, not cargo).
 
-use std::path::Path;
-
-use crate::support::{ci_dir, write};
+use crate::support::{ci_dir, executable, write};
 
 /// A `cargo` that fails the subcommands named in `$FAIL`, prints two test binaries'
 /// results for `test` (one failed test when `test` is in `$FAIL`) and records its arguments.
@@ -43,11 +41,6 @@ fn run_ci_test(fail: &str) -> (i32, String, String) {
     let calls = fs_err::read_to_string(&calls).unwrap_or_default();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     (out.status.code().unwrap_or(-1), stdout, calls)
-}
-
-fn executable(p: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    fs_err::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]

@@ -4,9 +4,7 @@
 //! answering which packages are present (versions compared by the real dpkg), and the
 //! other tools present, so only the apt decisions are under test.
 
-use std::path::Path;
-
-use crate::support::{ci_dir, write};
+use crate::support::{ci_dir, executable, write};
 
 /// `apt-get`: `-s` prints the plan in `$PLANS/<first package>` (or a plain install); a real
 /// install is recorded in `$CALLS`.
@@ -82,11 +80,6 @@ impl Setup {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         (out.status.success(), err, calls)
     }
-}
-
-fn executable(p: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    fs_err::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]
