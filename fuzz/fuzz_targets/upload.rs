@@ -20,7 +20,12 @@ fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let yaml = format!("dir: {}\n", dir.path().display());
+        // Uploads need a packager keyring and the repository key: the fixture pair.
+        let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/../testkit/fixtures/apk-reference/keys");
+        let yaml = format!(
+            "dir: {}\ntrusted_keys: {keys}\nsigning:\n  key: {keys}/fixture-test-65a1b2c3.rsa\n",
+            dir.path().join("repo").display()
+        );
         let cfg = reposerve::config::Config::parse(&yaml, "fuzz.yaml".as_ref()).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let state = {
@@ -36,7 +41,10 @@ fn tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
             let p = e.unwrap().path();
             if p.is_dir() {
                 todo.push(p.clone());
@@ -50,7 +58,7 @@ fn tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 fuzz_target!(|data: &[u8]| {
     let s = server();
-    let before = tree(s.dir.path());
+    let before = tree(&s.dir.path().join("repo"));
     let req = Request::post("/upload")
         .header("content-type", "multipart/form-data; boundary=X")
         .body(Body::from(data.to_vec()))
@@ -58,6 +66,6 @@ fuzz_target!(|data: &[u8]| {
     let status = s.runtime.block_on(async { s.app.clone().oneshot(req).await.unwrap().status() });
     assert_ne!(status.as_u16(), 500, "upload answered 500");
     if !status.is_success() {
-        assert_eq!(tree(s.dir.path()), before, "a refused upload changed the tree");
+        assert_eq!(tree(&s.dir.path().join("repo")), before, "a refused upload changed the tree");
     }
 });
