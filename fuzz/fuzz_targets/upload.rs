@@ -28,10 +28,9 @@ fn server() -> &'static Server {
         );
         let cfg = reposerve::config::Config::parse(&yaml, "fuzz.yaml".as_ref()).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let state = {
-            let _in_runtime = runtime.enter();
-            reposerve::AppState::from_config(cfg, true).unwrap()
-        };
+        let state = runtime
+            .block_on(reposerve::AppState::from_config(cfg, true))
+            .unwrap();
         Server { runtime, app: reposerve::router(state), dir }
     })
 }
