@@ -118,12 +118,11 @@ fn load(dir: &Path, id: String) -> anyhow::Result<Base> {
     let manifest =
         scan().with_context(|| format!("failed to scan the base `{}`", rootfs.display()))?;
     let path = dir.join(OWNERS);
-    let entries: Vec<(u32, u32, String)> = serde_json::from_slice(&fs_err::read(&path)?)
-        .with_context(|| format!("`{}` is corrupt; run `assemble prune`", path.display()))?;
+    let entries: Vec<(u32, u32, String)> =
+        serde_json::from_slice(&fs_err::read(&path)?).with_context(|| corrupt(&path))?;
     let mut owners: Owners = manifest.keys().map(|p| (p.clone(), (0, 0))).collect();
     for (uid, gid, p) in entries {
-        let p = hex::decode(&p)
-            .with_context(|| format!("`{}` is corrupt; run `assemble prune`", path.display()))?;
+        let p = hex::decode(&p).with_context(|| corrupt(&path))?;
         owners.insert(PathBuf::from(std::ffi::OsString::from_vec(p)), (uid, gid));
     }
     Ok(Base {
@@ -132,6 +131,15 @@ fn load(dir: &Path, id: String) -> anyhow::Result<Base> {
         owners,
         manifest,
     })
+}
+
+/// What to say about a damaged owner table.
+fn corrupt(path: &Path) -> String {
+    format!(
+        "`{}` is corrupt; run `{} prune`",
+        path.display(),
+        crate::program::name()
+    )
 }
 
 /// Removes the bases whose snapshot is no longer in the store (after

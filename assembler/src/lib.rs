@@ -1,7 +1,8 @@
 //! The engine behind `assemble`: a Containerfile becomes an image in a local store of
 //! content-addressed snapshots, one per RUN/COPY/ADD, exported as OCI or Docker images.
 //!
-//! - [`containerfile`]: the Containerfile syntax.
+//! - [`containerfile`]: the Containerfile syntax; [`dockerignore`]: what COPY, ADD and context
+//!   bind mounts leave out (`.containerignore`, `.dockerignore`, `--exclude`).
 //! - [`apkcmd`]: apk's commands carried out natively on a step's root; [`apkshim`]: the
 //!   static `/sbin/apk` that reaches them from RUN steps of images without apk.
 //! - [`store`]: snapshots, tags, the step cache and logs on disk; [`bases`]: bases extracted
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod containerfile;
+pub mod dockerignore;
 pub mod export;
 pub mod fsimage;
 pub mod init;
@@ -28,6 +30,7 @@ pub mod layer;
 mod oci;
 pub mod overlay;
 pub mod packages;
+pub mod program;
 pub mod progress;
 pub mod reference;
 pub mod registry;

@@ -29,7 +29,10 @@ pub enum StoreError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// A metadata file is not valid JSON of the expected shape.
-    #[error("store file `{path}` is corrupt: {source}; remove it or run `assemble prune`")]
+    #[error(
+        "store file `{path}` is corrupt; remove it or run `{} prune`",
+        crate::program::name()
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -37,7 +40,7 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     /// No tag or snapshot by that name.
-    #[error("no image or snapshot `{name}` in the store `{store}`; see `assemble images`")]
+    #[error("no image or snapshot `{name}` in the store `{}`; see `{} images`", store.display(), crate::program::name())]
     NotFound {
         /// What was asked for.
         name: String,

@@ -148,9 +148,14 @@ async fn handle(state: &AppState, mut multipart: Multipart) -> Result<UploadResp
             (part, r)
         }));
     }
-    let mut staged = Vec::new();
+    // Every validation ends before the answer: a refusal must not leave another part's
+    // staged file behind while it is still being checked (found by fuzzing).
+    let mut checked = Vec::new();
     for task in tasks {
-        let (part, r) = task.await.map_err(AppError::internal)?;
+        checked.push(task.await.map_err(AppError::internal)?);
+    }
+    let mut staged = Vec::new();
+    for (part, r) in checked {
         match r {
             Ok((entry, target)) => staged.push(Staged {
                 file: part.file,

@@ -128,7 +128,7 @@ pub enum BuildError {
         look: String,
     },
     /// Anything else, with its context.
-    #[error("{0:#}")]
+    #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
@@ -225,8 +225,8 @@ pub fn build(
 fn read_containerfile(opts: &BuildOptions) -> anyhow::Result<Containerfile> {
     match &opts.source {
         Some(text) => Ok(containerfile::parse(text, &opts.file)?),
-        None => containerfile::parse_file(&opts.file)
-            .with_context(|| format!("failed to read `{}`", opts.file.display())),
+        // The error names the file already (see `containerfile::ReadError`).
+        None => Ok(containerfile::parse_file(&opts.file)?),
     }
 }
 

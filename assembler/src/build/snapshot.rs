@@ -100,11 +100,13 @@ impl Engine<'_> {
             .unwrap_or(false);
         let look = if has_shell {
             format!(
-                "Open a shell there with: assemble --store {store} run -it --entrypoint /bin/sh {tag}@{id}"
+                "Open a shell there with: {prog} --store {store} run -it --entrypoint /bin/sh {tag}@{id}",
+                prog = crate::program::name()
             )
         } else {
             format!(
-                "The image has no /bin/sh to open a shell in; unpack it to look inside with: assemble --store {store} export {tag}@{id} rootfs:failed-rootfs"
+                "The image has no /bin/sh to open a shell in; unpack it to look inside with: {prog} --store {store} export {tag}@{id} rootfs:failed-rootfs",
+                prog = crate::program::name()
             )
         };
         Ok(BuildError::StepFailed {

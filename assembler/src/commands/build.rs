@@ -108,6 +108,27 @@ fn parse_margin(s: &str) -> Result<u64, String> {
     crate::fsimage::parse_size(s).map_err(|e| e.to_string())
 }
 
+/// `Containerfile`, else `Dockerfile`, in the context directory (as podman looks).
+fn default_file(context: &Path) -> anyhow::Result<PathBuf> {
+    if !context.is_dir() {
+        anyhow::bail!(
+            "the build context `{}` is not a directory; give the directory holding the Containerfile",
+            context.display()
+        );
+    }
+    ["Containerfile", "Dockerfile"]
+        .into_iter()
+        .map(|name| context.join(name))
+        .find(|f| f.is_file())
+        .with_context(|| {
+            format!(
+                "no Containerfile or Dockerfile in `{}`; add one, or name it with -f FILE \
+                 (-f - reads it from standard input)",
+                context.display()
+            )
+        })
+}
+
 /// Builds.
 pub fn run(
     store: &Store,
@@ -117,7 +138,8 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let Some(context) = a.context.clone() else {
         anyhow::bail!(
-            "no build context given; usage: assemble [-t NAME[:TAG]] [-f FILE] CONTEXT (see --help)"
+            "no build context given; usage: {} [-t NAME[:TAG]] [-f FILE] CONTEXT (see --help)",
+            crate::program::name()
         );
     };
     let (file, source) = containerfile(&context, a.file.as_deref())?;
@@ -173,18 +195,7 @@ fn containerfile(context: &Path, file: Option<&Path>) -> anyhow::Result<(PathBuf
             Ok((PathBuf::from("<stdin>"), Some(text)))
         }
         Some(f) => Ok((f.to_path_buf(), None)),
-        None => ["Containerfile", "Dockerfile"]
-            .iter()
-            .map(|name| context.join(name))
-            .find(|p| p.is_file())
-            .map(|p| (p, None))
-            .with_context(|| {
-                format!(
-                    "no Containerfile or Dockerfile in `{}`; add one, or name it with -f FILE \
-                     (-f - reads it from standard input)",
-                    context.display()
-                )
-            }),
+        None => default_file(context).map(|p| (p, None)),
     }
 }
 

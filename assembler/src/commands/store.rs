@@ -104,7 +104,10 @@ pub fn rmi(store: &Store, a: &RmiArgs, r: &dyn Reporter) -> anyhow::Result<ExitC
         if store.remove_tag(i)? {
             say(r, &format!("Untagged {}", crate::store::normalize_tag(i)));
         } else {
-            r.line(&format!("error: no image `{i}`; see `assemble images`"));
+            r.line(&format!(
+                "error: no image `{i}`; see `{} images`",
+                crate::program::name()
+            ));
             code = ExitCode::FAILURE;
         }
     }

@@ -12,6 +12,7 @@ mod fidelity;
 mod hostile;
 mod inspect;
 mod layers;
+mod messages;
 mod mounts;
 mod nosandbox;
 mod onbuild;
