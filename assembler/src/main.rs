@@ -29,10 +29,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            // A Containerfile diagnostic renders its own `error:` header (file:line:col and
-            // a snippet); anything else gets one.
+            // A Containerfile diagnostic (a parse error, or one the whole-file check before
+            // the first step found) renders its own `error:` header with file:line:col and
+            // a snippet; anything else gets one. (`error:` with its colon: other messages
+            // may start with the word, as "error sending request" does.)
             let msg = apk::cause::chain(err.chain());
-            if msg.starts_with("error") {
+            if msg.starts_with("error: ") {
                 eprintln!("{msg}");
             } else {
                 eprintln!("error: {msg}");

@@ -45,6 +45,47 @@ fn issue15_containerfile_parse_error_is_printed_once() {
     ");
 }
 
+/// A mistake the whole-file check finds before the first step, and a parse error of a
+/// Containerfile read from standard input, print their diagnostic once, without the
+/// binary's own `error:` in front of the diagnostic's.
+#[test]
+fn issue15_errors_before_the_first_step_are_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::create_dir_all(dir.path().join("ctx")).unwrap();
+    fs_err::write(
+        dir.path().join("ctx/Containerfile"),
+        "FROM scratch\nRUN true\nADD --keep-git-dir repo /src\n",
+    )
+    .unwrap();
+    let err = stderr(&assemble_in(dir.path(), &["build", "ctx"]));
+    insta::assert_snapshot!(err, @r"
+    error: ADD --keep-git-dir: ADD of a git repository is not supported
+     --> ctx/Containerfile:3:5
+      |
+    3 | ADD --keep-git-dir repo /src
+      |     ^^^^^^^^^^^^^^
+      |
+    help: clone it in a RUN step of a build stage and COPY --from that stage
+    ");
+    let o = assert_cmd::Command::cargo_bin("assemble")
+        .unwrap()
+        .current_dir(dir.path())
+        .env_remove("ASSEMBLE_STORE")
+        .args(["--store", "store", "build", "-f", "-", "ctx"])
+        .write_stdin("FROM scratch\nFORM x\n")
+        .output()
+        .unwrap();
+    insta::assert_snapshot!(stderr(&o), @r"
+    error: unknown instruction `FORM`
+     --> <stdin>:2:1
+      |
+    2 | FORM x
+      | ^^^^
+      |
+    help: did you mean FROM?
+    ");
+}
+
 #[test]
 fn issue15_missing_containerfile_names_both_and_says_it_once() {
     let dir = tempfile::tempdir().unwrap();
