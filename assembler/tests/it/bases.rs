@@ -272,12 +272,12 @@ const MOUNTS: &str = "FROM mbase\n\
 
 const SECRET: &str = "s3cr3t-on-the-overlay";
 
+/// Runs `assemble ARGS` with more variables, as some user; `None` when it cannot.
+type Assemble<'a> = &'a dyn Fn(&[&str], &[(&str, &str)]) -> Option<Output>;
+
 /// Builds [`MOUNTS`] on a kept base with `assemble` (as root or rootless), then again
 /// extracting the base; checks what the layers hold and returns the log.
-fn mounts_on_a_kept_base(
-    ws: &Ws,
-    assemble: &dyn Fn(&[&str], &[(&str, &str)]) -> Option<Output>,
-) -> Option<String> {
+fn mounts_on_a_kept_base(ws: &Ws, assemble: Assemble<'_>) -> Option<String> {
     fs_err::write(ws.path("token.txt"), SECRET).unwrap();
     fs_err::create_dir_all(ws.path("ctx/src")).unwrap();
     fs_err::write(ws.path("ctx/src/a"), "bound\n").unwrap();
