@@ -97,9 +97,15 @@ fn main() {
     fill(&root, mb);
     // Warm the page cache the same way for both sides.
     let _ = layer::scan(&root).unwrap();
+    bench_snapshot(tmp.path(), &root, mb);
+    base_reuse::run(tmp.path(), &root, mb);
+    bench_export(tmp.path(), &root, mb);
+}
 
-    // 1. Snapshot: the scan of the step's result plus the layer of what changed.
-    let before = layer::scan(&root).unwrap();
+/// Snapshot (1.): the scan of the step's result plus the layer of what changed, against
+/// `cp -a` of the root.
+fn bench_snapshot(tmp: &Path, root: &Path, mb: usize) {
+    let before = layer::scan(root).unwrap();
     fs_err::write(
         root.join("usr/lib/d000/f0000.bin"),
         b"changed by the step\n",
@@ -107,28 +113,20 @@ fn main() {
     .unwrap();
     let mut info = None;
     let snap = secs(|| {
-        let after = layer::scan(&root).unwrap();
-        info = Some(
-            layer::write_diff(
-                &root,
-                &before,
-                &after,
-                Some(0),
-                &tmp.path().join("step.tar"),
-            )
-            .unwrap(),
-        );
+        let after = layer::scan(root).unwrap();
+        info =
+            Some(layer::write_diff(root, &before, &after, Some(0), &tmp.join("step.tar")).unwrap());
     });
     let cp = secs(|| {
         let ok = Command::new("cp")
             .arg("-a")
-            .arg(&root)
-            .arg(tmp.path().join("copy"))
+            .arg(root)
+            .arg(tmp.join("copy"))
             .status()
             .unwrap();
         assert!(ok.success());
     });
-    fs_err::remove_dir_all(tmp.path().join("copy")).unwrap();
+    fs_err::remove_dir_all(tmp.join("copy")).unwrap();
     let info = info.unwrap();
     println!(
         "snapshot of a one-file step in a {mb} MB root: {snap:.3}s (layer {} bytes, {} entries) vs cp -a {cp:.3}s: {:.1}x faster",
@@ -136,11 +134,11 @@ fn main() {
         info.entries,
         cp / snap
     );
+}
 
-    base_reuse::run(tmp.path(), &root, mb);
-
-    // 3. Export of half the root as a gzip layer.
-    let half = tmp.path().join("half");
+/// Export (3.) of half the root (moved out of it) as a gzip layer, against `tar c | gzip -6`.
+fn bench_export(tmp: &Path, root: &Path, mb: usize) {
+    let half = tmp.join("half");
     fs_err::create_dir_all(half.join("usr/lib")).unwrap();
     let mut moved = 0;
     for e in fs_err::read_dir(root.join("usr/lib")).unwrap() {
@@ -157,11 +155,9 @@ fn main() {
     };
     let ours = secs(|| {
         let all = layer::scan(&half).unwrap();
-        let tar = tmp.path().join("export.tar");
+        let tar = tmp.join("export.tar");
         layer::write_diff(&half, &layer::Manifest::new(), &all, Some(0), &tar).unwrap();
-        let out = std::io::BufWriter::new(
-            fs_err::File::create(tmp.path().join("export.tar.gz")).unwrap(),
-        );
+        let out = std::io::BufWriter::new(fs_err::File::create(tmp.join("export.tar.gz")).unwrap());
         let mut gz = GzipWriter::new(
             out,
             GzipOptions {
@@ -178,13 +174,13 @@ fn main() {
             .arg(format!(
                 "tar c -C {} . | gzip -6 > {}",
                 half.display(),
-                tmp.path().join("base.tar.gz").display()
+                tmp.join("base.tar.gz").display()
             ))
             .status()
             .unwrap();
         assert!(ok.success());
     });
-    let sz = |p: &str| fs_err::metadata(tmp.path().join(p)).unwrap().len();
+    let sz = |p: &str| fs_err::metadata(tmp.join(p)).unwrap().len();
     println!(
         "export of a ~{} MB root ({size_mb} paths) as a gzip layer: {ours:.3}s ({} bytes) vs tar c | gzip -6 {base:.3}s ({} bytes): {:.2}x the baseline's speed",
         moved * 32 * 4,

@@ -324,9 +324,16 @@ fn mounts_on_a_kept_base(ws: &Ws, assemble: Assemble<'_>) -> Option<String> {
     assert!(succeeded(&extracting).contains("note: overlayfs is unavailable"));
     assert_eq!(snapshots(&kept), snapshots(&extracting));
 
-    // The mount steps' layers hold what the commands wrote outside their mounts, and no
-    // mountpoint, no directory overlayfs copied up to hold one, no whiteout.
-    let all = layers(ws, "m");
+    no_mountpoint_in_layers(ws, "m");
+    secret_nowhere_in_the_store(ws);
+    Some(log)
+}
+
+/// The mount steps' layers of the image in the OCI layout `dir` hold what the commands
+/// wrote outside their mounts, and no mountpoint, no directory overlayfs copied up to hold
+/// one, no whiteout.
+fn no_mountpoint_in_layers(ws: &Ws, dir: &str) {
+    let all = layers(ws, dir);
     let steps: Vec<_> = all
         .iter()
         .filter(|l| MOUNTS.contains(&l.created_by) && l.created_by.starts_with("RUN"))
@@ -362,7 +369,10 @@ fn mounts_on_a_kept_base(ws: &Ws, assemble: Assemble<'_>) -> Option<String> {
             assert!(paths.contains(&"usr/bin/hello"), "{paths:?}");
         }
     }
-    // The secret's bytes are nowhere in the store (layers, bases, logs) once built.
+}
+
+/// The secret's bytes are nowhere in the store (layers, bases, logs) once built.
+fn secret_nowhere_in_the_store(ws: &Ws) {
     for e in walkdir::WalkDir::new(ws.path("store")) {
         let e = e.unwrap();
         if e.file_type().is_file() {
@@ -374,7 +384,6 @@ fn mounts_on_a_kept_base(ws: &Ws, assemble: Assemble<'_>) -> Option<String> {
             );
         }
     }
-    Some(log)
 }
 
 #[test]
