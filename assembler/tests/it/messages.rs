@@ -8,6 +8,11 @@ use crate::support::{PRELUDE, Ws, text};
 
 /// `assemble ARGS` in `dir` (no store needed: these fail before one is opened).
 fn assemble_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    assemble_stdin(dir, args, "")
+}
+
+/// As [`assemble_in`], with `stdin` as its standard input.
+fn assemble_stdin(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
     assert_cmd::Command::cargo_bin("assemble")
         .unwrap()
         .current_dir(dir)
@@ -15,6 +20,7 @@ fn assemble_in(dir: &std::path::Path, args: &[&str]) -> Output {
         .arg("--store")
         .arg(dir.join("store"))
         .args(args)
+        .write_stdin(stdin)
         .output()
         .unwrap()
 }
@@ -67,14 +73,11 @@ fn issue15_errors_before_the_first_step_are_printed_once() {
       |
     help: clone it in a RUN step of a build stage and COPY --from that stage
     ");
-    let o = assert_cmd::Command::cargo_bin("assemble")
-        .unwrap()
-        .current_dir(dir.path())
-        .env_remove("ASSEMBLE_STORE")
-        .args(["--store", "store", "build", "-f", "-", "ctx"])
-        .write_stdin("FROM scratch\nFORM x\n")
-        .output()
-        .unwrap();
+    let o = assemble_stdin(
+        dir.path(),
+        &["build", "-f", "-", "ctx"],
+        "FROM scratch\nFORM x\n",
+    );
     insta::assert_snapshot!(stderr(&o), @r"
     error: unknown instruction `FORM`
      --> <stdin>:2:1
