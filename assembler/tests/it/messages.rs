@@ -25,6 +25,14 @@ fn assemble_stdin(dir: &std::path::Path, args: &[&str], stdin: &str) -> Output {
         .unwrap()
 }
 
+/// A directory holding the context `ctx/` with `containerfile` as its Containerfile.
+fn context_with(containerfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::create_dir_all(dir.path().join("ctx")).unwrap();
+    fs_err::write(dir.path().join("ctx/Containerfile"), containerfile).unwrap();
+    dir
+}
+
 fn stderr(o: &Output) -> String {
     assert!(!o.status.success());
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -32,13 +40,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn issue15_containerfile_parse_error_is_printed_once() {
-    let dir = tempfile::tempdir().unwrap();
-    fs_err::create_dir_all(dir.path().join("ctx")).unwrap();
-    fs_err::write(
-        dir.path().join("ctx/Containerfile"),
-        "FROM scratch\nRUNX foo\n",
-    )
-    .unwrap();
+    let dir = context_with("FROM scratch\nRUNX foo\n");
     let err = stderr(&assemble_in(dir.path(), &["build", "ctx"]));
     insta::assert_snapshot!(err, @r"
     error: unknown instruction `RUNX`
@@ -56,13 +58,7 @@ fn issue15_containerfile_parse_error_is_printed_once() {
 /// binary's own `error:` in front of the diagnostic's.
 #[test]
 fn issue15_errors_before_the_first_step_are_printed_once() {
-    let dir = tempfile::tempdir().unwrap();
-    fs_err::create_dir_all(dir.path().join("ctx")).unwrap();
-    fs_err::write(
-        dir.path().join("ctx/Containerfile"),
-        "FROM scratch\nRUN true\nADD --keep-git-dir repo /src\n",
-    )
-    .unwrap();
+    let dir = context_with("FROM scratch\nRUN true\nADD --keep-git-dir repo /src\n");
     let err = stderr(&assemble_in(dir.path(), &["build", "ctx"]));
     insta::assert_snapshot!(err, @r"
     error: ADD --keep-git-dir: ADD of a git repository is not supported
