@@ -9,7 +9,7 @@
 //! `cargo bench -p apk --bench package` (set `BENCH_FILES`/`BENCH_MB` to change the tree).
 
 use std::io::{BufWriter, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -116,14 +116,8 @@ fn info(name: &str, version: &str) -> PkgInfo {
 }
 
 fn main() {
-    let files: usize = std::env::var("BENCH_FILES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let mb: usize = std::env::var("BENCH_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let files = env_usize("BENCH_FILES", 10_000);
+    let mb = env_usize("BENCH_MB", 100);
     let key_path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../testkit/fixtures/apk-reference/keys/fixture-test-65a1b2c3.rsa"
@@ -136,20 +130,34 @@ fn main() {
         "tree: {files} files, {mb} MB, {} cores",
         std::thread::available_parallelism().map_or(1, usize::from)
     );
+    bench_package(work.path(), &tree, &key);
+    bench_index(work.path(), &key);
+}
 
+/// A number from the environment, else `default`.
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Packaging `tree` (write + sign, best of two) against abuild's `tar | gzip -9`, then
+/// reading it back.
+fn bench_package(work: &Path, tree: &Path, key: &PrivateKey) {
     // Baseline: abuild's pipeline, GNU tar piped to gzip -9.
     let ((), baseline) = time(|| {
         let status = Command::new("sh")
             .arg("-c")
             .arg("tar --format=posix --sort=name -C \"$1\" -cf - . | gzip -9 -n > \"$2\"")
             .arg("sh")
-            .arg(&tree)
-            .arg(work.path().join("baseline.tar.gz"))
+            .arg(tree)
+            .arg(work.join("baseline.tar.gz"))
             .status()
             .expect("sh");
         assert!(status.success(), "tar | gzip failed");
     });
-    let baseline_size = fs_err::metadata(work.path().join("baseline.tar.gz"))
+    let baseline_size = fs_err::metadata(work.join("baseline.tar.gz"))
         .unwrap()
         .len();
 
@@ -157,10 +165,10 @@ fn main() {
     let mut size = 0;
     for _ in 0..2 {
         let (written, t) = time(|| {
-            let entries = scan_tree(&tree, &TreeOptions::new(1_700_000_000)).unwrap();
+            let entries = scan_tree(tree, &TreeOptions::new(1_700_000_000)).unwrap();
             let mut w = PackageWriter::new(info("bench", "1.0-r0"), 1_700_000_000);
-            w.signers.push((&key, SignatureType::Rsa));
-            let file = fs_err::File::create(work.path().join("bench-1.0-r0.apk")).unwrap();
+            w.signers.push((key, SignatureType::Rsa));
+            let file = fs_err::File::create(work.join("bench-1.0-r0.apk")).unwrap();
             let mut out = BufWriter::with_capacity(1 << 20, file);
             let written = w.write(&entries, &mut out).unwrap();
             out.flush().unwrap();
@@ -178,33 +186,18 @@ fn main() {
         ours.as_secs_f64() / baseline.as_secs_f64()
     );
     let (_, read) = time(|| {
-        Package::open(&work.path().join("bench-1.0-r0.apk"), ReadLimits::default())
+        Package::open(&work.join("bench-1.0-r0.apk"), ReadLimits::default())
             .unwrap()
             .verify_contents()
             .unwrap();
     });
     println!("package read+verify: {:.2}s", read.as_secs_f64());
+}
 
-    // Index of 5,000 generated packages.
-    let repo = work.path().join("repo");
-    fs_err::create_dir_all(&repo).unwrap();
-    let small = work.path().join("small");
-    fs_err::create_dir_all(small.join("usr/bin")).unwrap();
-    fs_err::write(small.join("usr/bin/tool"), text(7, 2000)).unwrap();
-    let entries = scan_tree(&small, &TreeOptions::new(1_700_000_000)).unwrap();
-    let count = 5_000;
-    let mut paths = Vec::new();
-    for i in 0..count {
-        let name = format!("pkg{i:04}");
-        let mut w = PackageWriter::new(info(&name, "1.0-r0"), 1_700_000_000);
-        w.gzip.threads = 1;
-        w.signers.push((&key, SignatureType::Rsa));
-        let path = repo.join(format!("{name}-1.0-r0.apk"));
-        let mut out = Vec::new();
-        w.write(&entries, &mut out).unwrap();
-        fs_err::write(&path, out).unwrap();
-        paths.push(path);
-    }
+/// Indexing 5,000 generated packages from their files, against adding one to the index.
+fn bench_index(work: &Path, key: &PrivateKey) {
+    let repo = work.join("repo");
+    let paths = generate_packages(work, &repo, key, 5_000);
     let (index, full) = time(|| {
         let mut index = ApkIndex::default();
         for p in &paths {
@@ -213,7 +206,7 @@ fn main() {
             index.upsert(IndexEntry::from_package(&pkg));
         }
         let bytes = index
-            .to_bytes(&[(&key, SignatureType::Rsa)], 1_700_000_000)
+            .to_bytes(&[(key, SignatureType::Rsa)], 1_700_000_000)
             .unwrap();
         fs_err::write(repo.join("APKINDEX.tar.gz"), bytes).unwrap();
         index
@@ -227,7 +220,7 @@ fn main() {
         entry.version = "1.1-r0".into();
         idx.upsert(entry);
         let bytes = idx
-            .to_bytes(&[(&key, SignatureType::Rsa)], 1_700_000_000)
+            .to_bytes(&[(key, SignatureType::Rsa)], 1_700_000_000)
             .unwrap();
         fs_err::write(repo.join("APKINDEX.tar.gz"), bytes).unwrap();
     });
@@ -238,4 +231,26 @@ fn main() {
         incremental.as_secs_f64(),
         incremental.as_secs_f64() / full.as_secs_f64()
     );
+}
+
+/// `count` small signed packages in `repo`.
+fn generate_packages(work: &Path, repo: &Path, key: &PrivateKey, count: usize) -> Vec<PathBuf> {
+    fs_err::create_dir_all(repo).unwrap();
+    let small = work.join("small");
+    fs_err::create_dir_all(small.join("usr/bin")).unwrap();
+    fs_err::write(small.join("usr/bin/tool"), text(7, 2000)).unwrap();
+    let entries = scan_tree(&small, &TreeOptions::new(1_700_000_000)).unwrap();
+    let mut paths = Vec::new();
+    for i in 0..count {
+        let name = format!("pkg{i:04}");
+        let mut w = PackageWriter::new(info(&name, "1.0-r0"), 1_700_000_000);
+        w.gzip.threads = 1;
+        w.signers.push((key, SignatureType::Rsa));
+        let path = repo.join(format!("{name}-1.0-r0.apk"));
+        let mut out = Vec::new();
+        w.write(&entries, &mut out).unwrap();
+        fs_err::write(&path, out).unwrap();
+        paths.push(path);
+    }
+    paths
 }

@@ -10,9 +10,11 @@
 //! - semantics: [`version`], [`dep`], [`resolve`]
 //! - filesystem: [`rootfs`] (path safety), [`atomic`] (crash-safe writes)
 //! - installing: [`install`] (`apk add` / `apk del` into a root, natively)
+//! - messages: [`cause`] (an error and its causes, each said once)
 #![warn(missing_docs, clippy::print_stdout, clippy::print_stderr)]
 
 pub mod atomic;
+pub mod cause;
 pub mod checksum;
 pub mod dep;
 pub mod glob;

@@ -114,6 +114,8 @@ pub struct Env {
     pub registry_creds: Option<(String, String)>,
     /// Reads one environment variable (`--secret env=NAME`); `None` reads none.
     pub var: Option<fn(&str) -> Option<String>>,
+    /// ASSEMBLE_NO_OVERLAY: extract each build's base instead of overlaying the kept one.
+    pub no_overlay: bool,
 }
 
 /// Runs the parsed command line.

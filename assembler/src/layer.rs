@@ -20,8 +20,10 @@ use apk::rootfs::{ApplyOptions, EntryKind, EntryMeta, RootDir};
 use sha2::{Digest, Sha256};
 
 mod chown;
+mod overlay;
 
 pub use chown::{chown_to_host, chown_to_image};
+pub use overlay::{load_lower, save_lower, scan_lower, scan_merged, settle_copy_ups};
 
 /// What the scan records about one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,39 +59,41 @@ pub fn scan(root: &Path) -> io::Result<Manifest> {
     for entry in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
         let entry = entry.map_err(io::Error::other)?;
         let md = entry.metadata().map_err(io::Error::other)?;
-        let ft = md.file_type();
-        let kind = if ft.is_symlink() {
-            Kind::Symlink(fs_err::read_link(entry.path())?)
-        } else if ft.is_dir() {
-            Kind::Dir
-        } else if ft.is_file() {
-            Kind::File
-        } else if ft.is_char_device() {
-            Kind::Char
-        } else if ft.is_block_device() {
-            Kind::Block
-        } else if ft.is_fifo() {
-            Kind::Fifo
-        } else {
-            Kind::Socket
-        };
         let rel = entry.path().strip_prefix(root).map_err(io::Error::other)?;
-        out.insert(
-            rel.to_path_buf(),
-            Node {
-                kind,
-                mode: md.mode() & 0o7777,
-                uid: md.uid(),
-                gid: md.gid(),
-                size: md.size(),
-                mtime: (md.mtime(), md.mtime_nsec()),
-                ctime: (md.ctime(), md.ctime_nsec()),
-                ino: md.ino(),
-                rdev: md.rdev(),
-            },
-        );
+        out.insert(rel.to_path_buf(), node(entry.path(), &md)?);
     }
     Ok(out)
+}
+
+/// What the scan records about `path`, whose `lstat` is `md`.
+fn node(path: &Path, md: &std::fs::Metadata) -> io::Result<Node> {
+    let ft = md.file_type();
+    let kind = if ft.is_symlink() {
+        Kind::Symlink(fs_err::read_link(path)?)
+    } else if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_file() {
+        Kind::File
+    } else if ft.is_char_device() {
+        Kind::Char
+    } else if ft.is_block_device() {
+        Kind::Block
+    } else if ft.is_fifo() {
+        Kind::Fifo
+    } else {
+        Kind::Socket
+    };
+    Ok(Node {
+        kind,
+        mode: md.mode() & 0o7777,
+        uid: md.uid(),
+        gid: md.gid(),
+        size: md.size(),
+        mtime: (md.mtime(), md.mtime_nsec()),
+        ctime: (md.ctime(), md.ctime_nsec()),
+        ino: md.ino(),
+        rdev: md.rdev(),
+    })
 }
 
 /// Takes the current ctime of `rel` into `manifest` when nothing else about it changed:
@@ -248,8 +252,8 @@ impl OwnerMap {
     }
 }
 
-/// Forgets `path` and everything below it.
-pub fn forget(owners: &mut Owners, path: &Path) {
+/// Forgets `path` and everything below it (in an owner table or a manifest).
+pub fn forget<V>(owners: &mut BTreeMap<PathBuf, V>, path: &Path) {
     owners.remove(path);
     let below: Vec<PathBuf> = owners
         .range(path.to_path_buf()..)

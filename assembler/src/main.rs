@@ -18,16 +18,27 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(env::use_colour())
         .without_time()
         .with_target(false)
         .init();
+    assembler::program::set(env::program());
     let (progress, quiet) = cli.output_style();
     let printer = printer::Printer::new(progress, quiet);
     let result = env::load().and_then(|env| assembler::cli::run(cli, &env, &printer));
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // A Containerfile diagnostic (a parse error, or one the whole-file check before
+            // the first step found) renders its own `error:` header with file:line:col and
+            // a snippet; anything else gets one. (`error:` with its colon: other messages
+            // may start with the word, as "error sending request" does.)
+            let msg = apk::cause::chain(err.chain());
+            if msg.starts_with("error: ") {
+                eprintln!("{msg}");
+            } else {
+                eprintln!("error: {msg}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -6,6 +6,7 @@
 //!   absent for a step that changed only the config; `log`: the step's full output.
 //! - `tags.json`: `name:tag` → snapshot id.
 //! - `cache/<sha256>`: step cache key → snapshot id.
+//! - `bases/<id>/`: bases extracted once, shared by the builds on them (see `crate::bases`).
 //! - `tmp/`: build roots and half-written snapshots (same filesystem, so renames are atomic).
 //!
 //! A snapshot id is the first 12 hex digits of the SHA-256 of its `meta.json` bytes, so the
@@ -28,7 +29,10 @@ pub enum StoreError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// A metadata file is not valid JSON of the expected shape.
-    #[error("store file `{path}` is corrupt: {source}; remove it or run `assemble prune`")]
+    #[error(
+        "store file `{path}` is corrupt; remove it or run `{} prune`",
+        crate::program::name()
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -36,7 +40,7 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     /// No tag or snapshot by that name.
-    #[error("no image or snapshot `{name}` in the store `{store}`; see `assemble images`")]
+    #[error("no image or snapshot `{name}` in the store `{}`; see `{} images`", store.display(), crate::program::name())]
     NotFound {
         /// What was asked for.
         name: String,
@@ -356,6 +360,8 @@ impl Store {
         for e in fs_err::read_dir(self.root.join("tmp"))? {
             let path = e?.path();
             if path.is_dir() {
+                // An overlay's work directory has mode 0 (see `crate::overlay::Mount`).
+                crate::overlay::open_up(&path);
                 let _ = fs_err::remove_dir_all(&path);
             } else {
                 let _ = fs_err::remove_file(&path);

@@ -98,3 +98,10 @@ impl Env {
         self.source_date_epoch.unwrap_or(fallback)
     }
 }
+
+/// `NO_COLOR` (any non-empty value) turns colour off; without it, log lines are coloured
+/// only when stderr is a terminal, so job logs and files get plain text.
+pub fn use_colour() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.log_level())),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(builder::env::use_colour())
         .without_time()
         .with_target(false)
         .init();
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", apk::cause::chain(err.chain()));
             ExitCode::FAILURE
         }
     }

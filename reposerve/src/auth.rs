@@ -240,7 +240,7 @@ fn scalar_text(v: &Value) -> Option<String> {
 /// Globs use the `glob` crate with `/` as a literal separator: `*` and `?` stay within one
 /// path segment (`alpine/*` is a project of the `alpine` group), `**` as a whole segment
 /// spans sub-groups (`alpine/**` also matches `alpine/team/project`).
-fn rule_matches(rule: &ClaimRule, value: &str) -> bool {
+pub fn rule_matches(rule: &ClaimRule, value: &str) -> bool {
     if value.chars().any(char::is_control) {
         return false;
     }

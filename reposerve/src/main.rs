@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(env::use_colour())
         .with_target(false);
     if json {
         builder.json().init();
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     match rt.block_on(reposerve::server::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", apk::cause::chain(err.chain()));
             ExitCode::FAILURE
         }
     }

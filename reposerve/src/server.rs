@@ -19,6 +19,15 @@ use tokio::sync::watch;
 use crate::config::{Config, Protocols};
 use crate::{AppState, Cli, router, with_hsts};
 
+type Listeners = tokio::task::JoinSet<anyhow::Result<()>>;
+
+/// What SIGHUP reloads of the TLS setup: the live config and where its files are.
+type TlsReload = (
+    axum_server::tls_rustls::RustlsConfig,
+    std::path::PathBuf,
+    std::path::PathBuf,
+);
+
 /// Runs the server until SIGTERM/SIGINT.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // One process-wide TLS provider for the HTTPS listeners and the JWKS client alike.
@@ -38,77 +47,95 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     state.repo.reconcile().await?;
     let repo = std::sync::Arc::clone(&state.repo);
     let app = router(state);
-    let mut tls_reload = None;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-
-    if let Some(tls) = &config.tls {
-        let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.crt, &tls.key)
-            .await
-            .with_context(|| {
-                format!(
-                    "failed to load TLS certificate `{}` and key `{}`",
-                    tls.crt.display(),
-                    tls.key.display()
-                )
-            })?;
-        let tls_app = match &tls.hsts {
-            Some(h) => with_hsts(app.clone(), &h.header_value()),
-            None => app.clone(),
-        };
-        let mut handles = Vec::new();
-        for addr in &cli.listen_tls {
-            let handle = axum_server::Handle::new();
-            handles.push(handle.clone());
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_cfg.clone())
-                .acceptor(axum_server::accept::NoDelayAcceptor::new());
-            let server = axum_server::Server::bind(*addr)
-                .acceptor(acceptor)
-                .handle(handle.clone());
-            let svc = tls_app.clone().into_make_service();
-            tasks.spawn(async move { server.serve(svc).await.context("HTTPS listener failed") });
-        }
-        // The bound addresses (port 0 is resolved here), for the log and the redirect.
-        let mut https_port = None;
-        for handle in &handles {
-            let Some(addr) = handle.listening().await else {
-                // The listener failed to bind; its task reports why.
-                break;
-            };
-            tracing::info!(%addr, "listening (https)");
-            https_port.get_or_insert(addr.port());
-        }
-        // Graceful stop of the TLS listeners.
-        let mut rx = stop_rx.clone();
-        tasks.spawn(async move {
-            let _ = rx.wait_for(|s| *s).await;
-            for h in handles {
-                h.graceful_shutdown(Some(Duration::from_secs(600)));
-            }
-            Ok(())
-        });
-        tls_reload = Some((rustls_cfg, tls.crt.clone(), tls.key.clone()));
-        if let Some(redirect) = &tls.redirect {
-            let https_port = https_port.unwrap_or(443);
-            let addrs = redirect_addrs(&cli.listen_tls, redirect.port, redirect.protocols);
-            if addrs.is_empty() && redirect.protocols != Protocols::None {
-                tracing::warn!(
-                    protocols = ?redirect.protocols,
-                    "no HTTPS listen address (-L) of those protocols: no redirect listener"
-                );
-            }
-            for addr in addrs {
-                let app =
-                    Router::new().fallback(move |req: Request| redirect_to_https(&req, https_port));
-                spawn_plain(&mut tasks, addr, app, stop_rx.clone(), "redirect").await?;
-            }
-        }
-    }
+    let mut tasks = Listeners::new();
+    let tls_reload = match &config.tls {
+        Some(tls) => Some(spawn_tls(&mut tasks, &cli, tls, &app, &stop_rx).await?),
+        None => None,
+    };
     if !cli.tls_only {
         spawn_plain(&mut tasks, cli.listen, app, stop_rx.clone(), "http").await?;
     }
     tokio::spawn(reload_on_hangup(hup, repo, tls_reload));
+    serve_until_stopped(tasks, stop_tx).await
+}
 
+/// The HTTPS listeners (`-L`), their graceful stop, and the HTTP→HTTPS redirect listeners.
+async fn spawn_tls(
+    tasks: &mut Listeners,
+    cli: &Cli,
+    tls: &crate::config::TlsConfig,
+    app: &Router,
+    stop_rx: &watch::Receiver<bool>,
+) -> anyhow::Result<TlsReload> {
+    let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.crt, &tls.key)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to load TLS certificate `{}` and key `{}`",
+                tls.crt.display(),
+                tls.key.display()
+            )
+        })?;
+    let tls_app = match &tls.hsts {
+        Some(h) => with_hsts(app.clone(), &h.header_value()),
+        None => app.clone(),
+    };
+    let mut handles = Vec::new();
+    for addr in &cli.listen_tls {
+        let handle = axum_server::Handle::new();
+        handles.push(handle.clone());
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_cfg.clone())
+            .acceptor(axum_server::accept::NoDelayAcceptor::new());
+        let server = axum_server::Server::bind(*addr)
+            .acceptor(acceptor)
+            .handle(handle);
+        let svc = tls_app.clone().into_make_service();
+        tasks.spawn(async move { server.serve(svc).await.context("HTTPS listener failed") });
+    }
+    // The bound addresses (port 0 is resolved here), for the log and the redirect.
+    let mut https_port = None;
+    for handle in &handles {
+        let Some(addr) = handle.listening().await else {
+            // The listener failed to bind; its task reports why.
+            break;
+        };
+        tracing::info!(%addr, "listening (https)");
+        https_port.get_or_insert(addr.port());
+    }
+    // Graceful stop of the TLS listeners.
+    let mut rx = stop_rx.clone();
+    tasks.spawn(async move {
+        let _ = rx.wait_for(|s| *s).await;
+        for h in handles {
+            h.graceful_shutdown(Some(Duration::from_secs(600)));
+        }
+        Ok(())
+    });
+    if let Some(redirect) = &tls.redirect {
+        let https_port = https_port.unwrap_or(443);
+        let addrs = redirect_addrs(&cli.listen_tls, redirect.port, redirect.protocols);
+        if addrs.is_empty() && redirect.protocols != Protocols::None {
+            tracing::warn!(
+                protocols = ?redirect.protocols,
+                "no HTTPS listen address (-L) of those protocols: no redirect listener"
+            );
+        }
+        for addr in addrs {
+            let app =
+                Router::new().fallback(move |req: Request| redirect_to_https(&req, https_port));
+            spawn_plain(tasks, addr, app, stop_rx.clone(), "redirect").await?;
+        }
+    }
+    Ok((rustls_cfg, tls.crt.clone(), tls.key.clone()))
+}
+
+/// Waits for SIGTERM/SIGINT (then lets in-flight requests finish) or for a listener that
+/// ends on its own, which is an error (bind lost, TLS failure).
+async fn serve_until_stopped(
+    mut tasks: Listeners,
+    stop_tx: watch::Sender<bool>,
+) -> anyhow::Result<()> {
     let stop = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot install the SIGTERM handler")?;
@@ -125,7 +152,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let _ = stop_tx.send(true);
         }
         Some(r) = tasks.join_next() => {
-            // A listener ended on its own: that is an error (bind lost, TLS failure).
             r.context("listener task panicked")??;
         }
     }
@@ -142,11 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn reload_on_hangup(
     mut hup: tokio::signal::unix::Signal,
     repo: std::sync::Arc<crate::repo::Repo>,
-    tls: Option<(
-        axum_server::tls_rustls::RustlsConfig,
-        std::path::PathBuf,
-        std::path::PathBuf,
-    )>,
+    tls: Option<TlsReload>,
 ) {
     while hup.recv().await.is_some() {
         if repo.keyring().is_some() {
@@ -171,7 +193,7 @@ async fn reload_on_hangup(
 }
 
 async fn spawn_plain(
-    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    tasks: &mut Listeners,
     addr: SocketAddr,
     app: Router,
     mut stop: watch::Receiver<bool>,

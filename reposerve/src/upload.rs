@@ -50,41 +50,51 @@ pub async fn upload(
     result.map(Json)
 }
 
-async fn handle(state: &AppState, mut multipart: Multipart) -> Result<UploadResponse, AppError> {
+/// What the form held: the target's segments as sent and each file part, streamed to disk.
+#[derive(Default)]
+struct Form {
+    version: Option<String>,
+    repo: Option<String>,
+    arch: Option<String>,
+    parts: Vec<Part>,
+}
+
+async fn handle(state: &AppState, multipart: Multipart) -> Result<UploadResponse, AppError> {
     state.repo.upload_ready()?;
+    let form = read_form(state, multipart).await?;
+    if form.parts.is_empty() {
+        return Err(AppError::bad_request(
+            "no_file",
+            "no `file` part; upload with `curl -F file=@pkg.apk`",
+        ));
+    }
+    let version = form.version.unwrap_or_else(|| "edge".into());
+    let repo_name = form.repo.unwrap_or_else(|| "main".into());
+    let staged = validate_all(state, form.parts, &version, &repo_name, form.arch).await?;
+    let accepted = state.repo.commit(staged).await?;
+    for a in &accepted {
+        tracing::info!(name = %a.name, version = %a.version, path = %a.path, replaced = a.replaced, unchanged = a.unchanged, "package accepted");
+    }
+    Ok(UploadResponse { accepted })
+}
+
+/// Reads every field; an unknown field, an over-long or non-UTF-8 segment, too many files
+/// or an over-sized file refuses the request before anything is validated.
+async fn read_form(state: &AppState, mut multipart: Multipart) -> Result<Form, AppError> {
     let limits = &state.config.limits;
-    let (mut version, mut repo, mut arch) = (None, None, None);
-    let mut parts: Vec<Part> = Vec::new();
+    let mut form = Form::default();
     while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|e| multipart_error(&e))?
     {
         let name = field.name().unwrap_or_default().to_string();
-        match name.as_str() {
-            "version" | "repo" | "arch" => {
-                let mut value = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
-                    value.extend_from_slice(&chunk);
-                    if value.len() > 256 {
-                        return Err(AppError::bad_request(
-                            "bad_field",
-                            format!("`{name}` is too long"),
-                        ));
-                    }
-                }
-                let value = String::from_utf8(value).map_err(|_| {
-                    AppError::bad_request("bad_field", format!("`{name}` is not UTF-8"))
-                })?;
-                check_segment(&name, &value)?;
-                match name.as_str() {
-                    "version" => version = Some(value),
-                    "repo" => repo = Some(value),
-                    _ => arch = Some(value),
-                }
-            }
+        let slot = match name.as_str() {
+            "version" => &mut form.version,
+            "repo" => &mut form.repo,
+            "arch" => &mut form.arch,
             "file" => {
-                if parts.len() >= limits.max_files {
+                if form.parts.len() >= limits.max_files {
                     return Err(AppError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "too_many_files",
@@ -92,36 +102,8 @@ async fn handle(state: &AppState, mut multipart: Multipart) -> Result<UploadResp
                         "too many file parts",
                     ));
                 }
-                let file_name = field.file_name().unwrap_or("upload.apk").to_string();
-                check_segment("filename", &file_name)?;
-                let tmp = tempfile::Builder::new()
-                    .prefix("upload-")
-                    .tempfile_in(state.repo.tmp_dir())
-                    .map_err(AppError::internal)?;
-                let (std_file, path) = tmp.into_parts();
-                let mut out = tokio::fs::File::from_std(std_file);
-                let mut size: u64 = 0;
-                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
-                    size += chunk.len() as u64;
-                    if size > limits.max_file_bytes {
-                        return Err(AppError::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "too_large",
-                            format!(
-                                "`{file_name}` is over the limit of {} bytes",
-                                limits.max_file_bytes
-                            ),
-                            format!("file part over {} bytes", limits.max_file_bytes),
-                        ));
-                    }
-                    out.write_all(&chunk).await.map_err(AppError::internal)?;
-                }
-                // Durable before it can be renamed into the tree.
-                out.sync_all().await.map_err(AppError::internal)?;
-                parts.push(Part {
-                    file: path,
-                    name: file_name,
-                });
+                form.parts.push(stream_file(state, &mut field).await?);
+                continue;
             }
             other => {
                 return Err(AppError::bad_request(
@@ -129,30 +111,95 @@ async fn handle(state: &AppState, mut multipart: Multipart) -> Result<UploadResp
                     format!("unknown form field `{other}`; expected version, repo, arch or file"),
                 ));
             }
+        };
+        *slot = Some(read_segment(&name, &mut field).await?);
+    }
+    Ok(form)
+}
+
+/// A `version`, `repo` or `arch` field: short, UTF-8 and one safe path segment.
+async fn read_segment(
+    name: &str,
+    field: &mut axum::extract::multipart::Field<'_>,
+) -> Result<String, AppError> {
+    let mut value = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
+        value.extend_from_slice(&chunk);
+        if value.len() > 256 {
+            return Err(AppError::bad_request(
+                "bad_field",
+                format!("`{name}` is too long"),
+            ));
         }
     }
-    if parts.is_empty() {
-        return Err(AppError::bad_request(
-            "no_file",
-            "no `file` part; upload with `curl -F file=@pkg.apk`",
-        ));
+    let value = String::from_utf8(value)
+        .map_err(|_| AppError::bad_request("bad_field", format!("`{name}` is not UTF-8")))?;
+    check_segment(name, &value)?;
+    Ok(value)
+}
+
+/// A `file` part streamed to a temporary file in the repository's tmp directory, under the
+/// size limit, and synced: durable before it can be renamed into the tree.
+async fn stream_file(
+    state: &AppState,
+    field: &mut axum::extract::multipart::Field<'_>,
+) -> Result<Part, AppError> {
+    let max = state.config.limits.max_file_bytes;
+    let file_name = field.file_name().unwrap_or("upload.apk").to_string();
+    check_segment("filename", &file_name)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("upload-")
+        .tempfile_in(state.repo.tmp_dir())
+        .map_err(AppError::internal)?;
+    let (std_file, path) = tmp.into_parts();
+    let mut out = tokio::fs::File::from_std(std_file);
+    let mut size: u64 = 0;
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("`{file_name}` is over the limit of {max} bytes"),
+                format!("file part over {max} bytes"),
+            ));
+        }
+        out.write_all(&chunk).await.map_err(AppError::internal)?;
     }
-    let version = version.unwrap_or_else(|| "edge".into());
-    let repo_name = repo.unwrap_or_else(|| "main".into());
+    out.sync_all().await.map_err(AppError::internal)?;
+    Ok(Part {
+        file: path,
+        name: file_name,
+    })
+}
+
+/// Validates every part in parallel; one refusal refuses the whole request.
+async fn validate_all(
+    state: &AppState,
+    parts: Vec<Part>,
+    version: &str,
+    repo_name: &str,
+    arch: Option<String>,
+) -> Result<Vec<Staged>, AppError> {
     let mut tasks = Vec::new();
     for part in parts {
         let repo = Arc::clone(&state.repo);
-        let (version, repo_name, arch) = (version.clone(), repo_name.clone(), arch.clone());
+        let (version, repo_name, arch) = (version.to_string(), repo_name.to_string(), arch.clone());
         tasks.push(tokio::task::spawn_blocking(move || {
             let r = repo.validate(&part.file, &version, &repo_name, arch.as_deref());
             (part, r)
         }));
     }
-    let mut staged = Vec::new();
+    // Every validation ends before the answer: a refusal must not leave another part's
+    // staged file behind while it is still being checked (found by fuzzing).
+    let mut checked = Vec::new();
     for task in tasks {
-        let (part, r) = task.await.map_err(AppError::internal)?;
-        match r {
-            Ok((entry, target)) => staged.push(Staged {
+        checked.push(task.await.map_err(AppError::internal)?);
+    }
+    checked
+        .into_iter()
+        .map(|(part, r)| match r {
+            Ok((entry, target)) => Ok(Staged {
                 file: part.file,
                 entry,
                 target,
@@ -163,20 +210,15 @@ async fn handle(state: &AppState, mut multipart: Multipart) -> Result<UploadResp
                 } else {
                     StatusCode::UNPROCESSABLE_ENTITY
                 };
-                return Err(AppError::new(
+                Err(AppError::new(
                     status,
                     rej.reason,
                     format!("`{}`: {}; nothing was changed", part.name, rej.message),
                     format!("`{}`: {}", part.name, rej.message),
-                ));
+                ))
             }
-        }
-    }
-    let accepted = state.repo.commit(staged).await?;
-    for a in &accepted {
-        tracing::info!(name = %a.name, version = %a.version, path = %a.path, replaced = a.replaced, unchanged = a.unchanged, "package accepted");
-    }
-    Ok(UploadResponse { accepted })
+        })
+        .collect()
 }
 
 fn multipart_error(e: &MultipartError) -> AppError {

@@ -153,7 +153,7 @@ impl Drop for JwksServer {
 
 /// Answers one HTTP/1.1 request; true if it was `GET /jwks`.
 fn answer(conn: &TcpStream, body: &str) -> bool {
-    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(60)));
     let mut reader = BufReader::new(conn);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {

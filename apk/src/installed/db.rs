@@ -335,73 +335,8 @@ impl Parser {
             ));
         }
         self.installed = true;
-        match letter {
-            'F' => {
-                // A repeated `F:` reopens the directory (`find_diri`).
-                let i = pkg.dir_index(value).unwrap_or_else(|| {
-                    pkg.dirs.push(InstalledDir {
-                        path: value.to_string(),
-                        acl: None,
-                        files: Vec::new(),
-                    });
-                    pkg.dirs.len() - 1
-                });
-                self.dir = Some(i);
-                self.file = None;
-            }
-            'M' => {
-                let d = self
-                    .dir
-                    .ok_or_else(|| err(Some(letter), "without a preceding `F:`".into()))?;
-                let acl = Acl::parse(value).map_err(|r| err(Some(letter), r))?;
-                pkg.dirs[d].acl = acl.unless_default(Acl::DEFAULT_DIR);
-            }
-            'R' => {
-                let d = self
-                    .dir
-                    .ok_or_else(|| err(Some(letter), "without a preceding `F:`".into()))?;
-                let files = &mut pkg.dirs[d].files;
-                files.push(InstalledFile {
-                    name: value.to_string(),
-                    acl: None,
-                    digest: None,
-                });
-                self.file = Some(files.len() - 1);
-            }
-            'a' | 'Z' => {
-                let (d, f) = self
-                    .dir
-                    .zip(self.file)
-                    .ok_or_else(|| err(Some(letter), "without a preceding `R:`".into()))?;
-                let file = &mut pkg.dirs[d].files[f];
-                if letter == 'a' {
-                    let acl = Acl::parse(value).map_err(|r| err(Some(letter), r))?;
-                    file.acl = acl.unless_default(Acl::DEFAULT_FILE);
-                } else {
-                    file.digest = Some(Checksum::parse(value).ok_or_else(|| {
-                        err(Some(letter), format!("not a Q1/X1 digest: {value:?}"))
-                    })?);
-                }
-            }
-            'r' => pkg.replaces = value.split_whitespace().map(str::to_string).collect(),
-            'q' => {
-                pkg.replaces_priority = Some(value.parse().map_err(|_| {
-                    err(Some(letter), format!("must be a number, found {value:?}"))
-                })?);
-            }
-            's' => pkg.repo_tag = Some(value.to_string()),
-            'f' => {
-                if let Some(bad) = value.chars().find(|c| !FLAG_ORDER.contains(*c)) {
-                    return Err(err(
-                        Some(letter),
-                        format!("unknown flag {bad:?} (apk-tools knows `f`, `s`, `x`, `S`)"),
-                    ));
-                }
-                pkg.flags = value.to_string();
-            }
-            _ => unreachable!("INSTALLED_LETTERS checked above"),
-        }
-        Ok(())
+        let cursor = (&mut self.dir, &mut self.file);
+        installed_line(pkg, cursor, letter, value).map_err(|reason| err(Some(letter), reason))
     }
 
     fn end_block(&mut self, lineno: usize) -> Result<(), InstalledError> {
@@ -424,6 +359,82 @@ impl Parser {
         self.packages.push(pkg);
         Ok(())
     }
+}
+
+/// Where the file list is: the current `F:` directory and `R:` file of the block.
+type Cursor<'a> = (&'a mut Option<usize>, &'a mut Option<usize>);
+
+/// A line only the installed database has (`F:`, `M:`, `R:`, `a:`, `Z:`, `r:`, `q:`, `s:`,
+/// `f:`); the error is the reason, the caller adds the line.
+fn installed_line(
+    pkg: &mut InstalledPackage,
+    (dir, file): Cursor<'_>,
+    letter: char,
+    value: &str,
+) -> Result<(), String> {
+    match letter {
+        'F' => {
+            // A repeated `F:` reopens the directory (`find_diri`).
+            let i = pkg.dir_index(value).unwrap_or_else(|| {
+                pkg.dirs.push(InstalledDir {
+                    path: value.to_string(),
+                    acl: None,
+                    files: Vec::new(),
+                });
+                pkg.dirs.len() - 1
+            });
+            *dir = Some(i);
+            *file = None;
+        }
+        'M' => {
+            let d = dir.ok_or("without a preceding `F:`")?;
+            pkg.dirs[d].acl = Acl::parse(value)?.unless_default(Acl::DEFAULT_DIR);
+        }
+        'R' => {
+            let d = dir.ok_or("without a preceding `F:`")?;
+            let files = &mut pkg.dirs[d].files;
+            files.push(InstalledFile {
+                name: value.to_string(),
+                acl: None,
+                digest: None,
+            });
+            *file = Some(files.len() - 1);
+        }
+        'a' | 'Z' => {
+            let (d, f) = dir.zip(*file).ok_or("without a preceding `R:`")?;
+            file_line(&mut pkg.dirs[d].files[f], letter, value)?;
+        }
+        'r' => pkg.replaces = value.split_whitespace().map(str::to_string).collect(),
+        'q' => {
+            pkg.replaces_priority = Some(
+                value
+                    .parse()
+                    .map_err(|_| format!("must be a number, found {value:?}"))?,
+            );
+        }
+        's' => pkg.repo_tag = Some(value.to_string()),
+        'f' => {
+            if let Some(bad) = value.chars().find(|c| !FLAG_ORDER.contains(*c)) {
+                return Err(format!(
+                    "unknown flag {bad:?} (apk-tools knows `f`, `s`, `x`, `S`)"
+                ));
+            }
+            pkg.flags = value.to_string();
+        }
+        _ => unreachable!("INSTALLED_LETTERS checked by the caller"),
+    }
+    Ok(())
+}
+
+/// `a:` (the file's ACL) or `Z:` (its digest) of the current `R:` file.
+fn file_line(file: &mut InstalledFile, letter: char, value: &str) -> Result<(), String> {
+    if letter == 'a' {
+        file.acl = Acl::parse(value)?.unless_default(Acl::DEFAULT_FILE);
+    } else {
+        file.digest =
+            Some(Checksum::parse(value).ok_or_else(|| format!("not a Q1/X1 digest: {value:?}"))?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

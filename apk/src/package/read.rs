@@ -212,10 +212,50 @@ pub fn read_with(
         limit: limits.max_control,
         overflow: false,
     };
-    let mut signatures = Vec::new();
     let mut header_issues = Vec::new();
-    // Signature members until a member holds something that is not `.SIGN.*`.
-    let (control, pkginfo_raw, scripts, control_offset) = loop {
+    let head = read_head(&mut tap, limits, &mut header_issues)?;
+    let info = PkgInfo::parse(&head.pkginfo_raw)?;
+    visitor.control(&head.control, &info, &head.scripts)?;
+    let (data_offset, data_sha256) = read_data(&mut tap, limits, visitor, &mut header_issues)?;
+    if !tap.fill_buf()?.is_empty() {
+        return Err(PackageError::Format(format!(
+            "unexpected bytes after the data member at offset {} (a second data stream?)",
+            tap.consumed.get()
+        )));
+    }
+    Ok(Package {
+        signatures: head.signatures,
+        control: head.control,
+        info,
+        pkginfo_raw: head.pkginfo_raw,
+        scripts: head.scripts,
+        files: Vec::new(),
+        data_sha256,
+        file_size: tap.consumed.get(),
+        offsets: (head.control_offset, data_offset),
+        header_issues,
+    })
+}
+
+/// What comes before the data member: the signatures and the control member.
+struct Head {
+    signatures: Vec<SignatureEntry>,
+    /// The control member's compressed bytes (what the signatures sign).
+    control: Vec<u8>,
+    pkginfo_raw: Vec<u8>,
+    scripts: Scripts,
+    control_offset: u64,
+}
+
+/// Signature members until a member holds something that is not `.SIGN.*`: that one is the
+/// control member.
+fn read_head<R: BufRead>(
+    tap: &mut Tap<R>,
+    limits: ReadLimits,
+    header_issues: &mut Vec<(Member, u64, &'static str)>,
+) -> Result<Head, PackageError> {
+    let mut signatures = Vec::new();
+    loop {
         let offset = tap.consumed.get();
         if tap.fill_buf()?.is_empty() {
             return Err(PackageError::Format(if offset == 0 {
@@ -224,63 +264,99 @@ pub fn read_with(
                 "no control member (.PKGINFO) after the signature".into()
             }));
         }
-        tap.mode = TapMode::Capture(Vec::new());
         let member_kind = if signatures.is_empty() {
             Member::Signature
         } else {
             Member::Control
         };
-        let inflated = inflate_member(&mut tap, member_kind, offset, limits.max_control)?;
-        if tap.overflow {
-            return Err(PackageError::TooLarge {
-                what: format!("compressed {member_kind} member"),
-                limit: limits.max_control,
-                hint: "signature and control members are small; this is not an apk package",
-            });
-        }
-        let TapMode::Capture(raw) = std::mem::replace(&mut tap.mode, TapMode::Off) else {
-            unreachable!("tap mode set above")
-        };
-        check_gzip_header(&raw, member_kind, offset, &mut header_issues);
-        let entries = read_small_tar(&inflated, member_kind)?;
+        let (raw, entries) = read_small_member(tap, member_kind, offset, limits, header_issues)?;
         if !entries.is_empty() && entries.iter().all(|(e, _)| e.path.starts_with(".SIGN.")) {
             for (e, content) in entries {
                 signatures.push(SignatureEntry::new(&e.path, content));
             }
             continue;
         }
-        let mut pkginfo = None;
-        let mut scripts = Vec::new();
-        for (e, content) in entries {
-            if e.path.starts_with(".SIGN.") {
-                continue;
-            }
-            if !e.path.starts_with('.') || e.path.contains('/') {
-                return Err(PackageError::Format(format!(
-                    "data entry `{}` inside the control member (single-stream legacy layout is not supported)",
-                    e.path
-                )));
-            }
-            if e.path == ".PKGINFO" {
-                pkginfo = Some(content);
-            } else {
-                scripts.push((e.path, content));
-            }
+        let (pkginfo_raw, scripts) = split_control(entries)?;
+        if let Some(empty) = signatures.iter().find(|s| s.signature.is_empty()) {
+            return Err(PackageError::Format(format!(
+                "empty signature entry `{}`",
+                empty.name
+            )));
         }
-        let pkginfo = pkginfo
-            .ok_or_else(|| PackageError::Format("the control member has no .PKGINFO".into()))?;
-        break (raw, pkginfo, scripts, offset);
-    };
-    if let Some(empty) = signatures.iter().find(|s| s.signature.is_empty()) {
-        return Err(PackageError::Format(format!(
-            "empty signature entry `{}`",
-            empty.name
-        )));
+        return Ok(Head {
+            signatures,
+            control: raw,
+            pkginfo_raw,
+            scripts,
+            control_offset: offset,
+        });
     }
-    let info = PkgInfo::parse(&pkginfo_raw)?;
-    visitor.control(&control, &info, &scripts)?;
+}
 
-    // Data member, streamed and hashed.
+/// A small member's tar entries with their content.
+type SmallEntries = Vec<(Entry, Vec<u8>)>;
+
+/// Install scripts: `(name, content)`.
+type Scripts = Vec<(String, Vec<u8>)>;
+
+/// One signature or control member: its compressed bytes and its tar entries.
+fn read_small_member<R: BufRead>(
+    tap: &mut Tap<R>,
+    member_kind: Member,
+    offset: u64,
+    limits: ReadLimits,
+    header_issues: &mut Vec<(Member, u64, &'static str)>,
+) -> Result<(Vec<u8>, SmallEntries), PackageError> {
+    tap.mode = TapMode::Capture(Vec::new());
+    let inflated = inflate_member(tap, member_kind, offset, limits.max_control)?;
+    if tap.overflow {
+        return Err(PackageError::TooLarge {
+            what: format!("compressed {member_kind} member"),
+            limit: limits.max_control,
+            hint: "signature and control members are small; this is not an apk package",
+        });
+    }
+    let TapMode::Capture(raw) = std::mem::replace(&mut tap.mode, TapMode::Off) else {
+        unreachable!("tap mode set above")
+    };
+    check_gzip_header(&raw, member_kind, offset, header_issues);
+    let entries = read_small_tar(&inflated, member_kind)?;
+    Ok((raw, entries))
+}
+
+/// The control member's `.PKGINFO` and scripts (`.SIGN.*` skipped); a data entry there is
+/// the unsupported single-stream layout.
+fn split_control(entries: SmallEntries) -> Result<(Vec<u8>, Scripts), PackageError> {
+    let mut pkginfo = None;
+    let mut scripts = Vec::new();
+    for (e, content) in entries {
+        if e.path.starts_with(".SIGN.") {
+            continue;
+        }
+        if !e.path.starts_with('.') || e.path.contains('/') {
+            return Err(PackageError::Format(format!(
+                "data entry `{}` inside the control member (single-stream legacy layout is not supported)",
+                e.path
+            )));
+        }
+        if e.path == ".PKGINFO" {
+            pkginfo = Some(content);
+        } else {
+            scripts.push((e.path, content));
+        }
+    }
+    let pkginfo =
+        pkginfo.ok_or_else(|| PackageError::Format("the control member has no .PKGINFO".into()))?;
+    Ok((pkginfo, scripts))
+}
+
+/// The data member, streamed through `visitor` and hashed: its offset and SHA-256.
+fn read_data<R: BufRead>(
+    tap: &mut Tap<R>,
+    limits: ReadLimits,
+    visitor: &mut dyn DataVisitor,
+    header_issues: &mut Vec<(Member, u64, &'static str)>,
+) -> Result<(u64, [u8; 32]), PackageError> {
     let data_offset = tap.consumed.get();
     if tap.fill_buf()?.is_empty() {
         return Err(PackageError::Format(
@@ -289,60 +365,52 @@ pub fn read_with(
     }
     tap.mode = TapMode::Sha256(sha2::Sha256::new(), Vec::with_capacity(10));
     tap.limit = u64::MAX;
-    {
-        let consumed = Rc::clone(&tap.consumed);
-        let decoder = GzDecoder::new(&mut tap);
-        let bounded = Bounded {
-            inner: decoder,
-            out: 0,
-            limit: limits.max_data,
-            ratio: Some((
-                consumed,
-                data_offset,
-                limits.max_ratio,
-                limits.max_data_floor,
-            )),
-        };
-        let mut tar = TarReader::new(bounded);
-        let map_err = |e: crate::tar::TarError| member_error(e, Member::Data, data_offset);
-        while let Some(entry) = tar.next_entry().map_err(map_err)? {
-            let mut content = tar.content();
-            visitor
-                .entry(&entry, &mut content)
-                .map_err(|e| flatten_data_error(e, data_offset))?;
-            // Drain what the visitor left so the stream stays in step.
-            io::copy(&mut content, &mut io::sink())
-                .map_err(|e| member_error(e.into(), Member::Data, data_offset))?;
-        }
-        tar.check_tail().map_err(map_err)?;
-        let mut bounded = tar.into_inner();
-        // Consume the gzip trailer so the tap has seen the whole member.
-        io::copy(&mut bounded, &mut io::sink())
-            .map_err(|e| member_error(e.into(), Member::Data, data_offset))?;
-    }
+    visit_data(tap, limits, visitor, data_offset)?;
     let (data_sha256, raw_head) = match std::mem::replace(&mut tap.mode, TapMode::Off) {
         TapMode::Sha256(h, head) => (h.finalize().into(), head),
         _ => unreachable!("tap mode set above"),
     };
-    check_gzip_header(&raw_head, Member::Data, data_offset, &mut header_issues);
-    if !tap.fill_buf()?.is_empty() {
-        return Err(PackageError::Format(format!(
-            "unexpected bytes after the data member at offset {} (a second data stream?)",
-            tap.consumed.get()
-        )));
+    check_gzip_header(&raw_head, Member::Data, data_offset, header_issues);
+    Ok((data_offset, data_sha256))
+}
+
+/// Inflates the data member under the limits and hands each tar entry to `visitor`.
+fn visit_data<R: BufRead>(
+    tap: &mut Tap<R>,
+    limits: ReadLimits,
+    visitor: &mut dyn DataVisitor,
+    data_offset: u64,
+) -> Result<(), PackageError> {
+    let consumed = Rc::clone(&tap.consumed);
+    let decoder = GzDecoder::new(tap);
+    let bounded = Bounded {
+        inner: decoder,
+        out: 0,
+        limit: limits.max_data,
+        ratio: Some((
+            consumed,
+            data_offset,
+            limits.max_ratio,
+            limits.max_data_floor,
+        )),
+    };
+    let mut tar = TarReader::new(bounded);
+    let map_err = |e: crate::tar::TarError| member_error(e, Member::Data, data_offset);
+    while let Some(entry) = tar.next_entry().map_err(map_err)? {
+        let mut content = tar.content();
+        visitor
+            .entry(&entry, &mut content)
+            .map_err(|e| flatten_data_error(e, data_offset))?;
+        // Drain what the visitor left so the stream stays in step.
+        io::copy(&mut content, &mut io::sink())
+            .map_err(|e| member_error(e.into(), Member::Data, data_offset))?;
     }
-    Ok(Package {
-        signatures,
-        control,
-        info,
-        pkginfo_raw,
-        scripts,
-        files: Vec::new(),
-        data_sha256,
-        file_size: tap.consumed.get(),
-        offsets: (control_offset, data_offset),
-        header_issues,
-    })
+    tar.check_tail().map_err(map_err)?;
+    let mut bounded = tar.into_inner();
+    // Consume the gzip trailer so the tap has seen the whole member.
+    io::copy(&mut bounded, &mut io::sink())
+        .map_err(|e| member_error(e.into(), Member::Data, data_offset))?;
+    Ok(())
 }
 
 fn member_error(e: crate::tar::TarError, member: Member, offset: u64) -> PackageError {

@@ -116,109 +116,146 @@ fn join(names: &[OsString], last: Option<&OsStr>) -> PathBuf {
 
 /// Resolves `path` under `root` in userspace (see the module docs).
 pub(super) fn walk(root: BorrowedFd<'_>, path: &Path) -> Result<Walked, Failure> {
-    // Directories entered below the root, with their names (for messages). `..` pops.
-    let mut stack: Vec<(OwnedFd, OsString)> = Vec::new();
-    let mut queue: VecDeque<Pending> = split(path.as_os_str().as_bytes(), None).collect();
-    let mut hops: Vec<SymlinkHop> = Vec::new();
-    let mut via: Option<usize> = None;
+    let mut w = Walker {
+        root,
+        stack: Vec::new(),
+        queue: split(path.as_os_str().as_bytes(), None).collect(),
+        hops: Vec::new(),
+        via: None,
+    };
+    while let Some((name, origin)) = w.queue.pop_front() {
+        if w.dots(&name, origin) {
+            continue;
+        }
+        if let Some(found) = w.step(name)? {
+            return Ok(found);
+        }
+    }
+    w.finish()
+}
 
-    let fail = |errno,
-                names: &[(OwnedFd, OsString)],
-                last: Option<&OsStr>,
-                via: Option<usize>,
-                hops: &[SymlinkHop]| {
-        let names: Vec<OsString> = names.iter().map(|(_, n)| n.clone()).collect();
+/// The state of one userspace walk.
+struct Walker<'r> {
+    root: BorrowedFd<'r>,
+    /// Directories entered below the root, with their names (for messages). `..` pops.
+    stack: Vec<(OwnedFd, OsString)>,
+    /// Components still to resolve (a symlink's target is pushed in front).
+    queue: VecDeque<Pending>,
+    hops: Vec<SymlinkHop>,
+    /// The hop that sent the walk back to the root, for messages.
+    via: Option<usize>,
+}
+
+impl Walker<'_> {
+    /// The failure at the current position, `last` being the component being looked up.
+    fn fail(&self, errno: Errno, last: Option<&OsStr>) -> Failure {
+        let names: Vec<OsString> = self.stack.iter().map(|(_, n)| n.clone()).collect();
         Failure {
             errno,
             at: join(&names, last),
-            via: via.map(|i| Box::new(hops[i].clone())),
+            via: self.via.map(|i| Box::new(self.hops[i].clone())),
         }
-    };
+    }
 
-    while let Some((name, origin)) = queue.pop_front() {
+    /// `""`, `.` and `..`: handled here (true), without a lookup.
+    fn dots(&mut self, name: &OsStr, origin: Option<usize>) -> bool {
         match name.as_bytes() {
             // The current position is always a directory, so these are no-ops here; a
-            // trailing "/" after a non-directory is caught below as ENOTDIR.
-            b"" | b"." => continue,
+            // trailing "/" after a non-directory is caught in `step` as ENOTDIR.
+            b"" | b"." => true,
             b".." => {
-                if stack.pop().is_none() {
+                if self.stack.pop().is_none() {
                     // Chroot semantics: `..` at the root stays at the root.
                     if let Some(i) = origin {
-                        hops[i].clamped = true;
-                        via = Some(i);
+                        self.hops[i].clamped = true;
+                        self.via = Some(i);
                     }
                 }
-                continue;
+                true
             }
-            _ => {}
+            _ => false,
         }
-        let cur = stack.last().map_or(root, |(fd, _)| fd.as_fd());
+    }
+
+    /// Looks `name` up in the current directory: enters a directory, follows a symlink, or
+    /// ends the walk at the last component (`Some`).
+    fn step(&mut self, name: OsString) -> Result<Option<Walked>, Failure> {
+        let cur = self.stack.last().map_or(self.root, |(fd, _)| fd.as_fd());
         let opened = rustix::fs::openat(
             cur,
             &name,
             OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         );
-        let fd = opened.map_err(|e| fail(e, &stack, Some(&name), via, &hops))?;
-        let stat = rustix::fs::fstat(&fd).map_err(|e| fail(e, &stack, Some(&name), via, &hops))?;
+        let fd = opened.map_err(|e| self.fail(e, Some(&name)))?;
+        let stat = rustix::fs::fstat(&fd).map_err(|e| self.fail(e, Some(&name)))?;
         match FileType::from_raw_mode(stat.st_mode) {
-            FileType::Directory => stack.push((fd, name)),
-            FileType::Symlink => {
-                if hops.len() >= MAX_SYMLINKS {
-                    return Err(fail(Errno::LOOP, &stack, Some(&name), via, &hops));
-                }
-                // Read the link through its own fd: no second lookup of `name` that a
-                // concurrent rename could redirect.
-                let target = rustix::fs::readlinkat(&fd, "", Vec::new())
-                    .map_err(|e| fail(e, &stack, Some(&name), via, &hops))?
-                    .into_bytes();
-                if target.is_empty() {
-                    return Err(fail(Errno::NOENT, &stack, Some(&name), via, &hops));
-                }
-                let names: Vec<OsString> = stack.iter().map(|(_, n)| n.clone()).collect();
-                let absolute = target.starts_with(b"/");
-                hops.push(SymlinkHop {
-                    link: join(&names, Some(&name)),
-                    target: PathBuf::from(OsString::from_vec(target.clone())),
-                    clamped: false,
-                });
-                let hop = hops.len() - 1;
-                if absolute {
-                    // Absolute targets are relative to the root, as under chroot(2).
-                    stack.clear();
-                    via = Some(hop);
-                }
-                let pending: Vec<Pending> = split(&target, Some(hop)).collect();
-                for item in pending.into_iter().rev() {
-                    queue.push_front(item);
-                }
-            }
-            _ if queue.is_empty() => {
-                let parent = stack.pop().map(|(fd, _)| fd);
-                return Ok(Walked {
+            FileType::Directory => self.stack.push((fd, name)),
+            FileType::Symlink => self.follow(&fd, &name)?,
+            _ if self.queue.is_empty() => {
+                let parent = self.stack.pop().map(|(fd, _)| fd);
+                return Ok(Some(Walked {
                     fd,
                     parent: Some((parent, name)),
-                });
+                }));
             }
             // A file with more components after it (even just a trailing "/").
-            _ => return Err(fail(Errno::NOTDIR, &stack, Some(&name), via, &hops)),
+            _ => return Err(self.fail(Errno::NOTDIR, Some(&name))),
         }
+        Ok(None)
     }
-    let fd = match stack.pop() {
-        Some((fd, _)) => fd,
-        None => rustix::fs::openat(
-            root,
-            ".",
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Failure {
-            errno: e,
-            at: PathBuf::new(),
-            via: None,
-        })?,
-    };
-    Ok(Walked { fd, parent: None })
+
+    /// Puts the target of the symlink `fd` (named `name`) in front of the queue.
+    fn follow(&mut self, fd: &OwnedFd, name: &OsStr) -> Result<(), Failure> {
+        if self.hops.len() >= MAX_SYMLINKS {
+            return Err(self.fail(Errno::LOOP, Some(name)));
+        }
+        // Read the link through its own fd: no second lookup of `name` that a
+        // concurrent rename could redirect.
+        let target = rustix::fs::readlinkat(fd, "", Vec::new())
+            .map_err(|e| self.fail(e, Some(name)))?
+            .into_bytes();
+        if target.is_empty() {
+            return Err(self.fail(Errno::NOENT, Some(name)));
+        }
+        let names: Vec<OsString> = self.stack.iter().map(|(_, n)| n.clone()).collect();
+        let absolute = target.starts_with(b"/");
+        self.hops.push(SymlinkHop {
+            link: join(&names, Some(name)),
+            target: PathBuf::from(OsString::from_vec(target.clone())),
+            clamped: false,
+        });
+        let hop = self.hops.len() - 1;
+        if absolute {
+            // Absolute targets are relative to the root, as under chroot(2).
+            self.stack.clear();
+            self.via = Some(hop);
+        }
+        let pending: Vec<Pending> = split(&target, Some(hop)).collect();
+        for item in pending.into_iter().rev() {
+            self.queue.push_front(item);
+        }
+        Ok(())
+    }
+
+    /// The walk ended on a directory: the last one entered, or the root.
+    fn finish(mut self) -> Result<Walked, Failure> {
+        let fd = match self.stack.pop() {
+            Some((fd, _)) => fd,
+            None => rustix::fs::openat(
+                self.root,
+                ".",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Failure {
+                errno: e,
+                at: PathBuf::new(),
+                via: None,
+            })?,
+        };
+        Ok(Walked { fd, parent: None })
+    }
 }
 
 impl RootDir {

@@ -91,132 +91,81 @@ impl<R: Read> TarReader<R> {
         let mut long_name: Option<String> = None;
         let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
         loop {
-            let mut block = [0u8; BLOCK];
-            let start = self.offset;
-            match read_full(&mut self.inner, &mut block)? {
-                0 => return Ok(None),
-                BLOCK => {}
-                n => {
-                    return Err(TarError::Truncated {
-                        offset: start,
-                        detail: format!("a header block of {n} bytes"),
-                    });
-                }
-            }
-            self.offset += BLOCK as u64;
-            if block.iter().all(|&b| b == 0) {
-                self.ended = true;
+            let Some((block, start)) = self.read_header()? else {
                 return Ok(None);
-            }
-            if &block[257..262] != b"ustar" {
-                return Err(TarError::BadHeader {
-                    offset: start,
-                    detail: "no ustar magic".into(),
-                });
-            }
-            verify_checksum(&block, start)?;
+            };
             let size = parse_octal(&block[124..136], "size", start)?;
             let typeflag = block[156];
-            match typeflag {
-                b'x' | b'L' | b'g' | b'K' => {
-                    if size > MAX_EXTENDED {
-                        return Err(TarError::BadHeader {
-                            offset: start,
-                            detail: format!("extended header of {size} bytes"),
-                        });
-                    }
-                    let mut data = vec![0u8; size as usize];
-                    self.read_exact_counted(&mut data, start)?;
-                    self.skip_padding(size)?;
-                    match typeflag {
-                        b'x' => pax.extend(parse_pax(&data, start)?),
-                        b'L' => {
-                            let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
-                            long_name = Some(utf8(&data[..end], start)?);
-                        }
-                        // Global pax headers and GNU long link names: apk ignores both.
-                        _ => {}
-                    }
-                    continue;
-                }
-                _ => {}
+            if matches!(typeflag, b'x' | b'L' | b'g' | b'K') {
+                self.read_extended(typeflag, size, start, &mut long_name, &mut pax)?;
+                continue;
             }
-            let kind = EntryType::from_typeflag(typeflag).ok_or_else(|| TarError::BadHeader {
-                offset: start,
-                detail: format!("unsupported entry type {:?}", typeflag as char),
-            })?;
-            let mut path = match long_name.take() {
-                Some(name) => name,
-                None => {
-                    let name = cstr(&block[0..100]);
-                    let prefix = cstr(&block[345..500]);
-                    if prefix.is_empty() {
-                        utf8(name, start)?
-                    } else {
-                        format!("{}/{}", utf8(prefix, start)?, utf8(name, start)?)
-                    }
-                }
-            };
-            let mut link = utf8(cstr(&block[157..257]), start)?;
-            // A regular file's linkname is ignored: abuild ≤ 3.13 stored a binary legacy
-            // checksum there.
-            if kind == EntryType::File {
-                link.clear();
-            }
-            let mut xattrs = Vec::new();
-            let mut checksum_sha1 = None;
-            for (key, value) in pax {
-                match key.as_str() {
-                    "path" => path = utf8(&value, start)?,
-                    "linkpath" => link = utf8(&value, start)?,
-                    "APK-TOOLS.checksum.SHA1" => {
-                        let mut sum = [0u8; 20];
-                        if hex::decode_to_slice(&value, &mut sum).is_ok() {
-                            checksum_sha1 = Some(sum);
-                        }
-                    }
-                    k => {
-                        if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
-                            xattrs.push((name.to_string(), value));
-                        }
-                    }
-                }
-            }
-            if path.len() > MAX_NAME || link.len() > MAX_NAME {
-                return Err(TarError::NameTooLong {
-                    name: path,
-                    limit: MAX_NAME,
-                });
-            }
-            if kind == EntryType::Dir || path.ends_with('/') {
-                while path.len() > 1 && path.ends_with('/') {
-                    path.pop();
-                }
-            }
-            let size = if kind == EntryType::File { size } else { 0 };
-            let entry = Entry {
-                path,
-                kind,
-                mode: parse_octal(&block[100..108], "mode", start)? as u32 & 0o7777,
-                uid: parse_octal(&block[108..116], "uid", start)? as u32,
-                gid: parse_octal(&block[116..124], "gid", start)? as u32,
-                uname: utf8(cstr(&block[265..297]), start)?,
-                gname: utf8(cstr(&block[297..329]), start)?,
-                mtime: parse_octal(&block[136..148], "mtime", start)?,
-                size,
-                link,
-                dev: (
-                    parse_octal(&block[329..337], "devmajor", start)? as u32,
-                    parse_octal(&block[337..345], "devminor", start)? as u32,
-                ),
-                xattrs,
-                checksum_sha1,
-                offset: start,
-            };
-            self.remaining = size;
-            self.padding = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
+            let entry = entry_of(&block, start, size, long_name, pax)?;
+            self.remaining = entry.size;
+            self.padding = (BLOCK as u64 - entry.size % BLOCK as u64) % BLOCK as u64;
             return Ok(Some(entry));
         }
+    }
+
+    /// The next header block and its offset; `None` at a clean end of stream or a zero
+    /// block (the end-of-archive marker).
+    fn read_header(&mut self) -> Result<Option<([u8; BLOCK], u64)>, TarError> {
+        let mut block = [0u8; BLOCK];
+        let start = self.offset;
+        match read_full(&mut self.inner, &mut block)? {
+            0 => return Ok(None),
+            BLOCK => {}
+            n => {
+                return Err(TarError::Truncated {
+                    offset: start,
+                    detail: format!("a header block of {n} bytes"),
+                });
+            }
+        }
+        self.offset += BLOCK as u64;
+        if block.iter().all(|&b| b == 0) {
+            self.ended = true;
+            return Ok(None);
+        }
+        if &block[257..262] != b"ustar" {
+            return Err(TarError::BadHeader {
+                offset: start,
+                detail: "no ustar magic".into(),
+            });
+        }
+        verify_checksum(&block, start)?;
+        Ok(Some((block, start)))
+    }
+
+    /// A PAX (`x`), GNU long name (`L`) or ignored (`g`, `K`) header's content, kept for
+    /// the entry that follows.
+    fn read_extended(
+        &mut self,
+        typeflag: u8,
+        size: u64,
+        start: u64,
+        long_name: &mut Option<String>,
+        pax: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<(), TarError> {
+        if size > MAX_EXTENDED {
+            return Err(TarError::BadHeader {
+                offset: start,
+                detail: format!("extended header of {size} bytes"),
+            });
+        }
+        let mut data = vec![0u8; size as usize];
+        self.read_exact_counted(&mut data, start)?;
+        self.skip_padding(size)?;
+        match typeflag {
+            b'x' => pax.extend(parse_pax(&data, start)?),
+            b'L' => {
+                let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+                *long_name = Some(utf8(&data[..end], start)?);
+            }
+            // Global pax headers and GNU long link names: apk ignores both.
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Reader over the current entry's content.
@@ -311,6 +260,107 @@ impl<R: Read> Read for ContentReader<'_, R> {
         self.tar.offset += n as u64;
         Ok(n)
     }
+}
+
+/// The entry a (non-extended) header block describes, with the long name and PAX records
+/// read before it applied.
+fn entry_of(
+    block: &[u8; BLOCK],
+    start: u64,
+    size: u64,
+    long_name: Option<String>,
+    pax: Vec<(String, Vec<u8>)>,
+) -> Result<Entry, TarError> {
+    let typeflag = block[156];
+    let kind = EntryType::from_typeflag(typeflag).ok_or_else(|| TarError::BadHeader {
+        offset: start,
+        detail: format!("unsupported entry type {:?}", typeflag as char),
+    })?;
+    let mut path = match long_name {
+        Some(name) => name,
+        None => ustar_name(block, start)?,
+    };
+    let mut link = utf8(cstr(&block[157..257]), start)?;
+    // A regular file's linkname is ignored: abuild ≤ 3.13 stored a binary legacy
+    // checksum there.
+    if kind == EntryType::File {
+        link.clear();
+    }
+    let (xattrs, checksum_sha1) = apply_pax(pax, &mut path, &mut link, start)?;
+    if path.len() > MAX_NAME || link.len() > MAX_NAME {
+        return Err(TarError::NameTooLong {
+            name: path,
+            limit: MAX_NAME,
+        });
+    }
+    if kind == EntryType::Dir || path.ends_with('/') {
+        while path.len() > 1 && path.ends_with('/') {
+            path.pop();
+        }
+    }
+    Ok(Entry {
+        path,
+        kind,
+        mode: parse_octal(&block[100..108], "mode", start)? as u32 & 0o7777,
+        uid: parse_octal(&block[108..116], "uid", start)? as u32,
+        gid: parse_octal(&block[116..124], "gid", start)? as u32,
+        uname: utf8(cstr(&block[265..297]), start)?,
+        gname: utf8(cstr(&block[297..329]), start)?,
+        mtime: parse_octal(&block[136..148], "mtime", start)?,
+        size: if kind == EntryType::File { size } else { 0 },
+        link,
+        dev: (
+            parse_octal(&block[329..337], "devmajor", start)? as u32,
+            parse_octal(&block[337..345], "devminor", start)? as u32,
+        ),
+        xattrs,
+        checksum_sha1,
+        offset: start,
+    })
+}
+
+/// The ustar name: `prefix/name` when the prefix field is used.
+fn ustar_name(block: &[u8; BLOCK], start: u64) -> Result<String, TarError> {
+    let name = cstr(&block[0..100]);
+    let prefix = cstr(&block[345..500]);
+    if prefix.is_empty() {
+        utf8(name, start)
+    } else {
+        Ok(format!("{}/{}", utf8(prefix, start)?, utf8(name, start)?))
+    }
+}
+
+/// Extended attributes: `(name, value)`.
+type Xattrs = Vec<(String, Vec<u8>)>;
+
+/// PAX records over the header's fields: `path` and `linkpath` replace them; the xattrs and
+/// apk's SHA-1 checksum are returned.
+fn apply_pax(
+    pax: Vec<(String, Vec<u8>)>,
+    path: &mut String,
+    link: &mut String,
+    start: u64,
+) -> Result<(Xattrs, Option<[u8; 20]>), TarError> {
+    let mut xattrs = Vec::new();
+    let mut checksum_sha1 = None;
+    for (key, value) in pax {
+        match key.as_str() {
+            "path" => *path = utf8(&value, start)?,
+            "linkpath" => *link = utf8(&value, start)?,
+            "APK-TOOLS.checksum.SHA1" => {
+                let mut sum = [0u8; 20];
+                if hex::decode_to_slice(&value, &mut sum).is_ok() {
+                    checksum_sha1 = Some(sum);
+                }
+            }
+            k => {
+                if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
+                    xattrs.push((name.to_string(), value));
+                }
+            }
+        }
+    }
+    Ok((xattrs, checksum_sha1))
 }
 
 /// Fills `buf` as far as the stream goes: like `read_exact`, but a short count at the end

@@ -11,9 +11,10 @@ use anyhow::{Context as _, bail};
 use apk::rootfs::{ApplyOptions, EntryKind, EntryMeta, RootDir};
 use sha2::{Digest, Sha256};
 
-use super::copy_flags::{self, CopyFlags, ignored};
+use super::copy_flags::{self, CopyFlags};
 use super::{Engine, StageState};
 use crate::containerfile::{Instruction, Kind};
+use crate::dockerignore::DockerIgnore;
 
 enum Content {
     /// A path inside the source tree.
@@ -84,7 +85,7 @@ pub(super) fn plan(e: &Engine<'_>, st: &StageState, x: &Instruction) -> anyhow::
         copy_flags::check_link(&st.rootfs(), items.iter().map(|i| i.dest.as_str()), &at)?;
     }
     let chmod = chmod_flag(x.flag("chmod"), line)?;
-    let content_hash = src.hash(&items)?;
+    let content_hash = src.hash(&items, e.opts.source_date)?;
     Ok(CopyPlan {
         items,
         source: Some(src.path),
@@ -174,7 +175,7 @@ impl Dest {
 /// or an image extracted for `--from`.
 struct Source {
     path: PathBuf,
-    ignore: Vec<(bool, glob::Pattern)>,
+    ignore: DockerIgnore,
     root: RootDir,
     canon: PathBuf,
     image_root: Option<tempfile::TempDir>,
@@ -190,16 +191,16 @@ impl Source {
         let (path, ignore, owners) = match from {
             None => (
                 e.opts.context.clone(),
-                context_ignore(&e.opts.context)?,
+                DockerIgnore::read(&e.opts.context).map_err(anyhow::Error::from)?,
                 None,
             ),
             Some(from) => match earlier_stage(e, from) {
-                Some(s) => (s.rootfs(), Vec::new(), Some(s.owners.clone())),
+                Some(s) => (s.rootfs(), DockerIgnore::default(), Some(s.owners.clone())),
                 None => {
                     let (tmp, owners) = image_tree(e, from, line)?;
                     let p = tmp.path().to_path_buf();
                     image_root = Some(tmp);
-                    (p, Vec::new(), Some(owners))
+                    (p, DockerIgnore::default(), Some(owners))
                 }
             },
         };
@@ -330,12 +331,20 @@ impl Source {
     }
 
     /// Digest of every item's name, metadata and bytes: the plan's part of the cache key.
-    fn hash(&self, items: &[Item]) -> anyhow::Result<String> {
+    /// Mtimes are keyed as the layer will hold them: SOURCE_DATE_EPOCH (`clamp`) clamps
+    /// them there, so a source copied afresh with the same bytes still hits the cache.
+    fn hash(&self, items: &[Item], clamp: Option<u64>) -> anyhow::Result<String> {
+        let clamp = |m: i64| clamp.map_or(m, |c| m.min(c.try_into().unwrap_or(i64::MAX)));
         let mut h = Sha256::new();
         for it in items {
             h.update(format!(
                 "{}\0{:?}\0{:o}\0{}\0{}\0{:?}\0",
-                it.dest, it.kind, it.mode, it.mtime, it.extract, it.owner
+                it.dest,
+                it.kind,
+                it.mode,
+                clamp(it.mtime),
+                it.extract,
+                it.owner
             ));
             match &it.content {
                 Content::Bytes(b) => h.update(b),
@@ -503,7 +512,7 @@ impl Source {
         &self,
         dir: &Path,
         target: &str,
-        exclude: &[(bool, glob::Pattern)],
+        exclude: &DockerIgnore,
         items: &mut Vec<Item>,
     ) -> anyhow::Result<()> {
         let host = self.path.join(dir);
@@ -526,7 +535,7 @@ impl Source {
             let entry = entry?;
             let rel_in_src = entry.path().strip_prefix(&self.path)?.to_path_buf();
             let below = entry.path().strip_prefix(&host)?;
-            if ignored(&self.ignore, &rel_in_src) || ignored(exclude, below) {
+            if self.ignore.is_ignored(&rel_in_src) || exclude.is_ignored(below) {
                 continue;
             }
             let md = self.root.metadata(&rel_in_src)?;
@@ -562,7 +571,7 @@ fn expand_source(
     root: &RootDir,
     src_root: &Path,
     src: &str,
-    ignore: &[(bool, glob::Pattern)],
+    ignore: &DockerIgnore,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let clean = src.trim_start_matches('/').trim_start_matches("./");
     let clean = if clean.is_empty() { "." } else { clean };
@@ -590,39 +599,9 @@ fn expand_source(
     {
         let entry = entry?;
         let rel = entry.path().strip_prefix(src_root)?;
-        if pat.matches_path_with(rel, opts) && !ignored(ignore, rel) {
+        if pat.matches_path_with(rel, opts) && !ignore.is_ignored(rel) {
             out.push(rel.to_path_buf());
         }
-    }
-    Ok(out)
-}
-
-/// The context's ignore patterns: `.containerignore`, else `.dockerignore` (buildah reads
-/// the first when both exist).
-pub(super) fn context_ignore(context: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
-    let Some(path) = [".containerignore", ".dockerignore"]
-        .iter()
-        .map(|name| context.join(name))
-        .find(|p| p.is_file())
-    else {
-        return Ok(Vec::new());
-    };
-    let text = fs_err::read_to_string(&path)?;
-    ignore_patterns(&text, &path)
-}
-
-/// Ignore-file patterns: `(negated, pattern)`, last match wins; `path` names the file in
-/// errors.
-fn ignore_patterns(text: &str, path: &Path) -> anyhow::Result<Vec<(bool, glob::Pattern)>> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let p = copy_flags::ignore_pattern(line)
-            .with_context(|| format!("{}:{}: bad pattern `{line}`", path.display(), i + 1))?;
-        out.push(p);
     }
     Ok(out)
 }

@@ -12,6 +12,7 @@ use anyhow::bail;
 use apk::rootfs::RootDir;
 
 use crate::containerfile::Instruction;
+use crate::dockerignore::DockerIgnore;
 
 /// The flags of one COPY/ADD that shape what it copies.
 pub(super) struct CopyFlags {
@@ -19,8 +20,8 @@ pub(super) struct CopyFlags {
     pub parents: bool,
     /// `--link`.
     pub link: bool,
-    /// `--exclude` patterns: `(negated, pattern)`.
-    pub exclude: Vec<(bool, glob::Pattern)>,
+    /// `--exclude` patterns, as an ignore file's.
+    pub exclude: DockerIgnore,
     /// Extract local archives: ADD, unless `--unpack=false`.
     pub unpack: bool,
     /// `--unpack` as written.
@@ -30,13 +31,12 @@ pub(super) struct CopyFlags {
 impl CopyFlags {
     /// The flags of `x`, an ADD when `add`; `at` is its `file:line` for errors.
     pub fn read(x: &Instruction, add: bool, at: &str) -> anyhow::Result<Self> {
-        let exclude = x
-            .flag_values("exclude")
-            .map(|p| {
-                ignore_pattern(p)
-                    .map_err(|e| anyhow::anyhow!("{at}: --exclude={p}: not a valid pattern ({e})"))
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let mut exclude = DockerIgnore::default();
+        for p in x.flag_values("exclude") {
+            exclude
+                .push(p)
+                .map_err(|e| anyhow::anyhow!("{at}: --exclude={p}: not a valid pattern ({e})"))?;
+        }
         let unpack_flag = bool_flag(x.flag("unpack"));
         Ok(Self {
             parents: bool_flag(x.flag("parents")).unwrap_or(false),
@@ -58,7 +58,7 @@ impl CopyFlags {
 
     /// Whether `rel` (a source as matched, relative to the source tree) is excluded.
     pub fn excluded(&self, rel: &Path) -> bool {
-        ignored(&self.exclude, rel)
+        self.exclude.is_ignored(rel)
     }
 }
 
@@ -82,42 +82,6 @@ pub(super) fn is_url(src: &str) -> bool {
 /// A boolean flag: `--name` or `--name=true` is true, `--name=false` false.
 fn bool_flag(value: Option<&str>) -> Option<bool> {
     value.map(|v| v != "false")
-}
-
-/// One ignore-file line (not blank, not a comment) as `(negated, pattern)`.
-pub(super) fn ignore_pattern(line: &str) -> Result<(bool, glob::Pattern), glob::PatternError> {
-    let (neg, pat) = match line.strip_prefix('!') {
-        Some(p) => (true, p.trim()),
-        None => (false, line),
-    };
-    let pat = pat.trim_start_matches('/').trim_end_matches('/');
-    Ok((neg, glob::Pattern::new(pat)?))
-}
-
-/// Docker's pattern rules: `*` and `?` stop at `/`, `**` spans directories.
-const PATTERN_RULES: glob::MatchOptions = glob::MatchOptions {
-    case_sensitive: true,
-    require_literal_separator: true,
-    require_literal_leading_dot: false,
-};
-
-/// Whether `rel` is ignored by `patterns` (last match wins; a pattern matching a directory
-/// matches what is below it).
-pub(super) fn ignored(patterns: &[(bool, glob::Pattern)], rel: &Path) -> bool {
-    let mut result = false;
-    let ancestors: Vec<&Path> = rel
-        .ancestors()
-        .filter(|a| !a.as_os_str().is_empty())
-        .collect();
-    for (neg, pat) in patterns {
-        if ancestors
-            .iter()
-            .any(|a| pat.matches_path_with(a, PATTERN_RULES))
-        {
-            result = !neg;
-        }
-    }
-    result
 }
 
 /// `--parents`: the directory of the source tree whose contents keep their path (the part
@@ -179,19 +143,5 @@ mod tests {
             parents_pivot("src/./a", false),
             (PathBuf::new(), "src/./a".to_string())
         );
-    }
-
-    #[test]
-    fn patterns_match_below_and_negations_win_last() {
-        let p: Vec<_> = ["*.txt", "!keep.txt", "tmp"]
-            .iter()
-            .map(|l| ignore_pattern(l).unwrap())
-            .collect();
-        assert!(ignored(&p, Path::new("a.txt")));
-        assert!(!ignored(&p, Path::new("keep.txt")));
-        assert!(ignored(&p, Path::new("tmp/x/y")));
-        assert!(!ignored(&p, Path::new("sub/a.txt")));
-        let deep = [ignore_pattern("**/*.txt").unwrap()];
-        assert!(ignored(&deep, Path::new("sub/a.txt")) && ignored(&deep, Path::new("a.txt")));
     }
 }

@@ -4,7 +4,8 @@
 //! Here: the build's entry and the state its steps share. The stage loop and the config
 //! instructions are in `stage`; a RUN/COPY/ADD step (key, cache) in `step`; its RUN in the
 //! sandbox in `run`, a native `apk add`/`apk del` in `apk`, COPY/ADD in `copy`; finishing a
-//! step (snapshot, `:failed`, owners) in `snapshot`; FROM in `from`.
+//! step (snapshot, `:failed`, owners) in `snapshot`; FROM in `from`; the build root (an
+//! overlay over the base kept in the store, or an extracted base) in `root`.
 
 // A build stops at its first error, which is moved once: keep its fields flat.
 #![allow(clippy::result_large_err)]
@@ -16,6 +17,7 @@ mod copy_flags;
 mod from;
 mod mounts;
 mod onbuild;
+mod root;
 mod run;
 mod secret;
 mod snapshot;
@@ -94,6 +96,8 @@ pub struct BuildOptions {
     pub init: Option<crate::init::Init>,
     /// `--secret`: the values `RUN --mount=type=secret` shows, by id.
     pub secrets: BTreeMap<String, Secret>,
+    /// Whether build roots may be overlays over bases kept in the store.
+    pub cow: crate::overlay::Cow,
 }
 
 /// Build errors.
@@ -124,7 +128,7 @@ pub enum BuildError {
         look: String,
     },
     /// Anything else, with its context.
-    #[error("{0:#}")]
+    #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
@@ -136,7 +140,7 @@ pub struct Built {
 }
 
 struct StageState {
-    root: tempfile::TempDir,
+    root: root::BuildRoot,
     from: Option<String>,
     manifest: Manifest,
     /// Image owners of the root's paths (see [`layer::Owners`]).
@@ -186,6 +190,7 @@ pub fn build(
             .sum(),
         stages: BTreeMap::new(),
         at: String::new(),
+        roots: root::Roots::new(opts.cow.clone()),
     };
     for &i in &needed {
         engine.build_stage(i, &bargs)?;
@@ -220,8 +225,8 @@ pub fn build(
 fn read_containerfile(opts: &BuildOptions) -> anyhow::Result<Containerfile> {
     match &opts.source {
         Some(text) => Ok(containerfile::parse(text, &opts.file)?),
-        None => containerfile::parse_file(&opts.file)
-            .with_context(|| format!("failed to read `{}`", opts.file.display())),
+        // The error names the file already (see `containerfile::ReadError`).
+        None => Ok(containerfile::parse_file(&opts.file)?),
     }
 }
 
@@ -280,6 +285,7 @@ struct Engine<'a> {
     stages: BTreeMap<usize, StageState>,
     /// `file:line` of the instruction being carried out, for its errors.
     at: String,
+    roots: root::Roots,
 }
 
 impl Engine<'_> {

@@ -19,6 +19,7 @@ use super::{BuildError, Engine, StageState};
 use crate::apkcmd::Applet;
 use crate::config::ImageConfig;
 use crate::containerfile::{ApkCommand, Instruction, MountSpec, MountType, ParseError, Sharing};
+use crate::dockerignore::DockerIgnore;
 use crate::sandbox::{Mount, MountData, RunSpec};
 use crate::store::Snapshot;
 
@@ -272,9 +273,8 @@ impl Engine<'_> {
         let rel = real_path(&host_root, source)?;
         let tree = match tree {
             Tree::Context { root, .. } => {
-                let ignore = super::copy::context_ignore(&root)?;
-                let (digest, filtered) =
-                    tree_digest(&root, &rel, &|p| super::copy_flags::ignored(&ignore, p))?;
+                let ignore = DockerIgnore::read(&root)?;
+                let (digest, filtered) = tree_digest(&root, &rel, &|p| ignore.is_ignored(p))?;
                 key = digest;
                 Tree::Context { root, filtered }
             }
@@ -498,14 +498,14 @@ fn tree_path(
 ) -> anyhow::Result<PathBuf> {
     let (root, skip): (PathBuf, Skip) = match tree {
         Tree::Context { root, filtered } => {
-            let ignore = super::copy::context_ignore(root)?;
+            let ignore = DockerIgnore::read(root)?;
             let base = rel.to_path_buf();
             if !rw && !filtered {
                 return Ok(root.join(rel));
             }
             (
                 root.clone(),
-                Box::new(move |p: &Path| super::copy_flags::ignored(&ignore, &base.join(p))),
+                Box::new(move |p: &Path| ignore.is_ignored(&base.join(p))),
             )
         }
         Tree::Stage(root) if !rw => return Ok(root.join(rel)),

@@ -100,11 +100,13 @@ impl Engine<'_> {
             .unwrap_or(false);
         let look = if has_shell {
             format!(
-                "Open a shell there with: assemble --store {store} run -it --entrypoint /bin/sh {tag}@{id}"
+                "Open a shell there with: {prog} --store {store} run -it --entrypoint /bin/sh {tag}@{id}",
+                prog = crate::program::name()
             )
         } else {
             format!(
-                "The image has no /bin/sh to open a shell in; unpack it to look inside with: assemble --store {store} export {tag}@{id} rootfs:failed-rootfs"
+                "The image has no /bin/sh to open a shell in; unpack it to look inside with: {prog} --store {store} export {tag}@{id} rootfs:failed-rootfs",
+                prog = crate::program::name()
             )
         };
         Ok(BuildError::StepFailed {
@@ -126,6 +128,7 @@ impl Engine<'_> {
         let image_ids = self.sandbox.maps_image_ids(&rootfs, user);
         if image_ids {
             layer::chown_to_image(&rootfs, &mut st.manifest, &st.owners)
+                .and_then(|_| st.root.chowned(&mut st.manifest))
                 .context("failed to give the build root the image's owners")?;
         }
         Ok(image_ids)
@@ -139,6 +142,7 @@ impl Engine<'_> {
             rustix::process::getegid().as_raw(),
         );
         layer::chown_to_host(&st.rootfs(), &mut st.manifest, host)
+            .and_then(|_| st.root.chowned(&mut st.manifest))
             .context("failed to give the build root back to the build user")?;
         Ok(())
     }
@@ -154,7 +158,10 @@ impl Engine<'_> {
     ) -> anyhow::Result<Snapshot> {
         let run_step = text.starts_with("RUN");
         let rootfs = st.rootfs();
-        let after = layer::scan(&rootfs).context("failed to scan the build root")?;
+        let after = st.root.scan().context("failed to scan the build root")?;
+        st.root
+            .settle(&mut st.manifest, &after)
+            .context("failed to scan the build root")?;
         let tmp = st.root.path().join("layer.tar");
         let created = if run_step {
             crate::sandbox::resolve_user(&rootfs, &st.config.user).unwrap_or((0, 0))

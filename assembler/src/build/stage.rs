@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use super::{BuildError, Engine, StageState, from};
 use crate::config::{Healthcheck, History, ImageConfig};
 use crate::containerfile::{self, BuildArgs, CommandForm, Instruction, Kind};
-use crate::layer;
 use crate::store::Snapshot;
 
 impl Engine<'_> {
@@ -39,17 +38,8 @@ impl Engine<'_> {
         let image =
             containerfile::expand_word(stage.base(), &bargs.global_vars(), self.file.escape)
                 .map_err(|e| anyhow::anyhow!("line {}: {e}", stage.from.span.line))?;
-        let root = self
-            .store
-            .tempdir("build-")
-            .context("failed to create a build root")?;
-        let rootfs = root.path().join("rootfs");
-        fs_err::create_dir_all(&rootfs)?;
         let top = self.stage_base(index, &image)?;
-        let owners = match &top {
-            Some(top) => from::materialize_recording(self.store, top, &rootfs)?,
-            None => layer::Owners::new(),
-        };
+        let (root, owners) = self.build_root(top.as_ref())?;
         let mut config = top
             .as_ref()
             .map(|t| t.meta.config.clone())
@@ -59,7 +49,7 @@ impl Engine<'_> {
             config.set_env("PATH", crate::sandbox::DEFAULT_PATH);
         }
         let env = env_pairs(&config);
-        let manifest = layer::scan(&rootfs).context("failed to scan the build root")?;
+        let manifest = root.scan().context("failed to scan the build root")?;
         Ok(StageState {
             root,
             from: top.as_ref().map(|t| t.id.clone()),

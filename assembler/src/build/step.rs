@@ -117,7 +117,7 @@ impl Engine<'_> {
             let root = apk::rootfs::RootDir::open(&rootfs)?;
             layer::apply_recording(&root, &l, &mut st.owners)?;
         }
-        st.manifest = layer::scan(&rootfs).context("failed to scan the build root")?;
+        st.manifest = st.root.scan().context("failed to scan the build root")?;
         st.config = hit.meta.config.clone();
         self.reporter.line(&format!("--> Using cache @{}", hit.id));
         st.top = Some(hit);

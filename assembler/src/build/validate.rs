@@ -212,7 +212,7 @@ fn exclude(value: &str) -> Result<(), Refusal> {
     if value.contains('$') {
         return Ok(());
     }
-    copy_flags::ignore_pattern(value).map(drop).map_err(|e| {
+    crate::dockerignore::DockerIgnore::default().push(value).map_err(|e| {
         (
             format!("--exclude={value}: not a valid pattern ({e})"),
             Some("write a pattern as in .dockerignore: `*` and `?` within a name, `**` across directories".into()),

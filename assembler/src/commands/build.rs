@@ -11,6 +11,7 @@ use clap::Args;
 use crate::build::{BuildError, BuildOptions, Reporter};
 use crate::cli::Env;
 use crate::export::{ExportOptions, LayerMode, Output};
+use crate::overlay::Cow;
 use crate::sandbox::Bwrap;
 use crate::store::{ImageRef, Store};
 
@@ -107,6 +108,27 @@ fn parse_margin(s: &str) -> Result<u64, String> {
     crate::fsimage::parse_size(s).map_err(|e| e.to_string())
 }
 
+/// `Containerfile`, else `Dockerfile`, in the context directory (as podman looks).
+fn default_file(context: &Path) -> anyhow::Result<PathBuf> {
+    if !context.is_dir() {
+        anyhow::bail!(
+            "the build context `{}` is not a directory; give the directory holding the Containerfile",
+            context.display()
+        );
+    }
+    ["Containerfile", "Dockerfile"]
+        .into_iter()
+        .map(|name| context.join(name))
+        .find(|f| f.is_file())
+        .with_context(|| {
+            format!(
+                "no Containerfile or Dockerfile in `{}`; add one, or name it with -f FILE \
+                 (-f - reads it from standard input)",
+                context.display()
+            )
+        })
+}
+
 /// Builds.
 pub fn run(
     store: &Store,
@@ -116,10 +138,17 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let Some(context) = a.context.clone() else {
         anyhow::bail!(
-            "no build context given; usage: assemble [-t NAME[:TAG]] [-f FILE] CONTEXT (see --help)"
+            "no build context given; usage: {} [-t NAME[:TAG]] [-f FILE] CONTEXT (see --help)",
+            crate::program::name()
         );
     };
     let (file, source) = containerfile(&context, a.file.as_deref())?;
+    let cow = if env.no_overlay {
+        Cow::Unavailable("ASSEMBLE_NO_OVERLAY is set".into())
+    } else {
+        // Before anything starts a thread (see `overlay::enter`).
+        crate::overlay::enter()?
+    };
     // Checked when a step first needs it: many builds never do.
     let sandbox = Bwrap::default();
     let opts = BuildOptions {
@@ -138,6 +167,7 @@ pub fn run(
         registry_creds: env.registry_creds.clone(),
         init: a.init,
         secrets: super::secret::parse(&a.secrets, env)?,
+        cow,
     };
     let built = match crate::build::build(store, &sandbox, &opts, reporter) {
         Ok(b) => b,
@@ -165,18 +195,7 @@ fn containerfile(context: &Path, file: Option<&Path>) -> anyhow::Result<(PathBuf
             Ok((PathBuf::from("<stdin>"), Some(text)))
         }
         Some(f) => Ok((f.to_path_buf(), None)),
-        None => ["Containerfile", "Dockerfile"]
-            .iter()
-            .map(|name| context.join(name))
-            .find(|p| p.is_file())
-            .map(|p| (p, None))
-            .with_context(|| {
-                format!(
-                    "no Containerfile or Dockerfile in `{}`; add one, or name it with -f FILE \
-                     (-f - reads it from standard input)",
-                    context.display()
-                )
-            }),
+        None => default_file(context).map(|p| (p, None)),
     }
 }
 

@@ -104,7 +104,10 @@ pub fn rmi(store: &Store, a: &RmiArgs, r: &dyn Reporter) -> anyhow::Result<ExitC
         if store.remove_tag(i)? {
             say(r, &format!("Untagged {}", crate::store::normalize_tag(i)));
         } else {
-            r.line(&format!("error: no image `{i}`; see `assemble images`"));
+            r.line(&format!(
+                "error: no image `{i}`; see `{} images`",
+                crate::program::name()
+            ));
             code = ExitCode::FAILURE;
         }
     }
@@ -118,6 +121,10 @@ pub fn prune(store: &Store, r: &dyn Reporter) -> anyhow::Result<ExitCode> {
         say(r, &format!("Deleted @{id}"));
     }
     say(r, &format!("{} snapshot(s) removed", removed.len()));
+    let bases = crate::bases::prune(store)?;
+    for id in &bases {
+        say(r, &format!("Deleted extracted base @{id}"));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

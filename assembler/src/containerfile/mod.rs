@@ -468,28 +468,16 @@ pub fn parse_file(path: &Path) -> Result<Containerfile, ReadError> {
     parse(&source, path).map_err(|e| ReadError::Parse(Box::new(e)))
 }
 
-/// Reading a Containerfile from disk failed.
-#[derive(Debug)]
+/// Reading a Containerfile from disk failed. Both causes name the file already (fs-err's
+/// I/O errors the path, a parse error `file:line:col` and a snippet), so this adds no words:
+/// transparent, each cause is printed once.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
+    /// The file could not be read.
+    #[error(transparent)]
     Io(std::io::Error),
+    /// The file is not a valid Containerfile.
+    #[error(transparent)]
     Parse(Box<ParseError>),
-}
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReadError::Io(e) => write!(f, "{e}"),
-            ReadError::Parse(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for ReadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ReadError::Io(e) => Some(e),
-            ReadError::Parse(e) => Some(e.as_ref()),
-        }
-    }
 }

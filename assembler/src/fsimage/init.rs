@@ -219,14 +219,18 @@ main() {{
     }
     s.push_str(
         r#"# Traps first, so a signal is never lost between the start and the trap (a subshell starts
-# with the default actions again). An asynchronous command gets /dev/null as stdin: hand it
-# the console through fd 3.
+# with the default actions again). A signal that comes after the fork but before `pid=$!`
+# (the main process may already run, even print) is kept and forwarded once the pid is
+# known. An asynchronous command gets /dev/null as stdin: hand it the console through fd 3.
 pid=
-trap '[ -n "$pid" ] && kill -TERM $pid 2>/dev/null' TERM
-trap '[ -n "$pid" ] && kill -INT $pid 2>/dev/null' INT
+pending=
+forward() { if [ -n "$pid" ]; then kill -"$1" "$pid" 2>/dev/null; else pending=$1; fi; }
+trap 'forward TERM' TERM
+trap 'forward INT' INT
 exec 3<&0
 main "$@" <&3 3<&- &
 pid=$!
+[ -n "$pending" ] && kill -"$pending" "$pid" 2>/dev/null
 while :; do
   wait $pid
   code=$?

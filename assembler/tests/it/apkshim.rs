@@ -47,7 +47,7 @@ fn packages() -> Vec<PkgSpec> {
 }
 
 /// The repository and key in the context, and an `etc/apk/repositories` naming it.
-fn workspace() -> Option<Ws> {
+pub(crate) fn workspace() -> Option<Ws> {
     let ws = Ws::new()?;
     local_repo(&ws, &packages());
     fs_err::write(ws.path("ctx/repositories"), "/repo\n").unwrap();
@@ -56,7 +56,7 @@ fn workspace() -> Option<Ws> {
 
 /// The first lines of a FROM scratch image configured for the repository, with busybox
 /// installed by the fast path (no shell yet).
-const BASE: &str = "FROM scratch\nCOPY repo /repo\nCOPY keys /etc/apk/keys\n\
+pub(crate) const BASE: &str = "FROM scratch\nCOPY repo /repo\nCOPY keys /etc/apk/keys\n\
                     COPY repositories /etc/apk/repositories\nRUN apk add busybox\n";
 
 /// The real apk-tools 2.14 on an exported root, reading the repository from the context.

@@ -220,7 +220,14 @@ fn boot(ws: &Ws, (vmlinuz, modules): &(PathBuf, PathBuf), img: &Path) -> (bool, 
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(&initrd)
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
+        // no_timer_check: under TCG on a busy host the kernel's boot-time check of the
+        // emulated timer IRQ can miss its window and panic ("IO-APIC + timer doesn't
+        // work!"), seen while the whole suite ran beside other builds; the check is for
+        // broken hardware, not for anything this test is about.
+        .args([
+            "-append",
+            "console=ttyS0 panic=-1 loglevel=4 no_timer_check",
+        ])
         .arg("-drive")
         .arg(format!(
             "file={},if=virtio,format=raw,snapshot=on",
@@ -281,7 +288,11 @@ fn issue6_s6_image_boots_under_qemu_and_supervises_hello_server() {
     fs_err::create_dir_all(stopper.parent().unwrap()).unwrap();
     fs_err::write(
         &stopper,
-        "#!/bin/busybox sh\n/bin/busybox sleep 3\n/bin/busybox killall -TERM hello-server\n\
+        // Waits for the event, not for time: hello-server records its start line once its
+        // signal handlers are set (a TCG boot on a busy machine can take long).
+        "#!/bin/busybox sh\n\
+         until /bin/busybox grep -qs 'start pid=' /tmp/hello.log; do /bin/busybox sleep 0.2; done\n\
+         /bin/busybox killall -TERM hello-server\n\
          exec /bin/busybox sleep 1000\n",
     )
     .unwrap();

@@ -387,6 +387,45 @@ fn merged_usr_image_gets_its_init_through_the_sbin_link() {
 /// init reports before powering off.
 #[test]
 fn generated_init_forwards_sigterm_to_the_main_process() {
+    sigterm_reaches_main_process(&[]);
+}
+
+/// Regression (issue 15): a SIGTERM that reached the init after it had started the main
+/// process but before it had stored `$!` was dropped, so the main process never ended (seen
+/// under load, where the suite's 120 s net then killed the namespace and `unshare` reported
+/// `sigprocmask unblock failed`). strace widens that window on purpose: every fork of the
+/// namespace returns to its parent one second late, while the child runs (and prints
+/// "ready") at once.
+#[test]
+fn issue15_sigterm_before_the_init_knows_the_pid_is_forwarded() {
+    if !tool("strace") {
+        return;
+    }
+    let probe = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP: strace cannot trace here (ptrace refused)");
+        return;
+    }
+    let forks = "clone,clone3,fork,vfork";
+    sigterm_reaches_main_process(&[
+        "strace",
+        "-f",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-e",
+        &format!("trace={forks}"),
+        "-e",
+        &format!("inject={forks}:delay_exit=1000000"),
+    ]);
+}
+
+/// Starts the generated init of an image whose CMD traps TERM (behind `wrapper`, a command
+/// prefix), waits until the CMD says it is ready, sends SIGTERM to the init and checks the
+/// CMD got it and the init reported its status.
+fn sigterm_reaches_main_process(wrapper: &[&str]) {
     use std::io::BufRead as _;
     let Some(ws) = Ws::new() else { return };
     if !tool("unsquashfs") || !tool("unshare") || !tool("chroot") {
@@ -401,7 +440,19 @@ fn generated_init_forwards_sigterm_to_the_main_process() {
     ));
     let o = ws.assemble(&["-t", "term", "-o", "squashfs:term.sqfs", "ctx"]);
     assert!(o.status.success(), "{}", text(&o));
-    let mut child = init_of_unpacked(&ws, "term.sqfs")
+    let init = init_of_unpacked(&ws, "term.sqfs");
+    let mut cmd = match wrapper.split_first() {
+        None => init,
+        Some((first, rest)) => {
+            let mut c = std::process::Command::new(first);
+            c.args(rest)
+                .arg(init.get_program())
+                .args(init.get_args())
+                .stdin(std::process::Stdio::null());
+            c
+        }
+    };
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -410,12 +461,12 @@ fn generated_init_forwards_sigterm_to_the_main_process() {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
-    // unshare --fork's child is the namespace's PID 1.
-    let children =
-        fs_err::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
-            .unwrap();
-    let pid1: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
-    let pid1 = rustix::process::Pid::from_raw(pid1).unwrap();
+    // unshare --fork's child is the namespace's PID 1 (one level further behind a wrapper).
+    let mut pid1 = only_child(child.id());
+    if !wrapper.is_empty() {
+        pid1 = only_child(pid1);
+    }
+    let pid1 = rustix::process::Pid::from_raw(pid1.try_into().unwrap()).unwrap();
     rustix::process::kill_process(pid1, rustix::process::Signal::TERM).unwrap();
     // A safety net, not a timing check: should forwarding break, end the namespace rather
     // than hang the suite (the assertions below then fail).
@@ -436,4 +487,13 @@ fn generated_init_forwards_sigterm_to_the_main_process() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(rest, "got TERM\n", "{err}");
     assert!(err.contains("main process exited with status 7"), "{err}");
+}
+
+/// The one child of a process that has forked exactly once (unshare --fork, a wrapper).
+fn only_child(pid: u32) -> u32 {
+    let children = fs_err::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let mut it = children.split_whitespace();
+    let child = it.next().expect("the process has a child").parse().unwrap();
+    assert_eq!(it.next(), None, "one child of {pid}: {children}");
+    child
 }

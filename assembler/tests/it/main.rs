@@ -2,6 +2,7 @@
 
 mod apkcache;
 mod apkshim;
+mod bases;
 mod boot;
 mod build;
 mod chown;
@@ -11,6 +12,7 @@ mod fidelity;
 mod hostile;
 mod inspect;
 mod layers;
+mod messages;
 mod mounts;
 mod nosandbox;
 mod onbuild;

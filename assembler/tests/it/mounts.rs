@@ -226,17 +226,7 @@ fn issue14_secrets_reach_the_step_and_nothing_else() {
     let logs = text(&ws.assemble(&["logs", "sec:1"]));
     assert!(!logs.contains(value), "{logs}");
     // Nowhere in the store: layers, configs, history, logs, cache keys.
-    for e in walkdir::WalkDir::new(ws.path("store")) {
-        let e = e.unwrap();
-        if e.file_type().is_file() {
-            let bytes = fs_err::read(e.path()).unwrap();
-            assert!(
-                !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
-                "{}",
-                e.path().display()
-            );
-        }
-    }
+    nowhere_in_the_store(&ws, value);
     // Nor in the image's mountpoint: /run/secrets was made for the step and taken away.
     assert_eq!(
         sh(
@@ -288,6 +278,21 @@ fn issue14_secrets_reach_the_step_and_nothing_else() {
         &[("API_TOKEN", "from-env")],
     );
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Asserts that no file of the store holds `value`.
+pub(crate) fn nowhere_in_the_store(ws: &Ws, value: &str) {
+    for e in walkdir::WalkDir::new(ws.path("store")) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let bytes = fs_err::read(e.path()).unwrap();
+            assert!(
+                !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+                "{}",
+                e.path().display()
+            );
+        }
+    }
 }
 
 #[test]

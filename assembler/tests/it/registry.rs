@@ -49,8 +49,10 @@ fn start_registry_with(ws: &Ws, extra: &str) -> Option<RegistryServer> {
         .spawn()
         .unwrap();
     let server = RegistryServer { child, addr };
-    // Readiness, not timing: poll until it accepts connections.
-    for _ in 0..200 {
+    // Readiness, not timing: poll until it accepts connections (a generous net: a busy
+    // machine may take long to start it).
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(120) {
         if std::net::TcpStream::connect(&server.addr).is_ok() {
             return Some(server);
         }

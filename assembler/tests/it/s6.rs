@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::support::{Podman, Ws, text};
 
 /// Generous: no assertion is about speed, only about what eventually happens.
-const PATIENCE: Duration = Duration::from_secs(60);
+const PATIENCE: Duration = Duration::from_secs(120);
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

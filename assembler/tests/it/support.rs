@@ -87,8 +87,13 @@ impl Ws {
     /// `nobody` through `setpriv` (the workspace is handed to nobody first). `None` (after
     /// printing why) when that cannot be done here.
     pub fn assemble_rootless(&self, args: &[&str]) -> Option<Output> {
+        self.assemble_rootless_vars(args, &[])
+    }
+
+    /// As [`Ws::assemble_rootless`], with more environment variables.
+    pub fn assemble_rootless_vars(&self, args: &[&str], vars: &[(&str, &str)]) -> Option<Output> {
         if !rustix::process::geteuid().is_root() {
-            return Some(self.assemble(args));
+            return Some(self.assemble_vars(args, vars));
         }
         if !tool("setpriv") {
             return None;
@@ -108,6 +113,7 @@ impl Ws {
             .env("SOURCE_DATE_EPOCH", "1700000000")
             .env("HOME", self.dir.path())
             .env_remove("ASSEMBLE_STORE")
+            .envs(vars.iter().copied())
             .output()
             .unwrap();
         eprintln!(

@@ -55,7 +55,7 @@ pub fn run(args: &Args, env: &Env, quiet: bool) -> anyhow::Result<ExitCode> {
                 super::build::print_outcome(recipe.pkgname(), &outcome)?;
             }
             Err(e) if args.keep_going => {
-                eprintln!("error: {}: {e:#}", recipe.pkgname());
+                eprintln!("error: {}: {}", recipe.pkgname(), apk::cause::of(&e));
                 ok[i] = false;
                 failed.push(recipe.pkgname().to_string());
             }

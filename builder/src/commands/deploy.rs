@@ -20,8 +20,8 @@ pub struct Args {
     #[arg(long)]
     pub url: String,
     /// Name of the environment variable holding the JWT (a GitLab `id_tokens` variable)
-    /// [default: REPOSERVE_JWT (the templates' `id_tokens` name), then REPOSERVE_TOKEN,
-    /// then CI_JOB_JWT_V2].
+    /// [default: the first set of REPOSERVE_JWT REPOSERVE_ID_TOKEN REPOSERVE_TOKEN
+    /// CI_JOB_JWT_V2].
     #[arg(long, value_name = "VAR")]
     pub token_env: Option<String>,
     /// Version for a `<repo>/<arch>` (REPODEST) layout.
@@ -63,17 +63,23 @@ pub fn scan(dir: &Path, default_version: &str) -> anyhow::Result<Groups> {
     Ok(groups)
 }
 
+/// Where the JWT is looked for without `--token-env`, in order (`ci/apkdeploy` reads the
+/// same list; the README documents it): the templates' `id_tokens` name, two older names,
+/// and GitLab's job token of before 17.0.
+pub const TOKEN_VARIABLES: [&str; 4] = [
+    "REPOSERVE_JWT",
+    "REPOSERVE_ID_TOKEN",
+    "REPOSERVE_TOKEN",
+    "CI_JOB_JWT_V2",
+];
+
 /// Runs `apkbuild deploy`.
 pub fn run(args: &Args, _env: &Env) -> anyhow::Result<ExitCode> {
     // The variable's name is chosen on the command line (GitLab `id_tokens` names are the
     // job's choice), so it cannot be listed in `env.rs`.
     let names: Vec<String> = match &args.token_env {
         Some(v) => vec![v.clone()],
-        None => vec![
-            "REPOSERVE_JWT".into(),
-            "REPOSERVE_TOKEN".into(),
-            "CI_JOB_JWT_V2".into(),
-        ],
+        None => TOKEN_VARIABLES.iter().map(|n| (*n).to_string()).collect(),
     };
     let token = names
         .iter()

@@ -50,7 +50,12 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
             Ok(what) => writeln!(out, "{}: OK ({what})", path.display())?,
             Err(err) => {
                 failed += 1;
-                writeln!(out, "{}: FAILED: {err:#}", path.display())?;
+                writeln!(
+                    out,
+                    "{}: FAILED: {}",
+                    path.display(),
+                    apk::cause::chain(err.chain())
+                )?;
             }
         }
     }

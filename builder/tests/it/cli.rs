@@ -330,3 +330,58 @@ fn pack_output_with_a_trailing_slash_is_a_directory() {
         .success();
     assert!(home.path().join("new/dir/hi-1.0-r0.apk").is_file());
 }
+
+/// `apkbuild keygen`'s log line, run on a terminal (`script` gives it one) or a pipe.
+fn keygen_stderr(home: &Path, tty: bool, no_color: bool) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("apkbuild");
+    let dir = home.join(format!("keys-{tty}-{no_color}"));
+    let args = format!(
+        "{} keygen -n -b 1024 --dir {}",
+        bin.display(),
+        dir.display()
+    );
+    let mut cmd = if tty {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qefc", &args, "/dev/null"]);
+        c
+    } else {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", &args]);
+        c
+    };
+    cmd.env("HOME", home).env("PACKAGER", "T <t@example.org>");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    } else {
+        cmd.env_remove("NO_COLOR");
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    // `script` puts the terminal's output (stderr too) on stdout.
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn issue15_colour_only_on_a_terminal_and_never_with_no_color() {
+    let home = tempfile::tempdir().unwrap();
+    let piped = keygen_stderr(home.path(), false, false);
+    assert!(piped.contains("INFO generating"), "{piped}");
+    assert!(!piped.contains('\x1b'), "escape codes in a pipe: {piped:?}");
+    if std::process::Command::new("script")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP: no `script` (util-linux) to give the terminal cases a terminal");
+        return;
+    }
+    let tty = keygen_stderr(home.path(), true, false);
+    assert!(tty.contains('\x1b'), "a terminal gets colour: {tty:?}");
+    let tty_no_color = keygen_stderr(home.path(), true, true);
+    assert!(tty_no_color.contains("INFO generating"), "{tty_no_color}");
+    assert!(!tty_no_color.contains('\x1b'), "NO_COLOR: {tty_no_color:?}");
+}

@@ -4,7 +4,7 @@
 //! refused.
 
 use std::io::BufRead as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ pub fn start_reposerve(bin: &std::path::Path, config: &std::path::Path) -> Repos
             }
         }
     });
-    let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
+    let Ok(addr) = rx.recv_timeout(Duration::from_secs(120)) else {
         let _ = child.kill();
         panic!("reposerve did not start");
     };
@@ -65,6 +65,51 @@ pub fn start_reposerve(bin: &std::path::Path, config: &std::path::Path) -> Repos
         child,
         url: format!("http://{addr}"),
     }
+}
+
+/// A reposerve trusting the fixture packager key and checking tokens for `aud` against a
+/// real JWKS server serving `key`.
+fn secured_reposerve(bin: &Path, dir: &Path, key: &JwtKey, aud: &str) -> (Reposerve, JwksServer) {
+    let keys = root().join("testkit/fixtures/apk-reference/keys");
+    let trusted = dir.join("trusted");
+    fs_err::create_dir_all(&trusted).unwrap();
+    let name = testkit::FIXTURE_KEY;
+    fs_err::copy(
+        keys.join(format!("{name}.pub")),
+        trusted.join(format!("{name}.pub")),
+    )
+    .unwrap();
+    let jwks = JwksServer::start(&[key.jwk()]);
+    let config = dir.join("reposerve.yaml");
+    fs_err::write(
+        &config,
+        format!(
+            "dir: {}\ntrusted_keys: {}\nsigning:\n  key: {}\njwt:\n  jwks: {}\n  claims:\n    aud: {aud}\n",
+            dir.join("repo").display(),
+            trusted.display(),
+            keys.join(name).display(),
+            jwks.url()
+        ),
+    )
+    .unwrap();
+    (start_reposerve(bin, &config), jwks)
+}
+
+/// A project including deploy_apk.yml, whose stand-in build job leaves the fixture packages
+/// as its artifacts.
+fn deploy_project(url: &str, aud: &str) -> tempfile::TempDir {
+    let ci = format!(
+        "include:\n  - local: templates/deploy_apk.yml\n    inputs:\n      url: {url}\n      audience: {aud}\n\nbuild-apk:\n  stage: build\n  script:\n    - mkdir -p packages/main/x86_64\n    - cp fixture/*.apk packages/main/x86_64/\n  artifacts:\n    paths:\n      - packages/\n",
+    );
+    let p = project_with(&[(".gitlab-ci.yml", ci)]);
+    let fixture = p.path().join("fixture");
+    fs_err::create_dir_all(&fixture).unwrap();
+    for pkg in testkit::fixture_packages() {
+        fs_err::copy(&pkg, fixture.join(pkg.file_name().unwrap())).unwrap();
+    }
+    git(p.path(), &["add", "-A"]);
+    git(p.path(), &["commit", "-q", "-m", "packages"]);
+    p
 }
 
 #[test]
@@ -78,46 +123,10 @@ fn deploy_job_uploads_with_the_id_token() {
     };
     require_tool("curl");
     let tmp = tempfile::tempdir().unwrap();
-    let keys = root().join("testkit/fixtures/apk-reference/keys");
-    let trusted = tmp.path().join("trusted");
-    fs_err::create_dir_all(&trusted).unwrap();
-    let name = testkit::FIXTURE_KEY;
-    fs_err::copy(
-        keys.join(format!("{name}.pub")),
-        trusted.join(format!("{name}.pub")),
-    )
-    .unwrap();
     let key = JwtKey::fixture("k1");
-    let jwks = JwksServer::start(&[key.jwk()]);
     let aud = "https://packages.example.com";
-    let config = tmp.path().join("reposerve.yaml");
-    fs_err::write(
-        &config,
-        format!(
-            "dir: {}\ntrusted_keys: {}\nsigning:\n  key: {}\njwt:\n  jwks: {}\n  claims:\n    aud: {aud}\n",
-            tmp.path().join("repo").display(),
-            trusted.display(),
-            keys.join(name).display(),
-            jwks.url()
-        ),
-    )
-    .unwrap();
-    let server = start_reposerve(&bin, &config);
-
-    // A stand-in build job leaves the fixture packages as its artifacts.
-    let ci = format!(
-        "include:\n  - local: templates/deploy_apk.yml\n    inputs:\n      url: {}\n      audience: {aud}\n\nbuild-apk:\n  stage: build\n  script:\n    - mkdir -p packages/main/x86_64\n    - cp fixture/*.apk packages/main/x86_64/\n  artifacts:\n    paths:\n      - packages/\n",
-        server.url
-    );
-    let p = project_with(&[(".gitlab-ci.yml", ci)]);
-    let fixture = p.path().join("fixture");
-    fs_err::create_dir_all(&fixture).unwrap();
-    for pkg in testkit::fixture_packages() {
-        fs_err::copy(&pkg, fixture.join(pkg.file_name().unwrap())).unwrap();
-    }
-    git(p.path(), &["add", "-A"]);
-    git(p.path(), &["commit", "-q", "-m", "packages"]);
-
+    let (server, _jwks) = secured_reposerve(&bin, tmp.path(), &key, aud);
+    let p = deploy_project(&server.url, aud);
     let t = now();
     let run = |audience: &str| {
         let token = key.token(&json!({"aud": audience, "exp": t + 300, "iat": t}));
@@ -141,11 +150,8 @@ fn deploy_job_uploads_with_the_id_token() {
         log.contains("HTTP 401") || log.contains("HTTP 403"),
         "{log}"
     );
-    assert!(
-        !tmp.path()
-            .join("repo/edge/main/x86_64/hello-1.0-r0.apk")
-            .exists()
-    );
+    let served = tmp.path().join("repo/edge/main/x86_64");
+    assert!(!served.join("hello-1.0-r0.apk").exists());
 
     let ok = run(aud);
     assert_ok(&ok);
@@ -156,19 +162,9 @@ fn deploy_job_uploads_with_the_id_token() {
     );
     for pkg in testkit::fixture_packages() {
         let name = pkg.file_name().unwrap();
-        assert!(
-            tmp.path()
-                .join("repo/edge/main/x86_64")
-                .join(name)
-                .is_file(),
-            "{name:?} not on the server"
-        );
+        assert!(served.join(name).is_file(), "{name:?} not on the server");
     }
-    assert!(
-        tmp.path()
-            .join("repo/edge/main/x86_64/APKINDEX.tar.gz")
-            .is_file()
-    );
+    assert!(served.join("APKINDEX.tar.gz").is_file());
 }
 
 /// The README promises `--help` on every `ci/` script; getopts alone rejected it.
@@ -183,4 +179,48 @@ fn help_describes_the_options() {
             .stdout(predicates::str::contains("usage: apkdeploy"))
             .stdout(predicates::str::contains("-s "));
     }
+}
+
+/// The token variables a `--help` text lists as its default, in order.
+fn default_token_variables(help: &str) -> Vec<String> {
+    // Help texts wrap anywhere.
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let after = &help[help
+        .find("the first set of")
+        .expect("the default list in the help")..];
+    let mut names: Vec<String> = Vec::new();
+    for w in after.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')) {
+        if (w.contains("TOKEN") || w.contains("JWT")) && !w.ends_with("_VAR") {
+            if names.iter().any(|n| n == w) {
+                break;
+            }
+            names.push(w.to_string());
+        }
+    }
+    names
+}
+
+/// Regression (issue 15): `apkbuild deploy` and `ci/apkdeploy` read the token from the same
+/// variables in the same order (they disagreed on the second name).
+#[test]
+fn issue15_both_upload_clients_read_one_token_variable_order() {
+    let Ok(apkbuild) = crate::support::workspace_bin("apkbuild", "builder")
+        .inspect_err(|why| println!("skipped: {why}"))
+    else {
+        return;
+    };
+    let help = |mut c: Command| String::from_utf8(c.output().unwrap().stdout).unwrap();
+    let mut a = Command::new(apkbuild);
+    a.args(["deploy", "--help"]);
+    let mut b = Command::new(crate::support::ci_dir().join("apkdeploy"));
+    b.arg("--help");
+    let (a, b) = (help(a), help(b));
+    let order = [
+        "REPOSERVE_JWT",
+        "REPOSERVE_ID_TOKEN",
+        "REPOSERVE_TOKEN",
+        "CI_JOB_JWT_V2",
+    ];
+    assert_eq!(default_token_variables(&a), order, "{a}");
+    assert_eq!(default_token_variables(&b), order, "{b}");
 }

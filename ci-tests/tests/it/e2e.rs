@@ -96,7 +96,7 @@ fn start_registry(dir: &Path) -> Registry {
             panic!("docker-registry exited: {st}");
         }
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            start.elapsed() < Duration::from_secs(120),
             "docker-registry did not answer on {host}"
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -253,231 +253,324 @@ fn source_tag_to_pushed_image_and_bumped_manifest() {
     let Ok(bin_dir) = preconditions().inspect_err(|why| println!("skipped: {why}")) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let env = Env {
-        path: format!("{}:{}", bin_dir.display(), path_with_ci()),
-        home: tmp.path().join("home"),
-    };
-    fs_err::create_dir_all(&env.home).unwrap();
-    let keys = root().join("testkit/fixtures/apk-reference/keys");
-    let fixture_key = keys.join(testkit::FIXTURE_KEY);
-    let fixture_pub = keys.join(format!("{}.pub", testkit::FIXTURE_KEY));
+    let chain = Chain::start(&bin_dir);
+    let bumped = chain.source_bumps_the_apkbuild();
+    let pinned = chain.package_is_built_uploaded_and_pinned(bumped);
+    let (kust, depl) = chain.image_is_pushed_and_manifests_bumped(pinned);
+    // 4. The manifest project's own pipeline accepts what it received.
+    let manifests = checkout(
+        "manifest",
+        &[("kustomization.yaml", kust), ("deployment.yaml", depl)],
+    );
+    assert_ok(&pipeline(manifests.path(), &chain.env, "", &[]));
+}
 
-    // reposerve trusts the packager's key and signs its index with the repository key,
-    // both the fixture key under the names the projects use.
-    let trusted = tmp.path().join("trusted");
+/// Everything the four pipelines talk to: reposerve (with its JWKS), the registry, the
+/// three downstream GitLab projects as their files are now, and the release tarball.
+/// Fields drop in order: the servers are stopped before their directory goes.
+struct Chain {
+    reposerve: crate::deploy::Reposerve,
+    /// Kept for its drop (stops it); pipelines reach it through `image_name`.
+    _registry: Registry,
+    jwks: JwksServer,
+    jwt: JwtKey,
+    env: Env,
+    image_name: String,
+    package_srv: Server,
+    image_srv: Server,
+    manifest_srv: Server,
+    script: &'static str,
+    tarball: PathBuf,
+    containerfile: String,
+    kustomization: String,
+    deployment: String,
+    tmp: tempfile::TempDir,
+}
+
+fn fixture_keys() -> (PathBuf, PathBuf) {
+    let keys = root().join("testkit/fixtures/apk-reference/keys");
+    (
+        keys.join(testkit::FIXTURE_KEY),
+        keys.join(format!("{}.pub", testkit::FIXTURE_KEY)),
+    )
+}
+
+impl Chain {
+    fn start(bin_dir: &Path) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let env = Env {
+            path: format!("{}:{}", bin_dir.display(), path_with_ci()),
+            home: tmp.path().join("home"),
+        };
+        fs_err::create_dir_all(&env.home).unwrap();
+        let jwt = JwtKey::fixture("gitlab-1");
+        let jwks = JwksServer::start(&[jwt.jwk()]);
+        let reposerve = chain_reposerve(tmp.path(), &bin_dir.join("reposerve"), &jwks);
+        let registry = start_registry(&tmp.path().join("registry"));
+        let image_name = format!("{}/demo/images/hello", registry.host);
+        let script = "#!/bin/sh\necho \"hello from 1.1.0\"\n";
+        let tarball = release_tarball(tmp.path(), script);
+        let package_srv = package_project(&tarball);
+        let containerfile = read(&root().join("examples/gitlab/image/Containerfile"));
+        let image_srv = downstream(
+            "demo/images/hello",
+            &[("Containerfile", containerfile.clone())],
+        );
+        // The manifests point at the registry the image goes to.
+        let manifest = root().join("examples/gitlab/manifest");
+        let kustomization = read(&manifest.join("kustomization.yaml"))
+            .replace("registry.example.com", &registry.host);
+        let deployment =
+            read(&manifest.join("deployment.yaml")).replace("registry.example.com", &registry.host);
+        let manifest_srv = downstream(
+            "demo/deploy/hello",
+            &[
+                ("kustomization.yaml", kustomization.clone()),
+                ("deployment.yaml", deployment.clone()),
+            ],
+        );
+        Self {
+            reposerve,
+            _registry: registry,
+            jwks,
+            jwt,
+            env,
+            image_name,
+            package_srv,
+            image_srv,
+            manifest_srv,
+            script,
+            tarball,
+            containerfile,
+            kustomization,
+            deployment,
+            tmp,
+        }
+    }
+
+    /// 1. The source project is tagged v1.1.0: its pipeline bumps the package project's
+    ///    APKBUILD (pkgver, pkgrel, sha512sums of the release tarball). The bumped APKBUILD.
+    fn source_bumps_the_apkbuild(&self) -> String {
+        let source = checkout("source", &[]);
+        assert_ok(&pipeline(
+            source.path(),
+            &self.env,
+            "v1.1.0",
+            &[("CI_API_V4_URL", self.package_srv.url.clone())],
+        ));
+        let bumped = self
+            .package_srv
+            .file("main", "main/hello/APKBUILD")
+            .unwrap();
+        let sum = sha512_hex(&self.tarball);
+        assert!(bumped.contains("\npkgver=1.1.0\npkgrel=0\n"), "{bumped}");
+        assert!(
+            bumped.contains(&format!("{sum}  hello-1.1.0.tar.gz")),
+            "{bumped}"
+        );
+        assert_eq!(
+            committed(&commit_body(&self.package_srv), "main/hello/APKBUILD"),
+            bumped
+        );
+        bumped
+    }
+
+    /// 2. The package project, tagged 1.1.0-r0 on that commit: build, upload with the
+    ///    job's ID token, pin the new version in the image project's Containerfile. Its
+    ///    .gitlab-ci.yml names this reposerve (the audience stays the public name). Beside
+    ///    hello it holds the example recipes (examples/recipes: a library, a program
+    ///    linking it, a patched source, install scripts), built in dependency order.
+    ///    The pinned Containerfile.
+    fn package_is_built_uploaded_and_pinned(&self, bumped: String) -> String {
+        let package_ci = read(&root().join("examples/gitlab/package/.gitlab-ci.yml")).replace(
+            &format!("url: {AUDIENCE}"),
+            &format!("url: {}\n      audience: {AUDIENCE}", self.reposerve.url),
+        );
+        let package = checkout_with(
+            "package",
+            &[("examples/recipes/main", "main")],
+            &[
+                ("main/hello/APKBUILD", bumped),
+                (".gitlab-ci.yml", package_ci),
+            ],
+        );
+        let t = now();
+        let id_token = self.jwt.token(&json!({
+            "aud": AUDIENCE, "iat": t, "exp": t + 600,
+            "project_path": "demo/packages/hello", "ref_type": "tag", "ref": "1.1.0-r0",
+        }));
+        let (fixture_key, fixture_pub) = fixture_keys();
+        let out = pipeline(
+            package.path(),
+            &self.env,
+            "1.1.0-r0",
+            &[
+                ("CI_API_V4_URL", self.image_srv.url.clone()),
+                ("REPOSERVE_JWT", id_token),
+                ("PACKAGER_PRIVKEY", fixture_key.display().to_string()),
+                ("PACKAGER_PUBKEY", fixture_pub.display().to_string()),
+            ],
+        );
+        assert_ok(&out);
+        let log = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            log.contains("uploaded edge/main/x86_64/hello-1.1.0-r0.apk"),
+            "{log}"
+        );
+        // reposerve checked the token against the JWKS, not merely accepted it.
+        assert!(self.jwks.fetches() >= 1, "the JWKS was never fetched");
+        let served = self.tmp.path().join("repo/edge/main/x86_64");
+        for apk in [
+            "hello-1.1.0-r0.apk",
+            "libgreet-1.0.0-r0.apk",
+            "libgreet-dev-1.0.0-r0.apk",
+            "greet-1.0.0-r0.apk",
+            "hello-sh-0.3-r1.apk",
+            "motd-2.1-r0.apk",
+        ] {
+            assert!(served.join(apk).is_file(), "{apk} not served:\n{log}");
+        }
+        let pinned = self.image_srv.file("main", "Containerfile").unwrap();
+        assert_eq!(
+            pinned,
+            self.containerfile
+                .replace("hello=1.0.0-r2", "hello=1.1.0-r0")
+        );
+        assert_eq!(
+            committed(&commit_body(&self.image_srv), "Containerfile"),
+            pinned
+        );
+        pinned
+    }
+
+    /// 3. The image project, tagged 1.1.0-r0: assemble FROM scratch with the packages
+    ///    from reposerve, push to the registry, point the manifests at the new tag. Its
+    ///    `repositories` names this reposerve; the registry is plain HTTP. The bumped
+    ///    kustomization and deployment.
+    fn image_is_pushed_and_manifests_bumped(&self, pinned: String) -> (String, String) {
+        let image_ci = read(&root().join("examples/gitlab/image/.gitlab-ci.yml")).replace(
+            "  - local: templates/build_image.yml\n",
+            "  - local: templates/build_image.yml\n    inputs:\n      tls_verify: \"false\"\n",
+        );
+        let image = checkout(
+            "image",
+            &[
+                ("Containerfile", pinned),
+                (
+                    "repositories",
+                    format!("{}/edge/main\n", self.reposerve.url),
+                ),
+                (".gitlab-ci.yml", image_ci),
+            ],
+        );
+        let out = pipeline(
+            image.path(),
+            &self.env,
+            "1.1.0-r0",
+            &[
+                ("CI_API_V4_URL", self.manifest_srv.url.clone()),
+                ("CI_REGISTRY_IMAGE", self.image_name.clone()),
+                ("CI_REGISTRY_USER", "gitlab-ci-token".into()),
+                ("CI_REGISTRY_PASSWORD", "job-token".into()),
+            ],
+        );
+        assert_ok(&out);
+        let log = String::from_utf8_lossy(&out.stdout);
+        assert!(log.contains("Installing hello (1.1.0-r0)"), "{log}");
+        assert!(
+            log.contains(&format!("pushed {}:1.1.0-r0", self.image_name)),
+            "{log}"
+        );
+        self.pushed_image_holds_the_new_hello();
+        let kust = self
+            .manifest_srv
+            .file("main", "kustomization.yaml")
+            .unwrap();
+        let depl = self.manifest_srv.file("main", "deployment.yaml").unwrap();
+        assert_eq!(
+            kust,
+            self.kustomization
+                .replace("newTag: \"1.0.0-r2\"", "newTag: \"1.1.0-r0\"")
+        );
+        assert_eq!(
+            depl,
+            self.deployment.replace("hello:1.0.0-r2", "hello:1.1.0-r0")
+        );
+        let body = commit_body(&self.manifest_srv);
+        assert_eq!(committed(&body, "kustomization.yaml"), kust);
+        assert_eq!(committed(&body, "deployment.yaml"), depl);
+        (kust, depl)
+    }
+
+    /// What the registry holds is that image, with hello 1.1.0's script in it.
+    fn pushed_image_holds_the_new_hello(&self) {
+        let inspect = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .arg(format!("docker://{}:1.1.0-r0", self.image_name))
+            .env("REGISTRY_AUTH_FILE", self.env.home.join("auth.json"))
+            .output()
+            .unwrap();
+        assert!(
+            inspect.status.success(),
+            "{}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+        let info: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+        assert_eq!(info["Architecture"], "amd64", "{info}");
+        assert!(!info["Layers"].as_array().unwrap().is_empty(), "{info}");
+        assert_eq!(
+            hello_in_pushed_image(&self.image_name, self.tmp.path(), &self.env),
+            self.script
+        );
+    }
+}
+
+/// reposerve trusts the packager's key and signs its index with the repository key, both
+/// the fixture key under the names the projects use; tokens are checked against `jwks`.
+fn chain_reposerve(dir: &Path, bin: &Path, jwks: &JwksServer) -> crate::deploy::Reposerve {
+    let (fixture_key, fixture_pub) = fixture_keys();
+    let trusted = dir.join("trusted");
     fs_err::create_dir_all(&trusted).unwrap();
     fs_err::copy(&fixture_pub, trusted.join(format!("{PACKAGER_KEY}.pub"))).unwrap();
-    let repo_key = tmp.path().join(REPO_KEY);
+    let repo_key = dir.join(REPO_KEY);
     fs_err::copy(&fixture_key, &repo_key).unwrap();
-    let jwt = JwtKey::fixture("gitlab-1");
-    let jwks = JwksServer::start(&[jwt.jwk()]);
-    let config = tmp.path().join("reposerve.yaml");
+    let config = dir.join("reposerve.yaml");
     fs_err::write(
         &config,
         format!(
             "dir: {}\ntrusted_keys: {}\nsigning:\n  key: {}\njwt:\n  jwks: {}\n  claims:\n    aud: {AUDIENCE}\n    project_path: {{glob: \"demo/packages/*\"}}\n    ref_type: tag\n",
-            tmp.path().join("repo").display(),
+            dir.join("repo").display(),
             trusted.display(),
             repo_key.display(),
             jwks.url()
         ),
     )
     .unwrap();
-    let reposerve = start_reposerve(&bin_dir.join("reposerve"), &config);
-    let registry = start_registry(&tmp.path().join("registry"));
-    let image_name = format!("{}/demo/images/hello", registry.host);
+    start_reposerve(bin, &config)
+}
 
-    // The GitLab side: the three downstream projects as their files are now.
+/// The package project on the GitLab stand-in: its APKBUILD on main (pointing at the
+/// stand-in for the release tarball) and the tarball to download.
+fn package_project(tarball: &Path) -> Server {
     let package_srv = Server::start(Project::default());
     let apkbuild = read(&root().join("examples/gitlab/package/main/hello/APKBUILD"))
         .replace("https://gitlab.example.com", &package_srv.base);
-    let script = "#!/bin/sh\necho \"hello from 1.1.0\"\n";
-    let tarball = release_tarball(tmp.path(), script);
     {
         let mut st = package_srv.state.lock().unwrap();
         st.path = "demo/packages/hello".into();
         st.token = TOKEN.into();
         st.files.insert(
             "main".into(),
-            [("main/hello/APKBUILD".to_string(), apkbuild.clone())]
+            [("main/hello/APKBUILD".to_string(), apkbuild)]
                 .into_iter()
                 .collect(),
         );
         st.downloads.insert(
             "/demo/hello/-/archive/v1.1.0/hello-v1.1.0.tar.gz".into(),
-            fs_err::read(&tarball).unwrap(),
+            fs_err::read(tarball).unwrap(),
         );
     }
-    let containerfile = read(&root().join("examples/gitlab/image/Containerfile"));
-    let image_srv = downstream(
-        "demo/images/hello",
-        &[("Containerfile", containerfile.clone())],
-    );
-    // The manifests point at the registry the image goes to.
-    let manifest = root().join("examples/gitlab/manifest");
-    let kustomization =
-        read(&manifest.join("kustomization.yaml")).replace("registry.example.com", &registry.host);
-    let deployment =
-        read(&manifest.join("deployment.yaml")).replace("registry.example.com", &registry.host);
-    let manifest_srv = downstream(
-        "demo/deploy/hello",
-        &[
-            ("kustomization.yaml", kustomization.clone()),
-            ("deployment.yaml", deployment.clone()),
-        ],
-    );
-
-    // 1. The source project is tagged v1.1.0: its pipeline bumps the package project's
-    //    APKBUILD (pkgver, pkgrel, sha512sums of the release tarball).
-    let source = checkout("source", &[]);
-    assert_ok(&pipeline(
-        source.path(),
-        &env,
-        "v1.1.0",
-        &[("CI_API_V4_URL", package_srv.url.clone())],
-    ));
-    let bumped = package_srv.file("main", "main/hello/APKBUILD").unwrap();
-    let sum = sha512_hex(&tarball);
-    assert!(bumped.contains("\npkgver=1.1.0\npkgrel=0\n"), "{bumped}");
-    assert!(
-        bumped.contains(&format!("{sum}  hello-1.1.0.tar.gz")),
-        "{bumped}"
-    );
-    assert_eq!(
-        committed(&commit_body(&package_srv), "main/hello/APKBUILD"),
-        bumped
-    );
-
-    // 2. The package project, tagged 1.1.0-r0 on that commit: build, upload with the
-    //    job's ID token, pin the new version in the image project's Containerfile. Its
-    //    .gitlab-ci.yml names this reposerve (the audience stays the public name). Beside
-    //    hello it holds the example recipes (examples/recipes: a library, a program
-    //    linking it, a patched source, install scripts), built in dependency order.
-    let package_ci = read(&root().join("examples/gitlab/package/.gitlab-ci.yml")).replace(
-        &format!("url: {AUDIENCE}"),
-        &format!("url: {}\n      audience: {AUDIENCE}", reposerve.url),
-    );
-    let package = checkout_with(
-        "package",
-        &[("examples/recipes/main", "main")],
-        &[
-            ("main/hello/APKBUILD", bumped),
-            (".gitlab-ci.yml", package_ci),
-        ],
-    );
-    let t = now();
-    let id_token = jwt.token(&json!({
-        "aud": AUDIENCE, "iat": t, "exp": t + 600,
-        "project_path": "demo/packages/hello", "ref_type": "tag", "ref": "1.1.0-r0",
-    }));
-    let out = pipeline(
-        package.path(),
-        &env,
-        "1.1.0-r0",
-        &[
-            ("CI_API_V4_URL", image_srv.url.clone()),
-            ("REPOSERVE_JWT", id_token),
-            ("PACKAGER_PRIVKEY", fixture_key.display().to_string()),
-            ("PACKAGER_PUBKEY", fixture_pub.display().to_string()),
-        ],
-    );
-    assert_ok(&out);
-    let log = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        log.contains("uploaded edge/main/x86_64/hello-1.1.0-r0.apk"),
-        "{log}"
-    );
-    // reposerve checked the token against the JWKS, not merely accepted it.
-    assert!(jwks.fetches() >= 1, "the JWKS was never fetched");
-    let served = tmp.path().join("repo/edge/main/x86_64");
-    for apk in [
-        "hello-1.1.0-r0.apk",
-        "libgreet-1.0.0-r0.apk",
-        "libgreet-dev-1.0.0-r0.apk",
-        "greet-1.0.0-r0.apk",
-        "hello-sh-0.3-r1.apk",
-        "motd-2.1-r0.apk",
-    ] {
-        assert!(served.join(apk).is_file(), "{apk} not served:\n{log}");
-    }
-    let pinned = image_srv.file("main", "Containerfile").unwrap();
-    assert_eq!(
-        pinned,
-        containerfile.replace("hello=1.0.0-r2", "hello=1.1.0-r0")
-    );
-    assert_eq!(committed(&commit_body(&image_srv), "Containerfile"), pinned);
-
-    // 3. The image project, tagged 1.1.0-r0: assemble FROM scratch with the packages
-    //    from reposerve, push to the registry, point the manifests at the new tag. Its
-    //    `repositories` names this reposerve; the registry is plain HTTP.
-    let image_ci = read(&root().join("examples/gitlab/image/.gitlab-ci.yml")).replace(
-        "  - local: templates/build_image.yml\n",
-        "  - local: templates/build_image.yml\n    inputs:\n      tls_verify: \"false\"\n",
-    );
-    let image = checkout(
-        "image",
-        &[
-            ("Containerfile", pinned),
-            ("repositories", format!("{}/edge/main\n", reposerve.url)),
-            (".gitlab-ci.yml", image_ci),
-        ],
-    );
-    let out = pipeline(
-        image.path(),
-        &env,
-        "1.1.0-r0",
-        &[
-            ("CI_API_V4_URL", manifest_srv.url.clone()),
-            ("CI_REGISTRY_IMAGE", image_name.clone()),
-            ("CI_REGISTRY_USER", "gitlab-ci-token".into()),
-            ("CI_REGISTRY_PASSWORD", "job-token".into()),
-        ],
-    );
-    assert_ok(&out);
-    let log = String::from_utf8_lossy(&out.stdout);
-    assert!(log.contains("Installing hello (1.1.0-r0)"), "{log}");
-    assert!(
-        log.contains(&format!("pushed {image_name}:1.1.0-r0")),
-        "{log}"
-    );
-
-    // What the registry holds is that image, with hello 1.1.0's script in it.
-    let inspect = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false"])
-        .arg(format!("docker://{image_name}:1.1.0-r0"))
-        .env("REGISTRY_AUTH_FILE", env.home.join("auth.json"))
-        .output()
-        .unwrap();
-    assert!(
-        inspect.status.success(),
-        "{}",
-        String::from_utf8_lossy(&inspect.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    assert_eq!(info["Architecture"], "amd64", "{info}");
-    assert!(!info["Layers"].as_array().unwrap().is_empty(), "{info}");
-    assert_eq!(hello_in_pushed_image(&image_name, tmp.path(), &env), script);
-
-    let kust = manifest_srv.file("main", "kustomization.yaml").unwrap();
-    let depl = manifest_srv.file("main", "deployment.yaml").unwrap();
-    assert_eq!(
-        kust,
-        kustomization.replace("newTag: \"1.0.0-r2\"", "newTag: \"1.1.0-r0\"")
-    );
-    assert_eq!(depl, deployment.replace("hello:1.0.0-r2", "hello:1.1.0-r0"));
-    let body = commit_body(&manifest_srv);
-    assert_eq!(committed(&body, "kustomization.yaml"), kust);
-    assert_eq!(committed(&body, "deployment.yaml"), depl);
-
-    // 4. The manifest project's own pipeline accepts what it received.
-    let manifests = checkout(
-        "manifest",
-        &[("kustomization.yaml", kust), ("deployment.yaml", depl)],
-    );
-    assert_ok(&pipeline(manifests.path(), &env, "", &[]));
-    drop(registry);
-    drop(reposerve);
+    package_srv
 }
 
 /// `/usr/bin/hello` of the pushed image: copied back from the registry as an OCI layout,

@@ -143,7 +143,16 @@ fn respond(conn: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()>
     )
 }
 
-fn serve(mut conn: TcpStream, state: &Mutex<Project>) -> std::io::Result<()> {
+/// One HTTP request as the scripts send it.
+struct HttpRequest {
+    method: String,
+    target: String,
+    headers: BTreeMap<String, String>,
+    body: String,
+}
+
+/// Reads the request line, the headers (answering `Expect: 100-continue`) and the body.
+fn read_request(conn: &mut TcpStream) -> std::io::Result<HttpRequest> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -175,18 +184,28 @@ fn serve(mut conn: TcpStream, state: &Mutex<Project>) -> std::io::Result<()> {
     let mut body = vec![0; len];
     reader.read_exact(&mut body)?;
     let body = String::from_utf8_lossy(&body).into_owned();
-    let (raw_path, raw_query) = target.split_once('?').unwrap_or((&target, ""));
+    Ok(HttpRequest {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+fn serve(mut conn: TcpStream, state: &Mutex<Project>) -> std::io::Result<()> {
+    let req = read_request(&mut conn)?;
+    let (raw_path, raw_query) = req.target.split_once('?').unwrap_or((&req.target, ""));
     // The project id and file path are single encoded segments: split before decoding.
     let segs: Vec<String> = raw_path.split('/').map(decode).collect();
     let query = decode(raw_query);
     let mut p = state.lock().unwrap();
     p.requests.push(Request {
-        method: method.clone(),
+        method: req.method.clone(),
         path: segs.join("/"),
         query: query.clone(),
-        body: body.clone(),
+        body: req.body.clone(),
     });
-    if method == "GET"
+    if req.method == "GET"
         && let Some(data) = p.downloads.get(raw_path)
     {
         write!(
@@ -196,10 +215,21 @@ fn serve(mut conn: TcpStream, state: &Mutex<Project>) -> std::io::Result<()> {
         )?;
         return conn.write_all(data);
     }
-    if headers.get("private-token") != Some(&p.token) {
+    if req.headers.get("private-token") != Some(&p.token) {
         return respond(&mut conn, 401, r#"{"message":"401 Unauthorized"}"#);
     }
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    route(&mut conn, &mut p, &req, &segs, &query)
+}
+
+/// The API endpoints the scripts call, on the recorded project.
+fn route(
+    conn: &mut TcpStream,
+    p: &mut Project,
+    req: &HttpRequest,
+    segs: &[&str],
+    query: &str,
+) -> std::io::Result<()> {
     let param = |name: &str| {
         query
             .split('&')
@@ -207,7 +237,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<Project>) -> std::io::Result<()> {
             .unwrap_or_default()
             .to_string()
     };
-    match (method.as_str(), &segs[..]) {
+    match (req.method.as_str(), segs) {
         (
             "GET",
             [
@@ -235,20 +265,20 @@ fn serve(mut conn: TcpStream, state: &Mutex<Project>) -> std::io::Result<()> {
                         t.len()
                     )
                 }
-                None => respond(&mut conn, 404, r#"{"message":"404 File Not Found"}"#),
+                None => respond(conn, 404, r#"{"message":"404 File Not Found"}"#),
             }
         }
         ("GET", ["", "api", "v4", "projects", proj, "repository", "tags", tag])
             if *proj == p.path =>
         {
             if p.tags.iter().any(|t| t == tag) {
-                respond(&mut conn, 200, &format!(r#"{{"name":"{tag}"}}"#))
+                respond(conn, 200, &format!(r#"{{"name":"{tag}"}}"#))
             } else {
-                respond(&mut conn, 404, r#"{"message":"404 Tag Not Found"}"#)
+                respond(conn, 404, r#"{"message":"404 Tag Not Found"}"#)
             }
         }
         ("POST", ["", "api", "v4", "projects", proj, "pipeline"]) if *proj == p.path => respond(
-            &mut conn,
+            conn,
             201,
             &format!(
                 r#"{{"id":7,"ref":"{}","web_url":"https://gitlab.example.com/{}/-/pipelines/7"}}"#,
@@ -259,36 +289,41 @@ fn serve(mut conn: TcpStream, state: &Mutex<Project>) -> std::io::Result<()> {
         ("POST", ["", "api", "v4", "projects", proj, "repository", "commits"])
             if *proj == p.path =>
         {
-            let Ok(req) = serde_json::from_str::<serde_json::Value>(&body) else {
-                return respond(&mut conn, 400, r#"{"error":"body is not JSON"}"#);
-            };
-            let branch = req["branch"].as_str().unwrap_or_default().to_string();
-            if !p.files.contains_key(&branch) {
-                return respond(
-                    &mut conn,
-                    400,
-                    r#"{"message":"You can only create or edit files when you are on a branch"}"#,
-                );
-            }
-            for a in req["actions"].as_array().cloned().unwrap_or_default() {
-                let path = a["file_path"].as_str().unwrap_or_default().to_string();
-                let exists = p.files[&branch].contains_key(&path);
-                if a["action"] != "update" || !exists {
-                    return respond(
-                        &mut conn,
-                        400,
-                        r#"{"message":"A file with this name doesn't exist"}"#,
-                    );
-                }
-                let content = a["content"].as_str().unwrap_or_default().to_string();
-                p.files.get_mut(&branch).unwrap().insert(path, content);
-            }
-            respond(
-                &mut conn,
-                201,
-                r#"{"id":"0123456789abcdef","short_id":"01234567"}"#,
-            )
+            commit(conn, p, &req.body)
         }
-        _ => respond(&mut conn, 404, r#"{"message":"404 Project Not Found"}"#),
+        _ => respond(conn, 404, r#"{"message":"404 Project Not Found"}"#),
     }
+}
+
+/// `POST …/repository/commits`: applies `update` actions to files that exist on the branch.
+fn commit(conn: &mut TcpStream, p: &mut Project, body: &str) -> std::io::Result<()> {
+    let Ok(req) = serde_json::from_str::<serde_json::Value>(body) else {
+        return respond(conn, 400, r#"{"error":"body is not JSON"}"#);
+    };
+    let branch = req["branch"].as_str().unwrap_or_default().to_string();
+    if !p.files.contains_key(&branch) {
+        return respond(
+            conn,
+            400,
+            r#"{"message":"You can only create or edit files when you are on a branch"}"#,
+        );
+    }
+    for a in req["actions"].as_array().cloned().unwrap_or_default() {
+        let path = a["file_path"].as_str().unwrap_or_default().to_string();
+        let exists = p.files[&branch].contains_key(&path);
+        if a["action"] != "update" || !exists {
+            return respond(
+                conn,
+                400,
+                r#"{"message":"A file with this name doesn't exist"}"#,
+            );
+        }
+        let content = a["content"].as_str().unwrap_or_default().to_string();
+        p.files.get_mut(&branch).unwrap().insert(path, content);
+    }
+    respond(
+        conn,
+        201,
+        r#"{"id":"0123456789abcdef","short_id":"01234567"}"#,
+    )
 }

@@ -6,6 +6,8 @@
 mod bump_apkbuild;
 mod bump_containerfile;
 mod bump_manifest;
+mod ci_test;
+mod dependencies;
 mod deploy;
 mod downstream;
 mod e2e;
@@ -13,6 +15,7 @@ mod gitlab_api;
 mod gitlab_ci_local;
 mod properties;
 mod quickstart;
+mod setup;
 mod shellcheck;
 mod support;
 mod yaml;

@@ -55,6 +55,12 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// Makes `p` executable (a stand-in tool written with [`write`]).
+pub fn executable(p: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs_err::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// The file's text.
 pub fn read(p: &Path) -> String {
     fs_err::read_to_string(p).unwrap()

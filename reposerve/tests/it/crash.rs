@@ -165,13 +165,17 @@ fn sigterm_finishes_inflight_upload() {
             .send()
             .map(|r| r.status().as_u16())
     });
-    // Wait until the server has started reading the request.
-    for _ in 0..200 {
-        if server.log().contains("started processing request")
-            || server.log().contains("\"request\"")
-        {
-            break;
-        }
+    // Wait until the server has started reading the request (the event; 120 s is only a
+    // net for a server that never logs it).
+    let start = std::time::Instant::now();
+    while !(server.log().contains("started processing request")
+        || server.log().contains("\"request\""))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the upload never started:\n{}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let status = server.terminate();

@@ -178,7 +178,7 @@ impl Server {
         }
         let mut addrs = std::collections::HashMap::new();
         while !kinds.iter().all(|k| addrs.contains_key(*k)) {
-            let Ok((kind, addr)) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let Ok((kind, addr)) = rx.recv_timeout(Duration::from_secs(120)) else {
                 let _ = child.kill();
                 let _ = child.wait();
                 std::thread::sleep(Duration::from_millis(100));

@@ -376,3 +376,30 @@ fn concurrent_uploads_all_indexed() {
     let names = env.index_names("edge", "main", "x86_64");
     assert_eq!(names.len(), n);
 }
+
+/// Regression (issue 15, found by fuzzing the upload reader): a request whose first file is
+/// refused was answered while the other files were still being checked, so their staged
+/// copies were still in the staging area after "nothing was changed". Every check now ends
+/// before the answer.
+#[test]
+fn issue15_a_refused_upload_leaves_no_staged_file() {
+    let env = Env::new("limits:\n  max_file_bytes: 33554432\n  max_unpacked_bytes: 67108864\n");
+    let server = env.start(&["-d"]);
+    let mut big = Pkg::new("big", "1.0-r0");
+    // Incompressible, so checking it takes a while after the bad part is refused.
+    big.extra_bytes = 8 << 20;
+    let big = big.build();
+    let form = Form::new()
+        .file("bad.apk", b"not a package")
+        .file("big.apk", &big);
+    let (s, b) = upload(&server, None, form);
+    assert_eq!(s, 422, "{b}");
+    let staging = env.root().join(".tmp");
+    let left: Vec<_> = fs_err::read_dir(&staging)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "staged files left after a refusal: {left:?}"
+    );
+}
