@@ -388,7 +388,7 @@ mod tests {
     fn words_are_quoted_for_execline() {
         assert_eq!(quote("a b"), "\"a b\"");
         assert_eq!(quote(r#"say "hi" \o/"#), r#""say \"hi\" \\o/""#);
-        // `\u{7b}` is `{`, written escaped so the braces in this file stay balanced.
+        // `\u{7b}` is an opening brace, escaped so the braces of this file stay balanced.
         assert_eq!(quote("\u{7b}"), "\"\u{7b}\"");
     }
 
