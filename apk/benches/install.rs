@@ -101,7 +101,48 @@ fn best(mut f: impl FnMut()) -> Duration {
 #[allow(clippy::print_stdout)]
 fn main() {
     let tmp = testkit::tempdir();
-    let mut repo = RepoBuilder::new(&tmp.path().join("repo"));
+    let (repo, names) = build_repo(&tmp.path().join("repo"));
+    let files: Vec<_> = names
+        .iter()
+        .map(|n| repo.dir.join("x86_64").join(format!("{n}-1.0-r0.apk")))
+        .collect();
+    let compressed: u64 = files
+        .iter()
+        .map(|f| fs_err::metadata(f).unwrap().len())
+        .sum();
+
+    let decompress = best(|| {
+        for f in &files {
+            let input = io::BufReader::with_capacity(256 << 10, fs_err::File::open(f).unwrap());
+            read_with(input, ReadLimits::default(), &mut Drain).unwrap();
+        }
+    });
+
+    let world = Dependency::parse_list(&names.join(" ")).unwrap();
+    let opts = install_options(&repo);
+    // Creating files costs what the filesystem makes it cost (ext4's inode allocator
+    // dominates on disk), so the roots go both beside the repository and, when the machine
+    // has one, on tmpfs, where what remains is our own work.
+    let shm = std::path::Path::new("/dev/shm");
+    let shm_tmp = shm.is_dir().then(|| tempfile::tempdir_in(shm).unwrap());
+    let mut targets = vec![("roots in the temp dir", tmp.path().to_path_buf())];
+    if let Some(t) = &shm_tmp {
+        targets.push(("roots on tmpfs (/dev/shm)", t.path().to_path_buf()));
+    }
+    let results: Vec<_> = targets
+        .into_iter()
+        .map(|(label, base)| {
+            let (naive, installing) = time_installs(&base, &files, &world, &opts);
+            (label, naive, installing)
+        })
+        .collect();
+    print_results(compressed, decompress, &results);
+}
+
+/// The signed, indexed repository of [`PACKAGES`] packages (each depending on the one
+/// before), and their names.
+fn build_repo(dir: &std::path::Path) -> (RepoBuilder, Vec<String>) {
+    let mut repo = RepoBuilder::new(dir);
     let mut names = Vec::new();
     for p in 0..PACKAGES {
         let name = format!("pkg{p:02}");
@@ -120,58 +161,47 @@ fn main() {
         names.push(name);
     }
     repo.write_index(true);
-    let files: Vec<_> = names
-        .iter()
-        .map(|n| repo.dir.join("x86_64").join(format!("{n}-1.0-r0.apk")))
-        .collect();
-    let compressed: u64 = files
-        .iter()
-        .map(|f| fs_err::metadata(f).unwrap().len())
-        .sum();
+    (repo, names)
+}
 
-    let decompress = best(|| {
-        for f in &files {
-            let input = io::BufReader::with_capacity(256 << 10, fs_err::File::open(f).unwrap());
-            read_with(input, ReadLimits::default(), &mut Drain).unwrap();
-        }
-    });
-
-    let world = Dependency::parse_list(&names.join(" ")).unwrap();
+fn install_options(repo: &RepoBuilder) -> InstallOptions<'_> {
     let mut opts = InstallOptions::local();
     opts.repositories.extra = vec![repo.dir.display().to_string()];
     opts.repositories.keys_dir = Some(testkit::fixture("keys"));
     opts.repositories.arch = Some("x86_64".into());
-    // Creating files costs what the filesystem makes it cost (ext4's inode allocator
-    // dominates on disk), so the roots go both beside the repository and, when the machine
-    // has one, on tmpfs, where what remains is our own work.
-    let shm = std::path::Path::new("/dev/shm");
-    let shm_tmp = shm.is_dir().then(|| tempfile::tempdir_in(shm).unwrap());
-    let mut targets = vec![("roots in the temp dir", tmp.path().to_path_buf())];
-    if let Some(t) = &shm_tmp {
-        targets.push(("roots on tmpfs (/dev/shm)", t.path().to_path_buf()));
-    }
-    let mut results = Vec::new();
-    for (label, base) in targets {
-        let mut run = 0;
-        let naive = best(|| {
-            run += 1;
-            let root = base.join(format!("naive{run}"));
-            fs_err::create_dir_all(&root).unwrap();
-            for f in &files {
-                let input = io::BufReader::with_capacity(256 << 10, fs_err::File::open(f).unwrap());
-                read_with(input, ReadLimits::default(), &mut NaiveWrite(&root)).unwrap();
-            }
-        });
-        let installing = best(|| {
-            run += 1;
-            let root = base.join(format!("root{run}"));
-            fs_err::create_dir_all(&root).unwrap();
-            let report = install::add(&root, &world, &opts).unwrap();
-            assert_eq!(report.installed.len(), PACKAGES);
-        });
-        results.push((label, naive, installing));
-    }
+    opts
+}
 
+/// The best times of the floor (plain writes) and of `install::add`, each run in a fresh
+/// root below `base`.
+fn time_installs(
+    base: &std::path::Path,
+    files: &[std::path::PathBuf],
+    world: &[Dependency],
+    opts: &InstallOptions,
+) -> (Duration, Duration) {
+    let mut run = 0;
+    let naive = best(|| {
+        run += 1;
+        let root = base.join(format!("naive{run}"));
+        fs_err::create_dir_all(&root).unwrap();
+        for f in files {
+            let input = io::BufReader::with_capacity(256 << 10, fs_err::File::open(f).unwrap());
+            read_with(input, ReadLimits::default(), &mut NaiveWrite(&root)).unwrap();
+        }
+    });
+    let installing = best(|| {
+        run += 1;
+        let root = base.join(format!("root{run}"));
+        fs_err::create_dir_all(&root).unwrap();
+        let report = install::add(&root, world, opts).unwrap();
+        assert_eq!(report.installed.len(), PACKAGES);
+    });
+    (naive, installing)
+}
+
+#[allow(clippy::print_stdout)]
+fn print_results(compressed: u64, decompress: Duration, results: &[(&str, Duration, Duration)]) {
     let mb = (PACKAGES * FILES_PER_PACKAGE * FILE_SIZE) as f64 / (1 << 20) as f64;
     println!(
         "install: {PACKAGES} packages, {} files, {mb:.1} MB ({:.1} MB compressed)",
@@ -180,7 +210,7 @@ fn main() {
     );
     println!("  decompress only (baseline): {decompress:>10.3?}");
     let ratio = |d: Duration| d.as_secs_f64() / decompress.as_secs_f64();
-    for (label, naive, installing) in results {
+    for &(label, naive, installing) in results {
         println!("  {label}:");
         println!(
             "    decompress + plain std::fs writes (floor): {naive:>10.3?} = {:.2}x",

@@ -78,45 +78,94 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
-    let bin = env!("CARGO_BIN_EXE_assemble");
-    let tmp = tempfile::Builder::new()
-        .prefix("assemble-bench-fs-")
-        .tempdir()
-        .unwrap();
-    let p = |r: &str| tmp.path().join(r);
-    let files = fill(&p("ctx/root"), mb);
-    fs_err::create_dir_all(p("ctx/root/bin")).unwrap();
-    fs_err::copy("/bin/busybox", p("ctx/root/bin/sh")).unwrap();
-    fs_err::write(
-        p("ctx/Containerfile"),
-        "FROM scratch\nCOPY root /\nCMD [\"/bin/sh\"]\n",
-    )
-    .unwrap();
-    let assemble = || {
-        let mut c = Command::new(bin);
-        c.current_dir(tmp.path())
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .args(["--store", "store"]);
-        c
+    let b = Bench {
+        tmp: tempfile::Builder::new()
+            .prefix("assemble-bench-fs-")
+            .tempdir()
+            .unwrap(),
     };
-    ok(assemble().args(["-t", "big", "ctx"]));
+    let files = b.build_image(mb);
     println!("root: {mb} MB in {files} files");
 
     // Best of three rounds each, alternating and after a sync, so that writeback of the
     // previous round's gigabyte does not land on the next measurement.
-    let sync = || ok(&mut Command::new("sync"));
-    let (mut ours, mut ours_mkfs, mut extract, mut plain, mut debugfs) =
-        (f64::MAX, f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    let mut best = Best {
+        ours: f64::MAX,
+        ours_mkfs: f64::MAX,
+        extract: f64::MAX,
+        plain: f64::MAX,
+        debugfs: f64::MAX,
+    };
     for round in 0..3 {
-        let _ = fs_err::remove_dir_all(p("plain"));
+        best.round(&b, &mkfs, round);
+    }
+    assert_eq!(
+        fs_err::read(b.p("ours0.ext4")).unwrap(),
+        fs_err::read(b.p("ours1.ext4")).unwrap(),
+        "two exports differ"
+    );
+    best.print();
+}
+
+/// The bench's temp dir (context, store, outputs).
+struct Bench {
+    tmp: tempfile::TempDir,
+}
+
+impl Bench {
+    fn p(&self, r: &str) -> std::path::PathBuf {
+        self.tmp.path().join(r)
+    }
+
+    /// `assemble` in the temp dir, with its store there and a fixed SOURCE_DATE_EPOCH.
+    fn assemble(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_assemble"));
+        c.current_dir(self.tmp.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["--store", "store"]);
+        c
+    }
+
+    /// Builds the image `big` of `mb` MB of files (and a shell); returns the file count.
+    fn build_image(&self, mb: u64) -> u64 {
+        let files = fill(&self.p("ctx/root"), mb);
+        fs_err::create_dir_all(self.p("ctx/root/bin")).unwrap();
+        fs_err::copy("/bin/busybox", self.p("ctx/root/bin/sh")).unwrap();
+        fs_err::write(
+            self.p("ctx/Containerfile"),
+            "FROM scratch\nCOPY root /\nCMD [\"/bin/sh\"]\n",
+        )
+        .unwrap();
+        ok(self.assemble().args(["-t", "big", "ctx"]));
+        files
+    }
+}
+
+/// The best time of each side so far, in seconds.
+struct Best {
+    ours: f64,
+    /// Our filesystem step (mkfs.ext4 -d + debugfs) as `assemble` reports it.
+    ours_mkfs: f64,
+    extract: f64,
+    plain: f64,
+    debugfs: f64,
+}
+
+impl Best {
+    /// One round: extract, our ext4 export, and a plain mkfs.ext4 -d of the extracted root
+    /// at the same size, each after a sync.
+    fn round(&mut self, b: &Bench, mkfs: &Path, round: usize) {
+        let sync = || ok(&mut Command::new("sync"));
+        let _ = fs_err::remove_dir_all(b.p("plain"));
         sync();
-        extract = extract.min(secs(|| {
-            ok(assemble().args(["export", "big", "rootfs:plain"]));
+        self.extract = self.extract.min(secs(|| {
+            ok(b.assemble().args(["export", "big", "rootfs:plain"]));
         }));
         sync();
         let ext4 = format!("ext4:ours{round}.ext4");
-        ours = ours.min(secs(|| {
-            let o = assemble()
+        self.ours = self.ours.min(secs(|| {
+            let o = b
+                .assemble()
                 .args(["export", "big", ext4.as_str()])
                 .output()
                 .unwrap();
@@ -129,37 +178,42 @@ fn main() {
                     .unwrap_or(0.0)
             };
             let d = num("debugfs ");
-            ours_mkfs = ours_mkfs.min(num("(mkfs.ext4 ") + d);
-            debugfs = debugfs.min(d);
+            self.ours_mkfs = self.ours_mkfs.min(num("(mkfs.ext4 ") + d);
+            self.debugfs = self.debugfs.min(d);
         }));
-        let size = fs_err::metadata(p(&format!("ours{round}.ext4")))
+        let size = fs_err::metadata(b.p(&format!("ours{round}.ext4")))
             .unwrap()
             .len();
         sync();
-        plain = plain.min(secs(|| {
-            ok(Command::new(&mkfs)
+        self.plain = self.plain.min(secs(|| {
+            ok(Command::new(mkfs)
                 .args(["-F", "-q", "-t", "ext4", "-d"])
-                .arg(p("plain"))
-                .arg(p("plain.ext4"))
+                .arg(b.p("plain"))
+                .arg(b.p("plain.ext4"))
                 .arg(format!("{}k", size / 1024)));
         }));
     }
-    assert_eq!(
-        fs_err::read(p("ours0.ext4")).unwrap(),
-        fs_err::read(p("ours1.ext4")).unwrap(),
-        "two exports differ"
-    );
-    println!(
-        "ext4 export (extract + mkfs.ext4 -d + debugfs): {ours:.2} s, of which debugfs {debugfs:.2} s"
-    );
-    println!("baseline: extract {extract:.2} s + plain mkfs.ext4 -d {plain:.2} s");
-    println!(
-        "filesystem step (mkfs.ext4 -d + debugfs) {ours_mkfs:.2} s vs plain mkfs.ext4 -d: {:.2}x",
-        ours_mkfs / plain
-    );
-    println!(
-        "ratio vs extract + mkfs.ext4 -d: {:.2}x; vs mkfs.ext4 -d alone: {:.2}x",
-        ours / (extract + plain),
-        ours / plain
-    );
+
+    fn print(&self) {
+        let Best {
+            ours,
+            ours_mkfs,
+            extract,
+            plain,
+            debugfs,
+        } = *self;
+        println!(
+            "ext4 export (extract + mkfs.ext4 -d + debugfs): {ours:.2} s, of which debugfs {debugfs:.2} s"
+        );
+        println!("baseline: extract {extract:.2} s + plain mkfs.ext4 -d {plain:.2} s");
+        println!(
+            "filesystem step (mkfs.ext4 -d + debugfs) {ours_mkfs:.2} s vs plain mkfs.ext4 -d: {:.2}x",
+            ours_mkfs / plain
+        );
+        println!(
+            "ratio vs extract + mkfs.ext4 -d: {:.2}x; vs mkfs.ext4 -d alone: {:.2}x",
+            ours / (extract + plain),
+            ours / plain
+        );
+    }
 }

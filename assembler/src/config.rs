@@ -72,6 +72,51 @@ pub struct ImageConfig {
     pub history: Vec<History>,
 }
 
+// The OCI image config as `to_oci_json` writes it, field order and all.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct OciConfig<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    user: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    exposed_ports: BTreeMap<&'a str, Empty>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    env: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entrypoint: Option<&'a Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cmd: Option<&'a Vec<String>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    volumes: BTreeMap<&'a str, Empty>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    working_dir: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_signal: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    healthcheck: Option<&'a Healthcheck>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    on_build: &'a [String],
+}
+#[derive(Serialize)]
+struct Empty {}
+#[derive(Serialize)]
+struct OciRootFs<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    diff_ids: &'a [String],
+}
+#[derive(Serialize)]
+struct OciImage<'a> {
+    created: &'a str,
+    architecture: &'a str,
+    os: &'a str,
+    config: OciConfig<'a>,
+    rootfs: OciRootFs<'a>,
+    history: &'a [History],
+}
+
 impl ImageConfig {
     /// Sets `key` in the environment, replacing an earlier value.
     pub fn set_env(&mut self, key: &str, value: &str) {
@@ -103,81 +148,43 @@ impl ImageConfig {
     /// The OCI image config JSON (`application/vnd.oci.image.config.v1+json`), which Docker
     /// and podman read as well. `diff_ids` are the uncompressed layer digests, bottom first.
     pub fn to_oci_json(&self, diff_ids: &[String], created: &str, arch: &str) -> Vec<u8> {
-        #[derive(Serialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Config<'a> {
-            #[serde(skip_serializing_if = "str::is_empty")]
-            user: &'a str,
-            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-            exposed_ports: BTreeMap<&'a str, Empty>,
-            #[serde(skip_serializing_if = "<[String]>::is_empty")]
-            env: &'a [String],
-            #[serde(skip_serializing_if = "Option::is_none")]
-            entrypoint: Option<&'a Vec<String>>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            cmd: Option<&'a Vec<String>>,
-            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-            volumes: BTreeMap<&'a str, Empty>,
-            #[serde(skip_serializing_if = "str::is_empty")]
-            working_dir: &'a str,
-            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-            labels: &'a BTreeMap<String, String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            stop_signal: Option<&'a String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            healthcheck: Option<&'a Healthcheck>,
-            #[serde(skip_serializing_if = "<[String]>::is_empty")]
-            on_build: &'a [String],
-        }
-        #[derive(Serialize)]
-        struct Empty {}
-        #[derive(Serialize)]
-        struct RootFs<'a> {
-            #[serde(rename = "type")]
-            kind: &'a str,
-            diff_ids: &'a [String],
-        }
-        #[derive(Serialize)]
-        struct Image<'a> {
-            created: &'a str,
-            architecture: &'a str,
-            os: &'a str,
-            config: Config<'a>,
-            rootfs: RootFs<'a>,
-            history: &'a [History],
-        }
-        let image = Image {
+        let image = OciImage {
             created,
             architecture: arch,
             os: "linux",
-            config: Config {
-                user: &self.user,
-                exposed_ports: self
-                    .exposed_ports
-                    .iter()
-                    .map(|p| (p.as_str(), Empty {}))
-                    .collect(),
-                env: &self.env,
-                entrypoint: self.entrypoint.as_ref(),
-                cmd: self.cmd.as_ref(),
-                volumes: self
-                    .volumes
-                    .iter()
-                    .map(|p| (p.as_str(), Empty {}))
-                    .collect(),
-                working_dir: &self.working_dir,
-                labels: &self.labels,
-                stop_signal: self.stop_signal.as_ref(),
-                healthcheck: self.healthcheck.as_ref(),
-                on_build: &self.on_build,
-            },
-            rootfs: RootFs {
+            config: self.oci_config(),
+            rootfs: OciRootFs {
                 kind: "layers",
                 diff_ids,
             },
             history: &self.history,
         };
         serde_json::to_vec(&image).expect("config serialises")
+    }
+
+    /// The `config` object of [`Self::to_oci_json`].
+    fn oci_config(&self) -> OciConfig<'_> {
+        OciConfig {
+            user: &self.user,
+            exposed_ports: self
+                .exposed_ports
+                .iter()
+                .map(|p| (p.as_str(), Empty {}))
+                .collect(),
+            env: &self.env,
+            entrypoint: self.entrypoint.as_ref(),
+            cmd: self.cmd.as_ref(),
+            volumes: self
+                .volumes
+                .iter()
+                .map(|p| (p.as_str(), Empty {}))
+                .collect(),
+            working_dir: &self.working_dir,
+            labels: &self.labels,
+            stop_signal: self.stop_signal.as_ref(),
+            healthcheck: self.healthcheck.as_ref(),
+            on_build: &self.on_build,
+        }
     }
 
     /// Reads the parts of a base image's OCI config we carry over.

@@ -6,6 +6,7 @@
 //! compressed with `apk::gzip` (deterministic, parallel), and the config and manifest are
 //! serialised once and hashed as written: same snapshots + SOURCE_DATE_EPOCH, same digest.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -502,7 +503,7 @@ pub fn installed_db(store: &Store, top: &Snapshot) -> anyhow::Result<Option<Inst
 }
 
 /// Package name → installed size (`I:`).
-fn installed_sizes(db: &InstalledDb) -> std::collections::HashMap<String, u64> {
+fn installed_sizes(db: &InstalledDb) -> HashMap<String, u64> {
     db.packages
         .iter()
         .map(|p| (p.entry.name.clone(), p.entry.installed_size))
@@ -510,8 +511,8 @@ fn installed_sizes(db: &InstalledDb) -> std::collections::HashMap<String, u64> {
 }
 
 /// File path (no leading `/`) → owning package.
-fn package_owners(db: &InstalledDb) -> std::collections::HashMap<String, String> {
-    let mut out = std::collections::HashMap::new();
+fn package_owners(db: &InstalledDb) -> HashMap<String, String> {
+    let mut out = HashMap::new();
     for p in &db.packages {
         for d in &p.dirs {
             for f in &d.files {
@@ -541,19 +542,52 @@ fn package_layers(
     work: &Path,
 ) -> anyhow::Result<Vec<(PathBuf, String, String)>> {
     let owners = package_owners(db);
+    let names = packages_by_size(&owners, db);
+    let (copies, copied) = copy_steps(build, &owners)?;
+    let (pkg_slots, copy_slots) = slots(budget, names.len(), copies.len());
+    let pkg_index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i.min(pkg_slots.saturating_sub(1))))
+        .collect();
+    let assign = |p: &str| -> Option<usize> {
+        if let Some(n) = owners.get(p) {
+            return pkg_index.get(n.as_str()).copied();
+        }
+        let c = *copied.get(p)?;
+        (copy_slots > 0).then(|| pkg_slots + c.min(copy_slots - 1))
+    };
+    let groups = (pkg_slots + copy_slots).max(1);
+    let label = group_labels(&names, &pkg_index, pkg_slots, &copies, copy_slots);
+    Ok(layer::split_labelled(merged, groups, &assign, work)?
+        .into_iter()
+        .map(|(g, path, info)| (path, info.diff_id, label[g].clone()))
+        .collect())
+}
+
+/// The packages that own files, largest first (installed size, `I:`), so a tight budget
+/// still gives the packages that weigh most a layer of their own; ties by name, for a
+/// stable cut.
+fn packages_by_size(owners: &HashMap<String, String>, db: &InstalledDb) -> Vec<String> {
     let mut names: Vec<String> = owners.values().cloned().collect();
     names.sort();
     names.dedup();
-    // Largest first (installed size, `I:`), so a tight budget still gives the packages that
-    // weigh most a layer of their own; ties by name, for a stable cut.
     let sizes = installed_sizes(db);
     names.sort_by(|a, b| {
         let size = |n: &String| sizes.get(n).copied().unwrap_or(0);
         size(b).cmp(&size(a)).then_with(|| a.cmp(b))
     });
-    // Files each COPY/ADD step wrote (a later step's version of a path wins).
+    names
+}
+
+/// The COPY/ADD steps that wrote files of no package, and each such file's step (its
+/// index among them; a later step's version of a path wins).
+fn copy_steps<'a>(
+    build: &[&'a Snapshot],
+    owners: &HashMap<String, String>,
+) -> anyhow::Result<(Vec<&'a Snapshot>, HashMap<String, usize>)> {
     let mut copies: Vec<&Snapshot> = Vec::new();
-    let mut copied: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut copied: HashMap<String, usize> = HashMap::new();
     for s in build {
         let by = s.meta.created_by.as_str();
         if !(by.starts_with("COPY") || by.starts_with("ADD")) {
@@ -579,8 +613,13 @@ fn package_layers(
             copies.push(s);
         }
     }
+    Ok((copies, copied))
+}
+
+/// How many package and COPY/ADD groups fit in `budget` layers (one goes to group 0):
+/// all when they fit, else COPY/ADD steps get at most half and packages the rest.
+fn slots(budget: usize, n_pkg: usize, n_copy: usize) -> (usize, usize) {
     let available = budget.saturating_sub(1).max(1);
-    let (n_pkg, n_copy) = (names.len(), copies.len());
     let copy_slots = if n_pkg + n_copy <= available {
         n_copy
     } else {
@@ -588,20 +627,17 @@ fn package_layers(
     };
     let pkg_slots = n_pkg.min(available - copy_slots);
     let copy_slots = n_copy.min(available - pkg_slots);
-    let pkg_index: std::collections::HashMap<&str, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i.min(pkg_slots.saturating_sub(1))))
-        .collect();
-    let assign = |p: &str| -> Option<usize> {
-        if let Some(n) = owners.get(p) {
-            return pkg_index.get(n.as_str()).copied();
-        }
-        let c = *copied.get(p)?;
-        (copy_slots > 0).then(|| pkg_slots + c.min(copy_slots - 1))
-    };
-    let groups = (pkg_slots + copy_slots).max(1);
-    // Names of what each group holds, for the history.
+    (pkg_slots, copy_slots)
+}
+
+/// Names of what each group holds, for the history.
+fn group_labels(
+    names: &[String],
+    pkg_index: &HashMap<&str, usize>,
+    pkg_slots: usize,
+    copies: &[&Snapshot],
+    copy_slots: usize,
+) -> Vec<String> {
     let mut label = vec!["directories and files of no package".to_string()];
     for k in 0..pkg_slots {
         let mine: Vec<&str> = names
@@ -620,10 +656,7 @@ fn package_layers(
             .collect();
         label.push(mine.join(" && "));
     }
-    Ok(layer::split_labelled(merged, groups, &assign, work)?
-        .into_iter()
-        .map(|(g, path, info)| (path, info.diff_id, label[g].clone()))
-        .collect())
+    label
 }
 
 /// The default cut of `chain[..end]`: the base image's layers, cut the way that image

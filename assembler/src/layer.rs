@@ -310,85 +310,114 @@ fn write_diff_inner(
         }
     }
     let mut tar = create_layer(out)?;
-    let mut entries = 0;
     for p in &deletions {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let wh = p.with_file_name(format!(".wh.{name}"));
-        let mut h = header(tar::EntryType::Regular, 0o600, 0, 0, clamp.unwrap_or(0));
-        tar.append_data(&mut h, &wh, io::empty())?;
-        entries += 1;
+        append_whiteout(&mut tar, p, clamp.unwrap_or(0))?;
     }
+    let mut entries = deletions.len();
     let mut links: HashMap<u64, PathBuf> = HashMap::new();
     for p in &upserts {
-        let mut n = new[p].clone();
-        if let Some(m) = owners {
-            let fresh = !old.contains_key(p);
-            let known = image.as_deref().and_then(|i| i.get(p)).copied();
-            if n.uid == m.host.0 {
-                n.uid = known.map_or(if fresh { m.created.0 } else { 0 }, |k| k.0);
-            }
-            if n.gid == m.host.1 {
-                n.gid = known.map_or(if fresh { m.created.1 } else { 0 }, |k| k.1);
-            }
-        }
-        if let Some(image) = image.as_deref_mut() {
-            // A directory replaced by a file takes its children along.
-            if old.get(p).is_some_and(|o| o.kind != n.kind) {
-                forget(image, p);
-            }
-            image.insert(p.clone(), (n.uid, n.gid));
-        }
-        let n = &n;
+        let n = image_owned(p, &new[p], old, owners, image.as_deref_mut());
         let mtime = clamp.map_or(n.mtime.0.max(0) as u64, |c| {
             (n.mtime.0.max(0) as u64).min(c)
         });
-        let full = root.join(p);
-        match &n.kind {
-            Kind::File => {
-                // A second name of a file already in this layer: a hard link.
-                let nlink = fs_err::symlink_metadata(&full)?.nlink();
-                if nlink > 1 {
-                    if let Some(first) = links.get(&n.ino) {
-                        let mut h = header(tar::EntryType::Link, n.mode, n.uid, n.gid, mtime);
-                        tar.append_link(&mut h, p, first)?;
-                        entries += 1;
-                        continue;
-                    }
-                    links.insert(n.ino, p.clone());
-                }
-                let mut h = header(tar::EntryType::Regular, n.mode, n.uid, n.gid, mtime);
-                let f = fs_err::File::open(&full)?;
-                h.set_size(f.metadata()?.len());
-                tar.append_data(&mut h, p, f)?;
-            }
-            Kind::Dir => {
-                let mut h = header(tar::EntryType::Directory, n.mode, n.uid, n.gid, mtime);
-                tar.append_data(&mut h, p, io::empty())?;
-            }
-            Kind::Symlink(target) => {
-                let mut h = header(tar::EntryType::Symlink, 0o777, n.uid, n.gid, mtime);
-                tar.append_link(&mut h, p, target)?;
-            }
-            Kind::Char | Kind::Block | Kind::Fifo => {
-                let t = match n.kind {
-                    Kind::Char => tar::EntryType::Char,
-                    Kind::Block => tar::EntryType::Block,
-                    _ => tar::EntryType::Fifo,
-                };
-                let mut h = header(t, n.mode, n.uid, n.gid, mtime);
-                h.set_device_major(rustix::fs::major(n.rdev))?;
-                h.set_device_minor(rustix::fs::minor(n.rdev))?;
-                tar.append_data(&mut h, p, io::empty())?;
-            }
-            // Sockets belong to a running process, not an image.
-            Kind::Socket => continue,
+        if append_node(&mut tar, &root.join(p), p, &n, mtime, &mut links)? {
+            entries += 1;
         }
-        entries += 1;
     }
     finish_layer(tar, entries)
+}
+
+/// A whiteout entry hiding `p` (`.wh.<name>` beside it).
+fn append_whiteout(tar: &mut LayerBuilder, p: &Path, mtime: u64) -> io::Result<()> {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let wh = p.with_file_name(format!(".wh.{name}"));
+    let mut h = header(tar::EntryType::Regular, 0o600, 0, 0, mtime);
+    tar.append_data(&mut h, &wh, io::empty())
+}
+
+/// `node` with the owners the image records for `p` (see [`write_diff_tracked`]), and
+/// `image` updated to them.
+fn image_owned(
+    p: &Path,
+    node: &Node,
+    old: &Manifest,
+    owners: Option<OwnerMap>,
+    image: Option<&mut Owners>,
+) -> Node {
+    let mut n = node.clone();
+    if let Some(m) = owners {
+        let fresh = !old.contains_key(p);
+        let known = image.as_deref().and_then(|i| i.get(p)).copied();
+        if n.uid == m.host.0 {
+            n.uid = known.map_or(if fresh { m.created.0 } else { 0 }, |k| k.0);
+        }
+        if n.gid == m.host.1 {
+            n.gid = known.map_or(if fresh { m.created.1 } else { 0 }, |k| k.1);
+        }
+    }
+    if let Some(image) = image {
+        // A directory replaced by a file takes its children along.
+        if old.get(p).is_some_and(|o| o.kind != n.kind) {
+            forget(image, p);
+        }
+        image.insert(p.to_path_buf(), (n.uid, n.gid));
+    }
+    n
+}
+
+/// Appends `n` (at `full` on the host) as `p`; false when it has no place in a layer (a
+/// socket). `links` remembers the first name of each multiply linked file in this layer.
+fn append_node(
+    tar: &mut LayerBuilder,
+    full: &Path,
+    p: &Path,
+    n: &Node,
+    mtime: u64,
+    links: &mut HashMap<u64, PathBuf>,
+) -> io::Result<bool> {
+    match &n.kind {
+        Kind::File => {
+            // A second name of a file already in this layer: a hard link.
+            let nlink = fs_err::symlink_metadata(full)?.nlink();
+            if nlink > 1 {
+                if let Some(first) = links.get(&n.ino) {
+                    let mut h = header(tar::EntryType::Link, n.mode, n.uid, n.gid, mtime);
+                    tar.append_link(&mut h, p, first)?;
+                    return Ok(true);
+                }
+                links.insert(n.ino, p.to_path_buf());
+            }
+            let mut h = header(tar::EntryType::Regular, n.mode, n.uid, n.gid, mtime);
+            let f = fs_err::File::open(full)?;
+            h.set_size(f.metadata()?.len());
+            tar.append_data(&mut h, p, f)?;
+        }
+        Kind::Dir => {
+            let mut h = header(tar::EntryType::Directory, n.mode, n.uid, n.gid, mtime);
+            tar.append_data(&mut h, p, io::empty())?;
+        }
+        Kind::Symlink(target) => {
+            let mut h = header(tar::EntryType::Symlink, 0o777, n.uid, n.gid, mtime);
+            tar.append_link(&mut h, p, target)?;
+        }
+        Kind::Char | Kind::Block | Kind::Fifo => {
+            let t = match n.kind {
+                Kind::Char => tar::EntryType::Char,
+                Kind::Block => tar::EntryType::Block,
+                _ => tar::EntryType::Fifo,
+            };
+            let mut h = header(t, n.mode, n.uid, n.gid, mtime);
+            h.set_device_major(rustix::fs::major(n.rdev))?;
+            h.set_device_minor(rustix::fs::minor(n.rdev))?;
+            tar.append_data(&mut h, p, io::empty())?;
+        }
+        // Sockets belong to a running process, not an image.
+        Kind::Socket => return Ok(false),
+    }
+    Ok(true)
 }
 
 fn header(t: tar::EntryType, mode: u32, uid: u32, gid: u32, mtime: u64) -> tar::Header {
@@ -648,79 +677,95 @@ fn clear_dir(root: &RootDir, rel: &Path) -> Result<(), apk::rootfs::RootfsError>
 /// Merges layer tars (bottom first) into one layer with the same effect, written to `out`:
 /// whiteouts that still matter first, then each path's last version in layer order.
 pub fn squash(layers: &[PathBuf], out: &Path) -> io::Result<LayerInfo> {
-    #[derive(Clone)]
-    enum State {
-        Deleted,
-        Present { layer: usize, opaque: bool },
+    let state = squash_state(layers)?;
+    let mut tar = create_layer(out)?;
+    let mut entries = 0;
+    for (name, s) in &state {
+        if matches!(s, Squashed::Deleted) {
+            append_whiteout(&mut tar, Path::new(name), 0)?;
+            entries += 1;
+        }
     }
-    let mut state: BTreeMap<String, State> = BTreeMap::new();
+    entries += copy_last_versions(&mut tar, layers, &state)?;
+    finish_layer(tar, entries)
+}
+
+/// What the squashed layer holds for a path.
+#[derive(Clone)]
+enum Squashed {
+    Deleted,
+    Present { layer: usize, opaque: bool },
+}
+
+/// Each path's fate after all `layers`, read bottom first.
+fn squash_state(layers: &[PathBuf]) -> io::Result<BTreeMap<String, Squashed>> {
+    let mut state = BTreeMap::new();
     for (i, l) in layers.iter().enumerate() {
         let mut a = tar::Archive::new(io::BufReader::new(fs_err::File::open(l)?));
         for e in a.entries()? {
             let e = e?;
-            let name = entry_name(&e);
-            let (dir, base) = name.rsplit_once('/').unwrap_or(("", name.as_str()));
-            let prefix = |p: &str| {
-                if dir.is_empty() {
-                    p.to_string()
-                } else {
-                    format!("{dir}/{p}")
-                }
-            };
-            if base == ".wh..wh..opq" {
-                let inside = format!("{dir}/");
-                state.retain(|k, _| !k.starts_with(&inside));
-                if let Some(State::Present { opaque, .. }) = state.get_mut(dir) {
-                    *opaque = true;
-                }
-                continue;
-            }
-            if let Some(v) = base.strip_prefix(".wh.") {
-                let victim = prefix(v);
-                let inside = format!("{victim}/");
-                state.retain(|k, _| !k.starts_with(&inside));
-                state.insert(victim, State::Deleted);
-                continue;
-            }
             let is_dir = e.header().entry_type() == tar::EntryType::Directory;
-            let opaque = is_dir && matches!(state.get(&name), Some(State::Deleted));
-            let opaque = opaque
-                || matches!(state.get(&name), Some(State::Present { opaque: true, .. }) if is_dir);
-            if !is_dir {
-                // A file replacing a directory hides what was below it.
-                let inside = format!("{name}/");
-                state.retain(|k, _| !k.starts_with(&inside));
-            }
-            state.insert(name, State::Present { layer: i, opaque });
+            squash_entry(&mut state, entry_name(&e), is_dir, i);
         }
     }
-    let mut tar = create_layer(out)?;
+    Ok(state)
+}
+
+/// Records one entry of layer `layer` in `state`: an opaque marker, a whiteout or a path.
+fn squash_entry(state: &mut BTreeMap<String, Squashed>, name: String, is_dir: bool, layer: usize) {
+    let (dir, base) = name.rsplit_once('/').unwrap_or(("", name.as_str()));
+    if base == ".wh..wh..opq" {
+        let inside = format!("{dir}/");
+        state.retain(|k, _| !k.starts_with(&inside));
+        if let Some(Squashed::Present { opaque, .. }) = state.get_mut(dir) {
+            *opaque = true;
+        }
+        return;
+    }
+    if let Some(v) = base.strip_prefix(".wh.") {
+        let victim = if dir.is_empty() {
+            v.to_string()
+        } else {
+            format!("{dir}/{v}")
+        };
+        let inside = format!("{victim}/");
+        state.retain(|k, _| !k.starts_with(&inside));
+        state.insert(victim, Squashed::Deleted);
+        return;
+    }
+    let opaque = is_dir && matches!(state.get(&name), Some(Squashed::Deleted));
+    let opaque = opaque
+        || matches!(state.get(&name), Some(Squashed::Present { opaque: true, .. }) if is_dir);
+    if !is_dir {
+        // A file replacing a directory hides what was below it.
+        let inside = format!("{name}/");
+        state.retain(|k, _| !k.starts_with(&inside));
+    }
+    state.insert(name, Squashed::Present { layer, opaque });
+}
+
+/// Copies each present path's last version from `layers` into `tar`, in layer order, with
+/// an opaque marker after a directory that replaced a deleted one; returns the entries
+/// written.
+fn copy_last_versions(
+    tar: &mut LayerBuilder,
+    layers: &[PathBuf],
+    state: &BTreeMap<String, Squashed>,
+) -> io::Result<usize> {
     let mut entries = 0;
-    for (name, s) in &state {
-        if matches!(s, State::Deleted) {
-            let p = Path::new(name);
-            let base = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let mut h = header(tar::EntryType::Regular, 0o600, 0, 0, 0);
-            tar.append_data(&mut h, p.with_file_name(format!(".wh.{base}")), io::empty())?;
-            entries += 1;
-        }
-    }
     for (i, l) in layers.iter().enumerate() {
         let mut a = tar::Archive::new(io::BufReader::new(fs_err::File::open(l)?));
         for e in a.entries()? {
             let mut e = e?;
             let name = entry_name(&e);
-            let Some(State::Present { layer, opaque }) = state.get(&name) else {
+            let Some(Squashed::Present { layer, opaque }) = state.get(&name) else {
                 continue;
             };
             if *layer != i {
                 continue;
             }
             let mut h = e.header().clone();
-            copy_entry(&mut tar, &mut h, &name, &mut e)?;
+            copy_entry(tar, &mut h, &name, &mut e)?;
             entries += 1;
             if *opaque {
                 let mut h = header(tar::EntryType::Regular, 0o600, 0, 0, 0);
@@ -729,7 +774,7 @@ pub fn squash(layers: &[PathBuf], out: &Path) -> io::Result<LayerInfo> {
             }
         }
     }
-    finish_layer(tar, entries)
+    Ok(entries)
 }
 
 /// Splits a layer into `groups + 1` layers with the same combined effect: group 0 gets

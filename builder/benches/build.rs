@@ -72,6 +72,24 @@ fn generator(n: usize) -> String {
 
 fn packaging_overhead(tmp: &Path, n: usize) {
     let script = generator(n);
+    let recipe = bigtree_recipe(tmp, &script);
+    let (commands, tar_gzip) = baselines(tmp, &script, n);
+    let (best, packaging_best) = best_build(tmp, &recipe);
+    let overhead = best.saturating_sub(commands);
+    println!("packaging a generated {n}-file tree (best of 3):");
+    println!("  recipe's own commands (sh alone)      {}", secs(commands));
+    println!("  tar | gzip -9 of the tree (abuild)    {}", secs(tar_gzip));
+    println!("  apkbuild build, total                 {}", secs(best));
+    println!("  apkbuild total - commands (noisy)     {}", secs(overhead));
+    println!(
+        "  apkbuild strip+trace+package+sign+index {:.3} s = {:.2}x tar|gzip -9",
+        packaging_best,
+        packaging_best / tar_gzip.as_secs_f64()
+    );
+}
+
+/// The recipe `bigtree` whose package() runs `script` into `$pkgdir`.
+fn bigtree_recipe(tmp: &Path, script: &str) -> std::path::PathBuf {
     let recipe = tmp.join("bench/main/bigtree");
     fs_err::create_dir_all(&recipe).unwrap();
     fs_err::write(
@@ -83,16 +101,20 @@ fn packaging_overhead(tmp: &Path, n: usize) {
         ),
     )
     .unwrap();
-    // Baseline 1: the recipe's own commands.
+    recipe
+}
+
+/// The baselines: the recipe's own commands alone (best of 3), and abuild's
+/// `tar | gzip -9` over the tree they wrote.
+fn baselines(tmp: &Path, script: &str, n: usize) -> (Duration, Duration) {
     let out = tmp.join("baseline-tree");
     let mut commands = Duration::MAX;
     for _ in 0..3 {
         let _ = fs_err::remove_dir_all(&out);
         let mut sh = Command::new("/bin/sh");
-        sh.args(["-c", &script, "sh"]).arg(&out);
+        sh.args(["-c", script, "sh"]).arg(&out);
         commands = commands.min(timed(sh));
     }
-    // Baseline 2: abuild's pipeline over the same tree.
     let mut tar = Command::new("sh");
     tar.arg("-c").arg(format!(
         "tar --format=posix -C '{}' -cf - . | gzip -9 > '{}'",
@@ -105,12 +127,18 @@ fn packaging_overhead(tmp: &Path, n: usize) {
         .filter(|e| e.as_ref().is_ok_and(|e| e.file_type().is_file()))
         .count();
     assert_eq!(files, n);
+    (commands, tar_gzip)
+}
+
+/// The best of 3 `apkbuild build`s of `recipe`: total time, and the packaging time
+/// apkbuild logs (everything after the recipe's functions) in seconds.
+fn best_build(tmp: &Path, recipe: &Path) -> (Duration, f64) {
     let mut best = Duration::MAX;
     let mut packaging_best = f64::MAX;
     for i in 0..3 {
         let mut cmd = apkbuild(tmp);
         cmd.arg("build")
-            .arg(&recipe)
+            .arg(recipe)
             .arg("--no-cache")
             .arg("--repodest")
             .arg(tmp.join(format!("repo{i}")))
@@ -120,7 +148,6 @@ fn packaging_overhead(tmp: &Path, n: usize) {
         let d = t.elapsed();
         let log = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{log}");
-        // apkbuild logs the time of everything after the recipe's functions.
         let packaging = log
             .lines()
             .find_map(|l| {
@@ -134,17 +161,7 @@ fn packaging_overhead(tmp: &Path, n: usize) {
         best = best.min(d);
         packaging_best = packaging_best.min(packaging);
     }
-    let overhead = best.saturating_sub(commands);
-    println!("packaging a generated {n}-file tree (best of 3):");
-    println!("  recipe's own commands (sh alone)      {}", secs(commands));
-    println!("  tar | gzip -9 of the tree (abuild)    {}", secs(tar_gzip));
-    println!("  apkbuild build, total                 {}", secs(best));
-    println!("  apkbuild total - commands (noisy)     {}", secs(overhead));
-    println!(
-        "  apkbuild strip+trace+package+sign+index {:.3} s = {:.2}x tar|gzip -9",
-        packaging_best,
-        packaging_best / tar_gzip.as_secs_f64()
-    );
+    (best, packaging_best)
 }
 
 fn copy_tree(src: &Path, dst: &Path) {

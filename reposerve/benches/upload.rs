@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use apk::sign::SignatureType;
@@ -40,9 +40,20 @@ fn main() {
     }
     eprintln!("  done in {:.1?}", started.elapsed());
 
-    // Baseline: a full index of the directory, as the in-process `apkbuild index`.
+    let full = full_index(&arch_dir);
+    // reposerve over the same tree.
+    let (mut child, addr) = start_reposerve(tmp.path(), &root);
+    let times = upload_times(&addr, &tree, &key, uploads);
+    let _ = child.kill();
+    let _ = child.wait();
+    print_results(n, full, &times);
+}
+
+/// Baseline: a full signed index of the directory, as the in-process `apkbuild index`,
+/// timed.
+fn full_index(arch_dir: &Path) -> Duration {
     let key_path = key_path();
-    let mut files: Vec<PathBuf> = fs_err::read_dir(&arch_dir)
+    let mut files: Vec<PathBuf> = fs_err::read_dir(arch_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -59,14 +70,20 @@ fn main() {
     args.extend(files.iter().map(|f| f.display().to_string()));
     let started = Instant::now();
     builder::run(builder::Cli::parse_from(args)).unwrap();
-    let full = started.elapsed();
+    started.elapsed()
+}
 
-    // reposerve over the same tree.
-    let (mut child, addr) = start_reposerve(tmp.path(), &root);
+/// Time from sending each of `uploads` new packages to reposerve at `addr` to its answer.
+fn upload_times(
+    addr: &str,
+    tree: &Path,
+    key: &apk::keys::PrivateKey,
+    uploads: usize,
+) -> Vec<Duration> {
     let client = reqwest::blocking::Client::new();
     let mut times = Vec::new();
     for i in 0..uploads {
-        let pkg = common::build_package(&tree, &format!("new{i:03}"), &key, SignatureType::Rsa);
+        let pkg = common::build_package(tree, &format!("new{i:03}"), key, SignatureType::Rsa);
         let (ct, body) = multipart(&pkg);
         let started = Instant::now();
         let resp = client
@@ -78,8 +95,10 @@ fn main() {
         assert!(resp.status().is_success(), "{}", resp.text().unwrap());
         times.push(started.elapsed());
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    times
+}
+
+fn print_results(n: usize, full: Duration, times: &[Duration]) {
     let cold = times[0];
     let mut warm: Vec<Duration> = times[1..].to_vec();
     warm.sort();

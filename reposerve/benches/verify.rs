@@ -33,51 +33,9 @@ fn main() {
         .prefix("reposerve-verify-")
         .tempdir()
         .unwrap();
-    eprintln!("generating an RSA-4096 key…");
-    let (key, _) = apk::keys::generate("bench@example.invalid", 4096, 1_700_000_000).unwrap();
-    let keys = tmp.path().join("keys");
-    apk::keys::write_key_pair(&keys, &key).unwrap();
-    let tree = tmp.path().join("tree");
-    testkit::write_fixture_like_tree(&tree, "bench");
-    let dir = tmp.path().join("pkgs");
-    fs_err::create_dir_all(&dir).unwrap();
-    eprintln!("signing {n} packages…");
-    for (name, bytes) in common::packages(&tree, "pkg", n, &key, SignatureType::Rsa256) {
-        fs_err::write(dir.join(format!("{name}-1.0-r0.apk")), bytes).unwrap();
-    }
-    let mut files: Vec<PathBuf> = fs_err::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-
-    let ours = || {
-        let mut args: Vec<String> = vec!["apkbuild".into(), "index".into(), "-o".into()];
-        args.push(tmp.path().join("ours.tar.gz").display().to_string());
-        args.extend(["--keys-dir".into(), keys.display().to_string()]);
-        args.extend(files.iter().map(|f| f.display().to_string()));
-        let started = Instant::now();
-        builder::run(builder::Cli::parse_from(args)).unwrap();
-        started.elapsed()
-    };
-    let theirs = || {
-        let started = Instant::now();
-        let out = Command::new(&apk)
-            .arg("index")
-            .arg("--keys-dir")
-            .arg(&keys)
-            .arg("-o")
-            .arg(tmp.path().join("theirs.tar.gz"))
-            .args(&files)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "apk index: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        started.elapsed()
-    };
+    let (keys, files) = signed_packages(tmp.path(), n);
+    let ours = || index_ours(&tmp.path().join("ours.tar.gz"), &keys, &files);
+    let theirs = || index_theirs(&apk, &tmp.path().join("theirs.tar.gz"), &keys, &files);
     let have_apk = apk.is_file();
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -109,4 +67,58 @@ fn main() {
             apk.display()
         );
     }
+}
+
+/// A fresh RSA-4096 key pair in `<tmp>/keys` and `n` packages signed with it in
+/// `<tmp>/pkgs`, sorted.
+fn signed_packages(tmp: &Path, n: usize) -> (PathBuf, Vec<PathBuf>) {
+    eprintln!("generating an RSA-4096 key…");
+    let (key, _) = apk::keys::generate("bench@example.invalid", 4096, 1_700_000_000).unwrap();
+    let keys = tmp.join("keys");
+    apk::keys::write_key_pair(&keys, &key).unwrap();
+    let tree = tmp.join("tree");
+    testkit::write_fixture_like_tree(&tree, "bench");
+    let dir = tmp.join("pkgs");
+    fs_err::create_dir_all(&dir).unwrap();
+    eprintln!("signing {n} packages…");
+    for (name, bytes) in common::packages(&tree, "pkg", n, &key, SignatureType::Rsa256) {
+        fs_err::write(dir.join(format!("{name}-1.0-r0.apk")), bytes).unwrap();
+    }
+    let mut files: Vec<PathBuf> = fs_err::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    (keys, files)
+}
+
+/// `apkbuild index --keys-dir` of `files` into `out`, timed.
+fn index_ours(out: &Path, keys: &Path, files: &[PathBuf]) -> Duration {
+    let mut args: Vec<String> = vec!["apkbuild".into(), "index".into(), "-o".into()];
+    args.push(out.display().to_string());
+    args.extend(["--keys-dir".into(), keys.display().to_string()]);
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let started = Instant::now();
+    builder::run(builder::Cli::parse_from(args)).unwrap();
+    started.elapsed()
+}
+
+/// The real `apk index --keys-dir` of `files` into `out`, timed.
+fn index_theirs(apk: &Path, out: &Path, keys: &Path, files: &[PathBuf]) -> Duration {
+    let started = Instant::now();
+    let output = Command::new(apk)
+        .arg("index")
+        .arg("--keys-dir")
+        .arg(keys)
+        .arg("-o")
+        .arg(out)
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "apk index: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    started.elapsed()
 }

@@ -145,7 +145,6 @@ async fn serve_s3(
     method: &axum::http::Method,
     headers: &axum::http::HeaderMap,
 ) -> Result<Response, AppError> {
-    use object_store::GetRange;
     let rel_str = rel.join("/");
     if rel.is_empty() || raw.ends_with('/') {
         let names = s3.list(&rel_str).await.map_err(AppError::internal)?;
@@ -154,19 +153,7 @@ async fn serve_s3(
         }
         return Ok(render_listing(&names, shown, wants_html(headers)));
     }
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("bytes="))
-        .and_then(|v| v.split_once('-'))
-        .and_then(|(a, b)| {
-            let a: u64 = a.parse().ok()?;
-            if b.is_empty() {
-                Some(GetRange::Offset(a))
-            } else {
-                Some(GetRange::Bounded(a..b.parse::<u64>().ok()?.checked_add(1)?))
-            }
-        });
+    let range = byte_range(headers);
     let head = method == axum::http::Method::HEAD;
     let result = match s3.get(&rel_str, range.clone(), head).await {
         Ok(r) => r,
@@ -179,6 +166,35 @@ async fn serve_s3(
         }
         Err(e) => return Err(AppError::internal(e)),
     };
+    s3_file_response(result, range.is_some(), head, headers)
+}
+
+/// The single range of a `Range: bytes=A-[B]` header, if any.
+fn byte_range(headers: &axum::http::HeaderMap) -> Option<object_store::GetRange> {
+    use object_store::GetRange;
+    headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(a, b)| {
+            let a: u64 = a.parse().ok()?;
+            if b.is_empty() {
+                Some(GetRange::Offset(a))
+            } else {
+                Some(GetRange::Bounded(a..b.parse::<u64>().ok()?.checked_add(1)?))
+            }
+        })
+}
+
+/// The response for an object: 304 when `If-None-Match` names its ETag, else its bytes
+/// (206 with `Content-Range` when a range was asked for; no body for HEAD).
+fn s3_file_response(
+    result: object_store::GetResult,
+    ranged: bool,
+    head: bool,
+    headers: &axum::http::HeaderMap,
+) -> Result<Response, AppError> {
     let meta = result.meta.clone();
     let etag = meta.e_tag.clone().unwrap_or_default();
     let mut builder = Response::builder()
@@ -204,7 +220,7 @@ async fn serve_s3(
         }
     }
     let span = result.range.clone();
-    let status = if range.is_some() {
+    let status = if ranged {
         builder = builder.header(
             header::CONTENT_RANGE,
             format!(

@@ -53,6 +53,20 @@ pub fn scan_tree(root: &Path, opts: &TreeOptions) -> Result<Vec<TreeEntry>, Pack
     let mut entries = Vec::new();
     // (dev, ino) of regular files already seen, for hard links.
     let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
+    for (rel, full) in sorted_paths(root)? {
+        check_data_name(&rel).map_err(|reason| PackageError::BadPath {
+            path: full.clone(),
+            reason: format!("cannot be packaged: {reason}"),
+        })?;
+        let meta = fs_err::symlink_metadata(&full)?;
+        let header = owned_header(&rel, &meta, opts);
+        entries.push(typed_entry(header, rel, full, &meta, &mut inodes)?);
+    }
+    Ok(entries)
+}
+
+/// Every path below `root` (relative, UTF-8, and its full path) in `LC_ALL=C sort` order.
+fn sorted_paths(root: &Path) -> Result<Vec<(String, PathBuf)>, PackageError> {
     let mut paths = Vec::new();
     for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
         let item = item.map_err(|e| {
@@ -76,74 +90,83 @@ pub fn scan_tree(root: &Path, opts: &TreeOptions) -> Result<Vec<TreeEntry>, Pack
         paths.push((rel.to_string(), item.path().to_path_buf()));
     }
     paths.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    for (rel, full) in paths {
-        check_data_name(&rel).map_err(|reason| PackageError::BadPath {
-            path: full.clone(),
-            reason: format!("cannot be packaged: {reason}"),
-        })?;
-        let meta = fs_err::symlink_metadata(&full)?;
-        let ft = meta.file_type();
-        let (uid, gid) = match opts.root_ids {
-            Some((u, g)) => (
-                if meta.uid() == u { 0 } else { meta.uid() },
-                if meta.gid() == g { 0 } else { meta.gid() },
-            ),
-            None => (meta.uid(), meta.gid()),
-        };
-        let mut header = Header::file(rel.clone(), meta.mode() & 0o7777, 0, opts.source_date);
-        header.uid = uid;
-        header.gid = gid;
-        header.uname = opts.names.0.get(&uid).cloned().unwrap_or_default();
-        header.gname = opts.names.1.get(&gid).cloned().unwrap_or_default();
-        let mut source = None;
-        if ft.is_dir() {
-            header.kind = EntryType::Dir;
-        } else if ft.is_symlink() {
-            header.kind = EntryType::Symlink;
-            header.mode = 0o777;
-            let target = fs_err::read_link(&full)?;
-            header.link = target
-                .to_str()
-                .ok_or_else(|| PackageError::BadPath {
-                    path: full.clone(),
-                    reason: "symlink target is not UTF-8".into(),
-                })?
-                .to_string();
-        } else if ft.is_file() {
-            let key = (meta.dev(), meta.ino());
-            if meta.nlink() > 1 {
-                if let Some(first) = inodes.get(&key) {
-                    header.kind = EntryType::HardLink;
-                    header.link = first.clone();
-                    entries.push(TreeEntry { header, source });
-                    continue;
-                }
-                inodes.insert(key, rel.clone());
+    Ok(paths)
+}
+
+/// A header for `rel` with its mode, owners (the unprivileged creator's ids as root) and
+/// owner names; a regular file until [`typed_entry`] says otherwise.
+fn owned_header(rel: &str, meta: &std::fs::Metadata, opts: &TreeOptions) -> Header {
+    let (uid, gid) = match opts.root_ids {
+        Some((u, g)) => (
+            if meta.uid() == u { 0 } else { meta.uid() },
+            if meta.gid() == g { 0 } else { meta.gid() },
+        ),
+        None => (meta.uid(), meta.gid()),
+    };
+    let mut header = Header::file(rel.to_string(), meta.mode() & 0o7777, 0, opts.source_date);
+    header.uid = uid;
+    header.gid = gid;
+    header.uname = opts.names.0.get(&uid).cloned().unwrap_or_default();
+    header.gname = opts.names.1.get(&gid).cloned().unwrap_or_default();
+    header
+}
+
+/// The entry for `rel` by its file type: a directory, symlink, file (or a hard link to a
+/// file `inodes` already holds), device or fifo; sockets are refused.
+fn typed_entry(
+    mut header: Header,
+    rel: String,
+    full: PathBuf,
+    meta: &std::fs::Metadata,
+    inodes: &mut HashMap<(u64, u64), String>,
+) -> Result<TreeEntry, PackageError> {
+    let ft = meta.file_type();
+    let mut source = None;
+    if ft.is_dir() {
+        header.kind = EntryType::Dir;
+    } else if ft.is_symlink() {
+        header.kind = EntryType::Symlink;
+        header.mode = 0o777;
+        let target = fs_err::read_link(&full)?;
+        header.link = target
+            .to_str()
+            .ok_or_else(|| PackageError::BadPath {
+                path: full.clone(),
+                reason: "symlink target is not UTF-8".into(),
+            })?
+            .to_string();
+    } else if ft.is_file() {
+        let key = (meta.dev(), meta.ino());
+        if meta.nlink() > 1 {
+            if let Some(first) = inodes.get(&key) {
+                header.kind = EntryType::HardLink;
+                header.link = first.clone();
+                return Ok(TreeEntry { header, source });
             }
-            header.size = meta.len();
-            source = Some(full.clone());
-        } else if ft.is_char_device() || ft.is_block_device() {
-            header.kind = if ft.is_char_device() {
-                EntryType::CharDevice
-            } else {
-                EntryType::BlockDevice
-            };
-            let rdev = meta.rdev();
-            header.dev = (
-                (((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as u32,
-                ((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32,
-            );
-        } else if ft.is_fifo() {
-            header.kind = EntryType::Fifo;
-        } else {
-            return Err(PackageError::BadPath {
-                path: full,
-                reason: "sockets cannot be packaged".into(),
-            });
+            inodes.insert(key, rel);
         }
-        entries.push(TreeEntry { header, source });
+        header.size = meta.len();
+        source = Some(full);
+    } else if ft.is_char_device() || ft.is_block_device() {
+        header.kind = if ft.is_char_device() {
+            EntryType::CharDevice
+        } else {
+            EntryType::BlockDevice
+        };
+        let rdev = meta.rdev();
+        header.dev = (
+            (((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)) as u32,
+            ((rdev & 0xff) | ((rdev >> 12) & !0xff)) as u32,
+        );
+    } else if ft.is_fifo() {
+        header.kind = EntryType::Fifo;
+    } else {
+        return Err(PackageError::BadPath {
+            path: full,
+            reason: "sockets cannot be packaged".into(),
+        });
     }
-    Ok(entries)
+    Ok(TreeEntry { header, source })
 }
 
 /// abuild's `size`: bytes of regular files, each inode once; 1 when that is 0 but the

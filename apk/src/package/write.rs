@@ -74,6 +74,25 @@ impl<'a> PackageWriter<'a> {
         entries: &[TreeEntry],
         out: &mut impl Write,
     ) -> Result<WrittenPackage, PackageError> {
+        self.check_scripts()?;
+        let (mut data_file, datahash, data_len) = self.data_member(entries)?;
+        let info = self.final_info(entries, datahash);
+        let control = self.control_member(&info)?;
+        let signature = self.signature(&control)?;
+        out.write_all(&signature)?;
+        out.write_all(&control)?;
+        data_file.rewind()?;
+        let copied = io::copy(&mut data_file, out)?;
+        debug_assert_eq!(copied, data_len);
+        out.flush()?;
+        Ok(WrittenPackage {
+            info,
+            identity: Checksum::sha1_of(&control),
+            file_size: (signature.len() + control.len()) as u64 + data_len,
+        })
+    }
+
+    fn check_scripts(&self) -> Result<(), PackageError> {
         for script in &self.scripts {
             if !SCRIPT_NAMES.contains(&script.name.as_str()) {
                 return Err(PackageError::Format(format!(
@@ -83,7 +102,14 @@ impl<'a> PackageWriter<'a> {
                 )));
             }
         }
-        // Data member → anonymous temp file, hashed on the way.
+        Ok(())
+    }
+
+    /// The gzipped data member in an anonymous temp file, with its SHA-256 and length.
+    fn data_member(
+        &self,
+        entries: &[TreeEntry],
+    ) -> Result<(std::fs::File, [u8; 32], u64), PackageError> {
         let mut data_file = HashingWriter::new(tempfile::tempfile()?);
         let mut gz = GzipWriter::new(&mut data_file, self.gzip);
         let mut written = 0;
@@ -92,16 +118,23 @@ impl<'a> PackageWriter<'a> {
         }
         tar::write_trailer(&mut gz, written, 10240)?;
         gz.finish()?;
-        let (mut data_file, datahash, data_len) = data_file.into_parts();
+        Ok(data_file.into_parts())
+    }
 
+    /// `.PKGINFO` as written: with the computed `size` and `datahash`, and the build date
+    /// defaulting to the source date.
+    fn final_info(&self, entries: &[TreeEntry], datahash: [u8; 32]) -> PkgInfo {
         let mut info = self.info.clone();
         info.size = installed_size(entries, !self.scripts.is_empty());
         info.datahash = hex::encode(datahash);
         if info.builddate == 0 {
             info.builddate = self.source_date;
         }
+        info
+    }
 
-        // Control member: .PKGINFO then scripts, cut (no end-of-archive blocks).
+    /// The gzipped control member: .PKGINFO then scripts, cut (no end-of-archive blocks).
+    fn control_member(&self, info: &PkgInfo) -> Result<Vec<u8>, PackageError> {
         let mut control_tar = Vec::new();
         let pkginfo = info.render().into_bytes();
         let header = Header::file(".PKGINFO", 0o644, pkginfo.len() as u64, self.source_date);
@@ -127,28 +160,17 @@ impl<'a> PackageWriter<'a> {
             )
             .map_err(tar_err)?;
         }
-        let control = gzip::compress(&control_tar, gzip::DEFAULT_LEVEL);
+        Ok(gzip::compress(&control_tar, gzip::DEFAULT_LEVEL))
+    }
 
-        let signature = if self.signers.is_empty() {
-            Vec::new()
-        } else {
-            signature_member(&self.signers, &control, self.source_date).map_err(|e| {
-                PackageError::Sign {
-                    key: self.signers[0].0.key_name().to_string(),
-                    reason: e.to_string(),
-                }
-            })?
-        };
-        out.write_all(&signature)?;
-        out.write_all(&control)?;
-        data_file.rewind()?;
-        let copied = io::copy(&mut data_file, out)?;
-        debug_assert_eq!(copied, data_len);
-        out.flush()?;
-        Ok(WrittenPackage {
-            info,
-            identity: Checksum::sha1_of(&control),
-            file_size: (signature.len() + control.len()) as u64 + data_len,
+    /// The signature member over `control` (empty when unsigned).
+    fn signature(&self, control: &[u8]) -> Result<Vec<u8>, PackageError> {
+        if self.signers.is_empty() {
+            return Ok(Vec::new());
+        }
+        signature_member(&self.signers, control, self.source_date).map_err(|e| PackageError::Sign {
+            key: self.signers[0].0.key_name().to_string(),
+            reason: e.to_string(),
         })
     }
 }

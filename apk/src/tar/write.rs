@@ -121,43 +121,64 @@ pub fn write_entry(
         records.push(("linkpath".into(), header.link.clone().into_bytes()));
     }
     if flavor == Flavor::Pax {
-        // GNU tar emits its own records first and appends the `--pax-option` overrides
-        // (`ctime:=0,atime:=0`, reversed because it prepends to its override list) when the
-        // header is finished; abuild-tar then appends the checksum.
-        for (key, value) in &header.xattrs {
-            records.push((format!("SCHILY.xattr.{key}"), value.clone()));
-        }
-        records.push(("ctime".into(), b"0".to_vec()));
-        records.push(("atime".into(), b"0".to_vec()));
-        if let Some(sum) = header.checksum {
-            records.push((
-                "APK-TOOLS.checksum.SHA1".into(),
-                hex::encode(sum).into_bytes(),
-            ));
-        }
-        let pax = encode_pax_records(&records);
-        let (dir, base) = match name.trim_end_matches('/').rsplit_once('/') {
-            Some((dir, base)) => (dir, base),
-            None => (".", name.trim_end_matches('/')),
-        };
-        let pax_name = format!("{dir}/PaxHeaders/{base}");
-        let (pax_ustar, pax_prefix) = split_ustar_name(&pax_name)
-            .unwrap_or_else(|| (truncate(&pax_name, 100), String::new()));
-        let pax_header = PaxHeaderFields {
-            name: &pax_ustar,
-            prefix: &pax_prefix,
-            size: pax.len() as u64,
-            mtime: header.mtime,
-        };
-        let block = pax_header.encode()?;
-        out.write_all(&block)?;
-        out.write_all(&pax)?;
-        written += BLOCK as u64 + pax.len() as u64;
-        written += pad(out, pax.len() as u64)?;
+        written += write_pax_header(out, header, &name, records)?;
     }
     let block = encode_header(flavor, header, &ustar_name, &prefix)?;
     out.write_all(&block)?;
     written += BLOCK as u64;
+    written += write_content(out, header, data)?;
+    Ok(written)
+}
+
+/// The pax `x` header before `header` (named `<dir>/PaxHeaders/<base>` after `name`) with
+/// `records` and those GNU tar and abuild-tar add; returns the bytes written.
+fn write_pax_header(
+    out: &mut impl Write,
+    header: &Header,
+    name: &str,
+    mut records: Vec<(String, Vec<u8>)>,
+) -> Result<u64, TarError> {
+    // GNU tar emits its own records first and appends the `--pax-option` overrides
+    // (`ctime:=0,atime:=0`, reversed because it prepends to its override list) when the
+    // header is finished; abuild-tar then appends the checksum.
+    for (key, value) in &header.xattrs {
+        records.push((format!("SCHILY.xattr.{key}"), value.clone()));
+    }
+    records.push(("ctime".into(), b"0".to_vec()));
+    records.push(("atime".into(), b"0".to_vec()));
+    if let Some(sum) = header.checksum {
+        records.push((
+            "APK-TOOLS.checksum.SHA1".into(),
+            hex::encode(sum).into_bytes(),
+        ));
+    }
+    let pax = encode_pax_records(&records);
+    let (dir, base) = match name.trim_end_matches('/').rsplit_once('/') {
+        Some((dir, base)) => (dir, base),
+        None => (".", name.trim_end_matches('/')),
+    };
+    let pax_name = format!("{dir}/PaxHeaders/{base}");
+    let (pax_ustar, pax_prefix) =
+        split_ustar_name(&pax_name).unwrap_or_else(|| (truncate(&pax_name, 100), String::new()));
+    let pax_header = PaxHeaderFields {
+        name: &pax_ustar,
+        prefix: &pax_prefix,
+        size: pax.len() as u64,
+        mtime: header.mtime,
+    };
+    let block = pax_header.encode()?;
+    out.write_all(&block)?;
+    out.write_all(&pax)?;
+    Ok(BLOCK as u64 + pax.len() as u64 + pad(out, pax.len() as u64)?)
+}
+
+/// Copies exactly `header.size` bytes of `data` and the padding after them; returns the
+/// bytes written.
+fn write_content(
+    out: &mut impl Write,
+    header: &Header,
+    data: &mut dyn io::Read,
+) -> Result<u64, TarError> {
     let copied = io::copy(&mut data.take(header.size), out)?;
     if copied != header.size {
         return Err(TarError::ShortContent {
@@ -166,9 +187,7 @@ pub fn write_entry(
             actual: copied,
         });
     }
-    written += copied;
-    written += pad(out, copied)?;
-    Ok(written)
+    Ok(copied + pad(out, copied)?)
 }
 
 /// The longest name [`Flavor::Gnu`] writes through a `././@LongLink` entry. apk-tools puts

@@ -3,6 +3,7 @@
 //! `/etc/s6-overlay/s6-rc.d/*`) of a stored image, read from its layers without extracting.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -218,19 +219,26 @@ fn list(v: &[String]) -> String {
 
 /// The text form.
 pub fn render(i: &Inspection) -> String {
-    use std::fmt::Write as _;
-    let c = &i.config;
     let mut s = String::new();
     let _ = writeln!(s, "Image: {} @{}", i.image, i.snapshot);
+    render_config(&mut s, &i.config);
+    render_contents(&mut s, i);
+    s
+}
+
+/// `-` for an empty value.
+fn dash(v: &str) -> String {
+    if v.is_empty() {
+        "-".to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// The `Config:` part.
+fn render_config(s: &mut String, c: &ConfigView) {
     let _ = writeln!(s, "Config:");
     let opt = |v: &Option<Vec<String>>| v.as_deref().map_or("-".to_string(), list);
-    let dash = |v: &str| {
-        if v.is_empty() {
-            "-".to_string()
-        } else {
-            v.to_string()
-        }
-    };
     let mut field = |name: &str, value: String| {
         let _ = writeln!(s, "  {:<14}{value}", format!("{name}:"));
     };
@@ -257,6 +265,10 @@ pub fn render(i: &Inspection) -> String {
     for (k, v) in &c.labels {
         let _ = writeln!(s, "    {k}={v}");
     }
+}
+
+/// The `Layers`, `Packages` and `Services` parts.
+fn render_contents(s: &mut String, i: &Inspection) {
     let _ = writeln!(s, "Layers ({}):", i.layers.len());
     for l in &i.layers {
         let _ = writeln!(
@@ -291,7 +303,6 @@ pub fn render(i: &Inspection) -> String {
             v.files.join(", ")
         );
     }
-    s
 }
 
 /// Prints the inspection of `a.image` to stdout.

@@ -1,5 +1,6 @@
 //! `assemble run [-it] [--commit NAME[:TAG]] IMAGE[@SNAPSHOT] [CMD…]`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -10,7 +11,7 @@ use crate::cli::Env;
 use crate::config::{History, rfc3339};
 use crate::layer;
 use crate::sandbox::{Bwrap, RunSpec, Sandbox};
-use crate::store::{ImageRef, SnapshotMeta, Store};
+use crate::store::{ImageRef, Snapshot, SnapshotMeta, Store};
 
 /// Arguments.
 #[derive(Debug, Args)]
@@ -62,22 +63,8 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
     let top = store.resolve(&ImageRef::parse(&a.image))?;
     let sandbox = Bwrap::default();
     sandbox.preflight()?;
-    let work = store.tempdir("run-")?;
-    let rootfs = work.path().join("rootfs");
-    fs_err::create_dir_all(&rootfs)?;
-    let mut owners = crate::build::materialize_recording(store, &top, &rootfs)?;
+    let session = Session::prepare(store, &top, &sandbox, a.commit.is_some())?;
     let c = &top.meta.config;
-    // A root session with the image's ids mapped sees (and may chown) the image's owners.
-    let on_disk = sandbox.maps_image_ids(&rootfs, &c.user);
-    let before = if a.commit.is_some() || on_disk {
-        let mut m = layer::scan(&rootfs)?;
-        if on_disk {
-            layer::chown_to_image(&rootfs, &mut m, &owners)?;
-        }
-        Some(m)
-    } else {
-        None
-    };
     let argv = command_line(a, c.entrypoint.as_deref(), c.cmd.as_deref());
     let spec = RunSpec {
         argv,
@@ -88,27 +75,91 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
         interactive: a.interactive || a.tty,
         ..RunSpec::default()
     };
-    let status = sandbox.run(&rootfs, &spec, &mut |b| r.output(b))?;
-    if let (Some(tag), Some(before)) = (&a.commit, before) {
-        let after = layer::scan(&rootfs)?;
-        let tmp = work.path().join("layer.tar");
+    let status = sandbox.run(&session.rootfs, &spec, &mut |b| r.output(b))?;
+    if let Some(tag) = &a.commit {
+        session.commit(store, &top, tag, &spec, env, r)?;
+    }
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(n) => ExitCode::from(u8::try_from(n).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+/// The session's root, the image owners of its paths, and (when it is to be committed or
+/// chowned) its scan before the session.
+struct Session {
+    work: tempfile::TempDir,
+    rootfs: PathBuf,
+    owners: layer::Owners,
+    /// The sandbox maps the image's ids, so the files on disk carry the image's owners.
+    on_disk: bool,
+    before: Option<layer::Manifest>,
+}
+
+impl Session {
+    fn prepare(
+        store: &Store,
+        top: &Snapshot,
+        sandbox: &Bwrap,
+        commit: bool,
+    ) -> anyhow::Result<Session> {
+        let work = store.tempdir("run-")?;
+        let rootfs = work.path().join("rootfs");
+        fs_err::create_dir_all(&rootfs)?;
+        let owners = crate::build::materialize_recording(store, top, &rootfs)?;
+        // A root session with the image's ids mapped sees (and may chown) the image's owners.
+        let on_disk = sandbox.maps_image_ids(&rootfs, &top.meta.config.user);
+        let before = if commit || on_disk {
+            let mut m = layer::scan(&rootfs)?;
+            if on_disk {
+                layer::chown_to_image(&rootfs, &mut m, &owners)?;
+            }
+            Some(m)
+        } else {
+            None
+        };
+        Ok(Session {
+            work,
+            rootfs,
+            owners,
+            on_disk,
+            before,
+        })
+    }
+
+    /// Keeps what the session changed as a snapshot above `top`, tagged `tag`.
+    fn commit(
+        mut self,
+        store: &Store,
+        top: &Snapshot,
+        tag: &str,
+        spec: &RunSpec,
+        env: &Env,
+        r: &dyn Reporter,
+    ) -> anyhow::Result<()> {
+        let Some(before) = self.before.take() else {
+            return Ok(());
+        };
+        let after = layer::scan(&self.rootfs)?;
+        let tmp = self.work.path().join("layer.tar");
         // What the session made is owned by its USER in the image, not by the host user.
-        let created = if on_disk {
+        let created = if self.on_disk {
             (0, 0)
         } else {
-            crate::sandbox::resolve_user(&rootfs, &spec.user)?
+            crate::sandbox::resolve_user(&self.rootfs, &spec.user)?
         };
-        let map = layer::OwnerMap::for_step(on_disk, created);
+        let map = layer::OwnerMap::for_step(self.on_disk, created);
         let info = layer::write_diff_tracked(
-            &rootfs,
+            &self.rootfs,
             &before,
             &after,
             env.source_date,
             map,
-            &mut owners,
+            &mut self.owners,
             &tmp,
         )?;
-        let mut config = c.clone();
+        let mut config = top.meta.config.clone();
         let by = format!("assemble run {}", spec.argv.join(" "));
         config.history.push(History {
             created: rfc3339(env.source_date.unwrap_or(env.now)),
@@ -132,12 +183,8 @@ pub fn run(store: &Store, a: &RunArgs, env: &Env, r: &dyn Reporter) -> anyhow::R
             .set_tag(tag, &snap.id)
             .context("failed to tag the commit")?;
         r.line(&format!("--> Snapshot created: @{}", snap.id));
+        Ok(())
     }
-    Ok(match status.code() {
-        Some(0) => ExitCode::SUCCESS,
-        Some(n) => ExitCode::from(u8::try_from(n).unwrap_or(1)),
-        None => ExitCode::FAILURE,
-    })
 }
 
 #[cfg(test)]

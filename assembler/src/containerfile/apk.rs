@@ -230,98 +230,128 @@ fn expand_var(
 /// Split a shell command into `&&`-joined simple commands of plain words; `None` for
 /// anything else the shell would interpret.
 fn split_shell(text: &str, vars: &dyn Fn(&str) -> Option<String>) -> Option<Vec<Vec<String>>> {
-    let mut commands = vec![Vec::new()];
-    let mut word = String::new();
-    let mut in_word = false;
+    let mut w = Words {
+        commands: vec![Vec::new()],
+        word: String::new(),
+        in_word: false,
+    };
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            ' ' | '\t' | '\n' => {
-                if in_word {
-                    commands.last_mut()?.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
+            ' ' | '\t' | '\n' => w.end_word(),
             '&' => {
                 if chars.next() != Some('&') {
                     return None;
                 }
-                if in_word {
-                    commands.last_mut()?.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-                if commands.last()?.is_empty() {
+                w.end_word();
+                if w.commands.last()?.is_empty() {
                     return None;
                 }
-                commands.push(Vec::new());
+                w.commands.push(Vec::new());
             }
             '\'' => {
-                in_word = true;
+                w.in_word = true;
                 loop {
                     match chars.next()? {
                         '\'' => break,
-                        c => word.push(c),
+                        c => w.word.push(c),
                     }
                 }
             }
             '"' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '"' => break,
-                        // Inside double quotes the value is taken as it is.
-                        '$' => word.push_str(&expand_var(&mut chars, vars)?),
-                        '`' => return None,
-                        '\\' => match chars.next()? {
-                            c @ ('"' | '\\') => word.push(c),
-                            '$' | '`' => return None,
-                            c => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                        },
-                        c => word.push(c),
-                    }
-                }
+                w.in_word = true;
+                double_quoted(&mut chars, vars, &mut w.word)?;
             }
             '\\' => {
-                in_word = true;
+                w.in_word = true;
                 match chars.next()? {
                     '\n' => {}
-                    c => word.push(c),
+                    c => w.word.push(c),
                 }
             }
             '$' => {
-                let value = expand_var(&mut chars, vars)?;
-                // Unquoted, the shell would split blanks, match globs, or drop an empty
-                // word: leave those to the shell.
-                if value.is_empty()
-                    || value
-                        .chars()
-                        .any(|c| c.is_whitespace() || "*?[]{}~\\'\"$`|&;<>()#".contains(c))
-                {
-                    return None;
-                }
-                in_word = true;
-                word.push_str(&value);
+                let value = unquoted_var(&mut chars, vars)?;
+                w.in_word = true;
+                w.word.push_str(&value);
             }
             '|' | ';' | '<' | '>' | '(' | ')' | '`' | '*' | '?' | '[' | ']' | '{' | '}' => {
                 return None;
             }
-            '#' | '~' | '!' if !in_word => return None,
+            '#' | '~' | '!' if !w.in_word => return None,
             c => {
-                in_word = true;
-                word.push(c);
+                w.in_word = true;
+                w.word.push(c);
             }
         }
     }
-    if in_word {
-        commands.last_mut()?.push(word);
-    }
-    if commands.iter().any(Vec::is_empty) {
+    w.end_word();
+    if w.commands.iter().any(Vec::is_empty) {
         return None;
     }
-    Some(commands)
+    Some(w.commands)
+}
+
+/// [`split_shell`]'s commands so far and the word being read.
+struct Words {
+    commands: Vec<Vec<String>>,
+    word: String,
+    in_word: bool,
+}
+
+impl Words {
+    /// Ends the word being read (if any) as the last command's next word.
+    fn end_word(&mut self) {
+        if self.in_word {
+            if let Some(command) = self.commands.last_mut() {
+                command.push(std::mem::take(&mut self.word));
+            }
+            self.in_word = false;
+        }
+    }
+}
+
+/// The rest of a double-quoted string (after its opening `"`) onto `word`; `None` for a
+/// command substitution, an escaped `$` or `` ` ``, or a missing closing quote.
+fn double_quoted(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    vars: &dyn Fn(&str) -> Option<String>,
+    word: &mut String,
+) -> Option<()> {
+    loop {
+        match chars.next()? {
+            '"' => return Some(()),
+            // Inside double quotes the value is taken as it is.
+            '$' => word.push_str(&expand_var(chars, vars)?),
+            '`' => return None,
+            '\\' => match chars.next()? {
+                c @ ('"' | '\\') => word.push(c),
+                '$' | '`' => return None,
+                c => {
+                    word.push('\\');
+                    word.push(c);
+                }
+            },
+            c => word.push(c),
+        }
+    }
+}
+
+/// An unquoted `$VAR`'s value (after the `$`); `None` when the shell would do more with it.
+fn unquoted_var(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let value = expand_var(chars, vars)?;
+    // Unquoted, the shell would split blanks, match globs, or drop an empty
+    // word: leave those to the shell.
+    if value.is_empty()
+        || value
+            .chars()
+            .any(|c| c.is_whitespace() || "*?[]{}~\\'\"$`|&;<>()#".contains(c))
+    {
+        return None;
+    }
+    Some(value)
 }
 
 #[cfg(test)]

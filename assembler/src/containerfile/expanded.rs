@@ -16,72 +16,10 @@ impl Instruction {
     /// (their `$` belong to the shell), as are ARG (see [`super::StageArgs::declare`])
     /// and ONBUILD (expanded when triggered).
     pub fn expanded(&self, vars: &dyn Vars, escape: char) -> Result<Instruction, ExpandError> {
-        let word = |w: &str| expand_word(w, vars, escape);
-        let pairs = |p: &[(String, String)]| -> Result<Vec<(String, String)>, ExpandError> {
-            p.iter().map(|(k, v)| Ok((word(k)?, word(v)?))).collect()
-        };
-        let heredocs = |h: &[Heredoc]| -> Result<Vec<Heredoc>, ExpandError> {
-            h.iter()
-                .map(|h| {
-                    let mut h = h.clone();
-                    if h.expand {
-                        h.content = expand_heredoc(&h.content, vars, escape)?;
-                    }
-                    Ok(h)
-                })
-                .collect()
-        };
-        let kind = match &self.kind {
-            Kind::From { image, name } => Kind::From {
-                image: word(image)?,
-                name: name.clone(),
-            },
-            Kind::Copy {
-                sources,
-                dest,
-                heredocs: h,
-            } => Kind::Copy {
-                sources: sources.iter().map(|s| word(s)).collect::<Result<_, _>>()?,
-                dest: word(dest)?,
-                heredocs: heredocs(h)?,
-            },
-            Kind::Add {
-                sources,
-                dest,
-                heredocs: h,
-            } => Kind::Add {
-                sources: sources.iter().map(|s| word(s)).collect::<Result<_, _>>()?,
-                dest: word(dest)?,
-                heredocs: heredocs(h)?,
-            },
-            Kind::Env(p) => Kind::Env(pairs(p)?),
-            Kind::Label(p) => Kind::Label(pairs(p)?),
-            Kind::Expose(ports) => {
-                let mut out = Vec::new();
-                for p in ports {
-                    out.extend(expand_words(p, vars, escape)?);
-                }
-                Kind::Expose(out)
-            }
-            Kind::Volume(v) => Kind::Volume(v.iter().map(|s| word(s)).collect::<Result<_, _>>()?),
-            Kind::User(u) => Kind::User(word(u)?),
-            Kind::Workdir(w) => Kind::Workdir(word(w)?),
-            Kind::StopSignal(s) => Kind::StopSignal(word(s)?),
-            other => other.clone(),
-        };
+        let x = Expander { vars, escape };
+        let kind = x.kind(&self.kind)?;
         let flags = if self.kind.expands() && !matches!(self.kind, Kind::Onbuild(_)) {
-            self.flags
-                .iter()
-                .map(|f| {
-                    Ok(Flag {
-                        name: f.name.clone(),
-                        value: match &f.value {
-                            Some(v) if f.expands() => Some(word(v)?),
-                            v => v.clone(),
-                        },
-                    })
-                })
-                .collect::<Result<_, ExpandError>>()?
+            x.flags(&self.flags)?
         } else {
             self.flags.clone()
         };
@@ -90,6 +28,99 @@ impl Instruction {
             flags,
             span: self.span.clone(),
         })
+    }
+}
+
+/// The stage's variables and the escape character, expanding the parts of an instruction.
+struct Expander<'a> {
+    vars: &'a dyn Vars,
+    escape: char,
+}
+
+impl Expander<'_> {
+    fn word(&self, w: &str) -> Result<String, ExpandError> {
+        expand_word(w, self.vars, self.escape)
+    }
+
+    fn words(&self, w: &[String]) -> Result<Vec<String>, ExpandError> {
+        w.iter().map(|s| self.word(s)).collect()
+    }
+
+    fn pairs(&self, p: &[(String, String)]) -> Result<Vec<(String, String)>, ExpandError> {
+        p.iter()
+            .map(|(k, v)| Ok((self.word(k)?, self.word(v)?)))
+            .collect()
+    }
+
+    /// Heredoc bodies, unless the delimiter was quoted.
+    fn heredocs(&self, h: &[Heredoc]) -> Result<Vec<Heredoc>, ExpandError> {
+        h.iter()
+            .map(|h| {
+                let mut h = h.clone();
+                if h.expand {
+                    h.content = expand_heredoc(&h.content, self.vars, self.escape)?;
+                }
+                Ok(h)
+            })
+            .collect()
+    }
+
+    /// The instruction's own words, for the kinds the builder expands.
+    fn kind(&self, kind: &Kind) -> Result<Kind, ExpandError> {
+        Ok(match kind {
+            Kind::From { image, name } => Kind::From {
+                image: self.word(image)?,
+                name: name.clone(),
+            },
+            Kind::Copy {
+                sources,
+                dest,
+                heredocs,
+            } => Kind::Copy {
+                sources: self.words(sources)?,
+                dest: self.word(dest)?,
+                heredocs: self.heredocs(heredocs)?,
+            },
+            Kind::Add {
+                sources,
+                dest,
+                heredocs,
+            } => Kind::Add {
+                sources: self.words(sources)?,
+                dest: self.word(dest)?,
+                heredocs: self.heredocs(heredocs)?,
+            },
+            Kind::Env(p) => Kind::Env(self.pairs(p)?),
+            Kind::Label(p) => Kind::Label(self.pairs(p)?),
+            Kind::Expose(ports) => {
+                let mut out = Vec::new();
+                for p in ports {
+                    out.extend(expand_words(p, self.vars, self.escape)?);
+                }
+                Kind::Expose(out)
+            }
+            Kind::Volume(v) => Kind::Volume(self.words(v)?),
+            Kind::User(u) => Kind::User(self.word(u)?),
+            Kind::Workdir(w) => Kind::Workdir(self.word(w)?),
+            Kind::StopSignal(s) => Kind::StopSignal(self.word(s)?),
+            other => other.clone(),
+        })
+    }
+
+    /// The values of the flags that expand.
+    fn flags(&self, flags: &[Flag]) -> Result<Vec<Flag>, ExpandError> {
+        flags
+            .iter()
+            .map(|f| {
+                Ok(Flag {
+                    name: f.name.clone(),
+                    value: match &f.value {
+                        Some(v) if f.expands() => Some(self.word(v)?),
+                        v => v.clone(),
+                    },
+                })
+            })
+            .collect()
     }
 }
 

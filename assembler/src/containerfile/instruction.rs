@@ -314,67 +314,79 @@ fn parse_flags(cx: &Ctx<'_>, start: usize) -> Result<Flags, ParseError> {
             Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
             None => (word[2..].to_owned(), None),
         };
-        let allowed = allowed_flags(cx.name);
-        let bad_flag = |message: String, hint: String| {
-            cx.err(
-                ParseErrorKind::BadFlag {
-                    instruction: cx.name.to_owned(),
-                    flag: fname.clone(),
-                },
-                s,
-                message,
-                &hint,
-            )
-        };
-        let Some(&(_, ty)) = allowed.iter().find(|(n, _)| *n == fname) else {
-            let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
-            let close = suggest(&fname, &names)
-                .map(|n| format!("did you mean --{n}? "))
-                .unwrap_or_default();
-            let hint = if names.is_empty() {
-                format!("{} takes no flags; remove `--{fname}`", cx.name)
-            } else {
-                format!(
-                    "{close}{} takes {}",
-                    cx.name,
-                    names
-                        .iter()
-                        .map(|n| format!("--{n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            return Err(bad_flag(
-                format!("{} does not take --{fname}", cx.name),
-                hint,
-            ));
-        };
-        match (ty, &value) {
-            (FlagType::Bool, Some(v)) if v != "true" && v != "false" => {
-                return Err(bad_flag(
-                    format!("--{fname} takes no value, got `{v}`"),
-                    format!("write `--{fname}` (or `--{fname}=false`)"),
-                ));
-            }
-            (FlagType::String | FlagType::Repeated, None) => {
-                return Err(bad_flag(
-                    format!("missing a value on flag --{fname}"),
-                    format!("write `--{fname}=VALUE`"),
-                ));
-            }
-            (FlagType::String | FlagType::Bool, _) if flags.iter().any(|f| f.name == fname) => {
-                return Err(bad_flag(
-                    format!("duplicate flag specified: --{fname}"),
-                    "give the flag once".to_owned(),
-                ));
-            }
-            _ => {}
-        }
+        check_flag(cx, s, &fname, value.as_deref(), &flags)?;
         let (line, column) = cx.raw.position(s);
         flag_at.push((line - cx.raw.line, column));
         flags.push(Flag { name: fname, value });
     }
     Ok((flags, flag_at, skip_blanks(logical, pos)))
+}
+
+/// Refuses `--fname[=value]` (starting at `s`) where the instruction does not take it, its
+/// value does not fit its type, or it may be given once and `flags` already has it.
+fn check_flag(
+    cx: &Ctx<'_>,
+    s: usize,
+    fname: &str,
+    value: Option<&str>,
+    flags: &[Flag],
+) -> Result<(), ParseError> {
+    let bad_flag = |message: String, hint: String| {
+        cx.err(
+            ParseErrorKind::BadFlag {
+                instruction: cx.name.to_owned(),
+                flag: fname.to_owned(),
+            },
+            s,
+            message,
+            &hint,
+        )
+    };
+    let allowed = allowed_flags(cx.name);
+    let Some(&(_, ty)) = allowed.iter().find(|(n, _)| *n == fname) else {
+        let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
+        return Err(bad_flag(
+            format!("{} does not take --{fname}", cx.name),
+            unknown_flag_hint(cx.name, fname, &names),
+        ));
+    };
+    match (ty, value) {
+        (FlagType::Bool, Some(v)) if v != "true" && v != "false" => Err(bad_flag(
+            format!("--{fname} takes no value, got `{v}`"),
+            format!("write `--{fname}` (or `--{fname}=false`)"),
+        )),
+        (FlagType::String | FlagType::Repeated, None) => Err(bad_flag(
+            format!("missing a value on flag --{fname}"),
+            format!("write `--{fname}=VALUE`"),
+        )),
+        (FlagType::String | FlagType::Bool, _) if flags.iter().any(|f| f.name == fname) => {
+            Err(bad_flag(
+                format!("duplicate flag specified: --{fname}"),
+                "give the flag once".to_owned(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What to write instead of `--fname`: the closest flag `instruction` takes and all of
+/// them (`names`), or that it takes none.
+fn unknown_flag_hint(instruction: &str, fname: &str, names: &[&str]) -> String {
+    let close = suggest(fname, names)
+        .map(|n| format!("did you mean --{n}? "))
+        .unwrap_or_default();
+    if names.is_empty() {
+        format!("{instruction} takes no flags; remove `--{fname}`")
+    } else {
+        format!(
+            "{close}{instruction} takes {}",
+            names
+                .iter()
+                .map(|n| format!("--{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
 }
 
 /// The flags, where they start, and where the rest of the line starts.
@@ -594,41 +606,8 @@ fn parse_healthcheck(
         return Err(cx.missing("write the check command: `HEALTHCHECK CMD wget -q -O- localhost`"));
     }
     let command = command_form(cx, cmd_text, cmd_offset)?;
-    let duration = |name: &str| -> Result<Option<Duration>, ParseError> {
-        let Some(v) = flags.iter().rev().find(|f| f.name == name) else {
-            return Ok(None);
-        };
-        let text = v.value.as_deref().unwrap_or("");
-        match parse_go_duration(text) {
-            Some(d) if d.is_zero() || d >= Duration::from_millis(1) => Ok(Some(d)),
-            Some(_) => Err(cx.bad(
-                cx.raw.args_start,
-                format!("--{name} cannot be less than 1ms"),
-                "use a value such as 30s",
-            )),
-            None => Err(cx.bad(
-                cx.raw.args_start,
-                format!("--{name}: invalid duration `{text}`"),
-                "durations look like 30s, 1m30s, 500ms",
-            )),
-        }
-    };
-    let retries = match flags.iter().rev().find(|f| f.name == "retries") {
-        None => None,
-        Some(f) => {
-            let text = f.value.as_deref().unwrap_or("");
-            match text.parse::<u32>() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    return Err(cx.bad(
-                        cx.raw.args_start,
-                        format!("--retries: invalid number `{text}`"),
-                        "write --retries=3",
-                    ));
-                }
-            }
-        }
-    };
+    let retries = healthcheck_retries(cx, flags)?;
+    let duration = |name| healthcheck_duration(cx, flags, name);
     Ok(Kind::Healthcheck(Healthcheck::Check(HealthcheckCmd {
         command,
         interval: duration("interval")?,
@@ -637,6 +616,47 @@ fn parse_healthcheck(
         start_interval: duration("start-interval")?,
         retries,
     })))
+}
+
+/// HEALTHCHECK's last `--{name}` duration: none, zero, or at least 1ms.
+fn healthcheck_duration(
+    cx: &Ctx<'_>,
+    flags: &[Flag],
+    name: &str,
+) -> Result<Option<Duration>, ParseError> {
+    let Some(v) = flags.iter().rev().find(|f| f.name == name) else {
+        return Ok(None);
+    };
+    let text = v.value.as_deref().unwrap_or("");
+    match parse_go_duration(text) {
+        Some(d) if d.is_zero() || d >= Duration::from_millis(1) => Ok(Some(d)),
+        Some(_) => Err(cx.bad(
+            cx.raw.args_start,
+            format!("--{name} cannot be less than 1ms"),
+            "use a value such as 30s",
+        )),
+        None => Err(cx.bad(
+            cx.raw.args_start,
+            format!("--{name}: invalid duration `{text}`"),
+            "durations look like 30s, 1m30s, 500ms",
+        )),
+    }
+}
+
+/// HEALTHCHECK's last `--retries`, if any.
+fn healthcheck_retries(cx: &Ctx<'_>, flags: &[Flag]) -> Result<Option<u32>, ParseError> {
+    let Some(f) = flags.iter().rev().find(|f| f.name == "retries") else {
+        return Ok(None);
+    };
+    let text = f.value.as_deref().unwrap_or("");
+    match text.parse::<u32>() {
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(cx.bad(
+            cx.raw.args_start,
+            format!("--retries: invalid number `{text}`"),
+            "write --retries=3",
+        )),
+    }
 }
 
 /// Go's `time.ParseDuration` for non-negative values: `1h2m3.5s`, `300ms`, `0`.

@@ -138,20 +138,73 @@ pub fn plan(cfg: &ImageConfig, tree: &Tree, ids: (u32, u32)) -> Result<Init, Ini
         );
         s.push_str(&exports(cfg));
         s.push_str("exec /init");
-        for a in &argv[1..] {
-            s.push(' ');
-            s.push_str(&quote(a));
-        }
-        s.push('\n');
+        push_args(&mut s, &argv[1..]);
         return Ok(Init::S6Script(s));
     }
     Ok(Init::Script(script(cfg, &argv, ids)))
 }
 
-/// The generated init: PID 1 of a VM whose image has no init of its own.
-fn script(cfg: &ImageConfig, argv: &[String], (uid, gid): (u32, u32)) -> String {
-    let mut s = String::from(
-        r#"#!/bin/sh
+/// The generated init: PID 1 of a VM whose image has no init of its own: mounts, the
+/// image's ENV and WORKDIR, ENTRYPOINT + CMD as its USER, then the supervision that forwards
+/// signals and powers the VM off.
+fn script(cfg: &ImageConfig, argv: &[String], ids: (u32, u32)) -> String {
+    let mut s = String::from(SCRIPT_MOUNTS);
+    s.push_str(&exports(cfg));
+    if !cfg.working_dir.is_empty() {
+        let wd = quote(&cfg.working_dir);
+        s.push_str(&format!(
+            "cd {wd} 2>/dev/null || echo \"init: WORKDIR \"{wd}\" is missing\" >&2\n"
+        ));
+    }
+    s.push_str("set --");
+    push_args(&mut s, argv);
+    push_main(&mut s, cfg, ids);
+    s.push_str(SCRIPT_SUPERVISE);
+    s
+}
+
+/// ` arg1 arg2 ...` (each quoted for the shell) and the end of the line.
+fn push_args(s: &mut String, argv: &[String]) {
+    for a in argv {
+        s.push(' ');
+        s.push_str(&quote(a));
+    }
+    s.push('\n');
+}
+
+/// The script's `main`: runs its arguments as the image's USER.
+fn push_main(s: &mut String, cfg: &ImageConfig, (uid, gid): (u32, u32)) {
+    if (uid, gid) == (0, 0) {
+        s.push_str("main() { exec \"$@\"; }\n");
+        return;
+    }
+    // busybox has `su` (by name only) but not a numeric setuidgid tool; util-linux's
+    // setpriv, su-exec and s6-setuidgid take numbers.
+    let name = cfg.user.split(':').next().unwrap_or_default();
+    let su = if name.is_empty() || name.parse::<u32>().is_ok() {
+        String::new()
+    } else {
+        format!(
+            "  if command -v su >/dev/null 2>&1; then exec su -p -s /bin/sh {} -c 'exec \"$@\"' init \"$@\"; fi\n",
+            quote(name)
+        )
+    };
+    s.push_str(&format!(
+        r#"# USER {user} is {uid}:{gid}; switch with whichever tool the image has.
+main() {{
+  if command -v s6-setuidgid >/dev/null 2>&1; then exec s6-setuidgid {uid}:{gid} "$@"; fi
+  if command -v su-exec >/dev/null 2>&1; then exec su-exec {uid}:{gid} "$@"; fi
+  if setpriv --help 2>&1 | grep -q -- --reuid; then exec setpriv --reuid={uid} --regid={gid} --clear-groups "$@"; fi
+{su}  echo "init: cannot switch to USER {uid}:{gid}: the image has no s6-setuidgid, su-exec, setpriv or su" >&2
+  exit 126
+}}
+"#,
+        user = quote(&cfg.user),
+    ));
+}
+
+/// The script's start: helpers, then the kernel file systems and `lo`.
+const SCRIPT_MOUNTS: &str = r#"#!/bin/sh
 # /sbin/init written by `assemble` (ext4/squashfs output) so that a VM booting this root runs
 # the image's ENTRYPOINT + CMD. It mounts /proc, /sys, /dev (devtmpfs), /dev/pts, /dev/shm and
 # /run when not mounted yet, brings up `lo` when `ip` exists, sets the image's ENV, changes to
@@ -175,50 +228,11 @@ else
   echo "init: no mount command in the image: /proc, /sys and /dev are not mounted" >&2
 fi
 command -v ip >/dev/null 2>&1 && ip link set lo up 2>/dev/null
-"#,
-    );
-    s.push_str(&exports(cfg));
-    if !cfg.working_dir.is_empty() {
-        let wd = quote(&cfg.working_dir);
-        s.push_str(&format!(
-            "cd {wd} 2>/dev/null || echo \"init: WORKDIR \"{wd}\" is missing\" >&2\n"
-        ));
-    }
-    s.push_str("set --");
-    for a in argv {
-        s.push(' ');
-        s.push_str(&quote(a));
-    }
-    s.push('\n');
-    if (uid, gid) == (0, 0) {
-        s.push_str("main() { exec \"$@\"; }\n");
-    } else {
-        // busybox has `su` (by name only) but not a numeric setuidgid tool; util-linux's
-        // setpriv, su-exec and s6-setuidgid take numbers.
-        let name = cfg.user.split(':').next().unwrap_or_default();
-        let su = if name.is_empty() || name.parse::<u32>().is_ok() {
-            String::new()
-        } else {
-            format!(
-                "  if command -v su >/dev/null 2>&1; then exec su -p -s /bin/sh {} -c 'exec \"$@\"' init \"$@\"; fi\n",
-                quote(name)
-            )
-        };
-        s.push_str(&format!(
-            r#"# USER {user} is {uid}:{gid}; switch with whichever tool the image has.
-main() {{
-  if command -v s6-setuidgid >/dev/null 2>&1; then exec s6-setuidgid {uid}:{gid} "$@"; fi
-  if command -v su-exec >/dev/null 2>&1; then exec su-exec {uid}:{gid} "$@"; fi
-  if setpriv --help 2>&1 | grep -q -- --reuid; then exec setpriv --reuid={uid} --regid={gid} --clear-groups "$@"; fi
-{su}  echo "init: cannot switch to USER {uid}:{gid}: the image has no s6-setuidgid, su-exec, setpriv or su" >&2
-  exit 126
-}}
-"#,
-            user = quote(&cfg.user),
-        ));
-    }
-    s.push_str(
-        r#"# Traps first, so a signal is never lost between the start and the trap (a subshell starts
+"#;
+
+/// The script's end: runs `main` in the background, forwards signals to it, and powers off
+/// when it exits.
+const SCRIPT_SUPERVISE: &str = r#"# Traps first, so a signal is never lost between the start and the trap (a subshell starts
 # with the default actions again). A signal that comes after the fork but before `pid=$!`
 # (the main process may already run, even print) is kept and forwarded once the pid is
 # known. An asynchronous command gets /dev/null as stdin: hand it the console through fd 3.
@@ -241,10 +255,7 @@ sync
 poweroff -f 2>/dev/null || reboot -f 2>/dev/null || halt -f 2>/dev/null
 sleep 5
 exit "$code"
-"#,
-    );
-    s
-}
+"#;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 //! Files stream from disk; nothing is held in memory.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write as _};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -75,6 +75,40 @@ pub const TOKEN_VARIABLES: [&str; 4] = [
 
 /// Runs `apkbuild deploy`.
 pub fn run(args: &Args, _env: &Env) -> anyhow::Result<ExitCode> {
+    let token = token(args);
+    let groups = scan(&args.dir, &args.version)?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(3600))
+        .build()?;
+    let url = format!("{}/upload", args.url.trim_end_matches('/'));
+    let mut out = std::io::stdout().lock();
+    for (key, files) in &groups {
+        let (version, repo, arch) = key;
+        let (body, len) = multipart_body(
+            &[("version", version), ("repo", repo), ("arch", arch)],
+            files,
+        )?;
+        let mut req = client
+            .post(&url)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(reqwest::blocking::Body::sized(body, len));
+        if let Some(t) = &token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .with_context(|| format!("failed to upload to {url}"))?;
+        report(&mut out, key, resp)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JWT from `--token-env`'s variable or the first of [`TOKEN_VARIABLES`] that is set,
+/// with a warning when there is none.
+fn token(args: &Args) -> Option<String> {
     // The variable's name is chosen on the command line (GitLab `id_tokens` names are the
     // job's choice), so it cannot be listed in `env.rs`.
     let names: Vec<String> = match &args.token_env {
@@ -90,80 +124,75 @@ pub fn run(args: &Args, _env: &Env) -> anyhow::Result<ExitCode> {
             names.join(" or ")
         );
     }
-    let groups = scan(&args.dir, &args.version)?;
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(3600))
-        .build()?;
-    let url = format!("{}/upload", args.url.trim_end_matches('/'));
-    let mut out = std::io::stdout().lock();
-    for ((version, repo, arch), files) in &groups {
-        let boundary = "apkbuild-deploy-7d3f1c9a2b";
-        let mut readers: Vec<Box<dyn Read + Send>> = Vec::new();
-        let mut len = 0u64;
-        let mut text = |name: &str, value: &str, readers: &mut Vec<Box<dyn Read + Send>>| {
-            let s = format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            );
-            len += s.len() as u64;
-            readers.push(Box::new(std::io::Cursor::new(s.into_bytes())));
-        };
-        text("version", version, &mut readers);
-        text("repo", repo, &mut readers);
-        text("arch", arch, &mut readers);
-        for f in files {
-            let name = f
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("package.apk");
-            let head = format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            );
-            let file = fs_err::File::open(f)?;
-            let size = file.metadata()?.len();
-            len += head.len() as u64 + size + 2;
-            readers.push(Box::new(std::io::Cursor::new(head.into_bytes())));
-            readers.push(Box::new(file));
-            readers.push(Box::new(std::io::Cursor::new(b"\r\n".to_vec())));
-        }
-        let tail = format!("--{boundary}--\r\n");
-        len += tail.len() as u64;
-        readers.push(Box::new(std::io::Cursor::new(tail.into_bytes())));
-        let body = readers
-            .into_iter()
-            .reduce(|a, b| Box::new(a.chain(b)))
-            .expect("at least the tail");
-        let mut req = client
-            .post(&url)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .body(reqwest::blocking::Body::sized(body, len));
-        if let Some(t) = &token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req
-            .send()
-            .with_context(|| format!("failed to upload to {url}"))?;
-        let status = resp.status();
-        let body: serde_json::Value = resp.json().unwrap_or_default();
-        if !status.is_success() {
-            bail!(
-                "{version}/{repo}/{arch}: server answered {status}: {} ({}); nothing in this batch was published",
-                body["error"].as_str().unwrap_or("?"),
-                body["hint"].as_str().unwrap_or("no details")
-            );
-        }
-        for a in body["accepted"].as_array().into_iter().flatten() {
-            let path = a["path"].as_str().unwrap_or_default();
-            if a["unchanged"].as_bool() == Some(true) {
-                writeln!(out, "{path} (already published, unchanged)")?;
-            } else {
-                writeln!(out, "{path}")?;
-            }
+    token
+}
+
+const BOUNDARY: &str = "apkbuild-deploy-7d3f1c9a2b";
+
+/// A `multipart/form-data` body of the `fields` and then the `files`, streamed from disk,
+/// and its length.
+fn multipart_body(
+    fields: &[(&str, &str)],
+    files: &[PathBuf],
+) -> anyhow::Result<(Box<dyn Read + Send>, u64)> {
+    let mut readers: Vec<Box<dyn Read + Send>> = Vec::new();
+    let mut len = 0u64;
+    for (name, value) in fields {
+        let s = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        );
+        len += s.len() as u64;
+        readers.push(Box::new(std::io::Cursor::new(s.into_bytes())));
+    }
+    for f in files {
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("package.apk");
+        let head = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        );
+        let file = fs_err::File::open(f)?;
+        let size = file.metadata()?.len();
+        len += head.len() as u64 + size + 2;
+        readers.push(Box::new(std::io::Cursor::new(head.into_bytes())));
+        readers.push(Box::new(file));
+        readers.push(Box::new(std::io::Cursor::new(b"\r\n".to_vec())));
+    }
+    let tail = format!("--{BOUNDARY}--\r\n");
+    len += tail.len() as u64;
+    readers.push(Box::new(std::io::Cursor::new(tail.into_bytes())));
+    let body = readers
+        .into_iter()
+        .reduce(|a, b| Box::new(a.chain(b)))
+        .expect("at least the tail");
+    Ok((body, len))
+}
+
+/// Prints the paths the server accepted for one group, or fails with its answer.
+fn report(
+    out: &mut impl Write,
+    (version, repo, arch): &(String, String, String),
+    resp: reqwest::blocking::Response,
+) -> anyhow::Result<()> {
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().unwrap_or_default();
+    if !status.is_success() {
+        bail!(
+            "{version}/{repo}/{arch}: server answered {status}: {} ({}); nothing in this batch was published",
+            body["error"].as_str().unwrap_or("?"),
+            body["hint"].as_str().unwrap_or("no details")
+        );
+    }
+    for a in body["accepted"].as_array().into_iter().flatten() {
+        let path = a["path"].as_str().unwrap_or_default();
+        if a["unchanged"].as_bool() == Some(true) {
+            writeln!(out, "{path} (already published, unchanged)")?;
+        } else {
+            writeln!(out, "{path}")?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -62,51 +62,9 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|k| crate::keyconf::load_privkey(Some(k), env))
         .transpose()?;
-    let mut index = ApkIndex {
-        description: args.description.clone(),
-        packages: Vec::new(),
-    };
-    // (file name, size) → the old entry, first one kept: one lookup per package instead of
-    // a scan of the old index (and a file name formatted per entry) for each.
-    let mut reusable: HashMap<(String, u64), &IndexEntry> = HashMap::new();
-    for e in old.iter().flat_map(|o| &o.packages) {
-        reusable.entry((e.file_name(), e.file_size)).or_insert(e);
-    }
-    let (mut reused, mut read) = (0, 0);
-    let mut jobs = Vec::new();
-    for path in &args.packages {
-        let size = fs_err::metadata(path)?.len();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let cached = reusable.get(&(name.to_owned(), size));
-        jobs.push(match (cached, &keys) {
-            (Some(&e), None) => {
-                reused += 1;
-                Ok(e.clone())
-            }
-            _ => {
-                read += 1;
-                Err(path.as_path())
-            }
-        });
-    }
+    let (jobs, reused, read) = plan(&args.packages, old.as_ref(), keys.is_some())?;
     let entries = read_all(&jobs, keys.as_ref());
-    for (path, entry) in args.packages.iter().zip(entries) {
-        let mut entry = entry?;
-        if let Some(arch) = &args.rewrite_arch {
-            entry.arch.clone_from(arch);
-        }
-        if let Some(prev) = index.upsert(entry) {
-            bail!(
-                "`{}`: {}-{} is listed twice",
-                path.display(),
-                prev.name,
-                prev.version
-            );
-        }
-    }
+    let index = collect(args, entries)?;
     let mtime = env.source_date_or(
         index
             .packages
@@ -134,10 +92,73 @@ pub fn run(args: &Args, env: &Env) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A package's entry: `Ok` when already known, `Err(path)` when it is to be read.
+type Job<'a> = Result<IndexEntry, &'a std::path::Path>;
+
+/// A job per package: `Ok` with the old index's entry when its file name and size match
+/// and signatures need no check, else `Err(path)` to read it; and how many of each.
+fn plan<'a>(
+    packages: &'a [PathBuf],
+    old: Option<&'a ApkIndex>,
+    verify: bool,
+) -> anyhow::Result<(Vec<Job<'a>>, usize, usize)> {
+    // (file name, size) → the old entry, first one kept: one lookup per package instead of
+    // a scan of the old index (and a file name formatted per entry) for each.
+    let mut reusable: HashMap<(String, u64), &IndexEntry> = HashMap::new();
+    for e in old.iter().flat_map(|o| &o.packages) {
+        reusable.entry((e.file_name(), e.file_size)).or_insert(e);
+    }
+    let (mut reused, mut read) = (0, 0);
+    let mut jobs = Vec::new();
+    for path in packages {
+        let size = fs_err::metadata(path)?.len();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let cached = reusable.get(&(name.to_owned(), size));
+        jobs.push(match (cached, verify) {
+            (Some(&e), false) => {
+                reused += 1;
+                Ok(e.clone())
+            }
+            _ => {
+                read += 1;
+                Err(path.as_path())
+            }
+        });
+    }
+    Ok((jobs, reused, read))
+}
+
+/// The index of `entries` (in the order given, arch rewritten when asked); a package
+/// listed twice is an error naming its file.
+fn collect(args: &Args, entries: Vec<anyhow::Result<IndexEntry>>) -> anyhow::Result<ApkIndex> {
+    let mut index = ApkIndex {
+        description: args.description.clone(),
+        packages: Vec::new(),
+    };
+    for (path, entry) in args.packages.iter().zip(entries) {
+        let mut entry = entry?;
+        if let Some(arch) = &args.rewrite_arch {
+            entry.arch.clone_from(arch);
+        }
+        if let Some(prev) = index.upsert(entry) {
+            bail!(
+                "`{}`: {}-{} is listed twice",
+                path.display(),
+                prev.name,
+                prev.version
+            );
+        }
+    }
+    Ok(index)
+}
+
 /// Reads and verifies the packages given as `Err(path)` on every core; entries given as
 /// `Ok` are kept. Results come back in the input order.
 fn read_all(
-    jobs: &[Result<IndexEntry, &std::path::Path>],
+    jobs: &[Job<'_>],
     keys: Option<&apk::keys::Keyring>,
 ) -> Vec<anyhow::Result<IndexEntry>> {
     use std::sync::Mutex;
