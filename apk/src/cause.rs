@@ -26,6 +26,15 @@ pub fn of(err: &(dyn Error + 'static)) -> String {
     chain(std::iter::successors(Some(err), |e| (*e).source()))
 }
 
+/// Whether any of `causes` is a write to a closed pipe (`cmd | head`): the reader left, which
+/// is no error worth reporting.
+pub fn is_broken_pipe<'a>(causes: impl IntoIterator<Item = &'a (dyn Error + 'static)>) -> bool {
+    causes.into_iter().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +59,22 @@ mod tests {
             "cannot read `x`: no such file"
         );
         assert_eq!(of(&Once { source: io() }), "cannot read `x`: no such file");
+    }
+
+    #[test]
+    fn a_closed_pipe_is_found_below_a_context() {
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let wrapped = Once { source: pipe };
+        assert!(is_broken_pipe(std::iter::successors(
+            Some(&wrapped as &(dyn Error + 'static)),
+            |e| (*e).source()
+        )));
+        let other = Once {
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(!is_broken_pipe(std::iter::successors(
+            Some(&other as &(dyn Error + 'static)),
+            |e| (*e).source()
+        )));
     }
 }

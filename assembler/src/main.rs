@@ -28,6 +28,8 @@ fn main() -> ExitCode {
     let result = env::load().and_then(|env| assembler::cli::run(cli, &env, &printer));
     match result {
         Ok(code) => code,
+        // A closed pipe (`assemble inspect x | head`) is not an error worth reporting.
+        Err(err) if apk::cause::is_broken_pipe(err.chain()) => ExitCode::SUCCESS,
         Err(err) => {
             // A Containerfile diagnostic (a parse error, or one the whole-file check before
             // the first step found) renders its own `error:` header with file:line:col and

@@ -21,10 +21,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // A closed pipe (`apkbuild inspect x | head`) is not an error worth reporting.
-            if err
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            {
+            if apk::cause::is_broken_pipe(err.chain()) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {}", apk::cause::chain(err.chain()));

@@ -85,8 +85,10 @@ pub fn run(args: &Args, _env: &Env) -> anyhow::Result<ExitCode> {
     let info = Info::of(&recipe);
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &info)?;
-        writeln!(out)?;
+        // Rendered first, so a closed pipe surfaces as the io::Error it is.
+        let mut json = serde_json::to_vec_pretty(&info)?;
+        json.push(b'\n');
+        out.write_all(&json)?;
         return Ok(ExitCode::SUCCESS);
     }
     for (k, v) in &info.variables {

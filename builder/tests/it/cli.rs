@@ -385,3 +385,30 @@ fn issue15_colour_only_on_a_terminal_and_never_with_no_color() {
     assert!(tty_no_color.contains("INFO generating"), "{tty_no_color}");
     assert!(!tty_no_color.contains('\x1b'), "NO_COLOR: {tty_no_color:?}");
 }
+
+/// `apkbuild info --json DIR | head -c 10` and `apkbuild inspect PKG | head -1`: the reader
+/// leaving early is no error. Our end of the pipe is closed before the child writes, so the
+/// write fails with EPIPE every time, not only when the output outgrows the pipe.
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let home = testkit::tempdir();
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/recipes/main/motd");
+    let package = testkit::fixture_packages()[0].clone();
+    for args in [
+        vec!["info".into(), "--json".into(), recipe.into_os_string()],
+        vec!["inspect".into(), package.into_os_string()],
+    ] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("apkbuild"))
+            .args(&args)
+            .env("HOME", home.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
