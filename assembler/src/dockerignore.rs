@@ -114,6 +114,27 @@ impl DockerIgnore {
         }
         result
     }
+
+    /// Whether `rel` (below `root`) is wholly left out of the context: ignored and, for a
+    /// directory, with no path below it taken back by an exception (`!pattern`); Docker
+    /// keeps such a directory with those paths only.
+    pub fn leaves_out(&self, root: &Path, rel: &Path) -> std::io::Result<bool> {
+        if rel.as_os_str().is_empty() || rel == Path::new(".") || !self.is_ignored(rel) {
+            return Ok(false);
+        }
+        let top = root.join(rel);
+        if !fs_err::symlink_metadata(&top)?.is_dir() {
+            return Ok(true);
+        }
+        for entry in walkdir::WalkDir::new(&top).min_depth(1) {
+            let entry = entry.map_err(std::io::Error::from)?;
+            let below = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            if !self.is_ignored(below) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +165,26 @@ mod tests {
         assert!(deep.is_ignored(Path::new("sub/a.txt")) && deep.is_ignored(Path::new("a.txt")));
         assert!(parse("src/*.txt").is_ignored(Path::new("src/a.txt")));
         assert!(!parse("src/*.txt").is_ignored(Path::new("src/sub/a.txt")));
+    }
+
+    #[test]
+    fn an_ignored_directory_is_left_out_unless_an_exception_takes_a_path_back() {
+        let t = tempfile::tempdir().unwrap();
+        for f in [
+            "b.log",
+            "cache/x",
+            "docs/drop.md",
+            "docs/keep.md",
+            "src/a.rs",
+        ] {
+            let p = t.path().join(f);
+            fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+            fs_err::write(p, f).unwrap();
+        }
+        let d = parse("*.log\ncache\ndocs\n!docs/keep.md\n");
+        let out = |rel: &str| d.leaves_out(t.path(), Path::new(rel)).unwrap();
+        assert!(out("b.log") && out("cache") && out("cache/x") && out("docs/drop.md"));
+        assert!(!out("docs") && !out("docs/keep.md") && !out("src") && !out("."));
     }
 
     #[test]

@@ -567,6 +567,10 @@ impl Source {
     }
 }
 
+/// Why a source the ignore file leaves out cannot be copied (or bind-mounted) by name.
+pub(super) const IGNORED: &str = "it is excluded by the context's ignore file \
+    (.containerignore or .dockerignore), as in Docker; remove the pattern there to use it";
+
 fn expand_source(
     root: &RootDir,
     src_root: &Path,
@@ -584,6 +588,10 @@ fn expand_source(
         }
         if clean != "." && !root.exists(&p)? {
             bail!("no such file or directory in `{}`", src_root.display());
+        }
+        if ignore.leaves_out(src_root, &p)? {
+            // Docker leaves it out of the context, so it is "not found" there.
+            bail!(IGNORED);
         }
         return Ok(vec![p]);
     }

@@ -274,6 +274,9 @@ impl Engine<'_> {
         let tree = match tree {
             Tree::Context { root, .. } => {
                 let ignore = DockerIgnore::read(&root)?;
+                if ignore.leaves_out(&root, &rel)? {
+                    anyhow::bail!("bind source `{source}`: {}", super::copy::IGNORED);
+                }
                 let (digest, filtered) = tree_digest(&root, &rel, &|p| ignore.is_ignored(p))?;
                 key = digest;
                 Tree::Context { root, filtered }

@@ -57,6 +57,42 @@ fn issue14_containerignore_wins_over_dockerignore() {
     assert_eq!(run_in(&ws, "ign:2", "ls /ctx | grep txt"), "a.txt\nc.txt\n");
 }
 
+/// A path the ignore file leaves out is not in Docker's context: naming it in COPY, ADD or
+/// a bind mount fails ("not found" there), unless an exception (`!pattern`) takes a path below an ignored
+/// directory back, when the directory comes with only those paths.
+#[test]
+fn ignored_paths_cannot_be_copied_by_name() {
+    let Some(ws) = Ws::new() else { return };
+    fs_err::create_dir_all(ws.path("ctx/docs")).unwrap();
+    fs_err::create_dir_all(ws.path("ctx/cache")).unwrap();
+    for f in ["b.log", "cache/x", "docs/drop.md", "docs/keep.md"] {
+        fs_err::write(ws.path("ctx").join(f), f).unwrap();
+    }
+    fs_err::write(
+        ws.path("ctx/.dockerignore"),
+        "*.log\ncache\ndocs\n!docs/keep.md\n",
+    )
+    .unwrap();
+    for (step, line) in [
+        ("COPY b.log /", 4),
+        ("ADD cache /c/", 4),
+        ("RUN --mount=type=bind,source=b.log,target=/x true", 4),
+    ] {
+        ws.containerfile(&format!("{PRELUDE}{step}\n"));
+        let o = ws.assemble(&["-t", "ign:bad", "ctx"]);
+        let t = text(&o);
+        assert!(!o.status.success(), "{step}: {t}");
+        assert!(
+            t.contains(&format!(":{line}")) && t.contains("excluded by the context's ignore file"),
+            "{step}: {t}"
+        );
+    }
+    ws.containerfile(&format!("{PRELUDE}COPY docs /docs/\n"));
+    let o = ws.assemble(&["-t", "ign:docs", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(run_in(&ws, "ign:docs", "ls /docs"), "keep.md\n");
+}
+
 #[test]
 fn issue14_from_scratch_gets_the_default_path_so_env_path_extends_it() {
     let Some(ws) = Ws::new() else { return };
