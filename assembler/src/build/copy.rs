@@ -235,7 +235,7 @@ impl Source {
     ) -> anyhow::Result<()> {
         let (kept_from, pattern) = copy_flags::parents_pivot(src, flags.parents);
         let matches = expand_source(&self.root, &self.path, &pattern, &self.ignore)
-            .with_context(|| format!("line {line}: COPY source `{src}`"))?;
+            .with_context(|| format!("line {line}: {} source `{src}`", flags.keyword))?;
         if matches.is_empty() {
             bail!(
                 "line {line}: `{src}` matches no file in `{}`",

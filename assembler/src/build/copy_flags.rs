@@ -26,6 +26,8 @@ pub(super) struct CopyFlags {
     pub unpack: bool,
     /// `--unpack` as written.
     unpack_flag: Option<bool>,
+    /// The instruction's name, for messages.
+    pub keyword: &'static str,
 }
 
 impl CopyFlags {
@@ -43,6 +45,7 @@ impl CopyFlags {
             link: bool_flag(x.flag("link")).unwrap_or(false),
             exclude,
             unpack: add && unpack_flag.unwrap_or(true),
+            keyword: if add { "ADD" } else { "COPY" },
             unpack_flag,
         })
     }
