@@ -404,7 +404,9 @@ pub const UNKNOWN_OWNER_HINT: &str = "\n  (declare the owner in pkgusers=/pkggro
 /// What a failed phase's output says about owners, if anything.
 fn owner_hint(tail: &VecDeque<String>) -> Option<&'static str> {
     let refused = |l: &String| {
-        (l.contains("ownership") || l.contains("chown")) && l.contains("Invalid argument")
+        // coreutils install: "cannot change owner and permissions of"; chown:
+        // "changing ownership of"; busybox: "can't chown".
+        (l.contains("owner") || l.contains("chown")) && l.contains("Invalid argument")
     };
     // coreutils: "invalid user 'mix'", "invalid group"; busybox: "unknown user mix".
     let unknown = |l: &String| {
@@ -462,6 +464,7 @@ mod tests {
         for line in [
             "install: can't change ownership of '/w/pkg/mix/var/lib/mix': Invalid argument",
             "chown: changing ownership of '/w/pkg/mix/x': Invalid argument",
+            "install: cannot change owner and permissions of '/w/x': Invalid argument",
         ] {
             let msg = failed(&[line]);
             assert!(msg.contains("run apkbuild as root"), "{msg}");
