@@ -99,9 +99,11 @@ impl IdMap {
 
 /// Whether phases run as root can have the ids mapped here: apkbuild runs as root, and
 /// the machine lets a namespace map 65536 ids (not so inside a container whose own
-/// namespace maps fewer; then root phases keep the one id, as without root).
+/// namespace maps fewer; then root phases keep the one id, as without root). Probed once
+/// per process: `build-all` asks for every recipe.
 pub fn available() -> bool {
-    rustix::process::geteuid().is_root() && probe().is_ok()
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| rustix::process::geteuid().is_root() && probe().is_ok())
 }
 
 /// Runs `true` in a namespace mapped as the phases' would be.
