@@ -40,6 +40,21 @@ fn owners_recipe(home: &Path) -> PathBuf {
     )
 }
 
+/// Builds the `owners` recipe (as root) with `extra` options; returns `$REPODEST`.
+fn build_owners(home: &Path, extra: &[&std::ffi::OsStr]) -> PathBuf {
+    let repodest = home.join("p");
+    apkbuild(home)
+        .arg("build")
+        .arg(owners_recipe(home))
+        .arg("--repodest")
+        .arg(&repodest)
+        .arg("--no-cache")
+        .args(extra)
+        .assert()
+        .success();
+    repodest
+}
+
 /// (uname, gname, uid, gid) of every data entry of a built package, by path.
 fn owners_of(repodest: &Path, file: &str) -> BTreeMap<String, (String, String, u32, u32)> {
     let pkg =
@@ -77,16 +92,7 @@ fn pkgusers_own_files_in_a_host_build_as_root() {
         return;
     }
     let home = testkit::tempdir();
-    let dir = owners_recipe(home.path());
-    let repodest = home.path().join("p");
-    apkbuild(home.path())
-        .arg("build")
-        .arg(&dir)
-        .arg("--repodest")
-        .arg(&repodest)
-        .arg("--no-cache")
-        .assert()
-        .success();
+    let repodest = build_owners(home.path(), &[]);
     assert_recorded_owners(&repodest);
     // The host's own accounts file is untouched.
     let passwd = fs_err::read_to_string("/etc/passwd").unwrap();
@@ -102,17 +108,15 @@ fn pkgusers_own_files_in_rootbld_and_alpines_apk_gives_them_to_the_accounts() {
         return;
     }
     let home = testkit::tempdir();
-    let dir = owners_recipe(home.path());
-    let repodest = home.path().join("p");
-    apkbuild(home.path())
-        .arg("build")
-        .arg(&dir)
-        .arg("--repodest")
-        .arg(&repodest)
-        .args(["--no-cache", "--rootbld", "--build-base"])
-        .arg(reference::minirootfs_tar(&clients))
-        .assert()
-        .success();
+    let base = reference::minirootfs_tar(&clients);
+    let repodest = build_owners(
+        home.path(),
+        &[
+            "--rootbld".as_ref(),
+            "--build-base".as_ref(),
+            base.as_os_str(),
+        ],
+    );
     assert_recorded_owners(&repodest);
     let root = reference::fresh_alpine(&clients, &home.path().join("alpine"));
     let add = ["apk", "add", "--repositories-file", "/dev/null"];
