@@ -29,8 +29,10 @@ pub struct TreeOptions {
     /// Numeric ids recorded as 0 (root): the ids of whoever created the tree without
     /// privileges, as fakeroot would show them. Other ids are kept.
     pub root_ids: Option<(u32, u32)>,
-    /// uid → name and gid → name written into the headers (abuild writes names; apk
-    /// resolves them through the target's passwd/group). Unknown ids get empty names.
+    /// uid → name and gid → name of owners recorded by name alone: such an entry gets
+    /// the name and id 0, as abuild's `.owner-map`/`.group-map` (`mix mix:0`) make tar
+    /// write it, since the build's ids mean nothing on the target: apk resolves the name
+    /// through the target's passwd/group (apk-format.md §1.3). Other ids get empty names.
     pub names: (HashMap<u32, String>, HashMap<u32, String>),
 }
 
@@ -93,8 +95,8 @@ fn sorted_paths(root: &Path) -> Result<Vec<(String, PathBuf)>, PackageError> {
     Ok(paths)
 }
 
-/// A header for `rel` with its mode, owners (the unprivileged creator's ids as root) and
-/// owner names; a regular file until [`typed_entry`] says otherwise.
+/// A header for `rel` with its mode and owners (the unprivileged creator's ids as root,
+/// named owners as their name and 0); a regular file until [`typed_entry`] says otherwise.
 fn owned_header(rel: &str, meta: &std::fs::Metadata, opts: &TreeOptions) -> Header {
     let (uid, gid) = match opts.root_ids {
         Some((u, g)) => (
@@ -104,11 +106,17 @@ fn owned_header(rel: &str, meta: &std::fs::Metadata, opts: &TreeOptions) -> Head
         None => (meta.uid(), meta.gid()),
     };
     let mut header = Header::file(rel.to_string(), meta.mode() & 0o7777, 0, opts.source_date);
-    header.uid = uid;
-    header.gid = gid;
-    header.uname = opts.names.0.get(&uid).cloned().unwrap_or_default();
-    header.gname = opts.names.1.get(&gid).cloned().unwrap_or_default();
+    (header.uid, header.uname) = named(uid, &opts.names.0);
+    (header.gid, header.gname) = named(gid, &opts.names.1);
     header
+}
+
+/// `id` as recorded: 0 and its name when `names` has it, else itself and no name.
+fn named(id: u32, names: &HashMap<u32, String>) -> (u32, String) {
+    match names.get(&id) {
+        Some(name) => (0, name.clone()),
+        None => (id, String::new()),
+    }
 }
 
 /// The entry for `rel` by its file type: a directory, symlink, file (or a hard link to a
@@ -219,6 +227,28 @@ mod tests {
                 .all(|e| e.header.uid == 0 && e.header.mtime == 1)
         );
         assert_eq!(installed_size(&entries, false), 5);
+    }
+
+    #[test]
+    fn named_owners_are_recorded_by_name_with_id_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join("f"), b"x").unwrap();
+        let (uid, gid) = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
+        let mut opts = TreeOptions::new(1);
+        // The file's owners as the build's pkguser and pkggroup.
+        opts.root_ids = None;
+        opts.names.0.insert(uid, "mix".into());
+        opts.names.1.insert(gid, "mixg".into());
+        let h = &scan_tree(dir.path(), &opts).unwrap()[0].header;
+        assert_eq!((h.uid, h.gid), (0, 0));
+        assert_eq!((h.uname.as_str(), h.gname.as_str()), ("mix", "mixg"));
+        // Unnamed ids stay as they are, without names.
+        opts.names = Default::default();
+        let h = &scan_tree(dir.path(), &opts).unwrap()[0].header;
+        assert_eq!((h.uid, h.gid, h.uname.as_str()), (uid, gid, ""));
     }
 
     #[test]

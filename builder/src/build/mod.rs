@@ -4,6 +4,8 @@
 //! index as they were. Phases run on the host (in bubblewrap over the host's root, or
 //! directly), or with `--rootbld` in a build root of their own ([`rootbld`]).
 
+pub mod accounts;
+pub mod idmap;
 pub mod package;
 pub mod phase;
 pub mod pkgconf;
@@ -187,12 +189,12 @@ pub fn build(
     if let Some(paths) = job.take_from_cache(&key)? {
         return Ok(Outcome::Cached(paths));
     }
-    let ctx = job.prepare(&host_deps)?;
-    let sandbox = job.sandbox()?;
+    let (ctx, accounts) = job.prepare(&host_deps)?;
+    let sandbox = job.sandbox(&accounts)?;
     sandbox.preflight()?;
     let phases = steps::Phases::new(recipe, &ctx, sandbox.as_ref(), reporter, job.check);
     phases.run_all()?;
-    let files = job.package(&phases)?;
+    let files = job.package(&phases, &accounts)?;
     let paths = job.publish(&key, inputs, &files)?;
     Ok(Outcome::Built(paths))
 }
@@ -290,8 +292,11 @@ impl<'a> Job<'a> {
     }
 
     /// Sources fetched, verified and unpacked, build dependencies in a sysroot (or the
-    /// build root made): the context the phases run in.
-    fn prepare(&self, host_deps: &[&(PathBuf, IndexEntry)]) -> Result<Context, BuildError> {
+    /// build root made): the context the phases run in, and the accounts they see.
+    fn prepare(
+        &self,
+        host_deps: &[&(PathBuf, IndexEntry)],
+    ) -> Result<(Context, accounts::Accounts), BuildError> {
         let (recipe, opts, name) = (self.recipe, self.opts, &self.name);
         self.reporter.info(&format!("{name}: fetching sources"));
         let srcdir = self.work.join("src");
@@ -303,14 +308,33 @@ impl<'a> Job<'a> {
         if !recipe.functions.contains("unpack") {
             sources::unpack(&fetched, &srcdir)?;
         }
-        let mut ctx = match self.root_setup() {
+        let (mut ctx, accounts) = match self.root_setup() {
             Some(setup) => self.make_root(&setup)?,
-            None => self.host_context(host_deps)?,
+            None => (self.host_context(host_deps)?, self.host_accounts()?),
         };
         ctx.exports
             .push(("SOURCE_DATE_EPOCH".into(), opts.source_date.to_string()));
         ctx.exports.extend(opts.exports.iter().cloned());
-        Ok(ctx)
+        Ok((ctx, accounts))
+    }
+
+    /// The host's passwd and group with the recipe's accounts, written to `accounts/` of
+    /// the work directory (for the sandbox to show) when the recipe declares any.
+    fn host_accounts(&self) -> Result<accounts::Accounts, BuildError> {
+        let read = |f: &str| fs_err::read_to_string(Path::new("/etc").join(f)).unwrap_or_default();
+        let accounts = accounts::Accounts::allocate(
+            &read("passwd"),
+            &read("group"),
+            &self.recipe.list("pkgusers"),
+            &self.recipe.list("pkggroups"),
+        );
+        if !accounts.is_empty() {
+            let dir = self.work.join("accounts");
+            fs_err::create_dir_all(&dir)?;
+            fs_err::write(dir.join("passwd"), &accounts.passwd)?;
+            fs_err::write(dir.join("group"), &accounts.group)?;
+        }
+        Ok(accounts)
     }
 
     /// A build over the host's root: dependencies from `$REPODEST` in a sysroot.
@@ -340,10 +364,14 @@ impl<'a> Job<'a> {
         Ok(ctx)
     }
 
-    /// A `--rootbld` build: the root made, the context as seen inside it.
-    fn make_root(&self, setup: &rootbld::RootSetup<'_>) -> Result<Context, BuildError> {
+    /// A `--rootbld` build: the root made, the context as seen inside it, the accounts
+    /// of the root.
+    fn make_root(
+        &self,
+        setup: &rootbld::RootSetup<'_>,
+    ) -> Result<(Context, accounts::Accounts), BuildError> {
         let recipe = self.recipe;
-        rootbld::make_root(
+        let accounts = rootbld::make_root(
             setup,
             &recipe.build_dependency_atoms(self.check),
             &recipe.list("pkgusers"),
@@ -362,12 +390,13 @@ impl<'a> Job<'a> {
         if recipe.has_option("net") {
             let _ = fs_err::copy("/etc/resolv.conf", setup.dir.join("etc/resolv.conf"));
         }
-        Ok(Context::new(
+        let ctx = Context::new(
             &startdir,
             Path::new(rootbld::HOME),
             &self.opts.carch,
             Shell::root_sh(),
-        ))
+        );
+        Ok((ctx, accounts))
     }
 
     /// Where the recipe appears inside a build root.
@@ -378,9 +407,15 @@ impl<'a> Job<'a> {
             .join(&self.name)
     }
 
-    /// Where the phases run: the build root, bubblewrap over the host, or directly.
-    fn sandbox(&self) -> Result<Box<dyn phase::Sandbox>, BuildError> {
+    /// Where the phases run: the build root, bubblewrap over the host (showing the
+    /// recipe's accounts), or directly. In a sandbox, the root phases of apkbuild run as
+    /// root get every id mapped, so they can chown to the accounts.
+    fn sandbox(
+        &self,
+        accounts: &accounts::Accounts,
+    ) -> Result<Box<dyn phase::Sandbox>, BuildError> {
         let net = self.recipe.has_option("net");
+        let map_ids = (self.opts.rootbld.is_some() || self.opts.sandbox) && idmap::available();
         if self.opts.rootbld.is_some() {
             let home = Path::new(rootbld::HOME);
             let mut binds = vec![(self.recipe.dir.clone(), self.inside_startdir(), false)];
@@ -391,12 +426,15 @@ impl<'a> Job<'a> {
                 root: self.work.join("root"),
                 net,
                 binds,
+                map_ids,
             }));
         }
         Ok(if self.opts.sandbox {
             Box::new(phase::Bubblewrap {
                 net,
                 writable: Vec::new(),
+                accounts: (!accounts.is_empty()).then(|| self.work.join("accounts")),
+                map_ids,
             })
         } else {
             Box::new(phase::Direct)
@@ -404,7 +442,11 @@ impl<'a> Job<'a> {
     }
 
     /// Postcheck, strip (in the sandbox) and write every package, in memory.
-    fn package(&self, phases: &steps::Phases<'_>) -> Result<Vec<package::Written>, BuildError> {
+    fn package(
+        &self,
+        phases: &steps::Phases<'_>,
+        accounts: &accounts::Accounts,
+    ) -> Result<Vec<package::Written>, BuildError> {
         let base = self.work.join("pkg");
         let parts = package::collect_parts(self.recipe, &base, self.reporter)?;
         for (name, part) in &parts {
@@ -435,6 +477,7 @@ impl<'a> Job<'a> {
             &base,
             parts,
             installed,
+            accounts.owner_names(),
             self.reporter,
         )
     }

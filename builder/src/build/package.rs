@@ -3,7 +3,7 @@
 //! `.PKGINFO` with the metadata the shell left (after `package()` for the main package,
 //! after the split function for a subpackage) and the install scripts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
@@ -38,7 +38,12 @@ struct Packaging<'a> {
     auto: BTreeMap<String, Vec<String>>,
     /// What the build root has installed (`--rootbld`).
     installed: Option<tracedeps::Installed>,
+    /// The recipe's accounts by id, whose files are recorded by name.
+    owners: Owners,
 }
+
+/// uid → name and gid → name of the recipe's `pkgusers` and `pkggroups`.
+pub type Owners = (HashMap<u32, String>, HashMap<u32, String>);
 
 /// Traces and writes every package of the build (in memory: name, bytes), the main
 /// package first, then the subpackages in recipe order.
@@ -48,6 +53,7 @@ pub fn package_all(
     base: &Path,
     parts: BTreeMap<String, Part>,
     installed: Option<tracedeps::Installed>,
+    owners: Owners,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Written>, BuildError> {
     let mut job = Packaging {
@@ -59,6 +65,7 @@ pub fn package_all(
         traced: BTreeMap::new(),
         auto: BTreeMap::new(),
         installed,
+        owners,
     };
     job.trace(base)?;
     let mut order = vec![recipe.pkgname().to_string()];
@@ -269,7 +276,10 @@ impl Packaging<'_> {
             source: Box::new(source),
         };
         let source_date = self.opts.source_date;
-        let entries = scan_tree(dir, &TreeOptions::new(source_date)).map_err(pkg_err)?;
+        let mut tree = TreeOptions::new(source_date);
+        // abuild's `.owner-map`: the accounts' files by name, with id 0.
+        tree.names = self.owners.clone();
+        let entries = scan_tree(dir, &tree).map_err(pkg_err)?;
         let mut writer = PackageWriter::new(info.clone(), source_date);
         writer.scripts = scripts;
         writer.signers.push((&self.opts.key, SignatureType::Rsa));

@@ -2,12 +2,15 @@
 //! unless `options="net"`, the file system read-only except the work directory, uid 0 in a
 //! user namespace), directly with `--no-sandbox` as abuild does, or in a build root of
 //! its own (`--rootbld`, abuild's `rootbld`): the root's files only, its own `/bin/sh`.
+//! When apkbuild runs as root, the phases run as root see the ids 0–65535 as themselves
+//! ([`super::idmap`]), so they can chown to the recipe's accounts.
 
 use std::collections::VecDeque;
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::idmap::IdMap;
 use crate::Reporter;
 use crate::apkbuild::script::Context;
 
@@ -60,6 +63,15 @@ pub enum PhaseError {
         /// The last lines of output.
         tail: String,
     },
+    /// The ids of a root phase's namespace could not be written.
+    #[error(
+        "could not map the ids 0-65535 in the build sandbox: {reason}; check that /proc is \
+         mounted read-write and user namespaces are enabled (user.max_user_namespaces > 0)"
+    )]
+    IdMap {
+        /// What failed.
+        reason: String,
+    },
     /// The build root lacks its shell.
     #[error("the build root {} has no /bin/sh: use a --build-base with busybox (an Alpine minirootfs) or install alpine-base", root.display())]
     NoRootShell {
@@ -75,8 +87,13 @@ pub enum PhaseError {
 pub trait Sandbox {
     /// Checks that this sandbox can work here, saying what is missing if not.
     fn preflight(&self) -> Result<(), PhaseError>;
-    /// A command running `script` under the context's shell with its environment.
-    fn command(&self, ctx: &Context, script: &str) -> Command;
+    /// A command running `script` under the context's shell with its environment; in a
+    /// namespace whose ids `ids` maps when given.
+    fn command(&self, ctx: &Context, script: &str, ids: Option<&IdMap>) -> Command;
+    /// Whether phases run as root get the ids 0–65535 mapped ([`super::idmap`]).
+    fn maps_ids(&self) -> bool {
+        false
+    }
     /// Where a missing command is missing from, for messages.
     fn place(&self) -> &'static str {
         "on this machine"
@@ -91,6 +108,11 @@ pub struct Bubblewrap {
     pub net: bool,
     /// More writable directories besides the work directory.
     pub writable: Vec<PathBuf>,
+    /// A directory holding the `passwd` and `group` the phases see instead of the
+    /// host's (the recipe's accounts added, [`super::accounts`]).
+    pub accounts: Option<PathBuf>,
+    /// Map the ids 0–65535 for the phases run as root ([`super::idmap::available`]).
+    pub map_ids: bool,
 }
 
 /// No isolation: the phases run as the current user, as abuild does.
@@ -102,7 +124,7 @@ impl Sandbox for Direct {
         Ok(())
     }
 
-    fn command(&self, ctx: &Context, script: &str) -> Command {
+    fn command(&self, ctx: &Context, script: &str, _ids: Option<&IdMap>) -> Command {
         ctx.command(script)
     }
 }
@@ -112,11 +134,18 @@ impl Sandbox for Bubblewrap {
         preflight()
     }
 
-    fn command(&self, ctx: &Context, script: &str) -> Command {
+    fn command(&self, ctx: &Context, script: &str, ids: Option<&IdMap>) -> Command {
         let mut c = Command::new("bwrap");
-        namespaces(&mut c, ctx, self.net);
+        namespaces(&mut c, ctx, self.net, ids);
         c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
             .args(["--tmpfs", "/tmp"]);
+        if let Some(dir) = &self.accounts {
+            for file in ["passwd", "group"] {
+                c.arg("--ro-bind")
+                    .arg(dir.join(file))
+                    .arg(Path::new("/etc").join(file));
+            }
+        }
         // The recipe may live under /tmp, hidden by the tmpfs: show it again, read-only.
         c.arg("--ro-bind").arg(&ctx.startdir).arg(&ctx.startdir);
         for w in std::iter::once(&ctx.work).chain(&self.writable) {
@@ -124,6 +153,10 @@ impl Sandbox for Bubblewrap {
         }
         finish(&mut c, ctx, script);
         c
+    }
+
+    fn maps_ids(&self) -> bool {
+        self.map_ids
     }
 }
 
@@ -139,6 +172,8 @@ pub struct RootBwrap {
     pub net: bool,
     /// (host path, path inside, writable) of the recipe and work directories.
     pub binds: Vec<(PathBuf, PathBuf, bool)>,
+    /// Map the ids 0–65535 for the phases run as root ([`super::idmap::available`]).
+    pub map_ids: bool,
 }
 
 impl Sandbox for RootBwrap {
@@ -152,9 +187,9 @@ impl Sandbox for RootBwrap {
         Ok(())
     }
 
-    fn command(&self, ctx: &Context, script: &str) -> Command {
+    fn command(&self, ctx: &Context, script: &str, ids: Option<&IdMap>) -> Command {
         let mut c = Command::new("bwrap");
-        namespaces(&mut c, ctx, self.net);
+        namespaces(&mut c, ctx, self.net, ids);
         c.args(["--new-session", "--hostname", "apkbuild"]);
         c.arg("--ro-bind").arg(&self.root).arg("/");
         for dir in ["tmp", "var/tmp"] {
@@ -175,14 +210,24 @@ impl Sandbox for RootBwrap {
     fn place(&self) -> &'static str {
         "in the build root"
     }
+
+    fn maps_ids(&self) -> bool {
+        self.map_ids
+    }
 }
 
-/// The namespaces of a phase: a user namespace where it runs as root (uid 0) or as the
-/// build user (uid 1000), its own IPC, PID and UTS, and no network unless `net`.
-fn namespaces(c: &mut Command, ctx: &Context, net: bool) {
-    let id = if ctx.as_root { "0" } else { "1000" };
-    c.args(["--unshare-user", "--uid", id, "--gid", id])
-        .args(["--unshare-ipc", "--unshare-pid", "--unshare-uts"])
+/// The namespaces of a phase: a user namespace where it runs as root (uid 0, with the
+/// ids `ids` maps if any) or as the build user (uid 1000), its own IPC, PID and UTS, and
+/// no network unless `net`.
+fn namespaces(c: &mut Command, ctx: &Context, net: bool, ids: Option<&IdMap>) {
+    match ids {
+        Some(ids) => ids.args(c),
+        None => {
+            let id = if ctx.as_root { "0" } else { "1000" };
+            c.args(["--unshare-user", "--uid", id, "--gid", id]);
+        }
+    }
+    c.args(["--unshare-ipc", "--unshare-pid", "--unshare-uts"])
         .arg("--die-with-parent");
     if !net {
         c.arg("--unshare-net");
@@ -257,11 +302,19 @@ impl Runner<'_> {
         reporter: &dyn Reporter,
     ) -> Result<(), PhaseError> {
         let script = ctx.script(&format!("exec 2>&1\nset -e\n{body}"));
-        let mut cmd = self.sandbox.command(ctx, &script);
+        let ids = (ctx.as_root && self.sandbox.maps_ids())
+            .then(IdMap::new)
+            .transpose()?;
+        let mut cmd = self.sandbox.command(ctx, &script, ids.as_ref());
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let (status, tail) = run_showing(cmd.spawn()?, phase, reporter)?;
+        let mut child = cmd.spawn()?;
+        if let Some(ids) = ids {
+            ids.map(&mut child)
+                .map_err(|reason| PhaseError::IdMap { reason })?;
+        }
+        let (status, tail) = run_showing(child, phase, reporter)?;
         if status.success() {
             return Ok(());
         }
@@ -279,18 +332,8 @@ impl Runner<'_> {
         let tool = (status.code() == Some(127))
             .then(|| tail.iter().rev().find_map(|l| missing_command(l)))
             .flatten();
-        let chown_refused = tail.iter().any(|l| {
-            (l.contains("ownership") || l.contains("chown")) && l.contains("Invalid argument")
-        });
-        let mut tail = quote(tail);
-        if chown_refused {
-            // abuild runs package() under fakeroot, which records any owner; a user
-            // namespace maps root alone.
-            tail.push_str(
-                "\n  (apkbuild has no fakeroot: in the sandbox files can belong to root only, \
-                 so chown to pkgusers/pkggroups fails; set the owner in an install script)",
-            );
-        }
+        let hint = owner_hint(&tail);
+        let tail = quote(tail) + hint.unwrap_or_default();
         let (recipe, phase) = (apkbuild.display().to_string(), phase.to_string());
         match tool {
             Some(tool) => PhaseError::MissingTool {
@@ -346,6 +389,45 @@ fn run_showing(
     Ok((status, tail))
 }
 
+/// Said after a phase's output that shows a refused `chown`: in a namespace of one id
+/// (apkbuild not root), files can belong to root alone.
+pub const ROOTLESS_CHOWN_HINT: &str = "\n  (a chown or `install -o` to another owner needs the ids of \
+     pkgusers/pkggroups mapped in the build sandbox, which apkbuild does only when it runs as \
+     root (\"Invalid argument\": one id is mapped); run apkbuild as root, as CI jobs do, to \
+     build recipes whose package() sets owners)";
+
+/// Said after a phase's output that names an account the phase does not know.
+pub const UNKNOWN_OWNER_HINT: &str = "\n  (declare the owner in pkgusers=/pkggroups=: the build \
+     sandbox adds them to the passwd and group its phases see; with --no-sandbox they must \
+     exist on this machine, whose files apkbuild never changes)";
+
+/// What a failed phase's output says about owners, if anything.
+fn owner_hint(tail: &VecDeque<String>) -> Option<&'static str> {
+    let refused = |l: &String| {
+        // coreutils install: "cannot change owner and permissions of"; chown:
+        // "changing ownership of"; busybox: "can't chown".
+        (l.contains("owner") || l.contains("chown")) && l.contains("Invalid argument")
+    };
+    // coreutils: "invalid user 'mix'", "invalid group"; busybox: "unknown user mix".
+    let unknown = |l: &String| {
+        [
+            "invalid user",
+            "invalid group",
+            "unknown user",
+            "unknown group",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
+    };
+    if tail.iter().any(refused) {
+        Some(ROOTLESS_CHOWN_HINT)
+    } else if tail.iter().any(unknown) {
+        Some(UNKNOWN_OWNER_HINT)
+    } else {
+        None
+    }
+}
+
 /// The command ash says it could not find: `apkbuild: line 3: gcc: not found`.
 fn missing_command(line: &str) -> Option<String> {
     let rest = line.strip_suffix(": not found")?;
@@ -360,4 +442,40 @@ fn quote(lines: VecDeque<String>) -> String {
         .map(|l| format!("  | {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt as _;
+
+    fn failed(lines: &[&str]) -> String {
+        let runner = Runner { sandbox: &Direct };
+        let tail = lines.iter().map(ToString::to_string).collect();
+        let status = std::process::ExitStatus::from_raw(1 << 8);
+        runner
+            .failure(Path::new("APKBUILD"), "package", status, tail)
+            .to_string()
+    }
+
+    #[test]
+    fn a_refused_chown_says_to_run_apkbuild_as_root() {
+        // busybox install -o and coreutils chown, in a namespace of one id.
+        for line in [
+            "install: can't change ownership of '/w/pkg/mix/var/lib/mix': Invalid argument",
+            "chown: changing ownership of '/w/pkg/mix/x': Invalid argument",
+            "install: cannot change owner and permissions of '/w/x': Invalid argument",
+        ] {
+            let msg = failed(&[line]);
+            assert!(msg.contains("run apkbuild as root"), "{msg}");
+            assert!(msg.contains("package() failed"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_owner_says_to_declare_it() {
+        let msg = failed(&["install: invalid user 'mix'"]);
+        assert!(msg.contains("declare the owner in pkgusers="), "{msg}");
+        assert!(!failed(&["make: error"]).contains("pkgusers"));
+    }
 }

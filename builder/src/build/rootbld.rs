@@ -16,6 +16,7 @@ use apk::rootfs::{ApplyOptions, DevicePolicy, EntryKind, EntryMeta, RootDir};
 use sha2::{Digest as _, Sha256};
 
 use super::BuildError;
+use super::accounts::Accounts;
 use crate::Reporter;
 
 /// The packages abuild's rootbld starts a root from.
@@ -78,14 +79,14 @@ pub fn base_digest(setup: &RootSetup<'_>) -> Result<String, BuildError> {
 }
 
 /// Makes the root: the base, our key trusted, the recipe's users and groups, the build
-/// dependencies (those the base does not already provide).
+/// dependencies (those the base does not already provide). Returns the root's accounts.
 pub fn make_root(
     setup: &RootSetup<'_>,
     deps: &[String],
     users: &[String],
     groups: &[String],
     pkgname: &str,
-) -> Result<(), BuildError> {
+) -> Result<Accounts, BuildError> {
     let dir = &setup.dir;
     if dir.exists() {
         fs_err::remove_dir_all(dir)?;
@@ -104,7 +105,7 @@ pub fn make_root(
         }
     }
     trust_keys(setup, dir, false)?;
-    add_users(dir, users, groups)?;
+    let accounts = add_users(dir, users, groups)?;
     let missing = not_installed(dir, deps)?;
     if !missing.is_empty() {
         setup.reporter.info(&format!(
@@ -118,7 +119,7 @@ pub fn make_root(
     for d in ["tmp", "var/tmp", &HOME[1..]] {
         fs_err::create_dir_all(dir.join(d))?;
     }
-    Ok(())
+    Ok(accounts)
 }
 
 /// Runs our installer on `root`: `apk add [--virtual NAME] atoms`, or only plans it.
@@ -227,46 +228,25 @@ fn not_installed(root: &Path, atoms: &[String]) -> Result<Vec<String>, BuildErro
         .collect())
 }
 
-/// The recipe's `pkgusers` and `pkggroups` in the root's passwd and group (abuild's
-/// rootbld writes them the same way, from uid/gid 100/101 up).
-fn add_users(root: &Path, users: &[String], groups: &[String]) -> Result<(), BuildError> {
+/// The recipe's `pkgusers` and `pkggroups` in the root's passwd and group, allocated as
+/// abuild's rootbld does ([`Accounts::allocate`]), after the build user the first phases
+/// run as (uid 1000, as abuild's rootbld has its `user`).
+fn add_users(root: &Path, users: &[String], groups: &[String]) -> Result<Accounts, BuildError> {
     let (passwd_path, group_path) = (root.join("etc/passwd"), root.join("etc/group"));
     let mut group = fs_err::read_to_string(&group_path).unwrap_or_default();
     let mut passwd = fs_err::read_to_string(&passwd_path).unwrap_or_default();
     let has = |text: &str, name: &str| text.lines().any(|l| l.split(':').next() == Some(name));
-    // The build user the first phases run as (uid 1000, as abuild's rootbld has it).
     if !has(&group, "build") {
         group.push_str("build:x:1000:build\n");
     }
     if !has(&passwd, "build") {
         passwd.push_str("build:x:1000:1000:build:/home/build:/bin/sh\n");
     }
-    let mut gid = 101;
-    for g in groups {
-        if !has(&group, g) {
-            group.push_str(&format!("{g}:x:{gid}:\n"));
-            gid += 1;
-        }
-    }
-    let mut uid = 100;
-    for u in users {
-        if !has(&passwd, u) {
-            let gid_of = group
-                .lines()
-                .find(|l| l.split(':').next() == Some(u.as_str()))
-                .and_then(|l| l.split(':').nth(2))
-                .unwrap_or("65534")
-                .to_string();
-            passwd.push_str(&format!(
-                "{u}:x:{uid}:{gid_of}:{u}:/dev/null:/sbin/nologin\n"
-            ));
-            uid += 1;
-        }
-    }
+    let accounts = Accounts::allocate(&passwd, &group, users, groups);
     fs_err::create_dir_all(root.join("etc"))?;
-    fs_err::write(group_path, group)?;
-    fs_err::write(passwd_path, passwd)?;
-    Ok(())
+    fs_err::write(group_path, &accounts.group)?;
+    fs_err::write(passwd_path, &accounts.passwd)?;
+    Ok(accounts)
 }
 
 /// Unpacks a root filesystem archive (absolute symlinks are normal there; nothing is

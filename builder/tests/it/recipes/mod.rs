@@ -4,6 +4,7 @@ mod abuild;
 mod bad_input;
 mod cache;
 mod clients;
+mod owners;
 mod packaging;
 mod rootbld;
 mod s6;
