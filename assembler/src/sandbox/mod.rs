@@ -206,10 +206,7 @@ impl Bwrap {
         } else {
             &spec.workdir
         };
-        // bwrap refuses a missing --chdir target; Docker creates WORKDIR.
-        let wd = apk::rootfs::RootDir::open(root)
-            .and_then(|r| r.create_dir_all(workdir, 0o755))
-            .is_ok();
+        let wd = make_workdir(root, workdir, identity.map(|_| (uid, gid)));
         c.args(["--chdir", if wd { workdir } else { "/" }]);
         set_env(&mut c, &spec.env);
         c.envs(spec.hidden_env.iter().map(|(k, v)| (k, v)));
@@ -217,6 +214,29 @@ impl Bwrap {
         c.args(&spec.argv);
         Ok(c)
     }
+}
+
+/// Creates a missing WORKDIR and its missing parents (bwrap refuses a missing `--chdir`
+/// target), owned as BuildKit makes them: by the USER of that point. `owner` is that
+/// user's ids where the sandbox maps the image's ids (disk owners are the image's then);
+/// with one mapped id every path is the step user's anyway. Whether the directory is there.
+fn make_workdir(root: &Path, workdir: &str, owner: Option<(u32, u32)>) -> bool {
+    let Ok(dir) = apk::rootfs::RootDir::open(root) else {
+        return false;
+    };
+    let missing: Vec<&Path> = Path::new(workdir.trim_start_matches('/'))
+        .ancestors()
+        .filter(|rel| !rel.as_os_str().is_empty() && !dir.exists(rel).unwrap_or(true))
+        .collect();
+    if dir.create_dir_all(workdir, 0o755).is_err() {
+        return false;
+    }
+    if let Some((uid, gid)) = owner.filter(|&(uid, _)| uid != 0) {
+        for rel in missing {
+            let _ = dir.set_owner(rel, uid, gid);
+        }
+    }
+    true
 }
 
 impl Bwrap {

@@ -563,3 +563,25 @@ fn issue14_a_user_1000_step_cannot_write_roots_files_and_its_files_are_its_own()
         "{t}"
     );
 }
+
+/// BuildKit creates a missing WORKDIR (and its missing parents) owned by the USER of that
+/// point, so `USER app` + `WORKDIR /srv/data` + `RUN touch x` works; a directory that exists
+/// keeps its owner.
+#[test]
+fn a_missing_workdir_belongs_to_the_user() {
+    let Some(ws) = Ws::new() else { return };
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIP: owners other than the caller need assemble to run as root");
+        return;
+    }
+    ws.containerfile(&format!(
+        "{PRELUDE}RUN mkdir /srv\nUSER 1000:1000\nWORKDIR /srv/data/app\nRUN touch made\n"
+    ));
+    let o = ws.assemble(&["-t", "wd:1", "-o", "oci:wd", "ctx"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let e = layer_entries(&ws.path("wd"));
+    for p in ["/srv/data", "/srv/data/app", "/srv/data/app/made"] {
+        assert_eq!((e[p].0, e[p].1), (1000, 1000), "{p}: {e:?}");
+    }
+    assert_eq!((e["/srv"].0, e["/srv"].1), (0, 0), "{e:?}");
+}
