@@ -108,7 +108,8 @@ impl Context {
             .iter()
             .map(|(k, v)| format!("{k}={}\n", shell_quote(v)))
             .collect();
-        format!("{PRELUDE}\n{vars}set -e\n. {quoted}\nset +e\n{DERIVED}\n{body}\n")
+        let prologue = self.shell.prologue();
+        format!("{prologue}{PRELUDE}\n{vars}set -e\n. {quoted}\nset +e\n{DERIVED}\n{body}\n")
     }
 
     /// A `Command` running `script` in the clean environment, from `$startdir`.

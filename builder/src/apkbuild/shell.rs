@@ -4,6 +4,13 @@
 //! the host's `/bin/sh` when it is busybox (Alpine), else `busybox ash` from the standard
 //! directories, else an error saying what to install. Inside a build root (`--rootbld`)
 //! the root's own `/bin/sh` runs them.
+//!
+//! Debian's busybox-static is built "standalone": its ash runs its own applets before
+//! looking at PATH, so a recipe's `ar rcs` got busybox's `ar` (which only extracts) where
+//! abuild's ash on Alpine runs binutils'. For such a shell the script starts with one
+//! function per applet that abuild's build environment replaces with a real program
+//! ([`REPLACED`]), running the program PATH finds. The other applets stay, as on Alpine,
+//! where `sed`, `find`, `gzip` and the rest are busybox's unless a recipe installs more.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -27,6 +34,9 @@ pub struct NoAsh {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shell {
     argv: Vec<OsString>,
+    /// Shell code every script starts with: the PATH-first functions of a standalone
+    /// busybox (empty for any other shell).
+    prologue: String,
 }
 
 impl Shell {
@@ -40,7 +50,13 @@ impl Shell {
     pub fn root_sh() -> Self {
         Self {
             argv: vec!["/bin/sh".into()],
+            prologue: String::new(),
         }
+    }
+
+    /// Shell code to run before anything else in a script for this shell.
+    pub fn prologue(&self) -> &str {
+        &self.prologue
     }
 
     /// The program and its leading arguments, for a command line built elsewhere (bwrap).
@@ -64,7 +80,9 @@ fn find_host() -> Result<Shell, NoAsh> {
     let sh = Path::new("/bin/sh");
     let resolved = fs_err::canonicalize(sh).unwrap_or_else(|_| sh.to_path_buf());
     if resolved.file_name().is_some_and(|n| n == "busybox") {
-        return Ok(Shell::root_sh());
+        let mut shell = Shell::root_sh();
+        shell.prologue = path_first(&shell);
+        return Ok(shell);
     }
     let candidates: Vec<PathBuf> = CLEAN_PATH
         .split(':')
@@ -72,10 +90,12 @@ fn find_host() -> Result<Shell, NoAsh> {
         .filter(|p| p.is_file())
         .collect();
     for busybox in &candidates {
-        let shell = Shell {
+        let mut shell = Shell {
             argv: vec![busybox.into(), "ash".into()],
+            prologue: String::new(),
         };
         if speaks_ash(&shell) {
+            shell.prologue = path_first(&shell);
             return Ok(shell);
         }
     }
@@ -107,6 +127,50 @@ fn speaks_ash(shell: &Shell) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Busybox applets that abuild's build environment on Alpine replaces with real programs:
+/// binutils' `ar` and `strings` (build-base) and GNU `tar` and `patch` (abuild's own
+/// dependencies).
+const REPLACED: &[&str] = &["ar", "patch", "strings", "tar"];
+
+/// One function per [`REPLACED`] applet the shell runs before PATH (`type ar` says "ar is
+/// ar" in a standalone busybox, "ar is /usr/bin/ar" otherwise) when PATH holds a program
+/// of that name that is not busybox itself.
+fn path_first(shell: &Shell) -> String {
+    let Ok(out) = shell
+        .command("for n in $(busybox --list); do type \"$n\"; done")
+        .env_clear()
+        .env("PATH", CLEAN_PATH)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return String::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, what) = line.split_once(" is ")?;
+            let shadowed = what == name && REPLACED.contains(&name);
+            let program = host_program(name).filter(|_| shadowed)?;
+            Some(format!("{name}() {{ {} \"$@\"; }}\n", program.display()))
+        })
+        .collect()
+}
+
+/// The program PATH finds first for `name`, unless that is busybox (then the applet is
+/// what PATH lookup would run anyway).
+fn host_program(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let found = CLEAN_PATH
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| {
+            fs_err::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })?;
+    let real = fs_err::canonicalize(&found).ok()?;
+    (real.file_name()? != "busybox").then_some(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +180,34 @@ mod tests {
         // ci/setup installs busybox-static; Alpine has it as /bin/sh.
         let shell = Shell::host().expect("busybox ash");
         assert!(speaks_ash(shell), "{shell:?}");
+    }
+
+    /// With the prologue, binutils' `ar` runs as PATH finds it, whether or not the
+    /// busybox is standalone (Debian's busybox-static is).
+    #[test]
+    fn replaced_applets_run_the_path_program() {
+        let shell = Shell::host().expect("busybox ash");
+        let Some(ar) = host_program("ar") else {
+            eprintln!("SKIP: no ar outside busybox in {CLEAN_PATH}");
+            return;
+        };
+        let run = |script: &str| {
+            let out = shell
+                .command(&format!("{}{script}", shell.prologue()))
+                .env_clear()
+                .env("PATH", CLEAN_PATH)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let said = run("type ar");
+        // A function wrapping the program, or the program found through PATH.
+        assert!(
+            said.contains("function") || said.contains(&ar.display().to_string()),
+            "{said}"
+        );
+        // busybox's ar has no --version (it prints its usage to stderr).
+        let version = run("ar --version");
+        assert!(version.contains("GNU ar"), "{version}");
     }
 }
